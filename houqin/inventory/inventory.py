@@ -1,0 +1,64 @@
+"""The validated campus: what every other part of houqin reads about gateways, devices and rooms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from houqin.inventory.model import Device, DeviceModel, Gateway, Room, Site, Tariff, Team, Zone
+
+
+@dataclass(frozen=True)
+class Inventory:
+    source: str
+    site: Site
+    gateways: dict[str, Gateway]
+    models: dict[str, DeviceModel]
+    devices: dict[str, Device]
+    rooms: dict[str, Room]
+    zones: dict[str, Zone]
+    teams: dict[str, Team]
+    tariffs: dict[str, Tariff]
+
+    def model_of(self, device: Device) -> DeviceModel:
+        return self.models[device.model]
+
+    def devices_on(self, gateway_id: str) -> list[Device]:
+        return [device for device in self.devices.values() if device.gateway == gateway_id]
+
+    def mqtt_devices(self) -> list[Device]:
+        return [device for device in self.devices.values() if device.topic is not None]
+
+    def relay_of(self, room: Room) -> Device | None:
+        """The device that cuts a room's power: its own relay, else its meter if the meter has one."""
+        if room.relay is not None:
+            return self.devices[room.relay]
+        meter = self.devices[room.meter]
+        return meter if "relay" in self.model_of(meter).commands else None
+
+    def team_for(self, category: str, building: str | None) -> Team | None:
+        """The team that owns a repair category in a building (a building-scoped team wins)."""
+        campus_wide: Team | None = None
+        for team in self.teams.values():
+            if category not in team.categories:
+                continue
+            if building is not None and building in team.buildings:
+                return team
+            if not team.buildings:
+                campus_wide = team
+        return campus_wide
+
+    def summary(self) -> dict[str, int]:
+        """Counts per kind of entry, and devices per kind, for ``houqin check``."""
+        counts = {
+            "gateways": len(self.gateways),
+            "models": len(self.models),
+            "devices": len(self.devices),
+            "rooms": len(self.rooms),
+            "zones": len(self.zones),
+            "teams": len(self.teams),
+            "tariffs": len(self.tariffs),
+        }
+        for device in self.devices.values():
+            key = f"devices.{self.model_of(device).kind}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts

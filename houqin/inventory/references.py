@@ -1,0 +1,170 @@
+"""Whole-file checks: duplicate ids and every reference between inventory entries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
+
+from houqin.config_file import ConfigIssue, LocatedDocument
+from houqin.inventory.model import Device, DeviceModel, Entry, Gateway, Room, Team, Zone, entry_key
+
+E = TypeVar("E", bound=Entry)
+
+
+def _entries(sections: dict[str, list[tuple[int, Entry]]], section: str, kind: type[E]) -> list[tuple[int, E]]:
+    return [(index, cast(E, entry)) for index, entry in sections[section]]
+
+
+def check_references(
+    document: LocatedDocument,
+    sections: dict[str, list[tuple[int, Entry]]],
+    shipped: dict[str, DeviceModel],
+    declared: dict[str, set[str]],
+) -> list[ConfigIssue]:
+    """Every whole-file mistake; ``declared`` holds names of entries even if they failed validation."""
+    issues: list[ConfigIssue] = []
+
+    def report(path: tuple[str | int, ...], message: str) -> None:
+        issues.append(document.issue(path, message))
+
+    for section, entries in sections.items():
+        _unique(
+            document,
+            ((index, entry_key(section, entry)) for index, entry in entries),
+            lambda index, s=section: (s, index, "name" if s == "models" else "id"),
+            issues,
+        )
+
+    models = {model.name: model for _, model in _entries(sections, "models", DeviceModel)}
+    for index, model in _entries(sections, "models", DeviceModel):
+        if model.name in shipped:
+            report(("models", index, "name"), f"{model.name!r} is a shipped profile; give the site model another name")
+    all_models = {**shipped, **models}
+    known_models = set(shipped) | declared["models"]
+
+    gateways = {gateway.id: gateway for _, gateway in _entries(sections, "gateways", Gateway)}
+    _check_gateways(document, _entries(sections, "gateways", Gateway), issues)
+    devices = {device.id: device for _, device in _entries(sections, "devices", Device)}
+
+    units: dict[tuple[str, int], str] = {}
+    topics: dict[str, str] = {}
+    for index, device in _entries(sections, "devices", Device):
+        at = ("devices", index)
+        if device.model not in known_models:
+            report((*at, "model"), f"unknown model {device.model!r}{_suggest(device.model, known_models)}")
+        if device.gateway is not None and device.gateway not in declared["gateways"]:
+            report(
+                (*at, "gateway"), f"unknown gateway {device.gateway!r}{_suggest(device.gateway, declared['gateways'])}"
+            )
+        model = all_models.get(device.model)
+        if model is not None:
+            if model.protocol == "modbus" and device.gateway is None:
+                report((*at, "gateway"), f"model {model.name!r} is read over Modbus: give a gateway and unit")
+            if model.protocol == "mqtt" and device.topic is None:
+                report((*at, "topic"), f"model {model.name!r} reports over MQTT: give the device's topic")
+        if device.gateway is not None and device.unit is not None:
+            other = units.setdefault((device.gateway, device.unit), device.id)
+            if other != device.id:
+                report((*at, "unit"), f"unit {device.unit} on gateway {device.gateway!r} is already device {other!r}")
+            gateway = gateways.get(device.gateway)
+            if gateway is not None and model is not None and model.protocol != "modbus":
+                report((*at, "gateway"), f"model {model.name!r} is an MQTT model; it cannot sit on a Modbus gateway")
+        if device.topic is not None:
+            other = topics.setdefault(device.topic, device.id)
+            if other != device.id:
+                report((*at, "topic"), f"topic {device.topic!r} is already device {other!r}")
+
+    def device_kind(device_id: str) -> str | None:
+        device = devices.get(device_id)
+        model = all_models.get(device.model) if device else None
+        return model.kind if model else None
+
+    tariffs = declared["tariffs"]
+    meters: dict[str, str] = {}
+    for index, room in _entries(sections, "rooms", Room):
+        at = ("rooms", index)
+        if room.meter not in declared["devices"]:
+            report((*at, "meter"), f"unknown device {room.meter!r}{_suggest(room.meter, declared['devices'])}")
+        elif (kind := device_kind(room.meter)) not in {None, "electricity"}:
+            report((*at, "meter"), f"device {room.meter!r} is a {kind} device, not an electricity meter")
+        other = meters.setdefault(room.meter, room.id)
+        if other != room.id:
+            report((*at, "meter"), f"meter {room.meter!r} already belongs to room {other!r}")
+        if room.relay is not None:
+            relay = devices.get(room.relay)
+            if room.relay not in declared["devices"]:
+                report((*at, "relay"), f"unknown device {room.relay!r}{_suggest(room.relay, declared['devices'])}")
+            elif relay is not None and (model := all_models.get(relay.model)) and "relay" not in model.commands:
+                report((*at, "relay"), f"device {room.relay!r} (model {model.name!r}) has no 'relay' command")
+        if room.tariff not in tariffs:
+            report((*at, "tariff"), f"unknown tariff {room.tariff!r}{_suggest(room.tariff, tariffs)}")
+
+    for index, zone in _entries(sections, "zones", Zone):
+        for position, device_id in enumerate(zone.devices):
+            at = ("zones", index, "devices", position)
+            if device_id not in declared["devices"]:
+                report(at, f"unknown device {device_id!r}{_suggest(device_id, declared['devices'])}")
+            elif (kind := device_kind(device_id)) not in {None, zone.kind}:
+                report(at, f"device {device_id!r} is a {kind} device; a {zone.kind} zone holds {zone.kind} devices")
+        seen: set[str] = set()
+        for position, device_id in enumerate(zone.devices):
+            if device_id in seen:
+                report(("zones", index, "devices", position), f"device {device_id!r} is listed twice")
+            seen.add(device_id)
+
+    _check_teams(document, _entries(sections, "teams", Team), issues)
+    return issues
+
+
+def _check_gateways(document: LocatedDocument, gateways: list[tuple[int, Gateway]], issues: list[ConfigIssue]) -> None:
+    # Two gateways on one connection would race each other on a bus that answers one request at a time.
+    endpoints: dict[str, str] = {}
+    for index, gateway in gateways:
+        if gateway.type == "rtu_serial":
+            endpoint, field = f"serial port {gateway.device}", "device"
+        else:
+            endpoint, field = f"{gateway.host}:{gateway.port}", "host"
+        other = endpoints.setdefault(endpoint, gateway.id)
+        if other != gateway.id:
+            issues.append(
+                document.issue(("gateways", index, field), f"{endpoint} is already gateway {other!r}; one link per bus")
+            )
+
+
+def _check_teams(document: LocatedDocument, teams: list[tuple[int, Team]], issues: list[ConfigIssue]) -> None:
+    # A repair category must lead to exactly one team wherever the fault is, or orders would be ambiguous.
+    owners: dict[tuple[str, str], str] = {}
+    for index, team in teams:
+        for position, category in enumerate(team.categories):
+            for building in team.buildings or ["*"]:
+                other = owners.setdefault((category, building), team.id)
+                if other != team.id:
+                    where = "the whole campus" if building == "*" else f"building {building!r}"
+                    issues.append(
+                        document.issue(
+                            ("teams", index, "categories", position),
+                            f"category {category!r} in {where} is already owned by team {other!r}",
+                        )
+                    )
+
+
+def _unique(
+    document: LocatedDocument,
+    keys: Iterable[tuple[int, str]],
+    path_of: Callable[..., tuple[Any, ...]],
+    issues: list[ConfigIssue],
+) -> None:
+    first: dict[str, int] = {}
+    for index, key in keys:
+        if key in first:
+            line = document.line_of(path_of(first[key]))
+            issues.append(document.issue(path_of(index), f"duplicate {key!r} (first on line {line})"))
+        else:
+            first[key] = index
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,140 @@
+"""Process settings: environment (prefix ``HOUQIN_``), an optional ``.env`` file, safe embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED = "embedded"
+JWT_SECRET_FILE = "jwt-secret"
+
+
+class InfluxSettings(BaseModel):
+    """Where readings go. ``url = "embedded"`` keeps them in a local SQLite telemetry file."""
+
+    url: str = EMBEDDED
+    api: Literal["v1", "v2"] = "v2"
+    # v2 (InfluxDB 2.x / 3.x / 1.8+ compatibility API)
+    token: SecretStr | None = None
+    org: str = "houqin"
+    bucket: str = "houqin"
+    # v1 (/write with database and retention policy)
+    database: str = "houqin"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.url == EMBEDDED
+
+
+class Settings(BaseSettings):
+    """Every setting has a default that runs the embedded, single-process campus."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOUQIN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default=Path("data"), description="Where SQLite files, the spool and secrets live")
+    inventory: Path = Field(default=Path("devices.yaml"), description="The campus inventory file")
+    rule_files: list[Path] = Field(default_factory=list, description="Site rule files besides the shipped set")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file in the data directory"
+    )
+    mqtt_url: str = Field(default=EMBEDDED, description="mqtt://user:pass@host:port, or 'embedded'")
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    timezone: str = "Asia/Shanghai"
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="Signs API tokens; generated once into the data directory when unset"
+    )
+    jwt_ttl_minutes: int = Field(default=12 * 60, ge=1, le=60 * 24 * 30)
+    log_level: str = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r}") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'houqin.db').resolve()}"
+
+    @property
+    def mqtt_embedded(self) -> bool:
+        return self.mqtt_url == EMBEDDED
+
+    def resolve_jwt_secret(self) -> str:
+        """The configured secret, else one generated once and kept (mode 0600) in the data directory."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / JWT_SECRET_FILE
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        # O_EXCL: when two processes start together, one writes and the other reads the winner's secret.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text(encoding="utf-8").strip()
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value + "\n")
+        return value
+
+
+def mask_url_password(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``; other URLs unchanged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def masked_settings(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, with every secret and URL password masked."""
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "***"
+        if isinstance(value, dict):
+            return {key: mask(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [mask(item) for item in value]
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, str) and "://" in value:
+            return mask_url_password(value)
+        return value
+
+    data = mask(settings.model_dump())
+    data["database_url"] = mask_url_password(settings.effective_database_url)
+    data["jwt_secret"] = (
+        "*** (from settings)" if settings.jwt_secret else f"*** (kept in {settings.data_dir / JWT_SECRET_FILE})"
+    )
+    return dict(data)
