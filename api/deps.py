@@ -1,0 +1,103 @@
+"""Dependencies: the database session, the signed-in user, and who may reach what."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.tokens import TokenIssuer
+from houqin.accounts import Role
+from houqin.inventory import Inventory
+from houqin.inventory.model import Room
+from houqin.store import Database
+from houqin.store.tables import User
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_inventory(request: Request) -> Inventory:
+    inventory: Inventory = request.app.state.inventory
+    return inventory
+
+
+def get_tokens(request: Request) -> TokenIssuer:
+    tokens: TokenIssuer = request.app.state.tokens
+    return tokens
+
+
+async def get_session(database: Annotated[Database, Depends(get_database)]) -> AsyncIterator[AsyncSession]:
+    async with database.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+InventoryDep = Annotated[Inventory, Depends(get_inventory)]
+TokensDep = Annotated[TokenIssuer, Depends(get_tokens)]
+
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+async def get_current_user(
+    session: SessionDep, tokens: TokensDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> User:
+    if token is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in", headers=_UNAUTHORIZED)
+    try:
+        claims = tokens.read(token)
+    except jwt.ExpiredSignatureError:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "token expired", headers=_UNAUTHORIZED) from None
+    except jwt.InvalidTokenError:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", headers=_UNAUTHORIZED) from None
+    user = await session.get(User, claims.user_id)
+    # A disabled account, a changed password or a changed role ends every token issued before.
+    if user is None or not user.active or user.token_version != claims.version or user.role != claims.role:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "token no longer valid", headers=_UNAUTHORIZED)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_role(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
+    """A dependency that lets only the given roles through (admins always pass)."""
+    allowed = {role.value for role in roles} | {Role.ADMIN.value}
+
+    async def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the role {' or '.join(sorted(allowed))}")
+        return user
+
+    return check
+
+
+StaffUser = Annotated[User, Depends(require_role(Role.STAFF))]
+
+
+async def get_accessible_room(
+    room_id: Annotated[str, Path(description="room id from the inventory, e.g. D1-101")],
+    user: CurrentUser,
+    inventory: InventoryDep,
+) -> Room:
+    """The room in the path, if this user may see it: staff and admins any room, a student only their own."""
+    room = inventory.rooms.get(room_id)
+    if user.role in {Role.STAFF, Role.ADMIN}:
+        if room is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no room {room_id!r}")
+        return room
+    if user.role == Role.STUDENT and room_id in user.room_ids and room is not None:
+        return room
+    # The same answer whether the room exists or not: a student learns nothing about other rooms.
+    raise HTTPException(status.HTTP_403_FORBIDDEN, "you may only see your own room")
+
+
+AccessibleRoom = Annotated[Room, Depends(get_accessible_room)]

@@ -1,0 +1,42 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class MeOut(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: str
+    team: str | None
+    rooms: list[str]
+
+
+class RoomOut(BaseModel):
+    id: str
+    building: str
+    floor: int
+    beds: int
+    meter: str
+    relay: str | None
+    tariff: str
+
+
+class CheckOut(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+class ReadinessOut(BaseModel):
+    ready: bool
+    checks: list[CheckOut]

@@ -1,0 +1,337 @@
+"""The ``houqin`` command, and the composition root that wires every part into one process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from houqin import __version__
+from houqin.accounts import AccountError, NewAccount, Role, add_account, generate_password, import_accounts
+from houqin.config_file import ConfigError
+from houqin.inventory import Inventory, load_inventory
+from houqin.readiness import Readiness, influx_check, mqtt_broker_check
+from houqin.settings import Settings, masked_settings
+from houqin.store import Database, current_revision, head_revision, upgrade_database
+from houqin.supervisor import Component, ComponentFailed, install_stop_signals, supervise
+
+log = logging.getLogger("houqin")
+
+app = typer.Typer(
+    name="houqin",
+    help="houqin (后勤): campus logistics — meters, repair orders, prepaid dorm electricity, lighting, broadcast.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The SQL store: schema migrations.", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts of students, workers, staff and admins.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _load_inventory_or_exit(path: Path) -> Inventory:
+    try:
+        return load_inventory(path)
+    except ConfigError as error:
+        count = len(error.issues)
+        raise _fail(f"{error}\n{path}: {count} error{'s' if count != 1 else ''}") from None
+
+
+async def _open_database(settings: Settings) -> Database:
+    """Open the store; SQLite is upgraded in place, PostgreSQL must have been upgraded by the operator."""
+    database = Database(settings.effective_database_url)
+    if database.is_sqlite:
+        await upgrade_database(database)
+        return database
+    current, head = await current_revision(database), head_revision()
+    if current != head:
+        await database.close()
+        raise _fail(f"database schema is at {current or 'nothing'}, houqin needs {head}: run `houqin db upgrade`")
+    return database
+
+
+def _readiness(settings: Settings, database: Database) -> Readiness:
+    readiness = Readiness()
+    readiness.add("database", database.ping)
+    if not settings.mqtt_embedded:
+        readiness.add("mqtt_broker", mqtt_broker_check(settings.mqtt_url))
+    if not settings.influx.embedded:
+        readiness.add("influxdb", influx_check(settings.influx))
+    return readiness
+
+
+async def _serve(settings: Settings, inventory: Inventory, banner: list[str] | None = None) -> None:
+    from api.app import create_app
+    from api.server import ApiServer
+
+    database = await _open_database(settings)
+    try:
+        readiness = _readiness(settings, database)
+        api = ApiServer(
+            create_app(settings, inventory=inventory, database=database, readiness=readiness),
+            settings.api_host,
+            settings.api_port,
+        )
+        components: list[Component] = [api]
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        log.info("houqin %s serving %s on %s (%d devices, %d rooms)", __version__, inventory.site.name,
+                 api.url, len(inventory.devices), len(inventory.rooms))
+        typer.echo(f"houqin is up: {api.url}  (API docs: {api.url}/docs)", err=True)
+        for line in banner or []:
+            typer.echo(line, err=True)
+        await supervise(components, stop)
+        log.info("houqin stopped")
+    finally:
+        await database.close()
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Listen address (default: setting api_host)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: setting api_port; 0 picks one)")] = None,
+) -> None:
+    """Run houqin: every configured component in one process, until SIGINT or SIGTERM."""
+    settings = Settings()
+    if host is not None:
+        settings.api_host = host
+    if port is not None:
+        settings.api_port = port
+    _setup_logging(settings.log_level)
+    inventory = _load_inventory_or_exit(settings.inventory)
+    try:
+        asyncio.run(_serve(settings, inventory))
+    except ComponentFailed as failure:
+        raise _fail(f"houqin stopped because a component failed: {failure}") from None
+    except OSError as error:
+        raise _fail(str(error)) from None
+
+
+async def _demo_accounts(settings: Settings, inventory: Inventory) -> dict[str, str]:
+    """Create the demo accounts once, with random passwords kept beside the demo database."""
+    logins_file = settings.data_dir / "demo-logins.json"
+    if logins_file.exists():
+        logins: dict[str, str] = json.loads(logins_file.read_text(encoding="utf-8"))
+        return logins
+    database = await _open_database(settings)
+    logins = {}
+    # The first two rooms and the first team of whatever inventory the demo runs on.
+    rooms = sorted(inventory.rooms)[:2]
+    team = next(iter(sorted(inventory.teams)), None)
+    accounts: list[tuple[str, Role, tuple[str, ...], str | None]] = [
+        ("admin", Role.ADMIN, (), None),
+        ("staff", Role.STAFF, (), None),
+    ]
+    if team is not None:
+        accounts.append(("worker", Role.WORKER, (), team))
+    accounts += [(f"student{n or ''}", Role.STUDENT, (room,), None) for n, room in enumerate(rooms)]
+    try:
+        async with database.session() as session:
+            for username, role, account_rooms, account_team in accounts:
+                password = generate_password()
+                await add_account(session, NewAccount(username, role, password, account_rooms, account_team), inventory)
+                logins[username] = password
+            await session.commit()
+    finally:
+        await database.close()
+    logins_file.write_text(json.dumps(logins, indent=2), encoding="utf-8")
+    logins_file.chmod(0o600)
+    return logins
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port (0 picks a free one)")] = 8000,
+) -> None:
+    """Run the demo campus from devices.yaml with demo accounts, on embedded SQLite, and print the logins."""
+    base = Settings()
+    # The demo never touches a configured production database, broker or InfluxDB.
+    settings = Settings(
+        data_dir=base.data_dir / "demo",
+        inventory=base.inventory,
+        api_host=host,
+        api_port=port,
+        timezone=base.timezone,
+        log_level=base.log_level,
+    )
+    settings.database_url = None
+    settings.mqtt_url = "embedded"
+    settings.influx.url = "embedded"
+    _setup_logging(settings.log_level)
+    inventory = _load_inventory_or_exit(settings.inventory)
+    logins = asyncio.run(_demo_accounts(settings, inventory))
+    banner = ["demo logins (kept in " + str(settings.data_dir / "demo-logins.json") + "):"]
+    banner += [f"  {name:<9} {password}" for name, password in logins.items()]
+    try:
+        asyncio.run(_serve(settings, inventory, banner))
+    except ComponentFailed as failure:
+        raise _fail(f"houqin stopped because a component failed: {failure}") from None
+    except OSError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command()
+def check(
+    path: Annotated[Path | None, typer.Argument(help="Inventory file (default: setting inventory)")] = None,
+) -> None:
+    """Validate the inventory and print a summary, or every error with file:line: path (exit 1)."""
+    inventory_path = path or Settings().inventory
+    inventory = _load_inventory_or_exit(inventory_path)
+    typer.echo(f"{inventory_path}: OK — {inventory.site.name}")
+    for key, count in inventory.summary().items():
+        typer.echo(f"  {key:<22} {count}")
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    typer.echo(json.dumps(masked_settings(Settings()), indent=2, ensure_ascii=False, default=str))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Apply schema migrations to the configured database."""
+    settings = Settings()
+
+    async def upgrade() -> tuple[str | None, str | None]:
+        database = Database(settings.effective_database_url)
+        try:
+            before = await current_revision(database)
+            await upgrade_database(database, revision)
+            return before, await current_revision(database)
+        finally:
+            await database.close()
+
+    try:
+        before, after = asyncio.run(upgrade())
+    except OSError as error:
+        raise _fail(f"cannot reach the database: {error}") from None
+    typer.echo(f"database schema: {before or 'empty'} -> {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the one this houqin needs."""
+    settings = Settings()
+
+    async def read() -> str | None:
+        database = Database(settings.effective_database_url)
+        try:
+            return await current_revision(database)
+        finally:
+            await database.close()
+
+    typer.echo(f"database: {asyncio.run(read()) or 'empty'}; houqin needs: {head_revision()}")
+
+
+async def _with_session(settings: Settings, work):  # type: ignore[no-untyped-def]
+    database = await _open_database(settings)
+    try:
+        async with database.session() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+    finally:
+        await database.close()
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Sign-in name, e.g. a student number")],
+    role: Annotated[Role, typer.Option(help="student, worker, staff or admin")],
+    room: Annotated[list[str] | None, typer.Option(help="A student's room (repeat for several)")] = None,
+    team: Annotated[str | None, typer.Option(help="A worker's maintenance team")] = None,
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input")] = False,
+    generate: Annotated[bool, typer.Option(help="Generate a password and print it")] = False,
+) -> None:
+    """Create an account. The password is asked for unless --password-stdin or --generate."""
+    settings = Settings()
+    inventory = _load_inventory_or_exit(settings.inventory)
+    if generate:
+        password = generate_password()
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    account = NewAccount(username, role, password, tuple(room or ()), team, name)
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await add_account(session, account, inventory)
+
+    try:
+        asyncio.run(_with_session(settings, work))
+    except AccountError as error:
+        raise _fail(f"cannot add {username!r}: {error}") from None
+    typer.echo(f"added {role.value} {username}" + (f" with password {password}" if generate else ""))
+
+
+@users_app.command("import")
+def users_import(
+    csv_path: Annotated[Path, typer.Argument(help="CSV with columns username, role[, password, rooms, team, display_name]")],
+) -> None:
+    """Create many accounts from a CSV, all or none; prints generated passwords as CSV."""
+    settings = Settings()
+    inventory = _load_inventory_or_exit(settings.inventory)
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise _fail(f"{csv_path}: {error.strerror}") from None
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await import_accounts(session, text, str(csv_path), inventory)
+
+    try:
+        result = asyncio.run(_with_session(settings, work))
+    except AccountError as error:
+        raise _fail(f"{error}\nnothing was imported") from None
+    typer.echo(f"imported {len(result.created)} accounts", err=True)
+    if result.generated_passwords:
+        typer.echo("username,password")
+        for username, password in result.generated_passwords.items():
+            typer.echo(f"{username},{password}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List accounts with their role, team and rooms."""
+    from sqlalchemy import select
+
+    from houqin.store.tables import User
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return list((await session.execute(select(User).order_by(User.username))).scalars())
+
+    for user in asyncio.run(_with_session(Settings(), work)):
+        extra = user.team or ",".join(user.room_ids)
+        typer.echo(f"{user.username:<24} {user.role:<8} {'active' if user.active else 'disabled':<9} {extra}")
+
+
+@app.command()
+def version() -> None:
+    """Print houqin's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
