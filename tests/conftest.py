@@ -1,0 +1,68 @@
+"""Fixtures: real servers (started once per run), fresh databases on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from houqin.inventory import Inventory, load_inventory
+from houqin.store import Database, upgrade_database
+from tests.servers import Influxd, Mosquitto, Postgres, influxd_server, mosquitto_server, postgres_server
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_INVENTORY = ROOT / "devices.yaml"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[Mosquitto]:
+    with mosquitto_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def influxd() -> Iterator[Influxd]:
+    with influxd_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def demo_inventory() -> Inventory:
+    return load_inventory(DEMO_INVENTORY)
+
+
+async def create_pg_database(server: Postgres) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(host=server.host, port=server.port, user=server.user, database="postgres")
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return server.url(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL: every store test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'houqin.db'}"
+    server: Postgres = request.getfixturevalue("postgres")
+    return await create_pg_database(server)
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """An upgraded database on both back ends."""
+    db = Database(database_url)
+    await upgrade_database(db)
+    yield db
+    await db.close()

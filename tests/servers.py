@@ -1,0 +1,192 @@
+"""Real servers for the tests: PostgreSQL, Mosquitto and influxd on ephemeral loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(ready: Callable[[], bool], what: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before it was ready")
+        if ready():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} not ready within {timeout:.0f} s")
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
+
+
+def need(binary: str, package: str) -> str:
+    path = shutil.which(binary) or next(iter(glob.glob(f"/usr/lib/postgresql/*/bin/{binary}")), None)
+    if path is None:
+        raise RuntimeError(f"{binary} not found: install the Debian package {package} (the test command does)")
+    return path
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Postgres:
+    host: str
+    port: int
+    user: str
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    """A throw-away cluster; as root it runs as the `postgres` system user (PostgreSQL refuses root)."""
+    initdb, postgres = need("initdb", "postgresql"), need("postgres", "postgresql")
+    as_root = os.geteuid() == 0
+    workdir = Path(tempfile.mkdtemp(prefix="houqin-pg-"))
+    prefix: list[str] = []
+    if as_root:
+        account = pwd.getpwnam("postgres")
+        os.chown(workdir, account.pw_uid, account.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data = workdir / "data"
+    subprocess.run(
+        [*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "houqin", "-E", "UTF8", "--locale=C", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [*prefix, postgres, "-D", str(data), "-p", str(port), "-k", str(workdir),
+         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+         "-c", "full_page_writes=off", "-c", "max_connections=200"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        pg_isready = need("pg_isready", "postgresql")
+        wait_until(
+            lambda: subprocess.run([pg_isready, "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode
+            == 0,
+            "postgres",
+            process,
+        )
+        yield Postgres("127.0.0.1", port, "houqin")
+    finally:
+        stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Mosquitto:
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+
+@contextlib.contextmanager
+def mosquitto_server(users: dict[str, str] | None = None) -> Iterator[Mosquitto]:
+    """A Mosquitto broker; with ``users`` it demands a username and password."""
+    binary = need("mosquitto", "mosquitto")
+    workdir = Path(tempfile.mkdtemp(prefix="houqin-mqtt-"))
+    os.chmod(workdir, 0o755)
+    port = free_port()
+    lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr"]
+    if users:
+        password_file = workdir / "passwd"
+        password_file.write_text("".join(f"{name}:{password}\n" for name, password in users.items()))
+        subprocess.run([need("mosquitto_passwd", "mosquitto"), "-U", str(password_file)], check=True,
+                       capture_output=True)  # fmt: skip
+        if os.geteuid() == 0:
+            shutil.chown(password_file, "mosquitto")
+        os.chmod(password_file, 0o600)
+        lines += ["allow_anonymous false", f"password_file {password_file}"]
+    else:
+        lines.append("allow_anonymous true")
+    config = workdir / "mosquitto.conf"
+    config.write_text("\n".join(lines) + "\n")
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_open(port), "mosquitto", process)
+        yield Mosquitto(port, workdir, process)
+    finally:
+        stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Influxd:
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def influxd_server() -> Iterator[Influxd]:
+    """influxd (1.x, Debian's package) with its data in a temporary directory."""
+    binary = need("influxd", "influxdb")
+    workdir = Path(tempfile.mkdtemp(prefix="houqin-influx-"))
+    port, rpc_port = free_port(), free_port()
+    config = workdir / "influxdb.conf"
+    config.write_text(
+        f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{workdir}/meta"
+[data]
+  dir = "{workdir}/data"
+  wal-dir = "{workdir}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+"""
+    )
+    process = subprocess.Popen([binary, "-config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def pinged() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/ping", timeout=0.5).status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(pinged, "influxd", process)
+        yield Influxd(port)
+    finally:
+        stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,220 @@
+"""The inventory: the demo campus loads; every kind of mistake is reported with file, line and path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from houqin.config_file import ConfigError
+from houqin.inventory import Inventory, load_inventory
+
+from tests.conftest import DEMO_INVENTORY
+
+
+def test_demo_campus_is_complete(demo_inventory: Inventory) -> None:
+    inv = demo_inventory
+    dorm_rooms = [room for room in inv.rooms.values() if room.building.startswith("dorm-")]
+    assert {room.building for room in dorm_rooms} >= {"dorm-1", "dorm-2"}
+    assert len({(room.building, room.floor) for room in dorm_rooms}) >= 6
+    assert len(dorm_rooms) >= 60
+    # every room has its own meter
+    assert len({room.meter for room in inv.rooms.values()}) == len(inv.rooms)
+    floors = {(room.building, room.floor) for room in dorm_rooms}
+    for building, floor in floors:
+        gateways = {inv.devices[room.meter].gateway for room in dorm_rooms if (room.building, room.floor) == (building, floor)}
+        assert len(gateways) == 1
+        assert inv.gateways[gateways.pop()].type == "rtu_over_tcp"
+    mains = [d for d in inv.devices.values() if d.tags.get("circuit") == "main"]
+    assert mains and all(inv.gateways[d.gateway].type == "modbus_tcp" for d in mains if d.gateway)
+    kinds = {(inv.model_of(d).kind, inv.model_of(d).protocol) for d in inv.devices.values()}
+    assert {("water", "mqtt"), ("lighting", "modbus"), ("lighting", "mqtt"), ("broadcast", "mqtt")} <= kinds
+    assert {zone.kind for zone in inv.zones.values()} == {"lighting", "broadcast"}
+    categories = {c for team in inv.teams.values() for c in team.categories}
+    assert {"electrical", "plumbing", "broadcast"} <= categories
+    assert inv.relay_of(inv.rooms["D1-101"]) is not None
+    assert inv.team_for("plumbing", "dorm-1").id == "plumbing"  # type: ignore[union-attr]
+
+
+def write(tmp_path: Path, text: str, name: str = "campus.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def errors_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_inventory(path)
+    return [str(issue) for issue in caught.value.issues]
+
+
+def line_of(text: str, needle: str, occurrence: int = 1) -> int:
+    matches = [number for number, line in enumerate(text.splitlines(), 1) if needle in line]
+    return matches[occurrence - 1]
+
+
+def test_three_planted_mistakes_are_all_reported_with_line_and_path(tmp_path: Path) -> None:
+    text = DEMO_INVENTORY.read_text(encoding="utf-8")
+    text = text.replace("unit: 30, building: dorm-1, floor: 2", "unit: 300, building: dorm-1, floor: 2", 1)
+    text = text.replace("model: mqtt-water-meter\n    topic: campus/dorm-2", "model: mqtt-watermeter\n    topic: campus/dorm-2", 1)
+    text = text.replace("meter: d2-305-meter", "meter: d2-304-meter", 1)
+    path = write(tmp_path, text, "devices.yaml")
+    errors = errors_of(path)
+    assert len(errors) == 3, errors
+    unit_line = line_of(text, "unit: 300")
+    model_line = line_of(text, "mqtt-watermeter")
+    meter_line = line_of(text, "meter: d2-304-meter", 2)
+    assert re.fullmatch(rf"{path}:{unit_line}: devices\[\d+\]\.unit: must be between 1 and 247, got 300", errors[0])
+    assert re.fullmatch(
+        rf"{path}:{model_line}: devices\[\d+\]\.model: unknown model 'mqtt-watermeter' \(did you mean 'mqtt-water-meter'\?\)",
+        errors[1],
+    )
+    assert re.fullmatch(
+        rf"{path}:{meter_line}: rooms\[\d+\]\.meter: meter 'd2-304-meter' already belongs to room 'D2-304'", errors[2]
+    )
+
+
+MINIMAL = """\
+site: {name: Test School}
+tariffs:
+  - {id: flat, price_fen_per_kwh: 60}
+gateways:
+  - {id: gw1, type: rtu_over_tcp, host: 10.0.0.5, port: 4196}
+devices:
+  - {id: m1, model: eastron-sdm120, gateway: gw1, unit: 1, building: b1}
+rooms:
+  - {id: R101, building: b1, floor: 1, meter: m1, tariff: flat}
+"""
+
+
+def test_minimal_inventory_uses_shipped_profiles(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, MINIMAL))
+    assert inv.model_of(inv.devices["m1"]).registers[0].field == "voltage"
+    assert inv.relay_of(inv.rooms["R101"]) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("  - {id: gw1, type: rtu_over_tcp, host: 10.0.0.5, port: 4196}",
+         "gateways[0].port: must be between 1 and 65535, got 70000"),
+        ("  - {id: gw1, type: rtu_serial}", "gateways[0].device: a serial gateway needs the serial port"),
+        ("  - {id: gw1, type: rtu_over_tcp, host: h, max_in_flight: 4}",
+         "gateways[0].max_in_flight: an RS-485 bus answers one request at a time"),
+        ("  - {id: m1, model: eastron-sdm120, gateway: gw2, unit: 1, building: b1}",
+         "devices[0].gateway: unknown gateway 'gw2' (did you mean 'gw1'?)"),
+        ("  - {id: m1, model: eastron-sdm120, gateway: gw1, building: b1}",
+         "devices[0].unit: a device on a Modbus gateway needs its unit id"),
+        ("  - {id: m1, model: eastron-sdm120, gateway: gw1, unit: 1, building: b1, colour: red}",
+         "devices[0].colour: unknown field"),
+        ("  - {id: m1, model: eastron-sdm120, topic: a/b, building: b1}",
+         "devices[0].gateway: model 'eastron-sdm120' is read over Modbus"),
+        ("  - {id: R101, building: b1, floor: 1, meter: m1, tariff: cheap}",
+         "rooms[0].tariff: unknown tariff 'cheap'"),
+        ("  - {id: R101, building: b1, floor: 1, meter: m2, tariff: flat}", "rooms[0].meter: unknown device 'm2'"),
+        ("  - {id: R101, building: b1, floor: 1, meter: m1, relay: m1, tariff: flat}",
+         "rooms[0].relay: device 'm1' (model 'eastron-sdm120') has no 'relay' command"),
+        ("site: {name: Test School, timezone: Mars/Olympus}", "site.timezone: unknown IANA timezone 'Mars/Olympus'"),
+    ],
+)
+def test_each_mistake_is_named(tmp_path: Path, change: str, expected: str) -> None:
+    key = change.split(":")[0].split("{")[-1].strip() if change.startswith("  ") else "site"
+    lines = MINIMAL.splitlines()
+    target = next(i for i, line in enumerate(lines) if line.startswith(change[:10]) and (key in line))
+    if "70000" in expected:
+        change = change.replace("4196", "70000")
+    lines[target] = change
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    errors = errors_of(path)
+    assert any(error.startswith(f"{path}:{target + 1}: {expected}") for error in errors), errors
+
+
+def test_structure_and_reference_errors_come_together(tmp_path: Path) -> None:
+    text = MINIMAL + """\
+zones:
+  - {id: z1, kind: lighting, devices: [m1, ghost]}
+teams:
+  - {id: t1, name: A, categories: [electrical]}
+  - {id: t2, name: B, categories: [electrical]}
+  - {id: t1, name: C, categories: [plumbing], extra: 1}
+"""
+    path = write(tmp_path, text)
+    errors = errors_of(path)
+    assert f"{path}:11: zones[0].devices[0]: device 'm1' is a electricity device; a lighting zone holds lighting devices" in errors
+    assert f"{path}:11: zones[0].devices[1]: unknown device 'ghost'" in errors
+    assert f"{path}:14: teams[1].categories[0]: category 'electrical' in the whole campus is already owned by team 't1'" in errors
+    assert f"{path}:15: teams[2].extra: unknown field" in errors
+
+
+def test_duplicates_are_reported_with_the_first_line(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "rooms:",
+        "  - {id: m1, model: eastron-sdm120, gateway: gw1, unit: 2, building: b1}\n"
+        "  - {id: m3, model: eastron-sdm120, gateway: gw1, unit: 1, building: b1}\nrooms:",
+    )
+    path = write(tmp_path, text)
+    errors = errors_of(path)
+    assert errors == [
+        f"{path}:8: devices[1].id: duplicate 'm1' (first on line 7)",
+        f"{path}:9: devices[2].unit: unit 1 on gateway 'gw1' is already device 'm1'",
+    ]
+
+
+def test_a_broken_gateway_does_not_also_break_its_devices(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("port: 4196", "port: 0"))
+    assert errors_of(path) == [f"{path}:5: gateways[0].port: must be between 1 and 65535, got 0"]
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("rooms:", "rooms: [\n"))
+    errors = errors_of(path)
+    assert len(errors) == 1 and errors[0].startswith(f"{path}:") and "invalid YAML" in errors[0]
+
+
+def test_duplicate_yaml_key_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "site: {name: Again}\n")
+    assert f"{path}:10: site: duplicate key (first given on line 1)" in errors_of(path)
+
+
+def test_yaml_on_off_stay_strings(tmp_path: Path) -> None:
+    text = MINIMAL + """\
+models:
+  - name: site-relay
+    kind: electricity
+    protocol: modbus
+    registers: [{field: closed, table: coil, address: 5, type: bool}]
+    commands:
+      relay: {table: coil, address: 5, actions: {on: true, off: false}}
+"""
+    inv = load_inventory(write(tmp_path, text))
+    assert inv.models["site-relay"].commands["relay"].actions == {"on": True, "off": False}
+
+
+def test_unknown_section_and_missing_site(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("site: {name: Test School}\n", "sites: {name: x}\n"))
+    errors = errors_of(path)
+    assert any("sites: unknown section" in error for error in errors)
+    assert f"{path}:1: site: required section is missing" in errors
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    errors = errors_of(tmp_path / "nope.yaml")
+    assert errors == [f"{tmp_path / 'nope.yaml'}: cannot read: No such file or directory"]
+
+
+def test_register_map_checks(tmp_path: Path) -> None:
+    text = MINIMAL + """\
+models:
+  - name: bad-map
+    kind: electricity
+    protocol: modbus
+    registers:
+      - {field: a, table: holding, address: 65535, type: float32}
+      - {field: b, table: coil, address: 1, type: uint16}
+      - {field: a, table: input, address: 3}
+"""
+    path = write(tmp_path, text)
+    errors = errors_of(path)
+    assert any("models[0].registers[0].address: 65535 + 2 registers runs past 65535" in e for e in errors), errors
+    assert any("models[0].registers[1].type: a coil holds one bit" in e for e in errors), errors

@@ -1,0 +1,67 @@
+"""Settings: prefix, .env, nested InfluxDB settings, the JWT secret kept in the data directory."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from houqin.settings import Settings, mask_url_password, masked_settings
+
+
+def test_defaults_are_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.mqtt_embedded and settings.influx.embedded
+    assert settings.effective_database_url == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'houqin.db'}"
+    assert settings.timezone == "Asia/Shanghai"
+    assert (settings.api_host, settings.api_port) == ("127.0.0.1", 8000)
+
+
+def test_environment_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("HOUQIN_API_PORT=9100\nHOUQIN_INFLUX__URL=http://influx:8086\n")
+    monkeypatch.setenv("HOUQIN_INFLUX__API", "v1")
+    monkeypatch.setenv("HOUQIN_MQTT_URL", "mqtt://houqin:pw@broker:1883")
+    settings = Settings()
+    assert settings.api_port == 9100
+    assert settings.influx.url == "http://influx:8086" and settings.influx.api == "v1"
+    assert not settings.mqtt_embedded
+
+
+def test_bad_timezone_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOUQIN_TIMEZONE", "Asia/Beijing")
+    with pytest.raises(ValidationError, match="unknown IANA timezone 'Asia/Beijing'"):
+        Settings()
+
+
+def test_jwt_secret_is_generated_once_and_private(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d")
+    first = settings.resolve_jwt_secret()
+    assert len(first) >= 32
+    assert Settings(data_dir=tmp_path / "d").resolve_jwt_secret() == first
+    mode = stat.S_IMODE(os.stat(tmp_path / "d" / "jwt-secret").st_mode)
+    assert mode == 0o600
+    assert Settings(data_dir=tmp_path / "other").resolve_jwt_secret() != first
+
+
+def test_masked_settings_hide_every_secret(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url="postgresql+asyncpg://houqin:s3cret@db:5432/houqin",
+        mqtt_url="mqtt://houqin:brokerpw@broker:1883",
+        jwt_secret="x" * 40,
+        influx={"url": "http://influx:8086", "token": "tok3n", "password": "pw1"},
+    )
+    text = repr(masked_settings(settings))
+    for secret in ("s3cret", "brokerpw", "x" * 40, "tok3n", "pw1"):
+        assert secret not in text
+    assert "houqin:***@db:5432" in text and "houqin:***@broker:1883" in text
+
+
+def test_mask_url_password_leaves_plain_urls() -> None:
+    assert mask_url_password("sqlite+aiosqlite:///data/houqin.db") == "sqlite+aiosqlite:///data/houqin.db"
+    assert mask_url_password("mqtt://u:p@h:1") == "mqtt://u:***@h:1"

@@ -1,0 +1,105 @@
+"""The SQL store on SQLite and PostgreSQL: migrations match the tables, accounts behave."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+
+from houqin.accounts import (
+    AccountError,
+    NewAccount,
+    Role,
+    add_account,
+    authenticate,
+    get_user,
+    import_accounts,
+    set_password,
+)
+from houqin.inventory import Inventory
+from houqin.store import Database, current_revision, head_revision, upgrade_database
+from houqin.store.tables import Base, User
+
+
+async def test_migrations_reach_head_and_match_the_tables(database: Database) -> None:
+    assert await current_revision(database) == head_revision()
+    await upgrade_database(database)  # a second upgrade is a no-op
+
+    def diff(connection):  # type: ignore[no-untyped-def]
+        return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+
+    async with database.engine.connect() as connection:
+        assert await connection.run_sync(diff) == []
+
+
+async def test_add_and_authenticate(database: Database, demo_inventory: Inventory) -> None:
+    async with database.session() as session:
+        user = await add_account(session, NewAccount("20230101", Role.STUDENT, "correct horse", ("D1-101",)), demo_inventory)
+        await session.commit()
+        assert user.room_ids == ["D1-101"]
+    async with database.session() as session:
+        assert (await authenticate(session, "20230101", "correct horse")) is not None
+        assert (await authenticate(session, "20230101", "wrong horse!")) is None
+        assert (await authenticate(session, "nobody", "correct horse")) is None
+        user = await get_user(session, "20230101")
+        assert user is not None
+        await set_password(session, user, "battery staple")
+        await session.commit()
+        assert user.token_version == 1
+        user.active = False
+        await session.commit()
+        assert (await authenticate(session, "20230101", "battery staple")) is None
+
+
+@pytest.mark.parametrize(
+    ("account", "problem"),
+    [
+        (NewAccount("s1", Role.STUDENT, "long enough"), "a student needs at least one room"),
+        (NewAccount("s1", Role.STUDENT, "long enough", ("X-999",)), "unknown room 'X-999'"),
+        (NewAccount("s1", Role.STUDENT, "short", ("D1-101",)), "at least 8 characters"),
+        (NewAccount("w1", Role.WORKER, "long enough", team="carpentry"), "unknown team 'carpentry'"),
+        (NewAccount("a1", Role.STAFF, "long enough", ("D1-101",)), "only students are linked to rooms"),
+        (NewAccount("bad name", Role.STAFF, "long enough"), "username 'bad name'"),
+    ],
+)
+async def test_bad_accounts_are_refused(
+    database: Database, demo_inventory: Inventory, account: NewAccount, problem: str
+) -> None:
+    async with database.session() as session:
+        with pytest.raises(AccountError, match=problem):
+            await add_account(session, account, demo_inventory)
+
+
+async def test_usernames_are_unique_even_past_the_check(database: Database) -> None:
+    async with database.session() as session:
+        session.add_all([
+            User(username="dup", role="staff", password_hash="x", active=True, token_version=0, display_name=""),
+            User(username="dup", role="staff", password_hash="x", active=True, token_version=0, display_name=""),
+        ])
+        with pytest.raises(IntegrityError):
+            await session.commit()
+
+
+async def test_csv_import_is_all_or_nothing(database: Database, demo_inventory: Inventory) -> None:
+    bad = "username,role,password,rooms\n" "s1,student,,D1-101\n" "s2,student,,Z9-999\n" "s1,staff,longenough1,\n" "w1,plumber,,\n"
+    async with database.session() as session:
+        with pytest.raises(AccountError) as caught:
+            await import_accounts(session, bad, "people.csv", demo_inventory)
+        message = str(caught.value)
+        assert "people.csv:3: rooms: unknown room 'Z9-999'" in message
+        assert "people.csv:4: username 's1' is also on line 2" in message
+        assert "people.csv:5: role 'plumber'" in message
+        await session.rollback()
+        assert await get_user(session, "s1") is None
+
+    good = "username,role,password,rooms,team\ns1,student,,D1-101;D1-102,\nw1,worker,longenough1,,plumbing\n"
+    async with database.session() as session:
+        result = await import_accounts(session, good, "people.csv", demo_inventory)
+        await session.commit()
+    assert result.created == ["s1", "w1"] and set(result.generated_passwords) == {"s1"}
+    async with database.session() as session:
+        student = await authenticate(session, "s1", result.generated_passwords["s1"])
+        assert student is not None and student.room_ids == ["D1-101", "D1-102"]
+        with pytest.raises(AccountError, match="people.csv:2: username 's1' is taken"):
+            await import_accounts(session, good, "people.csv", demo_inventory)
