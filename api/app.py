@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from api import http_metrics
 from api.routers import auth, health, me, rooms
@@ -30,10 +30,8 @@ def create_app(settings: Settings, *, inventory: Inventory, database: Database, 
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
     app.middleware("http")(http_metrics.record_request)
 
-    v1 = APIRouter(prefix="/api/v1")
-    v1.include_router(auth.router)
-    v1.include_router(me.router)
-    v1.include_router(rooms.router)
-    app.include_router(v1)
-    app.include_router(health.router)
+    # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
+    # see is the whole path (nested routers would only show their own part).
+    for router in (auth.router, me.router, rooms.router, health.router):
+        app.include_router(router)
     return app

@@ -11,7 +11,7 @@ from api.deps import SessionDep, TokensDep
 from api.schemas import TokenOut
 from houqin.accounts import authenticate
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/token", response_model=TokenOut, summary="Sign in (public)")

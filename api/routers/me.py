@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from api.deps import CurrentUser
 from api.schemas import MeOut
 
-router = APIRouter(tags=["account"])
+router = APIRouter(prefix="/api/v1", tags=["account"])
 
 
 @router.get("/me", response_model=MeOut, summary="My account (any signed-in user)")

@@ -9,7 +9,7 @@ from api.schemas import RoomOut
 from houqin.accounts import Role
 from houqin.inventory.model import Room
 
-router = APIRouter(prefix="/rooms", tags=["rooms"])
+router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
 
 
 def _room_out(room: Room) -> RoomOut:

@@ -1,0 +1,134 @@
+"""The API on SQLite and PostgreSQL: sign-in, tokens, roles, a student reaches only their own room."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.app import create_app
+from houqin.accounts import NewAccount, Role, add_account, get_user, set_password
+from houqin.inventory import Inventory
+from houqin.readiness import Readiness
+from houqin.settings import Settings
+from houqin.store import Database
+
+PASSWORD = "a-long-password"
+
+
+@pytest.fixture
+async def client(database: Database, demo_inventory: Inventory, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with database.session() as session:
+        for account in (
+            NewAccount("alice", Role.STUDENT, PASSWORD, ("D1-101",)),
+            NewAccount("bob", Role.STUDENT, PASSWORD, ("D1-102",)),
+            NewAccount("wang", Role.WORKER, PASSWORD, team="electrical"),
+            NewAccount("li", Role.STAFF, PASSWORD),
+        ):
+            await add_account(session, account, demo_inventory)
+        await session.commit()
+    readiness = Readiness()
+    readiness.add("database", database.ping)
+    app = create_app(Settings(data_dir=tmp_path), inventory=demo_inventory, database=database, readiness=readiness)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
+        yield http
+
+
+async def sign_in(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> dict[str, str]:
+    response = await client.post("/api/v1/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def test_me_needs_a_token(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/me")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    garbage = await client.get("/api/v1/me", headers={"Authorization": "Bearer not-a-jwt"})
+    assert garbage.status_code == 401 and garbage.json()["detail"] == "invalid token"
+
+
+async def test_wrong_password_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/auth/token", data={"username": "alice", "password": "nope-nope"})
+    assert response.status_code == 401 and response.json()["detail"] == "wrong username or password"
+    missing = await client.post("/api/v1/auth/token", data={"username": "alice"})
+    assert missing.status_code == 422
+
+
+async def test_me(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/me", headers=await sign_in(client, "alice"))
+    assert response.status_code == 200
+    assert response.json() | {"id": 0} == {
+        "id": 0, "username": "alice", "display_name": "", "role": "student", "team": None, "rooms": ["D1-101"],
+    }  # fmt: skip
+
+
+async def test_student_reaches_only_their_own_room(client: httpx.AsyncClient) -> None:
+    alice = await sign_in(client, "alice")
+    own = await client.get("/api/v1/rooms/D1-101", headers=alice)
+    assert own.status_code == 200 and own.json()["meter"] == "d1-101-meter"
+    other = await client.get("/api/v1/rooms/D1-102", headers=alice)
+    assert other.status_code in {403, 404}
+    missing = await client.get("/api/v1/rooms/NOPE", headers=alice)
+    assert missing.status_code == other.status_code  # no hint whether a room exists
+    listed = await client.get("/api/v1/rooms", headers=alice)
+    assert [room["id"] for room in listed.json()] == ["D1-101"]
+
+
+async def test_staff_reach_every_room_and_workers_none(client: httpx.AsyncClient) -> None:
+    staff = await sign_in(client, "li")
+    assert (await client.get("/api/v1/rooms/D1-102", headers=staff)).status_code == 200
+    assert (await client.get("/api/v1/rooms/NOPE", headers=staff)).status_code == 404
+    everything = await client.get("/api/v1/rooms", params={"building": "dorm-2"}, headers=staff)
+    assert len(everything.json()) == 30
+    worker = await sign_in(client, "wang")
+    assert (await client.get("/api/v1/rooms/D1-101", headers=worker)).status_code == 403
+
+
+async def test_password_change_and_disabling_end_old_tokens(client: httpx.AsyncClient, database: Database) -> None:
+    headers = await sign_in(client, "alice")
+    async with database.session() as session:
+        user = await get_user(session, "alice")
+        assert user is not None
+        await set_password(session, user, "another-password")
+        await session.commit()
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
+    headers = await sign_in(client, "alice", "another-password")
+    async with database.session() as session:
+        user = await get_user(session, "alice")
+        assert user is not None
+        user.active = False
+        await session.commit()
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
+
+
+async def test_expired_and_forged_tokens_are_refused(client: httpx.AsyncClient) -> None:
+    app = client._transport.app  # type: ignore[attr-defined]
+    tokens = app.state.tokens
+    me = (await client.get("/api/v1/me", headers=await sign_in(client, "li"))).json()
+    old = tokens.issue(me["id"], "staff", 0, now=datetime.now(UTC) - timedelta(days=60))
+    expired = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {old}"})
+    assert expired.status_code == 401 and expired.json()["detail"] == "token expired"
+    # A token claiming admin for a staff account (as if signed before a role change) is refused.
+    promoted = tokens.issue(me["id"], "admin", 0)
+    assert (await client.get("/api/v1/me", headers={"Authorization": f"Bearer {promoted}"})).status_code == 401
+    import jwt
+
+    forged = jwt.encode({"sub": str(me["id"]), "role": "staff", "ver": 0, "aud": "houqin-api", "iat": 1,
+                         "exp": 4102444800}, "x" * 48, algorithm="HS256")  # fmt: skip
+    assert (await client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
+
+
+async def test_health_readiness_metrics_docs(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"][0]["name"] == "database"
+    await client.get("/api/v1/rooms/D1-101")
+    metrics = (await client.get("/metrics")).text
+    assert 'houqin_http_requests_total{method="GET",route="/api/v1/rooms/{room_id}",status="401"}' in metrics
+    assert (await client.get("/docs")).status_code == 200
+    schema = (await client.get("/openapi.json")).json()
+    assert "/api/v1/auth/token" in schema["paths"]
