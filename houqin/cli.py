@@ -18,7 +18,7 @@ from houqin.inventory import Inventory, load_inventory
 from houqin.readiness import Readiness, influx_check, mqtt_broker_check
 from houqin.settings import Settings, masked_settings
 from houqin.store import Database, current_revision, head_revision, upgrade_database
-from houqin.supervisor import Component, ComponentFailed, install_stop_signals, supervise
+from houqin.supervisor import Component, ComponentFailedError, install_stop_signals, supervise
 
 log = logging.getLogger("houqin")
 
@@ -94,8 +94,14 @@ async def _serve(settings: Settings, inventory: Inventory, banner: list[str] | N
         components: list[Component] = [api]
         stop = asyncio.Event()
         install_stop_signals(stop)
-        log.info("houqin %s serving %s on %s (%d devices, %d rooms)", __version__, inventory.site.name,
-                 api.url, len(inventory.devices), len(inventory.rooms))
+        log.info(
+            "houqin %s serving %s on %s (%d devices, %d rooms)",
+            __version__,
+            inventory.site.name,
+            api.url,
+            len(inventory.devices),
+            len(inventory.rooms),
+        )
         typer.echo(f"houqin is up: {api.url}  (API docs: {api.url}/docs)", err=True)
         for line in banner or []:
             typer.echo(line, err=True)
@@ -120,7 +126,7 @@ def run(
     inventory = _load_inventory_or_exit(settings.inventory)
     try:
         asyncio.run(_serve(settings, inventory))
-    except ComponentFailed as failure:
+    except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
     except OSError as error:
         raise _fail(str(error)) from None
@@ -184,7 +190,7 @@ def demo(
     banner += [f"  {name:<9} {password}" for name, password in logins.items()]
     try:
         asyncio.run(_serve(settings, inventory, banner))
-    except ComponentFailed as failure:
+    except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
     except OSError as error:
         raise _fail(str(error)) from None
@@ -288,7 +294,9 @@ def users_add(
 
 @users_app.command("import")
 def users_import(
-    csv_path: Annotated[Path, typer.Argument(help="CSV with columns username, role[, password, rooms, team, display_name]")],
+    csv_path: Annotated[
+        Path, typer.Argument(help="CSV with columns username, role[, password, rooms, team, display_name]")
+    ],
 ) -> None:
     """Create many accounts from a CSV, all or none; prints generated passwords as CSV."""
     settings = Settings()

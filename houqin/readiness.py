@@ -47,7 +47,7 @@ class Readiness:
             await asyncio.wait_for(check(), self.timeout)
         except TimeoutError:
             return CheckResult(name, False, f"no answer within {self.timeout:g} s", time.perf_counter() - started)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported with its reason
+        except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
             return CheckResult(name, False, detail, time.perf_counter() - started)
         return CheckResult(name, True, "ok", time.perf_counter() - started)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED = "embedded"
-JWT_SECRET_FILE = "jwt-secret"
+JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
 
 
 class InfluxSettings(BaseModel):

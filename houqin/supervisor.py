@@ -21,7 +21,7 @@ class Component(Protocol):
         ...
 
 
-class ComponentFailed(RuntimeError):
+class ComponentFailedError(RuntimeError):
     pass
 
 
@@ -47,10 +47,10 @@ async def supervise(components: Sequence[Component], stop: asyncio.Event, grace:
     for task in failures:
         log.error("component %s failed", task.get_name(), exc_info=task.exception())
     if failures:
-        raise ComponentFailed(", ".join(f"{task.get_name()}: {task.exception()}" for task in failures))
+        raise ComponentFailedError(", ".join(f"{task.get_name()}: {task.exception()}" for task in failures))
     if early:
         names = ", ".join(task.get_name() for task in early)
-        raise ComponentFailed(f"{names} stopped on its own")
+        raise ComponentFailedError(f"{names} stopped on its own")
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -81,7 +81,20 @@ def postgres_server() -> Iterator[Postgres]:
         prefix = ["runuser", "-u", "postgres", "--"]
     data = workdir / "data"
     subprocess.run(
-        [*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "houqin", "-E", "UTF8", "--locale=C", "--no-sync"],
+        [
+            *prefix,
+            initdb,
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "houqin",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
     )
@@ -96,8 +109,9 @@ def postgres_server() -> Iterator[Postgres]:
     try:
         pg_isready = need("pg_isready", "postgresql")
         wait_until(
-            lambda: subprocess.run([pg_isready, "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode
-            == 0,
+            lambda: (
+                subprocess.run([pg_isready, "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode == 0
+            ),
             "postgres",
             process,
         )

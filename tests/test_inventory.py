@@ -9,7 +9,6 @@ import pytest
 
 from houqin.config_file import ConfigError
 from houqin.inventory import Inventory, load_inventory
-
 from tests.conftest import DEMO_INVENTORY
 
 
@@ -23,7 +22,9 @@ def test_demo_campus_is_complete(demo_inventory: Inventory) -> None:
     assert len({room.meter for room in inv.rooms.values()}) == len(inv.rooms)
     floors = {(room.building, room.floor) for room in dorm_rooms}
     for building, floor in floors:
-        gateways = {inv.devices[room.meter].gateway for room in dorm_rooms if (room.building, room.floor) == (building, floor)}
+        gateways = {
+            inv.devices[room.meter].gateway for room in dorm_rooms if (room.building, room.floor) == (building, floor)
+        }
         assert len(gateways) == 1
         assert inv.gateways[gateways.pop()].type == "rtu_over_tcp"
     mains = [d for d in inv.devices.values() if d.tags.get("circuit") == "main"]
@@ -57,7 +58,11 @@ def line_of(text: str, needle: str, occurrence: int = 1) -> int:
 def test_three_planted_mistakes_are_all_reported_with_line_and_path(tmp_path: Path) -> None:
     text = DEMO_INVENTORY.read_text(encoding="utf-8")
     text = text.replace("unit: 30, building: dorm-1, floor: 2", "unit: 300, building: dorm-1, floor: 2", 1)
-    text = text.replace("model: mqtt-water-meter\n    topic: campus/dorm-2", "model: mqtt-watermeter\n    topic: campus/dorm-2", 1)
+    text = text.replace(
+        "model: mqtt-water-meter\n    topic: campus/dorm-2",
+        "model: mqtt-watermeter\n    topic: campus/dorm-2",
+        1,
+    )
     text = text.replace("meter: d2-305-meter", "meter: d2-304-meter", 1)
     path = write(tmp_path, text, "devices.yaml")
     errors = errors_of(path)
@@ -67,11 +72,13 @@ def test_three_planted_mistakes_are_all_reported_with_line_and_path(tmp_path: Pa
     meter_line = line_of(text, "meter: d2-304-meter", 2)
     assert re.fullmatch(rf"{path}:{unit_line}: devices\[\d+\]\.unit: must be between 1 and 247, got 300", errors[0])
     assert re.fullmatch(
-        rf"{path}:{model_line}: devices\[\d+\]\.model: unknown model 'mqtt-watermeter' \(did you mean 'mqtt-water-meter'\?\)",
+        rf"{path}:{model_line}: devices\[\d+\]\.model: "
+        r"unknown model 'mqtt-watermeter' \(did you mean 'mqtt-water-meter'\?\)",
         errors[1],
     )
     assert re.fullmatch(
-        rf"{path}:{meter_line}: rooms\[\d+\]\.meter: meter 'd2-304-meter' already belongs to room 'D2-304'", errors[2]
+        rf"{path}:{meter_line}: rooms\[\d+\]\.meter: meter 'd2-304-meter' already belongs to room 'D2-304'",
+        errors[2],
     )
 
 
@@ -97,25 +104,47 @@ def test_minimal_inventory_uses_shipped_profiles(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ("  - {id: gw1, type: rtu_over_tcp, host: 10.0.0.5, port: 4196}",
-         "gateways[0].port: must be between 1 and 65535, got 70000"),
+        (
+            "  - {id: gw1, type: rtu_over_tcp, host: 10.0.0.5, port: 4196}",
+            "gateways[0].port: must be between 1 and 65535, got 70000",
+        ),
         ("  - {id: gw1, type: rtu_serial}", "gateways[0].device: a serial gateway needs the serial port"),
-        ("  - {id: gw1, type: rtu_over_tcp, host: h, max_in_flight: 4}",
-         "gateways[0].max_in_flight: an RS-485 bus answers one request at a time"),
-        ("  - {id: m1, model: eastron-sdm120, gateway: gw2, unit: 1, building: b1}",
-         "devices[0].gateway: unknown gateway 'gw2' (did you mean 'gw1'?)"),
-        ("  - {id: m1, model: eastron-sdm120, gateway: gw1, building: b1}",
-         "devices[0].unit: a device on a Modbus gateway needs its unit id"),
-        ("  - {id: m1, model: eastron-sdm120, gateway: gw1, unit: 1, building: b1, colour: red}",
-         "devices[0].colour: unknown field"),
-        ("  - {id: m1, model: eastron-sdm120, topic: a/b, building: b1}",
-         "devices[0].gateway: model 'eastron-sdm120' is read over Modbus"),
-        ("  - {id: R101, building: b1, floor: 1, meter: m1, tariff: cheap}",
-         "rooms[0].tariff: unknown tariff 'cheap'"),
-        ("  - {id: R101, building: b1, floor: 1, meter: m2, tariff: flat}", "rooms[0].meter: unknown device 'm2'"),
-        ("  - {id: R101, building: b1, floor: 1, meter: m1, relay: m1, tariff: flat}",
-         "rooms[0].relay: device 'm1' (model 'eastron-sdm120') has no 'relay' command"),
-        ("site: {name: Test School, timezone: Mars/Olympus}", "site.timezone: unknown IANA timezone 'Mars/Olympus'"),
+        (
+            "  - {id: gw1, type: rtu_over_tcp, host: h, max_in_flight: 4}",
+            "gateways[0].max_in_flight: an RS-485 bus answers one request at a time",
+        ),
+        (
+            "  - {id: m1, model: eastron-sdm120, gateway: gw2, unit: 1, building: b1}",
+            "devices[0].gateway: unknown gateway 'gw2' (did you mean 'gw1'?)",
+        ),
+        (
+            "  - {id: m1, model: eastron-sdm120, gateway: gw1, building: b1}",
+            "devices[0].unit: a device on a Modbus gateway needs its unit id",
+        ),
+        (
+            "  - {id: m1, model: eastron-sdm120, gateway: gw1, unit: 1, building: b1, colour: red}",
+            "devices[0].colour: unknown field",
+        ),
+        (
+            "  - {id: m1, model: eastron-sdm120, topic: a/b, building: b1}",
+            "devices[0].gateway: model 'eastron-sdm120' is read over Modbus",
+        ),
+        (
+            "  - {id: R101, building: b1, floor: 1, meter: m1, tariff: cheap}",
+            "rooms[0].tariff: unknown tariff 'cheap'",
+        ),
+        (
+            "  - {id: R101, building: b1, floor: 1, meter: m2, tariff: flat}",
+            "rooms[0].meter: unknown device 'm2'",
+        ),
+        (
+            "  - {id: R101, building: b1, floor: 1, meter: m1, relay: m1, tariff: flat}",
+            "rooms[0].relay: device 'm1' (model 'eastron-sdm120') has no 'relay' command",
+        ),
+        (
+            "site: {name: Test School, timezone: Mars/Olympus}",
+            "site.timezone: unknown IANA timezone 'Mars/Olympus'",
+        ),
     ],
 )
 def test_each_mistake_is_named(tmp_path: Path, change: str, expected: str) -> None:
@@ -131,7 +160,9 @@ def test_each_mistake_is_named(tmp_path: Path, change: str, expected: str) -> No
 
 
 def test_structure_and_reference_errors_come_together(tmp_path: Path) -> None:
-    text = MINIMAL + """\
+    text = (
+        MINIMAL
+        + """\
 zones:
   - {id: z1, kind: lighting, devices: [m1, ghost]}
 teams:
@@ -139,11 +170,18 @@ teams:
   - {id: t2, name: B, categories: [electrical]}
   - {id: t1, name: C, categories: [plumbing], extra: 1}
 """
+    )
     path = write(tmp_path, text)
     errors = errors_of(path)
-    assert f"{path}:11: zones[0].devices[0]: device 'm1' is a electricity device; a lighting zone holds lighting devices" in errors
+    assert (
+        f"{path}:11: zones[0].devices[0]: device 'm1' is a electricity device; a lighting zone holds lighting devices"
+        in errors
+    )
     assert f"{path}:11: zones[0].devices[1]: unknown device 'ghost'" in errors
-    assert f"{path}:14: teams[1].categories[0]: category 'electrical' in the whole campus is already owned by team 't1'" in errors
+    assert (
+        f"{path}:14: teams[1].categories[0]: category 'electrical' in the whole campus is already owned by team 't1'"
+        in errors
+    )
     assert f"{path}:15: teams[2].extra: unknown field" in errors
 
 
@@ -178,7 +216,9 @@ def test_duplicate_yaml_key_is_an_error(tmp_path: Path) -> None:
 
 
 def test_yaml_on_off_stay_strings(tmp_path: Path) -> None:
-    text = MINIMAL + """\
+    text = (
+        MINIMAL
+        + """\
 models:
   - name: site-relay
     kind: electricity
@@ -187,6 +227,7 @@ models:
     commands:
       relay: {table: coil, address: 5, actions: {on: true, off: false}}
 """
+    )
     inv = load_inventory(write(tmp_path, text))
     assert inv.models["site-relay"].commands["relay"].actions == {"on": True, "off": False}
 
@@ -204,7 +245,9 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_register_map_checks(tmp_path: Path) -> None:
-    text = MINIMAL + """\
+    text = (
+        MINIMAL
+        + """\
 models:
   - name: bad-map
     kind: electricity
@@ -214,6 +257,7 @@ models:
       - {field: b, table: coil, address: 1, type: uint16}
       - {field: a, table: input, address: 3}
 """
+    )
     path = write(tmp_path, text)
     errors = errors_of(path)
     assert any("models[0].registers[0].address: 65535 + 2 registers runs past 65535" in e for e in errors), errors

@@ -35,7 +35,9 @@ async def test_migrations_reach_head_and_match_the_tables(database: Database) ->
 
 async def test_add_and_authenticate(database: Database, demo_inventory: Inventory) -> None:
     async with database.session() as session:
-        user = await add_account(session, NewAccount("20230101", Role.STUDENT, "correct horse", ("D1-101",)), demo_inventory)
+        user = await add_account(
+            session, NewAccount("20230101", Role.STUDENT, "correct horse", ("D1-101",)), demo_inventory
+        )
         await session.commit()
         assert user.room_ids == ["D1-101"]
     async with database.session() as session:
@@ -73,16 +75,32 @@ async def test_bad_accounts_are_refused(
 
 async def test_usernames_are_unique_even_past_the_check(database: Database) -> None:
     async with database.session() as session:
-        session.add_all([
-            User(username="dup", role="staff", password_hash="x", active=True, token_version=0, display_name=""),
-            User(username="dup", role="staff", password_hash="x", active=True, token_version=0, display_name=""),
-        ])
+        session.add_all(
+            [
+                User(
+                    username="dup",
+                    role="staff",
+                    password_hash="x",
+                    active=True,
+                    token_version=0,
+                    display_name="",
+                ),
+                User(
+                    username="dup",
+                    role="staff",
+                    password_hash="x",
+                    active=True,
+                    token_version=0,
+                    display_name="",
+                ),
+            ]
+        )
         with pytest.raises(IntegrityError):
             await session.commit()
 
 
 async def test_csv_import_is_all_or_nothing(database: Database, demo_inventory: Inventory) -> None:
-    bad = "username,role,password,rooms\n" "s1,student,,D1-101\n" "s2,student,,Z9-999\n" "s1,staff,longenough1,\n" "w1,plumber,,\n"
+    bad = "username,role,password,rooms\ns1,student,,D1-101\ns2,student,,Z9-999\ns1,staff,longenough1,\nw1,plumber,,\n"
     async with database.session() as session:
         with pytest.raises(AccountError) as caught:
             await import_accounts(session, bad, "people.csv", demo_inventory)
@@ -101,5 +119,5 @@ async def test_csv_import_is_all_or_nothing(database: Database, demo_inventory: 
     async with database.session() as session:
         student = await authenticate(session, "s1", result.generated_passwords["s1"])
         assert student is not None and student.room_ids == ["D1-101", "D1-102"]
-        with pytest.raises(AccountError, match="people.csv:2: username 's1' is taken"):
+        with pytest.raises(AccountError, match=r"people\.csv:2: username 's1' is taken"):
             await import_accounts(session, good, "people.csv", demo_inventory)

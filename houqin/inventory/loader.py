@@ -80,8 +80,7 @@ def inventory_from_document(document: LocatedDocument) -> Inventory:
         raise ConfigError(issues)
 
     by_key: dict[str, dict[str, Any]] = {
-        section: {entry_key(section, entry): entry for _, entry in entries}
-        for section, entries in sections.items()
+        section: {entry_key(section, entry): entry for _, entry in entries} for section, entries in sections.items()
     }
     return Inventory(
         source=document.file,

@@ -38,7 +38,10 @@ def check_references(
     models = {model.name: model for _, model in _entries(sections, "models", DeviceModel)}
     for index, model in _entries(sections, "models", DeviceModel):
         if model.name in shipped:
-            report(("models", index, "name"), f"{model.name!r} is a shipped profile; give the site model another name")
+            report(
+                ("models", index, "name"),
+                f"{model.name!r} is a shipped profile; give the site model another name",
+            )
     all_models = {**shipped, **models}
     known_models = set(shipped) | declared["models"]
 
@@ -54,21 +57,28 @@ def check_references(
             report((*at, "model"), f"unknown model {device.model!r}{_suggest(device.model, known_models)}")
         if device.gateway is not None and device.gateway not in declared["gateways"]:
             report(
-                (*at, "gateway"), f"unknown gateway {device.gateway!r}{_suggest(device.gateway, declared['gateways'])}"
+                (*at, "gateway"),
+                f"unknown gateway {device.gateway!r}{_suggest(device.gateway, declared['gateways'])}",
             )
-        model = all_models.get(device.model)
-        if model is not None:
-            if model.protocol == "modbus" and device.gateway is None:
-                report((*at, "gateway"), f"model {model.name!r} is read over Modbus: give a gateway and unit")
-            if model.protocol == "mqtt" and device.topic is None:
-                report((*at, "topic"), f"model {model.name!r} reports over MQTT: give the device's topic")
+        profile = all_models.get(device.model)
+        if profile is not None:
+            if profile.protocol == "modbus" and device.gateway is None:
+                report((*at, "gateway"), f"model {profile.name!r} is read over Modbus: give a gateway and unit")
+            if profile.protocol == "mqtt" and device.topic is None:
+                report((*at, "topic"), f"model {profile.name!r} reports over MQTT: give the device's topic")
         if device.gateway is not None and device.unit is not None:
             other = units.setdefault((device.gateway, device.unit), device.id)
             if other != device.id:
-                report((*at, "unit"), f"unit {device.unit} on gateway {device.gateway!r} is already device {other!r}")
+                report(
+                    (*at, "unit"),
+                    f"unit {device.unit} on gateway {device.gateway!r} is already device {other!r}",
+                )
             gateway = gateways.get(device.gateway)
-            if gateway is not None and model is not None and model.protocol != "modbus":
-                report((*at, "gateway"), f"model {model.name!r} is an MQTT model; it cannot sit on a Modbus gateway")
+            if gateway is not None and profile is not None and profile.protocol != "modbus":
+                report(
+                    (*at, "gateway"),
+                    f"model {profile.name!r} is an MQTT model; it cannot sit on a Modbus gateway",
+                )
         if device.topic is not None:
             other = topics.setdefault(device.topic, device.id)
             if other != device.id:
@@ -93,19 +103,29 @@ def check_references(
         if room.relay is not None:
             relay = devices.get(room.relay)
             if room.relay not in declared["devices"]:
-                report((*at, "relay"), f"unknown device {room.relay!r}{_suggest(room.relay, declared['devices'])}")
-            elif relay is not None and (model := all_models.get(relay.model)) and "relay" not in model.commands:
-                report((*at, "relay"), f"device {room.relay!r} (model {model.name!r}) has no 'relay' command")
+                report(
+                    (*at, "relay"),
+                    f"unknown device {room.relay!r}{_suggest(room.relay, declared['devices'])}",
+                )
+            elif (
+                relay is not None
+                and (relay_model := all_models.get(relay.model))
+                and "relay" not in relay_model.commands
+            ):
+                report((*at, "relay"), f"device {room.relay!r} (model {relay_model.name!r}) has no 'relay' command")
         if room.tariff not in tariffs:
             report((*at, "tariff"), f"unknown tariff {room.tariff!r}{_suggest(room.tariff, tariffs)}")
 
     for index, zone in _entries(sections, "zones", Zone):
         for position, device_id in enumerate(zone.devices):
-            at = ("zones", index, "devices", position)
+            member = ("zones", index, "devices", position)
             if device_id not in declared["devices"]:
-                report(at, f"unknown device {device_id!r}{_suggest(device_id, declared['devices'])}")
+                report(member, f"unknown device {device_id!r}{_suggest(device_id, declared['devices'])}")
             elif (kind := device_kind(device_id)) not in {None, zone.kind}:
-                report(at, f"device {device_id!r} is a {kind} device; a {zone.kind} zone holds {zone.kind} devices")
+                report(
+                    member,
+                    f"device {device_id!r} is a {kind} device; a {zone.kind} zone holds {zone.kind} devices",
+                )
         seen: set[str] = set()
         for position, device_id in enumerate(zone.devices):
             if device_id in seen:

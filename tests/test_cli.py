@@ -1,0 +1,129 @@
+"""The houqin command, run as a user would: a real process, real files, real databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import DEMO_INVENTORY, create_pg_database
+from tests.servers import Postgres
+
+HOUQIN = [sys.executable, "-m", "houqin"]
+
+
+def houqin(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")} | (env or {})
+    return subprocess.run(
+        [*HOUQIN, *args], cwd=cwd, env=environment, input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_check_prints_a_summary(tmp_path: Path) -> None:
+    result = houqin("check", str(DEMO_INVENTORY), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"rooms\s+60", result.stdout) and re.search(r"devices\.water\s+3", result.stdout)
+
+
+def test_check_with_three_mistakes_prints_them_all(tmp_path: Path) -> None:
+    text = DEMO_INVENTORY.read_text(encoding="utf-8")
+    text = text.replace("unit: 30, building: dorm-2, floor: 3", "unit: 0, building: dorm-2, floor: 3", 1)
+    text = text.replace("tariff: dorm-standard}", "tariff: dorm-standrad}", 1)
+    text = text.replace("type: rtu_over_tcp", "type: rtu_over_tcpp", 1)
+    bad = tmp_path / "devices.yaml"
+    bad.write_text(text, encoding="utf-8")
+    result = houqin("check", "devices.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 4 and lines[-1] == "devices.yaml: 3 errors"
+    assert all(re.match(r"devices\.yaml:\d+: \S+: ", line) for line in lines[:3]), lines
+
+
+def test_config_masks_secrets(tmp_path: Path) -> None:
+    env = {"HOUQIN_DATABASE_URL": "postgresql+asyncpg://houqin:pg-secret@db/houqin", "HOUQIN_JWT_SECRET": "j" * 40,
+           "HOUQIN_INFLUX__TOKEN": "influx-token", "HOUQIN_MQTT_URL": "mqtt://h:mqtt-pw@broker:1883"}  # fmt: skip
+    result = houqin("config", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    for secret in ("pg-secret", "j" * 40, "influx-token", "mqtt-pw"):
+        assert secret not in result.stdout
+    data = json.loads(result.stdout)
+    assert data["database_url"] == "postgresql+asyncpg://houqin:***@db/houqin"
+    assert data["influx"]["token"] == "***"
+
+
+async def test_postgres_needs_an_upgrade_then_users_work(postgres: Postgres, tmp_path: Path) -> None:
+    url = await create_pg_database(postgres)
+    env = {
+        "HOUQIN_DATABASE_URL": url,
+        "HOUQIN_INVENTORY": str(DEMO_INVENTORY),
+        "HOUQIN_DATA_DIR": str(tmp_path),
+    }
+    refused = houqin("users", "add", "li", "--role", "staff", "--generate", cwd=tmp_path, env=env)
+    assert refused.returncode == 1 and "run `houqin db upgrade`" in refused.stderr
+    upgraded = houqin("db", "upgrade", cwd=tmp_path, env=env)
+    assert upgraded.returncode == 0 and "empty -> 0001_users" in upgraded.stdout
+    added = houqin("users", "add", "2023001", "--role", "student", "--room", "D2-210", "--password-stdin",
+                   cwd=tmp_path, env=env, stdin="student-password\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    wrong_room = houqin("users", "add", "2023002", "--role", "student", "--room", "D9-999", "--generate",
+                        cwd=tmp_path, env=env)  # fmt: skip
+    assert wrong_room.returncode == 1 and "unknown room 'D9-999'" in wrong_room.stderr
+    people = tmp_path / "people.csv"
+    people.write_text("username,role,rooms,team\n2023003,student,D1-110,\nzhang,worker,,plumbing\n", encoding="utf-8")
+    imported = houqin("users", "import", str(people), cwd=tmp_path, env=env)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.splitlines()[0] == "username,password" and len(imported.stdout.splitlines()) == 3
+    listed = houqin("users", "list", cwd=tmp_path, env=env)
+    assert re.search(r"2023001\s+student\s+active\s+D2-210", listed.stdout)
+    assert re.search(r"zhang\s+worker\s+active\s+plumbing", listed.stdout)
+
+
+def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")}
+    env |= {"HOUQIN_DATA_DIR": str(tmp_path / "data"), "HOUQIN_INVENTORY": str(DEMO_INVENTORY)}
+    process = subprocess.Popen(
+        [*HOUQIN, "demo", "--port", "0"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        started = time.monotonic()
+        url, lines = None, []
+        assert process.stderr is not None
+        while url is None and time.monotonic() - started < 60:
+            line = process.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if match := re.search(r"houqin is up: (http://\S+)", line):
+                url = match.group(1)
+        assert url, "".join(lines)
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert time.monotonic() - started < 60
+        assert "swagger" in httpx.get(f"{url}/docs", timeout=5).text.lower()
+        logins = json.loads((tmp_path / "data" / "demo" / "demo-logins.json").read_text())
+        token = httpx.post(
+            f"{url}/api/v1/auth/token", data={"username": "student", "password": logins["student"]}
+        ).json()
+        me = httpx.get(f"{url}/api/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+        assert me["role"] == "student" and me["rooms"] == ["D1-101"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_run_refuses_a_bad_inventory(tmp_path: Path) -> None:
+    (tmp_path / "devices.yaml").write_text("site: {name: x}\ndevices: [{id: a}]\n")
+    result = houqin("run", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "devices.yaml:2: devices[0].model: required field is missing" in result.stderr
