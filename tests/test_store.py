@@ -75,26 +75,8 @@ async def test_bad_accounts_are_refused(
 
 async def test_usernames_are_unique_even_past_the_check(database: Database) -> None:
     async with database.session() as session:
-        session.add_all(
-            [
-                User(
-                    username="dup",
-                    role="staff",
-                    password_hash="x",
-                    active=True,
-                    token_version=0,
-                    display_name="",
-                ),
-                User(
-                    username="dup",
-                    role="staff",
-                    password_hash="x",
-                    active=True,
-                    token_version=0,
-                    display_name="",
-                ),
-            ]
-        )
+        for _ in range(2):
+            session.add(User(username="dup", role="staff", password_hash="x", active=True, token_version=0))
         with pytest.raises(IntegrityError):
             await session.commit()
 

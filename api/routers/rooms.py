@@ -13,15 +13,7 @@ router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
 
 
 def _room_out(room: Room) -> RoomOut:
-    return RoomOut(
-        id=room.id,
-        building=room.building,
-        floor=room.floor,
-        beds=room.beds,
-        meter=room.meter,
-        relay=room.relay,
-        tariff=room.tariff,
-    )
+    return RoomOut.model_validate(room, from_attributes=True)
 
 
 @router.get("", response_model=list[RoomOut], summary="Rooms I may see (student: own; staff, admin: all)")
