@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from api import http_metrics
+from api.login_throttle import LoginThrottle
 from api.routers import auth, health, me, rooms
 from api.tokens import TokenIssuer
 from houqin import __version__
@@ -28,6 +29,9 @@ def create_app(settings: Settings, *, inventory: Inventory, database: Database, 
     app.state.database = database
     app.state.readiness = readiness
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
+    # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
+    app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)
+    app.state.login_throttle_by_address = LoginThrottle(max_failures=settings.login_max_failures * 10)
     app.middleware("http")(http_metrics.record_request)
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         default=None, description="Signs API tokens; generated once into the data directory when unset"
     )
     jwt_ttl_minutes: int = Field(default=12 * 60, ge=1, le=60 * 24 * 30)
+    login_max_failures: int = Field(
+        default=5, ge=1, le=1000, description="Failed sign-ins for one name within 15 minutes before a pause"
+    )
     log_level: str = "INFO"
 
     @field_validator("timezone")

@@ -132,3 +132,16 @@ async def test_health_readiness_metrics_docs(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs")).status_code == 200
     schema = (await client.get("/openapi.json")).json()
     assert "/api/v1/auth/token" in schema["paths"]
+
+
+async def test_password_guessing_is_slowed(client: httpx.AsyncClient) -> None:
+    for _ in range(5):
+        response = await client.post("/api/v1/auth/token", data={"username": "bob", "password": "guess-guess"})
+        assert response.status_code == 401
+    # Now even the right password waits: the guesser cannot tell when they hit it.
+    blocked = await client.post("/api/v1/auth/token", data={"username": "BOB", "password": PASSWORD})
+    assert blocked.status_code == 429 and 0 < int(blocked.headers["retry-after"]) <= 900
+    # Other accounts behind the same address are not locked out by one guesser.
+    assert (
+        await client.post("/api/v1/auth/token", data={"username": "alice", "password": PASSWORD})
+    ).status_code == 200

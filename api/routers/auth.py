@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import SessionDep, TokensDep
+from api.login_throttle import LoginThrottle
 from api.schemas import TokenOut
 from houqin.accounts import authenticate
 
@@ -16,12 +17,29 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 @router.post("/token", response_model=TokenOut, summary="Sign in (public)")
 async def sign_in(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, tokens: TokensDep
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    tokens: TokensDep,
 ) -> TokenOut:
+    by_name: LoginThrottle = request.app.state.login_throttle_by_name
+    by_address: LoginThrottle = request.app.state.login_throttle_by_address
+    name = form.username.lower()
+    address = request.client.host if request.client else "-"
+    wait = max(by_name.retry_after(name), by_address.retry_after(address))
+    if wait:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many failed sign-ins; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     user = await authenticate(session, form.username, form.password)
     if user is None:
+        by_name.failed(name)
+        by_address.failed(address)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "wrong username or password", headers={"WWW-Authenticate": "Bearer"}
         )
+    by_name.succeeded(name)
     token = tokens.issue(user.id, user.role, user.token_version)
     return TokenOut(access_token=token, expires_in=int(tokens.ttl.total_seconds()))
