@@ -188,6 +188,8 @@ class DeviceModel(Entry):
     description: str = ""
     source: str = Field(default="", description="the vendor document and version the map was taken from")
     registers: list[RegisterField] = Field(default_factory=list)
+    # Unused registers a block read may span; 0 for devices that answer an exception to unmapped addresses.
+    max_read_gap: Annotated[int, _between(0, 124)] = 16
     payload: PayloadMap | None = None
     commands: dict[Ident, Command] = Field(default_factory=dict)
 

@@ -1,0 +1,110 @@
+"""Register decoding: Modbus registers to field values, and back (for writes and the simulators).
+
+Word and byte order, named after the four bytes of a 32-bit value ``A B C D`` (A most significant):
+
+- ``ABCD``: high word first, each word high byte first (the Modbus default, big-endian);
+- ``CDAB``: low word first, each word high byte first ("word swap", common on meters);
+- ``BADC``: high word first, bytes swapped inside each word;
+- ``DCBA``: low word first, bytes swapped (little-endian).
+
+For 64-bit values "low word first" reverses all four words. pymodbus's ``convert_from_registers``
+knows word order only, so the byte swap is done here.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+from houqin.inventory.model import REGISTER_COUNT, RegisterField
+
+_STRUCT = {
+    "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "int64": ">q", "uint64": ">Q",
+    "float32": ">f", "float64": ">d",
+}  # fmt: skip
+
+Value = float | int | bool | str
+
+
+class DecodeError(ValueError):
+    """Registers that cannot be a value of the field (wrong count, out-of-range words)."""
+
+
+def _to_bytes(registers: list[int], order: str) -> bytes:
+    words = list(registers)
+    if order in {"CDAB", "DCBA"}:
+        words.reverse()
+    swap = order in {"BADC", "DCBA"}
+    out = bytearray()
+    for word in words:
+        if not 0 <= word <= 0xFFFF:
+            raise DecodeError(f"register value {word} is not a 16-bit word")
+        high, low = word >> 8, word & 0xFF
+        out += bytes((low, high) if swap else (high, low))
+    return bytes(out)
+
+
+def _from_bytes(data: bytes, order: str) -> list[int]:
+    swap = order in {"BADC", "DCBA"}
+    words = [(data[i + 1] << 8 | data[i]) if swap else (data[i] << 8 | data[i + 1]) for i in range(0, len(data), 2)]
+    if order in {"CDAB", "DCBA"}:
+        words.reverse()
+    return words
+
+
+def decode_raw(registers: list[int], data_type: str, order: str = "ABCD") -> Value:
+    """The raw value (before scale and offset) of a register-table field."""
+    if data_type == "string":
+        # Strings are a sequence of characters, not a number: words stay in address order and
+        # only BADC/DCBA swap the two characters within each word.
+        data = _to_bytes(registers, "BADC" if order in {"BADC", "DCBA"} else "ABCD")
+        return data.split(b"\x00", 1)[0].decode("utf-8", errors="replace").strip()
+    expected = REGISTER_COUNT[data_type]
+    if len(registers) != expected:
+        raise DecodeError(f"{data_type} needs {expected} registers, got {len(registers)}")
+    (value,) = struct.unpack(_STRUCT[data_type], _to_bytes(registers, order))
+    return value  # type: ignore[no-any-return]
+
+
+def encode_raw(value: Value, data_type: str, order: str = "ABCD", length: int | None = None) -> list[int]:
+    """The registers that hold raw ``value``: the inverse of ``decode_raw``."""
+    if data_type == "string":
+        size = 2 * (length or 1)
+        data = str(value).encode("utf-8")[:size].ljust(size, b"\x00")
+        return _from_bytes(data, "BADC" if order in {"BADC", "DCBA"} else "ABCD")
+    try:
+        packed = struct.pack(_STRUCT[data_type], value)
+    except struct.error:
+        raise ValueError(f"{value!r} does not fit a {data_type}") from None
+    return _from_bytes(packed, order)
+
+
+def decode_field(field: RegisterField, registers: list[int] | None = None, bit: bool | None = None) -> Value:
+    """The physical value of ``field``: raw value × scale + offset (bits and strings are not scaled)."""
+    if field.table in {"coil", "discrete"}:
+        if bit is None:
+            raise DecodeError(f"{field.field}: a {field.table} field needs its bit")
+        return bool(bit)
+    if registers is None or len(registers) != field.count:
+        got = 0 if registers is None else len(registers)
+        raise DecodeError(f"{field.field}: needs {field.count} registers, got {got}")
+    raw = decode_raw(registers, field.type, field.order)
+    if isinstance(raw, str):
+        return raw
+    if field.scale == 1.0 and field.offset == 0.0 and field.type not in {"float32", "float64"}:
+        return raw
+    return float(raw) * field.scale + field.offset
+
+
+def encode_field(field: RegisterField, value: float | int | str) -> list[int]:
+    """Registers that make ``decode_field`` read ``value`` (rounded to what the type can hold)."""
+    if field.type == "string":
+        return encode_raw(str(value), "string", field.order, field.length)
+    if isinstance(value, str):
+        raise TypeError(f"{field.field}: a {field.type} field takes a number")
+    raw = (value - field.offset) / field.scale
+    if field.type in {"float32", "float64"}:
+        return encode_raw(raw, field.type, field.order)
+    if not math.isfinite(raw):
+        raise ValueError(f"{field.field}: {value} cannot be held by a {field.type}")
+    return encode_raw(round(raw), field.type, field.order)
