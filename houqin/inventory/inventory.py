@@ -47,6 +47,19 @@ class Inventory:
                 campus_wide = team
         return campus_wide
 
+    def device_tags(self, device: Device) -> dict[str, str]:
+        """The tags every reading of ``device`` carries: where it is, what it is, how it is reached."""
+        tags = {"device": device.id, "kind": self.model_of(device).kind, "model": device.model,
+                "building": device.building}  # fmt: skip
+        if device.floor is not None:
+            tags["floor"] = str(device.floor)
+        if device.room is not None:
+            tags["room"] = device.room
+        if device.gateway is not None:
+            tags["gateway"] = device.gateway
+        # Site tags cannot overwrite the inventory's own: Grafana panels group by those.
+        return {**device.tags, **tags}
+
     def summary(self) -> dict[str, int]:
         """Counts per kind of entry, and devices per kind, for ``houqin check``."""
         counts = {
