@@ -1,0 +1,210 @@
+"""One Modbus link per gateway or serial bus: every request to the devices behind it goes through here.
+
+An RS-485 bus answers one request at a time, so a link serializes requests (a Modbus TCP device may
+allow a few in flight: then the link keeps that many connections). It honours the gateway's
+inter-request delay, bounds every request by the gateway's timeout, and reconnects with exponential
+backoff and jitter. RTU framing carries no transaction id: after a timeout the link drops the
+connection, so a reply that arrives late can never be taken for the answer to the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from houqin.inventory.model import Gateway
+
+log = logging.getLogger(__name__)
+
+ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
+
+
+class LinkError(Exception):
+    """A request did not get an answer; the message says why."""
+
+
+class LinkDown(LinkError):  # noqa: N818 - reads as a state: the link is down
+    """The gateway or serial port cannot be reached (no request was sent)."""
+
+
+class DeviceTimeout(LinkError):  # noqa: N818 - reads as what happened
+    """The request was sent and no (valid) answer came within the timeout."""
+
+
+class DeviceRefused(LinkError):  # noqa: N818 - reads as what happened
+    """The device answered with a Modbus exception (illegal address, busy...)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _Connection:
+    client: ModbusClient
+    last_request_end: float = 0.0
+    down_until: float = 0.0
+    failures: int = 0
+
+
+class ModbusLink:
+    """Reads and writes for the devices behind one gateway."""
+
+    def __init__(self, gateway: Gateway, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
+        self.gateway = gateway
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.rtu = gateway.type in {"rtu_over_tcp", "rtu_serial"}
+        self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
+        for _ in range(gateway.max_in_flight):
+            self._idle.put_nowait(_Connection(self._new_client()))
+        self.requests = 0
+        self.timeouts = 0
+        self.reconnects = 0
+
+    @property
+    def name(self) -> str:
+        return self.gateway.id
+
+    def _new_client(self) -> ModbusClient:
+        gateway = self.gateway
+        # reconnect_delay=0: pymodbus must not reconnect on its own; the link decides when (backoff).
+        if gateway.type == "rtu_serial":
+            return AsyncModbusSerialClient(
+                gateway.device or "",
+                framer=FramerType.RTU,
+                baudrate=gateway.baudrate,
+                bytesize=gateway.bytesize,
+                parity=gateway.parity,
+                stopbits=gateway.stopbits,
+                timeout=gateway.timeout,
+                retries=0,
+                reconnect_delay=0,
+            )
+        return AsyncModbusTcpClient(
+            gateway.host or "",
+            port=gateway.port,
+            framer=FramerType.RTU if gateway.type == "rtu_over_tcp" else FramerType.SOCKET,
+            timeout=gateway.timeout,
+            retries=0,
+            reconnect_delay=0,
+        )
+
+    async def read(self, unit: int, table: str, address: int, count: int) -> list[int] | list[bool]:
+        """``count`` registers (or bits) of ``table`` from ``address`` on device ``unit``."""
+
+        async def request(client: ModbusClient) -> list[int] | list[bool]:
+            if table == "holding":
+                response = await client.read_holding_registers(address, count=count, device_id=unit)
+            elif table == "input":
+                response = await client.read_input_registers(address, count=count, device_id=unit)
+            elif table == "coil":
+                response = await client.read_coils(address, count=count, device_id=unit)
+            elif table == "discrete":
+                response = await client.read_discrete_inputs(address, count=count, device_id=unit)
+            else:
+                raise ValueError(f"unknown register table {table!r}")
+            self._check(response, unit, f"read {table} {address}+{count}")
+            if table in {"coil", "discrete"}:
+                return list(response.bits[:count])
+            if len(response.registers) != count:
+                raise DeviceTimeout(f"unit {unit}: asked {count} registers, got {len(response.registers)}")
+            return list(response.registers)
+
+        return await self._run(request, unit)
+
+    async def write(self, unit: int, table: str, address: int, values: Sequence[int] | Sequence[bool]) -> None:
+        """Write coils or holding registers from ``address`` on device ``unit``."""
+
+        async def request(client: ModbusClient) -> None:
+            if table == "coil":
+                bits = [bool(value) for value in values]
+                if len(bits) == 1:
+                    response = await client.write_coil(address, bits[0], device_id=unit)
+                else:
+                    response = await client.write_coils(address, bits, device_id=unit)
+            elif table == "holding":
+                words = [int(value) for value in values]
+                if len(words) == 1:
+                    response = await client.write_register(address, words[0], device_id=unit)
+                else:
+                    response = await client.write_registers(address, words, device_id=unit)
+            else:
+                raise ValueError(f"table {table!r} cannot be written")
+            self._check(response, unit, f"write {table} {address}")
+
+        await self._run(request, unit)
+
+    def _check(self, response: object, unit: int, what: str) -> None:
+        if getattr(response, "isError", lambda: False)():
+            code = int(getattr(response, "exception_code", 0))
+            raise DeviceRefused(f"unit {unit} refused {what}: Modbus exception {code}", code)
+
+    async def _run(self, request, unit: int):  # type: ignore[no-untyped-def]
+        connection = await self._idle.get()
+        try:
+            await self._connect(connection)
+            gap = self.gateway.inter_request_delay - (time.monotonic() - connection.last_request_end)
+            if gap > 0:
+                await asyncio.sleep(gap)
+            self.requests += 1
+            try:
+                # The client has its own timeout; this bound also covers a gateway that accepts the
+                # TCP connection and then never answers.
+                return await asyncio.wait_for(request(connection.client), self.gateway.timeout + 0.5)
+            except (TimeoutError, ModbusIOException) as exc:
+                self.timeouts += 1
+                if self.rtu:
+                    connection.client.close()  # a late reply must not answer the next request
+                raise DeviceTimeout(f"unit {unit} on {self.gateway.id}: no answer within "
+                                    f"{self.gateway.timeout:g} s") from exc  # fmt: skip
+            except ConnectionException as exc:
+                connection.client.close()
+                raise LinkDown(f"{self.gateway.id}: connection lost: {exc}") from None
+            except ModbusException as exc:
+                connection.client.close()
+                raise DeviceTimeout(f"unit {unit} on {self.gateway.id}: {exc}") from None
+            finally:
+                connection.last_request_end = time.monotonic()
+        finally:
+            self._idle.put_nowait(connection)
+
+    async def _connect(self, connection: _Connection) -> None:
+        if connection.client.connected:
+            return
+        now = time.monotonic()
+        if now < connection.down_until:
+            raise LinkDown(f"{self.gateway.id}: unreachable, next attempt in {connection.down_until - now:.1f} s")
+        self.reconnects += 1
+        ok = False
+        try:
+            ok = await asyncio.wait_for(connection.client.connect(), self.gateway.timeout + 1)
+        except (TimeoutError, OSError, ModbusException):
+            ok = False
+        if ok and connection.client.connected:
+            if connection.failures:
+                log.info("%s: connected again after %d failed attempts", self.gateway.id, connection.failures)
+            connection.failures = 0
+            return
+        connection.failures += 1
+        delay = min(self.backoff_max, self.backoff_base * 2 ** (connection.failures - 1))
+        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security: spread reconnects apart
+        connection.down_until = time.monotonic() + delay
+        level = logging.ERROR if connection.failures == 1 else logging.DEBUG
+        log.log(level, "%s: cannot connect (attempt %d), retrying in %.1f s", self.gateway.id, connection.failures,
+                delay)  # fmt: skip
+        raise LinkDown(f"{self.gateway.id}: cannot connect")
+
+    async def close(self) -> None:
+        connections = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
+        for connection in connections:
+            connection.client.close()
+            self._idle.put_nowait(connection)

@@ -1,0 +1,121 @@
+"""Simulated Modbus devices behind a simulated gateway (a pymodbus server on a real socket).
+
+A device serves its model's register map from a table of field values that its owner (a behaviour, a
+test) sets; reads encode the current values, coil and register writes update them, exactly as the
+collectors decode them. ``reply_delay`` makes the device answer late, as a device on a noisy or
+overloaded bus does; ``offline`` makes it answer far too late (a dead device on RS-485 answers nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pymodbus import FramerType
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from collectors.registers import Value, encode_field
+from houqin.inventory.model import DeviceModel, RegisterField
+
+_TABLE_OF_FC = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
+                4: "input"}  # fmt: skip
+OFFLINE_DELAY = 3600.0
+
+
+class SimulatedModbusDevice:
+    def __init__(self, unit: int, model: DeviceModel) -> None:
+        self.unit = unit
+        self.model = model
+        self.values: dict[str, Value] = {
+            field.field: (False if field.type == "bool" else "" if field.type == "string" else 0.0)
+            for field in model.registers
+        }
+        self.reply_delay = 0.0
+        self.offline = False
+        self.requests = 0
+
+    def fields_of(self, table: str) -> list[RegisterField]:
+        return [field for field in self.model.registers if field.table == table]
+
+    def _block(self, table: str) -> list[SimData]:
+        fields = self.fields_of(table)
+        end = max((field.address + field.count for field in fields), default=1)
+        if table in {"coil", "discrete"}:
+            return [SimData(0, count=end, values=False, datatype=DataType.BITS)]
+        return [SimData(0, count=end, values=0, datatype=DataType.REGISTERS)]
+
+    def sim_device(self) -> SimDevice:
+        return SimDevice(
+            id=self.unit,
+            simdata=(self._block("coil"), self._block("discrete"), self._block("holding"), self._block("input")),
+            action=self._on_request,
+        )
+
+    async def _on_request(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        self.requests += 1
+        if self.offline:
+            await asyncio.sleep(OFFLINE_DELAY)
+        elif self.reply_delay:
+            await asyncio.sleep(self.reply_delay)
+        table = _TABLE_OF_FC.get(function_code)
+        if table is None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if set_values is not None:
+            self._written(table, address, list(set_values))
+            return None
+        if table in {"holding", "input"}:
+            for field in self.fields_of(table):
+                value = self.values[field.field]
+                words = encode_field(field, value if not isinstance(value, bool) else int(value))
+                registers[field.address - start_address : field.address - start_address + field.count] = words
+        else:
+            # Bits are packed 16 to a register in the simulator's store.
+            for field in self.fields_of(table):
+                index, bit = divmod(field.address - start_address, 16)
+                if self.values[field.field]:
+                    registers[index] |= 1 << bit
+                else:
+                    registers[index] &= ~(1 << bit)
+        return None
+
+    def _written(self, table: str, address: int, values: list[Any]) -> None:
+        for offset, value in enumerate(values):
+            for field in self.fields_of(table):
+                if field.address == address + offset and field.count == 1:
+                    self.values[field.field] = bool(value) if table == "coil" else value
+
+
+class SimulatedGateway:
+    """A Modbus TCP device or an RTU-over-TCP gateway with devices behind it, on 127.0.0.1."""
+
+    def __init__(self, devices: list[SimulatedModbusDevice], rtu: bool, port: int = 0) -> None:
+        self.devices = {device.unit: device for device in devices}
+        self.rtu = rtu
+        self._requested_port = port
+        self.port = port
+        self._server: ModbusTcpServer | None = None
+
+    async def start(self) -> None:
+        self._server = ModbusTcpServer(
+            [device.sim_device() for device in self.devices.values()],
+            framer=FramerType.RTU if self.rtu else FramerType.SOCKET,
+            address=("127.0.0.1", self._requested_port),
+        )
+        await self._server.serve_forever(background=True)
+        self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._requested_port = self.port  # a restart comes back on the same port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()
+            self._server = None

@@ -1,0 +1,152 @@
+"""ModbusLink against simulated gateways on real sockets (pymodbus servers), TCP and RTU over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from collectors.modbus_link import DeviceRefused, DeviceTimeout, LinkDown, ModbusLink
+from collectors.read_plan import plan_reads
+from collectors.registers import decode_field
+from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
+from houqin.inventory import Inventory
+from houqin.inventory.model import Gateway
+from tests.servers import free_port
+
+
+def gateway_for(sim: SimulatedGateway, timeout: float = 0.3, **extra: object) -> Gateway:
+    kind = "rtu_over_tcp" if sim.rtu else "modbus_tcp"
+    return Gateway.model_validate({"id": "gw", "type": kind, "host": "127.0.0.1", "port": sim.port,
+                                   "timeout": timeout, **extra})  # fmt: skip
+
+
+@pytest.fixture(params=["tcp", "rtu_over_tcp"])
+async def bus(request: pytest.FixtureRequest, demo_inventory: Inventory) -> AsyncIterator[SimulatedGateway]:
+    meters = [SimulatedModbusDevice(unit, demo_inventory.models["eastron-sdm120"]) for unit in (1, 2)]
+    lights = SimulatedModbusDevice(30, demo_inventory.models["modbus-lighting-4ch"])
+    sim = SimulatedGateway([*meters, lights], rtu=request.param == "rtu_over_tcp")
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+async def read_fields(link: ModbusLink, device: SimulatedModbusDevice) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for block in plan_reads(device.model.registers, max_gap=device.model.max_read_gap):
+        data = await link.read(device.unit, block.table, block.address, block.count)
+        for field in block.fields:
+            part = data[block.slice_of(field)]
+            if field.table in {"coil", "discrete"}:
+                values[field.field] = decode_field(field, bit=bool(part[0]))
+            else:
+                values[field.field] = decode_field(field, [int(word) for word in part])
+    return values
+
+
+async def test_reads_decode_what_the_device_holds(bus: SimulatedGateway) -> None:
+    meter = bus.devices[1]
+    meter.values.update(voltage=229.5, current=3.25, power=745.0, energy=1234.5, frequency=50.0)
+    link = ModbusLink(gateway_for(bus))
+    try:
+        values = await read_fields(link, meter)
+        assert values["voltage"] == pytest.approx(229.5)
+        assert values["energy"] == pytest.approx(1234.5)
+        assert link.requests == 3  # SDM120's ten fields in three block reads
+    finally:
+        await link.close()
+
+
+async def test_coil_write_is_read_back(bus: SimulatedGateway) -> None:
+    lights = bus.devices[30]
+    lights.values.update(circuit3_current=1.5)
+    link = ModbusLink(gateway_for(bus))
+    try:
+        await link.write(30, "coil", 2, [True])
+        values = await read_fields(link, lights)
+        assert values["circuit3_on"] is True and values["circuit1_on"] is False
+        assert values["circuit3_current"] == pytest.approx(1.5)
+        assert lights.values["circuit3_on"] is True
+        await link.write(30, "coil", 2, [False])
+        assert (await read_fields(link, lights))["circuit3_on"] is False
+    finally:
+        await link.close()
+
+
+async def test_an_unmapped_address_is_refused_by_the_device(bus: SimulatedGateway) -> None:
+    link = ModbusLink(gateway_for(bus))
+    try:
+        with pytest.raises(DeviceRefused) as refused:
+            await link.read(1, "holding", 500, 2)
+        assert refused.value.code == 2  # illegal data address
+        assert len(await link.read(1, "input", 0, 2)) == 2  # the link is fine afterwards
+    finally:
+        await link.close()
+
+
+async def test_a_late_reply_never_answers_the_next_request(bus: SimulatedGateway) -> None:
+    meter = bus.devices[1]
+    meter.values.update(voltage=111.0, current=5.0, power=745.0)
+    meter.reply_delay = 0.6
+    link = ModbusLink(gateway_for(bus, timeout=0.3))
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(DeviceTimeout):
+            await link.read(1, "input", 0, 2)  # voltage; its answer comes 0.3 s after we gave up
+        assert asyncio.get_running_loop().time() - started < 0.3 + 0.6
+        meter.reply_delay = 0.0
+        # An RTU reply names neither the address nor a transaction: a late voltage reply would pass for
+        # the answer to a read of current or power. Keep asking across the late reply's arrival.
+        voltage, current, power = (meter.model.registers[i] for i in (0, 1, 2))
+        assert voltage.field == "voltage"
+        deadline = asyncio.get_running_loop().time() + 1.0
+        while asyncio.get_running_loop().time() < deadline:
+            for field, expected in ((current, 5.0), (power, 745.0)):
+                words = await link.read(1, "input", field.address, 2)
+                assert decode_field(field, [int(w) for w in words]) == pytest.approx(expected)
+            await asyncio.sleep(0.02)
+    finally:
+        await link.close()
+
+
+async def test_reconnects_with_backoff_after_the_gateway_returns(demo_inventory: Inventory) -> None:
+    meter = SimulatedModbusDevice(1, demo_inventory.models["eastron-sdm120"])
+    meter.values["voltage"] = 230.0
+    sim = SimulatedGateway([meter], rtu=True, port=free_port())
+    await sim.start()
+    link = ModbusLink(gateway_for(sim), backoff_base=0.1, backoff_max=0.4)
+    try:
+        assert len(await link.read(1, "input", 0, 2)) == 2
+        await sim.stop()
+        with pytest.raises((LinkDown, DeviceTimeout)):
+            await link.read(1, "input", 0, 2)
+        with pytest.raises(LinkDown):
+            for _ in range(3):
+                await link.read(1, "input", 0, 2)
+        await sim.start()
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:
+            try:
+                assert len(await link.read(1, "input", 0, 2)) == 2
+                break
+            except LinkDown:
+                assert asyncio.get_running_loop().time() < deadline, "did not reconnect within 5 s"
+                await asyncio.sleep(0.05)
+    finally:
+        await link.close()
+        await sim.stop()
+
+
+async def test_requests_on_one_bus_are_serialized(bus: SimulatedGateway) -> None:
+    link = ModbusLink(gateway_for(bus, timeout=1.0))
+    for device in bus.devices.values():
+        device.reply_delay = 0.05
+    try:
+        started = asyncio.get_running_loop().time()
+        await asyncio.gather(*(link.read(unit, "input", 0, 2) for unit in (1, 2, 1, 2, 1, 2)))
+        # six 50 ms answers one after another on one bus
+        assert asyncio.get_running_loop().time() - started >= 6 * 0.05
+        assert sum(device.requests for device in bus.devices.values()) == 6
+    finally:
+        await link.close()
