@@ -4,7 +4,8 @@ An RS-485 bus answers one request at a time, so a link serializes requests (a Mo
 allow a few in flight: then the link keeps that many connections). It honours the gateway's
 inter-request delay, bounds every request by the gateway's timeout, and reconnects with exponential
 backoff and jitter. RTU framing carries no transaction id: after a timeout the link drops the
-connection, so a reply that arrives late can never be taken for the answer to the next request.
+connection, so a reply that arrives late can never be taken for the answer to the next request
+(``tests/test_modbus_link.py`` shows the wrong value that is read otherwise).
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ class ModbusLink:
         self.gateway = gateway
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self.rtu = gateway.type in {"rtu_over_tcp", "rtu_serial"}
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
         for _ in range(gateway.max_in_flight):
             self._idle.put_nowait(_Connection(self._new_client()))
@@ -162,8 +162,10 @@ class ModbusLink:
                 return await asyncio.wait_for(request(connection.client), self.gateway.timeout + 0.5)
             except (TimeoutError, ModbusIOException) as exc:
                 self.timeouts += 1
-                if self.rtu:
-                    connection.client.close()  # a late reply must not answer the next request
+                # A late reply must never answer the next request. RTU framing cannot tell them apart, and
+                # pymodbus fails a Modbus TCP request whose transaction id does not match instead of
+                # waiting on: either way a fresh connection is the only clean state.
+                connection.client.close()
                 raise DeviceTimeout(f"unit {unit} on {self.gateway.id}: no answer within "
                                     f"{self.gateway.timeout:g} s") from exc  # fmt: skip
             except ConnectionException as exc:
