@@ -13,7 +13,7 @@ from collectors.registers import decode_field
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from houqin.inventory import Inventory
 from houqin.inventory.model import Gateway
-from tests.servers import free_port
+from tests.servers import free_port, pty_pair
 
 
 def gateway_for(sim: SimulatedGateway, timeout: float = 0.3, **extra: object) -> Gateway:
@@ -146,3 +146,25 @@ async def test_requests_on_one_bus_are_serialized(bus: SimulatedGateway) -> None
         assert sum(device.requests for device in bus.devices.values()) == 6
     finally:
         await link.close()
+
+
+async def test_rtu_over_a_serial_line(demo_inventory: Inventory) -> None:
+    meter = SimulatedModbusDevice(7, demo_inventory.models["eastron-sdm120"])
+    meter.values.update(voltage=231.25, energy=88.5)
+    relay = SimulatedModbusDevice(17, demo_inventory.models["generic-relay"])
+    with pty_pair() as (houqin_end, bus_end):
+        sim = SimulatedGateway([meter, relay], rtu=True, serial_port=bus_end, baudrate=9600)
+        await sim.start()
+        gateway = Gateway.model_validate(
+            {"id": "bus", "type": "rtu_serial", "device": houqin_end, "baudrate": 9600, "timeout": 1.0}
+        )
+        link = ModbusLink(gateway)
+        try:
+            values = await read_fields(link, meter)
+            assert values["voltage"] == pytest.approx(231.25) and values["energy"] == pytest.approx(88.5)
+            await link.write(17, "coil", 0, [True])
+            assert (await read_fields(link, relay))["relay_closed"] is True
+            assert relay.values["relay_closed"] is True
+        finally:
+            await link.close()
+            await sim.stop()

@@ -13,7 +13,7 @@ from typing import Any
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from collectors.registers import Value, encode_field
@@ -96,18 +96,35 @@ class SimulatedModbusDevice:
 
 
 class SimulatedGateway:
-    """A Modbus TCP device or an RTU-over-TCP gateway with devices behind it, on 127.0.0.1."""
+    """Devices behind one simulated connection: a Modbus TCP device or an RTU-over-TCP gateway on
+    127.0.0.1, or (with ``serial_port``) an RS-485 bus on a serial port such as one end of a pty pair."""
 
-    def __init__(self, devices: list[SimulatedModbusDevice], rtu: bool, port: int = 0) -> None:
+    def __init__(
+        self,
+        devices: list[SimulatedModbusDevice],
+        rtu: bool,
+        port: int = 0,
+        serial_port: str | None = None,
+        baudrate: int = 9600,
+    ) -> None:
         self.devices = {device.unit: device for device in devices}
-        self.rtu = rtu
+        self.rtu = rtu or serial_port is not None
         self._requested_port = port
         self.port = port
-        self._server: ModbusTcpServer | None = None
+        self.serial_port = serial_port
+        self.baudrate = baudrate
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     async def start(self) -> None:
+        devices = [device.sim_device() for device in self.devices.values()]
+        if self.serial_port is not None:
+            self._server = ModbusSerialServer(
+                devices, framer=FramerType.RTU, port=self.serial_port, baudrate=self.baudrate
+            )
+            await self._server.serve_forever(background=True)
+            return
         self._server = ModbusTcpServer(
-            [device.sim_device() for device in self.devices.values()],
+            devices,
             framer=FramerType.RTU if self.rtu else FramerType.SOCKET,
             address=("127.0.0.1", self._requested_port),
         )
