@@ -10,6 +10,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosqu
 command -v influxd >/dev/null || missing+=(influxdb)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v socat >/dev/null || missing+=(socat)
+command -v mbpoll >/dev/null || missing+=(mbpoll)
 command -v runuser >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,7 +14,7 @@ from collectors.registers import decode_field
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from houqin.inventory import Inventory
 from houqin.inventory.model import Gateway
-from tests.servers import free_port, pty_pair
+from tests.servers import free_port, need, pty_pair
 
 
 def gateway_for(sim: SimulatedGateway, timeout: float = 0.3, **extra: object) -> Gateway:
@@ -168,3 +169,26 @@ async def test_rtu_over_a_serial_line(demo_inventory: Inventory) -> None:
         finally:
             await link.close()
             await sim.stop()
+
+
+async def test_an_independent_client_reads_the_simulated_meter(demo_inventory: Inventory) -> None:
+    """mbpoll (libmodbus) reads the simulator's float32 voltage: the simulator speaks real Modbus."""
+    meter = SimulatedModbusDevice(3, demo_inventory.models["eastron-sdm120"])
+    meter.values["voltage"] = 228.75
+    sim = SimulatedGateway([meter], rtu=False)
+    await sim.start()
+    try:
+        # -0: addresses from 0 as in the register map; -B: high word first (ABCD); -1: poll once.
+        process = await asyncio.create_subprocess_exec(
+            need("mbpoll", "mbpoll"), "-m", "tcp", "-p", str(sim.port), "-a", "3", "-t", "3:float", "-B",
+            "-0", "-r", "0", "-c", "1", "-1", "127.0.0.1",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), 20)
+        text = output.decode()
+        assert process.returncode == 0, text
+        value = re.search(r"^\[0\]:\s+(\S+)", text, re.MULTILINE)
+        assert value is not None, text
+        assert float(value.group(1)) == pytest.approx(228.75)
+    finally:
+        await sim.stop()
