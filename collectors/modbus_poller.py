@@ -1,0 +1,197 @@
+"""Polls the devices of one Modbus link on their intervals, and turns registers into readings.
+
+Tick k of a device fires at ``start + phase + k * interval`` (no drift however long a poll takes),
+phases spread the devices of a bus evenly across the interval, and every field of one poll carries
+the poll's timestamp. A device that keeps failing is backed off by a circuit breaker that probes it
+now and then, so a dead meter costs its bus-mates at most one timeout per probe instead of one per poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from prometheus_client import Counter, Histogram
+
+from collectors.modbus_link import LinkError, ModbusLink
+from collectors.read_plan import ReadBlock, plan_reads
+from collectors.registers import DecodeError, Value, decode_field
+from houqin.inventory import Inventory
+from houqin.inventory.model import Device
+from houqin.readings import Reading
+
+log = logging.getLogger(__name__)
+
+POLLS = Counter("houqin_modbus_polls_total", "Device polls", ["gateway", "result"])
+POLL_SECONDS = Histogram("houqin_modbus_poll_seconds", "Time to read all blocks of a device", ["gateway"])
+GARBAGE = Counter("houqin_device_garbage_total", "Values from devices that could not be used", ["device"])
+
+Publish = Callable[[Reading], Awaitable[None]]
+
+
+@dataclass
+class DeviceHealth:
+    """What the poller knows about one device's behaviour on the bus."""
+
+    consecutive_failures: int = 0
+    open_until: float = 0.0  # circuit breaker: no polls before this (monotonic) time, except probes
+    opened: int = 0
+    last_success: float | None = None
+    last_error: str = ""
+    last_garbage_log: float = field(default=-math.inf)
+
+    @property
+    def online(self) -> bool:
+        return self.consecutive_failures == 0 and self.last_success is not None
+
+
+class ModbusBusPoller:
+    """Polls every enabled device behind one link; a component of ``houqin run``."""
+
+    def __init__(
+        self,
+        link: ModbusLink,
+        devices: list[Device],
+        inventory: Inventory,
+        publish: Publish,
+        failures_to_open: int = 3,
+        probe_max: float = 300.0,
+    ) -> None:
+        self.link = link
+        self.devices = [device for device in devices if device.enabled]
+        self.inventory = inventory
+        self.publish = publish
+        self.failures_to_open = failures_to_open
+        self.probe_max = probe_max
+        self.health = {device.id: DeviceHealth() for device in self.devices}
+        self._plans = {
+            device.id: plan_reads(inventory.model_of(device).registers, max_gap=inventory.model_of(device).max_read_gap)
+            for device in self.devices
+        }
+        self._tags = {device.id: inventory.device_tags(device) for device in self.devices}
+        self.polls = 0
+        self.overruns = 0
+
+    @property
+    def name(self) -> str:
+        return f"modbus:{self.link.name}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        start = time.monotonic()
+        count = max(1, len(self.devices))
+        tasks = [
+            asyncio.create_task(self._poll_forever(device, start + device.poll_interval * index / count, stop))
+            for index, device in enumerate(self.devices)
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.link.close()
+
+    async def _poll_forever(self, device: Device, first_tick: float, stop: asyncio.Event) -> None:
+        interval = device.poll_interval
+        tick = 0
+        while not stop.is_set():
+            due = first_tick + tick * interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.poll_once(device)
+            # Skip ticks that already passed instead of polling in a burst to catch up.
+            next_tick = math.floor((time.monotonic() - first_tick) / interval) + 1
+            if next_tick > tick + 1:
+                self.overruns += next_tick - tick - 1
+            tick = max(tick + 1, next_tick)
+
+    async def poll_once(self, device: Device) -> Reading | None:
+        """Poll ``device`` now (unless its breaker is open); publish and return its reading."""
+        health = self.health[device.id]
+        now = time.monotonic()
+        if now < health.open_until:
+            return None
+        ts = datetime.now(UTC)
+        started = time.perf_counter()
+        try:
+            fields = await self._read(device, self._plans[device.id])
+        except LinkError as error:
+            self._failed(device, health, str(error))
+            POLLS.labels(self.link.name, "failed").inc()
+            await self._publish_health(device, ts, None)
+            return None
+        latency = time.perf_counter() - started
+        POLL_SECONDS.labels(self.link.name).observe(latency)
+        POLLS.labels(self.link.name, "ok").inc()
+        self.polls += 1
+        if health.consecutive_failures:
+            log.info("%s answers again after %d failed polls", device.id, health.consecutive_failures)
+        health.consecutive_failures = 0
+        health.open_until = 0.0
+        health.opened = 0
+        health.last_success = time.monotonic()
+        reading = Reading(device.id, ts, fields, self._tags[device.id])
+        if fields:
+            await self.publish(reading)
+        await self._publish_health(device, ts, latency)
+        return reading
+
+    async def _read(self, device: Device, plan: list[ReadBlock]) -> dict[str, Value]:
+        unit = device.unit or 0
+        fields: dict[str, Value] = {}
+        for block in plan:
+            data = await self.link.read(unit, block.table, block.address, block.count)
+            for register_field in block.fields:
+                part = data[block.slice_of(register_field)]
+                try:
+                    if register_field.table in {"coil", "discrete"}:
+                        value = decode_field(register_field, bit=bool(part[0]))
+                    else:
+                        value = decode_field(register_field, [int(word) for word in part])
+                except DecodeError as error:
+                    self._garbage(device, f"{register_field.field}: {error}")
+                    continue
+                if isinstance(value, float) and not math.isfinite(value):
+                    self._garbage(device, f"{register_field.field}: {value}")
+                    continue
+                fields[register_field.field] = value
+        return fields
+
+    def _garbage(self, device: Device, what: str) -> None:
+        GARBAGE.labels(device.id).inc()
+        health = self.health[device.id]
+        now = time.monotonic()
+        if now - health.last_garbage_log >= 60:  # once per device per minute
+            health.last_garbage_log = now
+            log.warning("%s sent an unusable value (%s); counted and skipped", device.id, what)
+
+    def _failed(self, device: Device, health: DeviceHealth, error: str) -> None:
+        health.consecutive_failures += 1
+        health.last_error = error
+        if health.consecutive_failures == 1:
+            log.error("%s: %s", device.id, error)
+        else:
+            log.debug("%s: %s (%d in a row)", device.id, error, health.consecutive_failures)
+        if health.consecutive_failures >= self.failures_to_open:
+            # Probe after 2, 4, 8... intervals, at most probe_max: a meter that comes back is found soon,
+            # a dead one costs its bus one timeout per probe.
+            backoff = min(self.probe_max, device.poll_interval * 2 ** (health.opened + 1))
+            health.open_until = time.monotonic() + backoff
+            health.opened += 1
+
+    async def _publish_health(self, device: Device, ts: datetime, latency: float | None) -> None:
+        health = self.health[device.id]
+        fields: dict[str, Value] = {
+            "online": latency is not None,
+            "consecutive_failures": health.consecutive_failures,
+        }
+        if latency is not None:
+            fields["poll_latency_ms"] = latency * 1000.0
+        tags = {**self._tags[device.id], "kind": "device_health", "device_kind": self._tags[device.id]["kind"]}
+        await self.publish(Reading(device.id, ts, fields, tags))

@@ -1,0 +1,127 @@
+"""Polling a simulated RS-485 bus: steady intervals, a dead device backed off, garbage counted."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+
+import pytest
+
+from collectors.modbus_link import ModbusLink
+from collectors.modbus_poller import ModbusBusPoller
+from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
+from houqin.inventory import Inventory
+from houqin.inventory.model import Device, Gateway
+from houqin.readings import Reading
+
+INTERVAL = 0.3
+TIMEOUT = 0.15
+
+
+@pytest.fixture
+async def floor_bus(demo_inventory: Inventory) -> AsyncIterator[SimulatedGateway]:
+    meters = [SimulatedModbusDevice(unit, demo_inventory.models["eastron-sdm120"]) for unit in (1, 2, 3)]
+    for meter in meters:
+        meter.values.update(voltage=220.0 + meter.unit, energy=100.0 * meter.unit)
+    sim = SimulatedGateway(meters, rtu=True)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+def devices_on(sim: SimulatedGateway) -> tuple[Gateway, list[Device]]:
+    gateway = Gateway(id="gw", type="rtu_over_tcp", host="127.0.0.1", port=sim.port, timeout=TIMEOUT)
+    devices = [
+        Device(
+            id=f"m{unit}",
+            model="eastron-sdm120",
+            gateway="gw",
+            unit=unit,
+            building="b",
+            floor=1,
+            room=f"R{unit}",
+            poll_interval=INTERVAL,
+        )  # fmt: skip
+        for unit in sim.devices
+    ]
+    return gateway, devices
+
+
+async def run_for(poller: ModbusBusPoller, seconds: float) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await task
+
+
+async def test_a_dead_device_does_not_slow_its_bus_mates(
+    floor_bus: SimulatedGateway, demo_inventory: Inventory
+) -> None:
+    floor_bus.devices[2].offline = True
+    gateway, devices = devices_on(floor_bus)
+    readings: list[Reading] = []
+
+    async def publish(reading: Reading) -> None:
+        readings.append(reading)
+
+    poller = ModbusBusPoller(ModbusLink(gateway), devices, demo_inventory, publish)
+    await run_for(poller, 3.0)
+    for device_id in ("m1", "m3"):
+        stamps = [r.ts.timestamp() for r in readings if r.device == device_id and r.tags["kind"] == "electricity"]
+        assert len(stamps) >= 9, (device_id, len(stamps))  # 10 ticks in 3 s
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        # Never late by more than the dead device's timeout, and no drift over the run.
+        assert max(gaps) <= INTERVAL + TIMEOUT + 0.05, gaps
+        assert abs((stamps[-1] - stamps[0]) - INTERVAL * (len(stamps) - 1)) < 0.1
+    first = next(r for r in readings if r.device == "m1" and r.tags["kind"] == "electricity")
+    assert first.fields["voltage"] == pytest.approx(221.0) and first.tags["room"] == "R1"
+    # The breaker opened after three failures: the dead meter was asked far fewer than 10 times.
+    assert floor_bus.devices[2].requests <= 5
+    dead_health = [r for r in readings if r.device == "m2" and r.tags["kind"] == "device_health"]
+    assert dead_health and not any(r.fields["online"] for r in dead_health)
+    assert poller.health["m2"].consecutive_failures >= 3 and poller.health["m1"].online
+
+
+async def test_garbage_values_are_counted_and_the_rest_kept(
+    floor_bus: SimulatedGateway, demo_inventory: Inventory, caplog: pytest.LogCaptureFixture
+) -> None:
+    floor_bus.devices[1].values["voltage"] = math.nan
+    gateway, devices = devices_on(floor_bus)
+    readings: list[Reading] = []
+
+    async def publish(reading: Reading) -> None:
+        readings.append(reading)
+
+    poller = ModbusBusPoller(ModbusLink(gateway), devices, demo_inventory, publish)
+    for _ in range(3):
+        await poller.poll_once(devices[0])
+    data = [r for r in readings if r.device == "m1" and r.tags["kind"] == "electricity"]
+    assert len(data) == 3
+    assert all("voltage" not in r.fields and r.fields["energy"] == pytest.approx(100.0) for r in data)
+    assert caplog.text.count("m1 sent an unusable value") == 1  # logged once per minute, counted always
+    await poller.link.close()
+
+
+async def test_a_device_that_returns_is_found_by_the_probe(
+    floor_bus: SimulatedGateway, demo_inventory: Inventory
+) -> None:
+    floor_bus.devices[3].offline = True
+    gateway, devices = devices_on(floor_bus)
+    readings: list[Reading] = []
+
+    async def publish(reading: Reading) -> None:
+        readings.append(reading)
+
+    poller = ModbusBusPoller(ModbusLink(gateway), devices[2:], demo_inventory, publish)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    await asyncio.sleep(1.5)
+    assert not poller.health["m3"].online
+    floor_bus.devices[3].offline = False
+    await asyncio.sleep(2.5)  # the probe comes within 2 × interval, then doubles
+    stop.set()
+    await task
+    assert poller.health["m3"].online
+    assert any(r.device == "m3" and r.tags["kind"] == "electricity" for r in readings)
