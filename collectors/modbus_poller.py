@@ -61,6 +61,7 @@ class ModbusBusPoller:
         publish: Publish,
         failures_to_open: int = 3,
         probe_max: float = 300.0,
+        capacity_window: float = 60.0,
     ) -> None:
         self.link = link
         self.devices = [device for device in devices if device.enabled]
@@ -74,8 +75,11 @@ class ModbusBusPoller:
             for device in self.devices
         }
         self._tags = {device.id: inventory.device_tags(device) for device in self.devices}
+        self.capacity_window = capacity_window
         self.polls = 0
+        self.attempts = 0
         self.overruns = 0
+        self.behind = False
 
     @property
     def name(self) -> str:
@@ -88,6 +92,7 @@ class ModbusBusPoller:
             asyncio.create_task(self._poll_forever(device, start + device.poll_interval * index / count, stop))
             for index, device in enumerate(self.devices)
         ]
+        tasks.append(asyncio.create_task(self._watch_capacity()))
         try:
             await stop.wait()
         finally:
@@ -111,6 +116,28 @@ class ModbusBusPoller:
                 self.overruns += next_tick - tick - 1
             tick = max(tick + 1, next_tick)
 
+    async def _watch_capacity(self) -> None:
+        """Say once, with figures, when the bus cannot give its devices the poll rate they are configured for."""
+        attempts, overruns = self.attempts, self.overruns
+        while True:
+            await asyncio.sleep(self.capacity_window)
+            now = time.monotonic()
+            needed = sum(1 / d.poll_interval for d in self.devices if self.health[d.id].open_until <= now)
+            achieved = (self.attempts - attempts) / self.capacity_window
+            missed = self.overruns - overruns
+            attempts, overruns = self.attempts, self.overruns
+            if missed and achieved < 0.95 * needed:
+                if not self.behind:
+                    log.warning(
+                        "bus %s cannot keep up: %.1f polls/s needed, %.1f achieved (%d ticks missed in %.0f s); "
+                        "lengthen poll intervals or split the bus",
+                        self.link.name, needed, achieved, missed, self.capacity_window,
+                    )  # fmt: skip
+                self.behind = True
+            elif self.behind:
+                log.info("bus %s keeps up again: %.1f polls/s", self.link.name, achieved)
+                self.behind = False
+
     async def poll_once(self, device: Device) -> Reading | None:
         """Poll ``device`` now (unless its breaker is open); publish and return its reading."""
         health = self.health[device.id]
@@ -118,6 +145,7 @@ class ModbusBusPoller:
         if now < health.open_until:
             return None
         ts = datetime.now(UTC)
+        self.attempts += 1
         started = time.perf_counter()
         try:
             fields = await self._read(device, self._plans[device.id])

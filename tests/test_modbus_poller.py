@@ -126,3 +126,22 @@ async def test_a_device_that_returns_is_found_by_the_probe(
     await task
     assert poller.health["m3"].online
     assert any(r.device == "m3" and r.tags["kind"] == "electricity" for r in readings)
+
+
+async def test_an_overloaded_bus_says_so_with_figures(
+    floor_bus: SimulatedGateway, demo_inventory: Inventory, caplog: pytest.LogCaptureFixture
+) -> None:
+    for meter in floor_bus.devices.values():
+        meter.reply_delay = 0.03  # three block reads per meter: ~0.1 s a poll, three meters
+    gateway, devices = devices_on(floor_bus)
+    devices = [device.model_copy(update={"poll_interval": 0.1}) for device in devices]
+
+    async def publish(reading: Reading) -> None:
+        pass
+
+    poller = ModbusBusPoller(ModbusLink(gateway), devices, demo_inventory, publish, capacity_window=1.0)
+    await run_for(poller, 2.5)
+    assert poller.behind
+    warnings = [r.getMessage() for r in caplog.records if "cannot keep up" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "30.0 polls/s needed" in warnings[0]
