@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 
-from collectors.modbus_link import LinkError, ModbusLink
+from collectors.modbus_link import DeviceTimeout, LinkError, ModbusLink
 from collectors.read_plan import ReadBlock, plan_reads
 from collectors.registers import DecodeError, Value, decode_field
 from houqin.inventory import Inventory
@@ -170,11 +170,25 @@ class ModbusBusPoller:
         await self._publish_health(device, ts, latency)
         return reading
 
+    async def _read_block(self, device: Device, block: ReadBlock) -> list[int] | list[bool]:
+        # A device that was answering gets the gateway's retries (RS-485 noise loses a frame now and
+        # then); one already failing gets a single attempt, so a dead meter costs its bus-mates at most
+        # one timeout per poll. Before a retry the request goes to the back of the bus queue, so the
+        # bus-mates waiting for the bus are served first.
+        retries = self.link.gateway.retries if self.health[device.id].consecutive_failures == 0 else 0
+        for attempt in range(retries + 1):
+            try:
+                return await self.link.read(device.unit or 0, block.table, block.address, block.count)
+            except DeviceTimeout:
+                if attempt == retries:
+                    raise
+                await asyncio.sleep(0)
+        raise AssertionError("unreachable")
+
     async def _read(self, device: Device, plan: list[ReadBlock]) -> dict[str, Value]:
-        unit = device.unit or 0
         fields: dict[str, Value] = {}
         for block in plan:
-            data = await self.link.read(unit, block.table, block.address, block.count)
+            data = await self._read_block(device, block)
             for register_field in block.fields:
                 part = data[block.slice_of(register_field)]
                 try:

@@ -78,8 +78,9 @@ async def test_a_dead_device_does_not_slow_its_bus_mates(
         assert abs((stamps[-1] - stamps[0]) - INTERVAL * (len(stamps) - 1)) < 0.1
     first = next(r for r in readings if r.device == "m1" and r.tags["kind"] == "electricity")
     assert first.fields["voltage"] == pytest.approx(221.0) and first.tags["room"] == "R1"
-    # The breaker opened after three failures: the dead meter was asked far fewer than 10 times.
-    assert floor_bus.devices[2].requests <= 5
+    # Its first failure got the gateway's 2 retries, the next two polls one attempt each, then the breaker
+    # opened and only probes (after 2, then 4 intervals) reached it: far fewer than 10 polls × 3 tries.
+    assert floor_bus.devices[2].requests <= 8
     dead_health = [r for r in readings if r.device == "m2" and r.tags["kind"] == "device_health"]
     assert dead_health and not any(r.fields["online"] for r in dead_health)
     assert poller.health["m2"].consecutive_failures >= 3 and poller.health["m1"].online
@@ -145,3 +146,22 @@ async def test_an_overloaded_bus_says_so_with_figures(
     warnings = [r.getMessage() for r in caplog.records if "cannot keep up" in r.getMessage()]
     assert len(warnings) == 1
     assert "30.0 polls/s needed" in warnings[0]
+
+
+async def test_a_lost_frame_is_retried(floor_bus: SimulatedGateway, demo_inventory: Inventory) -> None:
+    meter = floor_bus.devices[1]
+    gateway, devices = devices_on(floor_bus)
+    readings: list[Reading] = []
+
+    async def publish(reading: Reading) -> None:
+        readings.append(reading)
+
+    poller = ModbusBusPoller(ModbusLink(gateway), devices[:1], demo_inventory, publish)
+    assert await poller.poll_once(devices[0]) is not None
+    meter.requests = 0
+    meter.lost_replies = 1
+    reading = await poller.poll_once(devices[0])
+    assert reading is not None and reading.fields["voltage"] == pytest.approx(221.0)
+    assert meter.requests == 3 + 1  # three block reads, one of them twice
+    assert poller.health["m1"].online
+    await poller.link.close()

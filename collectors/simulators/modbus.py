@@ -34,6 +34,7 @@ class SimulatedModbusDevice:
         }
         self.reply_delay = 0.0
         self.offline = False
+        self.lost_replies = 0  # the next N requests get no answer, as when noise corrupts a frame
         self.requests = 0
 
     def fields_of(self, table: str) -> list[RegisterField]:
@@ -63,6 +64,9 @@ class SimulatedModbusDevice:
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
         self.requests += 1
+        if self.lost_replies > 0:
+            self.lost_replies -= 1
+            await asyncio.sleep(OFFLINE_DELAY)
         if self.offline:
             await asyncio.sleep(OFFLINE_DELAY)
         elif self.reply_delay:
