@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
@@ -23,13 +23,12 @@ from collectors.read_plan import ReadBlock, plan_reads
 from collectors.registers import DecodeError, Value, decode_field
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
-from houqin.readings import Reading
+from houqin.readings import GarbageLog, Reading
 
 log = logging.getLogger(__name__)
 
 POLLS = Counter("houqin_modbus_polls_total", "Device polls", ["gateway", "result"])
 POLL_SECONDS = Histogram("houqin_modbus_poll_seconds", "Time to read all blocks of a device", ["gateway"])
-GARBAGE = Counter("houqin_device_garbage_total", "Values from devices that could not be used", ["device"])
 
 Publish = Callable[[Reading], Awaitable[None]]
 
@@ -43,7 +42,6 @@ class DeviceHealth:
     opened: int = 0
     last_success: float | None = None
     last_error: str = ""
-    last_garbage_log: float = field(default=-math.inf)
 
     @property
     def online(self) -> bool:
@@ -76,6 +74,7 @@ class ModbusBusPoller:
         }
         self._tags = {device.id: inventory.device_tags(device) for device in self.devices}
         self.capacity_window = capacity_window
+        self.garbage = GarbageLog(log)
         self.polls = 0
         self.attempts = 0
         self.overruns = 0
@@ -197,21 +196,13 @@ class ModbusBusPoller:
                     else:
                         value = decode_field(register_field, [int(word) for word in part])
                 except DecodeError as error:
-                    self._garbage(device, f"{register_field.field}: {error}")
+                    self.garbage.report(device.id, f"{register_field.field}: {error}")
                     continue
                 if isinstance(value, float) and not math.isfinite(value):
-                    self._garbage(device, f"{register_field.field}: {value}")
+                    self.garbage.report(device.id, f"{register_field.field}: {value}")
                     continue
                 fields[register_field.field] = value
         return fields
-
-    def _garbage(self, device: Device, what: str) -> None:
-        GARBAGE.labels(device.id).inc()
-        health = self.health[device.id]
-        now = time.monotonic()
-        if now - health.last_garbage_log >= 60:  # once per device per minute
-            health.last_garbage_log = now
-            log.warning("%s sent an unusable value (%s); counted and skipped", device.id, what)
 
     def _failed(self, device: Device, health: DeviceHealth, error: str) -> None:
         health.consecutive_failures += 1

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+from prometheus_client import Counter
 
 FieldValue = float | int | bool | str
 
@@ -31,3 +36,27 @@ class ReadingSink(Protocol):
     name: str
 
     async def consume(self, readings: Sequence[Reading]) -> None: ...
+
+
+DEVICE_GARBAGE = Counter(
+    "houqin_device_garbage_total", "Values or payloads from devices that could not be used", ["device"]
+)
+
+
+class GarbageLog:
+    """Counts unusable device data always, logs it once per device per minute: a babbling device must
+    neither flood the log nor go unnoticed."""
+
+    def __init__(self, logger: logging.Logger, every: float = 60.0) -> None:
+        self.logger = logger
+        self.every = every
+        self.count = 0
+        self._last: dict[str, float] = {}
+
+    def report(self, device: str, what: str) -> None:
+        self.count += 1
+        DEVICE_GARBAGE.labels(device).inc()
+        now = time.monotonic()
+        if now - self._last.get(device, -math.inf) >= self.every:
+            self._last[device] = now
+            self.logger.warning("%s sent data houqin cannot use (%s); counted and skipped", device, what)

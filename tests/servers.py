@@ -125,17 +125,33 @@ def postgres_server() -> Iterator[Postgres]:
 class Mosquitto:
     port: int
     workdir: Path
+    config: Path
     process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = need("mosquitto", "mosquitto")
+        self.process = subprocess.Popen([binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)  # fmt: skip
+        wait_until(lambda: port_open(self.port), "mosquitto", self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)  # SIGTERM: a persistent broker saves its sessions first
+            self.process = None
 
 
 @contextlib.contextmanager
-def mosquitto_server(users: dict[str, str] | None = None) -> Iterator[Mosquitto]:
-    """A Mosquitto broker; with ``users`` it demands a username and password."""
-    binary = need("mosquitto", "mosquitto")
+def mosquitto_server(users: dict[str, str] | None = None, persistence: bool = False) -> Iterator[Mosquitto]:
+    """A Mosquitto broker; with ``users`` it demands a username and password; with ``persistence`` it
+    keeps sessions and queued messages across a restart (``stop()`` then ``start()``)."""
     workdir = Path(tempfile.mkdtemp(prefix="houqin-mqtt-"))
-    os.chmod(workdir, 0o755)
+    os.chmod(workdir, 0o777)  # the broker drops root for the mosquitto user and writes its database here
     port = free_port()
-    lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr"]
+    lines = [f"listener {port} 127.0.0.1", "log_dest stderr", "max_queued_messages 100000"]
+    if persistence:
+        lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 1"]
+    else:
+        lines.append("persistence false")
     if users:
         password_file = workdir / "passwd"
         password_file.write_text("".join(f"{name}:{password}\n" for name, password in users.items()))
@@ -149,12 +165,12 @@ def mosquitto_server(users: dict[str, str] | None = None) -> Iterator[Mosquitto]
         lines.append("allow_anonymous true")
     config = workdir / "mosquitto.conf"
     config.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = Mosquitto(port, workdir, config)
+    broker.start()
     try:
-        wait_until(lambda: port_open(port), "mosquitto", process)
-        yield Mosquitto(port, workdir, process)
+        yield broker
     finally:
-        stop(process)
+        broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -102,7 +102,8 @@ async def test_garbage_values_are_counted_and_the_rest_kept(
     data = [r for r in readings if r.device == "m1" and r.tags["kind"] == "electricity"]
     assert len(data) == 3
     assert all("voltage" not in r.fields and r.fields["energy"] == pytest.approx(100.0) for r in data)
-    assert caplog.text.count("m1 sent an unusable value") == 1  # logged once per minute, counted always
+    assert caplog.text.count("m1 sent data houqin cannot use") == 1  # logged once per minute
+    assert poller.garbage.count == 3  # counted always
     await poller.link.close()
 
 

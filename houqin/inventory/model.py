@@ -149,6 +149,8 @@ class PayloadField(Entry):
     """Where a value sits in an MQTT payload: a dotted JSON path, or the whole payload for plain numbers."""
 
     path: str = Field(default="", description="dotted path into a JSON payload; empty for a plain payload")
+    # A field keeps one type for ever: InfluxDB rejects a whole batch when a field's type changes.
+    type: Literal["number", "bool", "string"] = "number"
     scale: float = 1.0
     offset: float = 0.0
     unit: str = ""

@@ -1,0 +1,212 @@
+"""The MQTT link: receives the telemetry of every MQTT device in the inventory and publishes commands.
+
+QoS 1 with a persistent session (a fixed client id, no clean session), so what devices send while
+houqin is briefly disconnected is delivered when it is back. Reconnecting is this loop's job (aiomqtt's
+client is a reusable async context manager), with exponential backoff and jitter. With a shared group,
+several houqin instances split the devices' messages between them (``$share/<group>/<topic>``).
+Payloads that cannot be read are counted and logged once per device per minute; they never stop the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomqtt
+import orjson
+from prometheus_client import Counter
+
+from houqin.inventory import Inventory
+from houqin.inventory.model import Command, Device, PayloadMap
+from houqin.readings import GarbageLog, Reading
+
+log = logging.getLogger(__name__)
+
+MESSAGES = Counter("houqin_mqtt_messages_total", "MQTT messages received", ["result"])
+
+Publish = Callable[[Reading], Awaitable[None]]
+FieldValue = float | bool | str
+
+
+class PayloadError(ValueError):
+    """A device payload that does not fit its model's payload map."""
+
+
+def decode_payload(payload: bytes, payload_map: PayloadMap) -> dict[str, FieldValue]:
+    """Fields of a device payload; raises ``PayloadError`` when none can be read."""
+    if payload_map.format == "plain":
+        (name, spec), *_ = payload_map.fields.items()
+        try:
+            number = float(payload.decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            raise PayloadError(f"not a number: {payload[:40]!r}") from None
+        if not math.isfinite(number):
+            raise PayloadError(f"not a finite number: {number}")
+        return {name: number * spec.scale + spec.offset}
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise PayloadError(f"not JSON: {payload[:40]!r}") from None
+    fields: dict[str, FieldValue] = {}
+    problems: list[str] = []
+    for name, spec in payload_map.fields.items():
+        value: Any = document
+        for key in spec.path.split(".") if spec.path else []:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue  # a device may leave a field out of one message
+        if spec.type == "bool" and (isinstance(value, bool) or value in (0, 1)):
+            fields[name] = bool(value)
+        elif (
+            spec.type == "number"
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        ):
+            fields[name] = float(value) * spec.scale + spec.offset
+        elif spec.type == "string" and isinstance(value, str):
+            fields[name] = value
+        else:
+            problems.append(f"{name}={value!r} is not a {spec.type}")
+    if not fields:
+        raise PayloadError("no field of the payload map found" + (f" ({', '.join(problems)})" if problems else ""))
+    return fields
+
+
+def command_topic(device: Device, command: Command) -> str:
+    """A command topic is absolute when it starts with '/', else it replaces the last level of the
+    device's state topic (``campus/library/lighting/l1/state`` + ``set`` -> ``.../l1/set``)."""
+    assert command.topic is not None and device.topic is not None
+    if command.topic.startswith("/"):
+        return command.topic[1:]
+    return device.topic.rsplit("/", 1)[0] + "/" + command.topic if "/" in device.topic else command.topic
+
+
+class MqttLink:
+    """One connection to the broker for every MQTT device; a component of ``houqin run``."""
+
+    name = "mqtt"
+
+    def __init__(
+        self,
+        url: str,
+        inventory: Inventory,
+        publish: Publish,
+        client_id: str = "houqin",
+        shared_group: str | None = None,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+            raise ValueError("MQTT URL must look like mqtt://user:password@host:1883")
+        self.host = parts.hostname
+        self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        self.username, self.password = parts.username, parts.password
+        self.tls = parts.scheme == "mqtts"
+        self.inventory = inventory
+        self.publish = publish
+        self.client_id = client_id
+        self.shared_group = shared_group
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.devices = {device.topic: device for device in inventory.mqtt_devices() if device.enabled and device.topic}
+        self._tags = {device.id: inventory.device_tags(device) for device in self.devices.values()}
+        self._client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+        self.received = 0
+        self.garbage = GarbageLog(log)
+        self.unknown = 0
+        self.connections = 0
+
+    def _new_client(self) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            identifier=self.client_id,
+            clean_session=False,  # persistent session: QoS 1 messages wait for us while we are away
+            keepalive=30,
+            tls_params=aiomqtt.TLSParameters() if self.tls else None,
+            timeout=10,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                async with self._new_client() as client:
+                    self._client = client
+                    await self._subscribe(client)
+                    self.connections += 1
+                    if failures:
+                        log.info("MQTT broker %s:%d reached again", self.host, self.port)
+                    failures = 0
+                    self.connected.set()
+                    receiving = asyncio.create_task(self._receive(client))
+                    stopping = asyncio.create_task(stop.wait())
+                    done, _ = await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    stopping.cancel()
+                    if receiving in done:
+                        receiving.result()  # raises the MqttError that ended it
+                    else:
+                        receiving.cancel()
+                        await asyncio.gather(receiving, return_exceptions=True)
+            except aiomqtt.MqttError as error:
+                failures += 1
+                delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
+                level = logging.ERROR if failures == 1 else logging.DEBUG
+                log.log(level, "MQTT broker %s:%d: %s; retrying in %.1f s", self.host, self.port, error, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+            finally:
+                self._client = None
+                self.connected.clear()
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        topics = sorted(self.devices)
+        prefix = f"$share/{self.shared_group}/" if self.shared_group else ""
+        # Subscribe in batches: brokers bound the topics of one SUBSCRIBE packet.
+        for start in range(0, len(topics), 100):
+            await client.subscribe([(prefix + topic, 1) for topic in topics[start : start + 100]])
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            await self.handle(message.topic.value, bytes(message.payload) if isinstance(
+                message.payload, bytes | bytearray) else str(message.payload).encode())  # fmt: skip
+
+    async def handle(self, topic: str, payload: bytes) -> Reading | None:
+        """Turn one message into a reading and publish it; garbage is counted, never raised."""
+        self.received += 1
+        device = self.devices.get(topic)
+        if device is None:
+            self.unknown += 1
+            MESSAGES.labels("unknown_topic").inc()
+            return None
+        payload_map = self.inventory.model_of(device).payload
+        assert payload_map is not None  # checked when the inventory was loaded
+        try:
+            fields = decode_payload(payload, payload_map)
+        except PayloadError as error:
+            MESSAGES.labels("garbage").inc()
+            self.garbage.report(device.id, str(error))
+            return None
+        MESSAGES.labels("ok").inc()
+        reading = Reading(device.id, datetime.now(UTC), fields, self._tags[device.id])
+        await self.publish(reading)
+        return reading
+
+    async def send(self, device: Device, command_name: str, action: str) -> None:
+        """Publish a command (QoS 1). Raises ``aiomqtt.MqttError`` when the broker is not connected."""
+        command = self.inventory.model_of(device).commands[command_name]
+        payload = command.actions[action]
+        if self._client is None:
+            raise aiomqtt.MqttError("not connected to the broker")
+        await self._client.publish(command_topic(device, command), str(payload).encode(), qos=1)
