@@ -119,7 +119,8 @@ class ModbusLink:
                 raise DeviceTimeout(f"unit {unit}: asked {count} registers, got {len(response.registers)}")
             return list(response.registers)
 
-        return await self._run(request, unit)
+        result: list[int] | list[bool] = await self._run(request, unit)
+        return result
 
     async def write(self, unit: int, table: str, address: int, values: Sequence[int] | Sequence[bool]) -> None:
         """Write coils or holding registers from ``address`` on device ``unit``."""

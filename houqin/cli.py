@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from collectors.simulators.campus import SimulatedCampus
 from houqin import __version__
 from houqin.accounts import AccountError, NewAccount, Role, add_account, generate_password, import_accounts
 from houqin.config_file import ConfigError
@@ -46,6 +47,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # pymodbus logs every failed connect and retry itself; houqin's links report them once, with context.
+    logging.getLogger("pymodbus").setLevel(logging.ERROR)
 
 
 def _load_inventory_or_exit(path: Path) -> Inventory:
@@ -79,11 +82,51 @@ def _readiness(settings: Settings, database: Database) -> Readiness:
     return readiness
 
 
-async def _serve(settings: Settings, inventory: Inventory, banner: list[str] | None = None) -> None:
+async def _collection(
+    settings: Settings, inventory: Inventory, simulate: bool
+) -> tuple[list[SimulatedCampus], list[Component]]:
+    """The collection components (pipeline, bus pollers, MQTT link) and, with ``simulate``, the started
+    simulators they talk to (the caller stops them after the collectors)."""
+    from collectors.modbus_link import ModbusLink
+    from collectors.modbus_poller import ModbusBusPoller
+    from collectors.mqtt_link import MqttLink
+    from collectors.pipeline import Pipeline
+
+    pipeline = Pipeline()
+    collectors: list[Component] = [pipeline]
+    simulators: list[SimulatedCampus] = []
+    campus = SimulatedCampus(inventory, settings.tz) if simulate else None
+    if campus is not None:
+        await campus.start()  # links need the simulators' ports
+        simulators.append(campus)
+    for gateway in inventory.gateways.values():
+        if campus is not None:
+            if gateway.id not in campus.gateways:
+                continue
+            gateway = campus.gateway_for_link(gateway)
+        devices = inventory.devices_on(gateway.id)
+        collectors.append(ModbusBusPoller(ModbusLink(gateway), devices, inventory, pipeline.publish))
+    if inventory.mqtt_devices():
+        if settings.mqtt_embedded:
+            log.warning(
+                "%d MQTT devices are not collected: set HOUQIN_MQTT_URL to the campus broker",
+                len(inventory.mqtt_devices()),
+            )
+        else:
+            collectors.append(
+                MqttLink(settings.mqtt_url, inventory, pipeline.publish, client_id=settings.mqtt_client_id)
+            )
+    return simulators, collectors
+
+
+async def _serve(
+    settings: Settings, inventory: Inventory, banner: list[str] | None = None, simulate: bool = False
+) -> None:
     from api.app import create_app
     from api.server import ApiServer
 
     database = await _open_database(settings)
+    simulators: list[SimulatedCampus] = []
     try:
         readiness = _readiness(settings, database)
         api = ApiServer(
@@ -91,7 +134,8 @@ async def _serve(settings: Settings, inventory: Inventory, banner: list[str] | N
             settings.api_host,
             settings.api_port,
         )
-        components: list[Component] = [api]
+        simulators, collectors = await _collection(settings, inventory, simulate)
+        components: list[Component] = [api, *collectors]
         stop = asyncio.Event()
         install_stop_signals(stop)
         log.info(
@@ -108,11 +152,16 @@ async def _serve(settings: Settings, inventory: Inventory, banner: list[str] | N
         await supervise(components, stop)
         log.info("houqin stopped")
     finally:
+        for simulator in simulators:
+            await simulator.stop()
         await database.close()
 
 
 @app.command()
 def run(
+    simulate: Annotated[
+        bool, typer.Option("--simulate", help="Serve every Modbus device of the inventory from simulators")
+    ] = False,
     host: Annotated[str | None, typer.Option(help="Listen address (default: setting api_host)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: setting api_port; 0 picks one)")] = None,
 ) -> None:
@@ -125,7 +174,7 @@ def run(
     _setup_logging(settings.log_level)
     inventory = _load_inventory_or_exit(settings.inventory)
     try:
-        asyncio.run(_serve(settings, inventory))
+        asyncio.run(_serve(settings, inventory, simulate=simulate))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
     except OSError as error:
@@ -189,7 +238,7 @@ def demo(
     banner = ["demo logins (kept in " + str(settings.data_dir / "demo-logins.json") + "):"]
     banner += [f"  {name:<9} {password}" for name, password in logins.items()]
     try:
-        asyncio.run(_serve(settings, inventory, banner))
+        asyncio.run(_serve(settings, inventory, banner, simulate=True))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
     except OSError as error:

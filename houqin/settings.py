@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default is a SQLite file in the data directory"
     )
     mqtt_url: str = Field(default=EMBEDDED, description="mqtt://user:pass@host:port, or 'embedded'")
+    mqtt_client_id: str = Field(
+        default="houqin", description="Fixed MQTT client id: the broker keeps this session's messages while away"
+    )
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)

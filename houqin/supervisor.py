@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 class Component(Protocol):
     """A long-lived part of the process (API server, a link, the scheduler...)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then return after cleaning up."""

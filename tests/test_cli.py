@@ -114,6 +114,15 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
         ).json()
         me = httpx.get(f"{url}/api/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"}).json()
         assert me["role"] == "student" and me["rooms"] == ["D1-101"]
+        # The simulated campus is being polled: main meters every 5 s, rooms every 15 s.
+        deadline = time.monotonic() + 30
+        polled = None
+        while polled is None and time.monotonic() < deadline:
+            metrics = httpx.get(f"{url}/metrics", timeout=5).text
+            polled = re.search(r'houqin_modbus_polls_total\{gateway="dorm1-main",result="ok"\} ([0-9.]+)', metrics)
+            time.sleep(0.5)
+        assert polled is not None and float(polled.group(1)) >= 1
+        assert 'result="failed"' not in metrics
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
     finally:

@@ -9,6 +9,7 @@ overloaded bus does; ``offline`` makes it answer far too late (a dead device on 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from pymodbus import FramerType
@@ -35,6 +36,8 @@ class SimulatedModbusDevice:
         self.reply_delay = 0.0
         self.offline = False
         self.lost_replies = 0  # the next N requests get no answer, as when noise corrupts a frame
+        # Called before a read is answered, to bring the values up to now (see physics.py).
+        self.refresh: Callable[[SimulatedModbusDevice], None] | None = None
         self.requests = 0
 
     def fields_of(self, table: str) -> list[RegisterField]:
@@ -77,6 +80,8 @@ class SimulatedModbusDevice:
         if set_values is not None:
             self._written(table, address, list(set_values))
             return None
+        if self.refresh is not None:
+            self.refresh(self)
         if table in {"holding", "input"}:
             for field in self.fields_of(table):
                 value = self.values[field.field]
@@ -133,10 +138,11 @@ class SimulatedGateway:
             address=("127.0.0.1", self._requested_port),
         )
         await self._server.serve_forever(background=True)
-        self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        listener: Any = self._server.transport  # an asyncio.Server once listening
+        self.port = int(listener.sockets[0].getsockname()[1])
         self._requested_port = self.port  # a restart comes back on the same port
 
     async def stop(self) -> None:
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None

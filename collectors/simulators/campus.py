@@ -1,0 +1,109 @@
+"""A whole simulated campus from an inventory: every Modbus gateway served on 127.0.0.1 with devices
+that behave (dorm loads, relays that cut rooms, lighting circuits), and faults injected at run time."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
+from collectors.simulators.physics import FAULTS, LightingPhysics, MeterPhysics, dorm_load
+from houqin.inventory import Inventory
+from houqin.inventory.model import Device, Gateway
+
+log = logging.getLogger(__name__)
+
+
+class SimulatedCampus:
+    def __init__(self, inventory: Inventory, timezone: ZoneInfo, seed: int | None = None) -> None:
+        self.inventory = inventory
+        self.devices: dict[str, SimulatedModbusDevice] = {}
+        self.faults: dict[str, set[str]] = {}
+        self.gateways: dict[str, SimulatedGateway] = {}
+        room_of_meter = {room.meter: room for room in inventory.rooms.values()}
+        rooms_per_building: dict[str, int] = {}
+        for room in inventory.rooms.values():
+            rooms_per_building[room.building] = rooms_per_building.get(room.building, 0) + 1
+        load = dorm_load(timezone)
+        for gateway in inventory.gateways.values():
+            if gateway.type == "rtu_serial":
+                log.warning("gateway %s is a serial bus; the simulator serves TCP gateways only", gateway.id)
+                continue
+            simulated = []
+            for device in inventory.devices_on(gateway.id):
+                sim = SimulatedModbusDevice(device.unit or 1, inventory.model_of(device))
+                self.devices[device.id] = sim
+                self.faults[device.id] = set()
+                simulated.append(sim)
+            self.gateways[gateway.id] = SimulatedGateway(simulated, rtu=gateway.type == "rtu_over_tcp")
+        for device_id, sim in self.devices.items():
+            self._attach_physics(inventory.devices[device_id], sim, room_of_meter, rooms_per_building, load)
+
+    def _attach_physics(self, device, sim, room_of_meter, rooms_per_building, load) -> None:  # type: ignore[no-untyped-def]
+        fields = {register.field for register in sim.model.registers}
+        faults = self.faults[device.id]
+        if "relay_closed" in fields:
+            sim.values["relay_closed"] = True  # rooms start powered
+        if "energy" in fields:
+            room = room_of_meter.get(device.id)
+            relay = self.devices.get(room.relay) if room is not None and room.relay else None
+            switch = relay or sim
+            count = rooms_per_building.get(device.building, 0)
+
+            def powered(switch: SimulatedModbusDevice = switch) -> bool:
+                return bool(switch.values.get("relay_closed", True))
+
+            def building_demand(now: float, count: int = count) -> float:
+                # A building main meter carries the building's rooms and its common areas.
+                return 1500.0 + count * float(load(now))
+
+            demand = load if room is not None else building_demand
+            start_kwh = 500.0 + sum(map(ord, device.id)) % 1000 if room is not None else 120_000.0
+            physics = MeterPhysics(demand, phases=3 if "power_l1" in fields else 1, energy_kwh=start_kwh,
+                                   powered=powered, faults=faults)  # fmt: skip
+
+            def refresh_meter(target: SimulatedModbusDevice, physics: MeterPhysics = physics) -> None:
+                sample = physics.sample()
+                target.values.update({key: value for key, value in sample.items() if key in target.values})
+
+            sim.refresh = refresh_meter
+        elif any(name.endswith("_current") for name in fields):
+            lighting = LightingPhysics(faults=faults)
+
+            def refresh_lights(target: SimulatedModbusDevice, lighting: LightingPhysics = lighting) -> None:
+                for name in list(target.values):
+                    if name.endswith("_current"):
+                        on = bool(target.values.get(name.replace("_current", "_on"), False))
+                        target.values[name] = lighting.current(on)
+
+            sim.refresh = refresh_lights
+
+    def inject(self, device_id: str, fault: str, active: bool = True) -> None:
+        """Start (or end) a fault on a device: ``offline``, ``voltage_sag``, ``stuck_value``, ..."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        if device_id not in self.devices:
+            raise KeyError(f"no simulated Modbus device {device_id!r}")
+        faults = self.faults[device_id]
+        if active:
+            faults.add(fault)
+        else:
+            faults.discard(fault)
+        self.devices[device_id].offline = "offline" in faults
+
+    def gateway_for_link(self, gateway: Gateway) -> Gateway:
+        """The gateway as houqin's links must reach it: on the simulator's own address."""
+        simulated = self.gateways[gateway.id]
+        return gateway.model_copy(update={"host": "127.0.0.1", "port": simulated.port})
+
+    def simulated(self, device: Device) -> SimulatedModbusDevice:
+        return self.devices[device.id]
+
+    async def start(self) -> None:
+        for gateway in self.gateways.values():
+            await gateway.start()
+        log.info("simulating %d Modbus devices behind %d gateways", len(self.devices), len(self.gateways))
+
+    async def stop(self) -> None:
+        for gateway in self.gateways.values():
+            await gateway.stop()

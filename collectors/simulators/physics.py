@@ -1,0 +1,97 @@
+"""What simulated devices measure: dorm loads over the day, energy that integrates power, relays that cut
+it, lighting circuits that draw current when on, and injectable faults.
+
+Values are computed when a device is read, from the wall-clock time since its previous read, so a
+simulator costs nothing between polls and energy is exact whatever the poll interval.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+FAULTS = ("offline", "voltage_sag", "stuck_value", "illegal_appliance", "lamp_failure", "garbage_payload", "leak")
+
+# Typical dorm room demand (W) by hour of day: asleep, out at class, evening peak.
+DORM_PROFILE = (60, 50, 45, 45, 45, 50, 90, 160, 120, 80, 80, 90, 180, 150, 90, 90, 100, 160,
+                320, 480, 560, 600, 520, 260)  # fmt: skip
+
+
+def dorm_load(tz: ZoneInfo) -> Callable[[float], float]:
+    def load(now: float) -> float:
+        local = datetime.fromtimestamp(now, tz)
+        hour = local.hour + local.minute / 60
+        low, high = DORM_PROFILE[int(hour) % 24], DORM_PROFILE[(int(hour) + 1) % 24]
+        return low + (high - low) * (hour - int(hour))
+
+    return load
+
+
+@dataclass
+class MeterPhysics:
+    """An electricity meter on a feed whose demand follows ``load`` (W, at the given wall time)."""
+
+    load: Callable[[float], float]
+    phases: int = 1
+    energy_kwh: float = 0.0
+    nominal_voltage: float = 230.0
+    power_factor: float = 0.95
+    noise: float = 0.05
+    powered: Callable[[], bool] = lambda: True
+    faults: set[str] = field(default_factory=set)
+    _last: float | None = None
+    _stuck: dict[str, float] | None = None
+    rng: random.Random = field(default_factory=random.Random)
+
+    def sample(self, now: float | None = None) -> dict[str, float]:
+        now = time.time() if now is None else now
+        on = self.powered()
+        power = self.load(now) * (1 + self.rng.uniform(-self.noise, self.noise)) if on else 0.0
+        if on and "illegal_appliance" in self.faults:
+            power += 1800.0  # a kettle or heater: resistive, appears at once
+        if self._last is not None and now > self._last:
+            self.energy_kwh += power * (now - self._last) / 3_600_000
+        self._last = now
+        voltage = self.nominal_voltage * (0.82 if "voltage_sag" in self.faults else 1.0)
+        voltage += self.rng.uniform(-1.5, 1.5)
+        current = power / (voltage * self.power_factor) if power else 0.0
+        apparent = power / self.power_factor if power else 0.0
+        values = {
+            "voltage": voltage, "current": current, "power": power, "apparent_power": apparent,
+            "reactive_power": math.sqrt(max(apparent**2 - power**2, 0.0)),
+            "power_factor": self.power_factor if power else 1.0,
+            "frequency": 50.0 + self.rng.uniform(-0.03, 0.03), "import_energy": self.energy_kwh,
+            "export_energy": 0.0, "energy": self.energy_kwh,
+        }  # fmt: skip
+        if self.phases == 3:
+            # Three phases that add up: the total is exactly the sum of the phase powers.
+            shares = (0.36, 0.33, 0.31)
+            for index, share in enumerate(shares, 1):
+                phase_power = power * share
+                phase_voltage = voltage + self.rng.uniform(-1.0, 1.0)
+                values[f"power_l{index}"] = phase_power
+                values[f"voltage_l{index}"] = phase_voltage
+                values[f"current_l{index}"] = phase_power / (phase_voltage * self.power_factor) if power else 0.0
+        if "stuck_value" in self.faults:
+            self._stuck = self._stuck or values
+            return self._stuck
+        self._stuck = None
+        return values
+
+
+@dataclass
+class LightingPhysics:
+    """A lighting controller: each circuit draws its lamps' current when switched on."""
+
+    amps_per_circuit: float = 1.2
+    faults: set[str] = field(default_factory=set)
+
+    def current(self, on: bool) -> float:
+        if not on or "lamp_failure" in self.faults:
+            return 0.0
+        return self.amps_per_circuit
