@@ -49,6 +49,13 @@ def devices_on(sim: SimulatedGateway) -> tuple[Gateway, list[Device]]:
     return gateway, devices
 
 
+def recorder(readings: list[Reading]):  # type: ignore[no-untyped-def]
+    async def publish(reading: Reading) -> None:
+        readings.append(reading)
+
+    return publish
+
+
 async def run_for(poller: ModbusBusPoller, seconds: float) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
@@ -63,9 +70,7 @@ async def test_a_dead_device_does_not_slow_its_bus_mates(
     floor_bus.devices[2].offline = True
     gateway, devices = devices_on(floor_bus)
     readings: list[Reading] = []
-
-    async def publish(reading: Reading) -> None:
-        readings.append(reading)
+    publish = recorder(readings)
 
     poller = ModbusBusPoller(ModbusLink(gateway), devices, demo_inventory, publish)
     await run_for(poller, 3.0)
@@ -92,9 +97,7 @@ async def test_garbage_values_are_counted_and_the_rest_kept(
     floor_bus.devices[1].values["voltage"] = math.nan
     gateway, devices = devices_on(floor_bus)
     readings: list[Reading] = []
-
-    async def publish(reading: Reading) -> None:
-        readings.append(reading)
+    publish = recorder(readings)
 
     poller = ModbusBusPoller(ModbusLink(gateway), devices, demo_inventory, publish)
     for _ in range(3):
@@ -113,9 +116,7 @@ async def test_a_device_that_returns_is_found_by_the_probe(
     floor_bus.devices[3].offline = True
     gateway, devices = devices_on(floor_bus)
     readings: list[Reading] = []
-
-    async def publish(reading: Reading) -> None:
-        readings.append(reading)
+    publish = recorder(readings)
 
     poller = ModbusBusPoller(ModbusLink(gateway), devices[2:], demo_inventory, publish)
     stop = asyncio.Event()
@@ -153,9 +154,7 @@ async def test_a_lost_frame_is_retried(floor_bus: SimulatedGateway, demo_invento
     meter = floor_bus.devices[1]
     gateway, devices = devices_on(floor_bus)
     readings: list[Reading] = []
-
-    async def publish(reading: Reading) -> None:
-        readings.append(reading)
+    publish = recorder(readings)
 
     poller = ModbusBusPoller(ModbusLink(gateway), devices[:1], demo_inventory, publish)
     assert await poller.poll_once(devices[0]) is not None
