@@ -3,6 +3,8 @@ lighting draws current when on, faults change what is measured."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,8 +12,11 @@ import pytest
 from collectors.modbus_link import DeviceTimeout, ModbusLink
 from collectors.registers import decode_field
 from collectors.simulators.campus import SimulatedCampus
+from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.physics import MeterPhysics
+from collectors.simulators.rs485 import Rs485Bus, blocks_of
 from houqin.inventory import Inventory
+from houqin.inventory.model import Gateway
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -86,3 +91,36 @@ async def test_lighting_circuits_draw_current_when_on(demo_inventory: Inventory)
     finally:
         await link.close()
         await campus.stop()
+
+
+def test_rs485_wire_time_at_9600_baud() -> None:
+    bus = Rs485Bus(baudrate=9600, turnaround=0.0)
+    assert bus.char_time == pytest.approx(11 / 9600)
+    # 8-byte request + (5 + 2 × 2)-byte answer, and two 3.5-character silences
+    assert bus.read_time("input", 2) == pytest.approx((8 + 9 + 7) * 11 / 9600)
+
+
+async def test_a_timed_bus_allows_no_more_than_its_wire_time(demo_inventory: Inventory) -> None:
+    model = demo_inventory.models["eastron-sdm120"]
+    bus = Rs485Bus(baudrate=9600)
+    meters = [SimulatedModbusDevice(unit, model) for unit in (1, 2)]
+    sim = SimulatedGateway(meters, rtu=True, bus=bus)
+    await sim.start()
+    gateway = Gateway(id="gw", type="rtu_over_tcp", host="127.0.0.1", port=sim.port, timeout=2.0)
+    link = ModbusLink(gateway)
+    blocks = blocks_of(model.registers, model.max_read_gap)
+    try:
+        started = time.perf_counter()
+
+        async def poll(unit: int) -> None:
+            for _ in blocks:
+                await link.read(unit, "input", 0, 2)
+
+        # Both meters at once: the bus still carries one frame at a time.
+        await asyncio.gather(*(poll(unit) for unit in (1, 2) for _ in range(3)))
+        elapsed = time.perf_counter() - started
+        floor = 6 * bus.poll_time([("input", 2)] * len(blocks))
+        assert elapsed >= floor  # one frame at a time: never faster than the wire
+    finally:
+        await link.close()
+        await sim.stop()

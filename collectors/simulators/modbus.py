@@ -18,6 +18,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from collectors.registers import Value, encode_field
+from collectors.simulators.rs485 import Rs485Bus
 from houqin.inventory.model import DeviceModel, RegisterField
 
 _TABLE_OF_FC = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
@@ -36,6 +37,8 @@ class SimulatedModbusDevice:
         self.reply_delay = 0.0
         self.offline = False
         self.lost_replies = 0  # the next N requests get no answer, as when noise corrupts a frame
+        # Set by a gateway that models RS-485 timing: requests then hold the bus for their wire time.
+        self.bus: Rs485Bus | None = None
         # Called before a read is answered, to bring the values up to now (see physics.py).
         self.refresh: Callable[[SimulatedModbusDevice], None] | None = None
         self.requests = 0
@@ -77,6 +80,9 @@ class SimulatedModbusDevice:
         table = _TABLE_OF_FC.get(function_code)
         if table is None:
             return ExcCodes.ILLEGAL_FUNCTION
+        if self.bus is not None:
+            # pymodbus hands bit requests over as 16-bit words; count them as 16 bits each.
+            await self.bus.hold(table, count * 16 if table in {"coil", "discrete"} else count)
         if set_values is not None:
             self._written(table, address, list(set_values))
             return None
@@ -115,8 +121,11 @@ class SimulatedGateway:
         port: int = 0,
         serial_port: str | None = None,
         baudrate: int = 9600,
+        bus: Rs485Bus | None = None,
     ) -> None:
         self.devices = {device.unit: device for device in devices}
+        for device in devices:
+            device.bus = bus
         self.rtu = rtu or serial_port is not None
         self._requested_port = port
         self.port = port
