@@ -160,7 +160,8 @@ class ModbusLink:
             try:
                 # The client has its own timeout; this bound also covers a gateway that accepts the
                 # TCP connection and then never answers.
-                return await asyncio.wait_for(request(connection.client), self.gateway.timeout + 0.5)
+                async with asyncio.timeout(self.gateway.timeout + 0.5):
+                    return await request(connection.client)
             except (TimeoutError, ModbusIOException) as exc:
                 self.timeouts += 1
                 # A late reply must never answer the next request. RTU framing cannot tell them apart, and

@@ -75,7 +75,12 @@ class ModbusBusPoller:
         self._tags = {device.id: inventory.device_tags(device) for device in self.devices}
         self.capacity_window = capacity_window
         self.garbage = GarbageLog(log)
+        # Labelled metric children looked up once: a poll is the hot path.
+        self._polls_ok = POLLS.labels(link.name, "ok")
+        self._polls_failed = POLLS.labels(link.name, "failed")
+        self._poll_seconds = POLL_SECONDS.labels(link.name)
         self.polls = 0
+        self.failed_polls = 0
         self.attempts = 0
         self.overruns = 0
         self.behind = False
@@ -150,12 +155,13 @@ class ModbusBusPoller:
             fields = await self._read(device, self._plans[device.id])
         except LinkError as error:
             self._failed(device, health, str(error))
-            POLLS.labels(self.link.name, "failed").inc()
+            self._polls_failed.inc()
+            self.failed_polls += 1
             await self._publish_health(device, ts, None)
             return None
         latency = time.perf_counter() - started
-        POLL_SECONDS.labels(self.link.name).observe(latency)
-        POLLS.labels(self.link.name, "ok").inc()
+        self._poll_seconds.observe(latency)
+        self._polls_ok.inc()
         self.polls += 1
         if health.consecutive_failures:
             log.info("%s answers again after %d failed polls", device.id, health.consecutive_failures)
