@@ -122,7 +122,8 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
             polled = re.search(r'houqin_modbus_polls_total\{gateway="dorm1-main",result="ok"\} ([0-9.]+)', metrics)
             time.sleep(0.5)
         assert polled is not None and float(polled.group(1)) >= 1
-        assert 'result="failed"' not in metrics
+        failed = re.findall(r'houqin_modbus_polls_total\{gateway="[^"]+",result="failed"\} ([0-9.]+)', metrics)
+        assert failed and all(float(count) == 0 for count in failed)
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
     finally:
