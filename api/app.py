@@ -8,16 +8,24 @@ from fastapi import FastAPI
 
 from api import http_metrics
 from api.login_throttle import LoginThrottle
-from api.routers import auth, health, me, rooms
+from api.routers import auth, health, me, rooms, simulation
 from api.tokens import TokenIssuer
 from houqin import __version__
 from houqin.inventory import Inventory
 from houqin.readiness import Readiness
 from houqin.settings import Settings
+from houqin.simulation import FaultInjector
 from houqin.store import Database
 
 
-def create_app(settings: Settings, *, inventory: Inventory, database: Database, readiness: Readiness) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    inventory: Inventory,
+    database: Database,
+    readiness: Readiness,
+    simulator: FaultInjector | None = None,
+) -> FastAPI:
     """Build the API around already-open parts; the caller owns their lifetimes."""
     app = FastAPI(
         title="houqin",
@@ -28,6 +36,7 @@ def create_app(settings: Settings, *, inventory: Inventory, database: Database, 
     app.state.inventory = inventory
     app.state.database = database
     app.state.readiness = readiness
+    app.state.simulator = simulator
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
     # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
     app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)
@@ -36,6 +45,6 @@ def create_app(settings: Settings, *, inventory: Inventory, database: Database, 
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).
-    for router in (auth.router, me.router, rooms.router, health.router):
+    for router in (auth.router, me.router, rooms.router, simulation.router, health.router):
         app.include_router(router)
     return app

@@ -18,6 +18,7 @@ from houqin.config_file import ConfigError
 from houqin.inventory import Inventory, load_inventory
 from houqin.readiness import Readiness, influx_check, mqtt_broker_check
 from houqin.settings import Settings, masked_settings
+from houqin.simulation import FAULTS
 from houqin.store import Database, current_revision, head_revision, upgrade_database
 from houqin.supervisor import Component, ComponentFailedError, install_stop_signals, supervise
 
@@ -129,12 +130,18 @@ async def _serve(
     simulators: list[SimulatedCampus] = []
     try:
         readiness = _readiness(settings, database)
+        simulators, collectors = await _collection(settings, inventory, simulate)
         api = ApiServer(
-            create_app(settings, inventory=inventory, database=database, readiness=readiness),
+            create_app(
+                settings,
+                inventory=inventory,
+                database=database,
+                readiness=readiness,
+                simulator=simulators[0] if simulators else None,
+            ),
             settings.api_host,
             settings.api_port,
         )
-        simulators, collectors = await _collection(settings, inventory, simulate)
         components: list[Component] = [api, *collectors]
         stop = asyncio.Event()
         install_stop_signals(stop)
@@ -382,6 +389,35 @@ def users_list() -> None:
     for user in asyncio.run(_with_session(Settings(), work)):
         extra = user.team or ",".join(user.room_ids)
         typer.echo(f"{user.username:<24} {user.role:<8} {'active' if user.active else 'disabled':<9} {extra}")
+
+
+@app.command()
+def fault(
+    device: Annotated[str, typer.Argument(help="Device id from the inventory")],
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(FAULTS)}")],
+    clear: Annotated[bool, typer.Option("--clear", help="End the fault instead of starting it")] = False,
+    url: Annotated[str, typer.Option(help="The running houqin (demo or run --simulate)")] = "http://127.0.0.1:8000",
+    username: Annotated[str, typer.Option(help="A staff or admin account")] = "admin",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input")] = False,
+) -> None:
+    """Start (or --clear) a fault on a simulated device of a running houqin, through its API."""
+    import httpx
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("password", hide_input=True)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            signed = client.post("/api/v1/auth/token", data={"username": username, "password": password})
+            if signed.status_code != 200:
+                raise _fail(f"cannot sign in as {username}: {signed.json().get('detail', signed.status_code)}")
+            headers = {"Authorization": f"Bearer {signed.json()['access_token']}"}
+            body = {"device": device, "fault": name, "active": not clear}
+            answer = client.post("/api/v1/simulation/faults", json=body, headers=headers)
+    except httpx.HTTPError as error:
+        raise _fail(f"cannot reach houqin at {url}: {error}") from None
+    if answer.status_code != 200:
+        raise _fail(f"refused: {answer.json().get('detail', answer.status_code)}")
+    active = answer.json()["faults"]
+    typer.echo("active faults: " + (", ".join(f"{d}: {'+'.join(f)}" for d, f in active.items()) or "none"))
 
 
 @app.command()

@@ -145,3 +145,37 @@ async def test_password_guessing_is_slowed(client: httpx.AsyncClient) -> None:
     assert (
         await client.post("/api/v1/auth/token", data={"username": "alice", "password": PASSWORD})
     ).status_code == 200
+
+
+async def test_fault_injection_is_for_staff_and_only_when_simulating(
+    database: Database, demo_inventory: Inventory, tmp_path: Path
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from collectors.simulators.campus import SimulatedCampus
+
+    async with database.session() as session:
+        await add_account(session, NewAccount("li", Role.STAFF, PASSWORD), demo_inventory)
+        await add_account(session, NewAccount("alice", Role.STUDENT, PASSWORD, ("D1-101",)), demo_inventory)
+        await session.commit()
+    campus = SimulatedCampus(demo_inventory, ZoneInfo("Asia/Shanghai"))
+    for simulator, expected in ((campus, 200), (None, 404)):
+        app = create_app(Settings(data_dir=tmp_path), inventory=demo_inventory, database=database,
+                         readiness=Readiness(), simulator=simulator)  # fmt: skip
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
+            staff = await sign_in(http, "li")
+            body = {"device": "d2-110-meter", "fault": "illegal_appliance"}
+            answer = await http.post("/api/v1/simulation/faults", json=body, headers=staff)
+            assert answer.status_code == expected, answer.text
+            if simulator is None:
+                continue
+            assert answer.json()["faults"] == {"d2-110-meter": ["illegal_appliance"]}
+            assert campus.faults["d2-110-meter"] == {"illegal_appliance"}
+            student = await sign_in(http, "alice")
+            assert (await http.post("/api/v1/simulation/faults", json=body, headers=student)).status_code == 403
+            bad = await http.post("/api/v1/simulation/faults", json=body | {"fault": "fire"}, headers=staff)
+            assert bad.status_code == 422 and "unknown fault 'fire'" in bad.json()["detail"]
+            ghost = await http.post("/api/v1/simulation/faults", json=body | {"device": "ghost"}, headers=staff)
+            assert ghost.status_code == 404
+            cleared = await http.post("/api/v1/simulation/faults", json=body | {"active": False}, headers=staff)
+            assert cleared.json()["faults"] == {}

@@ -124,6 +124,14 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert polled is not None and float(polled.group(1)) >= 1
         failed = re.findall(r'houqin_modbus_polls_total\{gateway="[^"]+",result="failed"\} ([0-9.]+)', metrics)
         assert failed and all(float(count) == 0 for count in failed)
+        # Fault injection from the command line, through the API, as staff.
+        injected = houqin("fault", "d1-101-meter", "voltage_sag", "--url", url, "--username", "staff",
+                          "--password-stdin", cwd=tmp_path, stdin=logins["staff"] + "\n")  # fmt: skip
+        assert injected.returncode == 0, injected.stderr
+        assert injected.stdout.strip() == "active faults: d1-101-meter: voltage_sag"
+        refused = houqin("fault", "d1-101-meter", "meteor", "--url", url, "--username", "staff",
+                         "--password-stdin", cwd=tmp_path, stdin=logins["staff"] + "\n")  # fmt: skip
+        assert refused.returncode == 1 and "unknown fault 'meteor'" in refused.stderr
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
     finally:

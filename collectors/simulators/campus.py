@@ -7,9 +7,10 @@ import logging
 from zoneinfo import ZoneInfo
 
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
-from collectors.simulators.physics import FAULTS, LightingPhysics, MeterPhysics, dorm_load
+from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, Gateway
+from houqin.simulation import FAULTS, UnknownDevice
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,16 @@ class SimulatedCampus:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
         if device_id not in self.devices:
-            raise KeyError(f"no simulated Modbus device {device_id!r}")
+            raise UnknownDevice(f"no simulated device {device_id!r}")
         faults = self.faults[device_id]
         if active:
             faults.add(fault)
         else:
             faults.discard(fault)
         self.devices[device_id].offline = "offline" in faults
+
+    def active_faults(self) -> dict[str, list[str]]:
+        return {device: sorted(faults) for device, faults in self.faults.items() if faults}
 
     def gateway_for_link(self, gateway: Gateway) -> Gateway:
         """The gateway as houqin's links must reach it: on the simulator's own address."""

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-FAULTS = ("offline", "voltage_sag", "stuck_value", "illegal_appliance", "lamp_failure", "garbage_payload", "leak")
-
 # Typical dorm room demand (W) by hour of day: asleep, out at class, evening peak.
 DORM_PROFILE = (60, 50, 45, 45, 45, 50, 90, 160, 120, 80, 80, 90, 180, 150, 90, 90, 100, 160,
                 320, 480, 560, 600, 520, 260)  # fmt: skip

@@ -1,0 +1,42 @@
+"""Fault injection into the simulated campus (``houqin demo`` / ``run --simulate``). Staff and admins only;
+404 when houqin talks to real devices."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel
+
+from api.deps import StaffUser
+from houqin.simulation import FAULTS, FaultInjector, UnknownDevice
+
+router = APIRouter(prefix="/api/v1/simulation", tags=["simulation"])
+
+
+class FaultIn(BaseModel):
+    device: str
+    fault: str
+    active: bool = True
+
+
+def _injector(request: Request) -> FaultInjector:
+    injector: FaultInjector | None = request.app.state.simulator
+    if injector is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "houqin is not simulating devices")
+    return injector
+
+
+@router.get("/faults", summary="Active simulated faults (staff, admin)")
+async def list_faults(request: Request, _user: StaffUser) -> dict[str, object]:
+    return {"faults": _injector(request).active_faults(), "known": list(FAULTS)}
+
+
+@router.post("/faults", summary="Start or end a simulated fault (staff, admin)")
+async def set_fault(body: FaultIn, request: Request, _user: StaffUser) -> dict[str, object]:
+    injector = _injector(request)
+    if body.fault not in FAULTS:
+        raise HTTPException(422, f"unknown fault {body.fault!r}; one of {', '.join(FAULTS)}")
+    try:
+        injector.inject(body.device, body.fault, body.active)
+    except UnknownDevice:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no simulated device {body.device!r}") from None
+    return {"faults": injector.active_faults()}
