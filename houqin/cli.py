@@ -20,7 +20,7 @@ from houqin.readiness import Readiness, influx_check, mqtt_broker_check
 from houqin.settings import Settings, masked_settings
 from houqin.simulation import FAULTS
 from houqin.store import Database, current_revision, head_revision, upgrade_database
-from houqin.supervisor import Component, ComponentFailedError, install_stop_signals, supervise
+from houqin.supervisor import Component, ComponentFailedError, Service, install_stop_signals, supervise
 
 log = logging.getLogger("houqin")
 
@@ -50,6 +50,8 @@ def _setup_logging(level: str) -> None:
     )
     # pymodbus logs every failed connect and retry itself; houqin's links report them once, with context.
     logging.getLogger("pymodbus").setLevel(logging.ERROR)
+    for chatty in ("amqtt", "transitions"):  # the embedded broker logs every connection and state change
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def _load_inventory_or_exit(path: Path) -> Inventory:
@@ -85,9 +87,11 @@ def _readiness(settings: Settings, database: Database) -> Readiness:
 
 async def _collection(
     settings: Settings, inventory: Inventory, simulate: bool
-) -> tuple[list[SimulatedCampus], list[Component]]:
-    """The collection components (pipeline, bus pollers, MQTT link) and, with ``simulate``, the started
-    simulators they talk to (the caller stops them after the collectors)."""
+) -> tuple[list[Service], list[Component]]:
+    """The collection components (pipeline, bus pollers, MQTT link, simulated MQTT devices) and the
+    started services they need (simulated Modbus gateways, the embedded broker), which the caller stops
+    after the components."""
+    from collectors.embedded_broker import EmbeddedBroker
     from collectors.modbus_link import ModbusLink
     from collectors.modbus_poller import ModbusBusPoller
     from collectors.mqtt_link import MqttLink
@@ -95,11 +99,11 @@ async def _collection(
 
     pipeline = Pipeline()
     collectors: list[Component] = [pipeline]
-    simulators: list[SimulatedCampus] = []
+    services: list[Service] = []
     campus = SimulatedCampus(inventory, settings.tz) if simulate else None
     if campus is not None:
         await campus.start()  # links need the simulators' ports
-        simulators.append(campus)
+        services.append(campus)
     for gateway in inventory.gateways.values():
         if campus is not None:
             if gateway.id not in campus.gateways:
@@ -108,16 +112,16 @@ async def _collection(
         devices = inventory.devices_on(gateway.id)
         collectors.append(ModbusBusPoller(ModbusLink(gateway), devices, inventory, pipeline.publish))
     if inventory.mqtt_devices():
+        mqtt_url = settings.mqtt_url
         if settings.mqtt_embedded:
-            log.warning(
-                "%d MQTT devices are not collected: set HOUQIN_MQTT_URL to the campus broker",
-                len(inventory.mqtt_devices()),
-            )
-        else:
-            collectors.append(
-                MqttLink(settings.mqtt_url, inventory, pipeline.publish, client_id=settings.mqtt_client_id)
-            )
-    return simulators, collectors
+            broker = EmbeddedBroker(settings.embedded_mqtt_port)
+            await broker.start()
+            services.append(broker)
+            mqtt_url = broker.url
+        collectors.append(MqttLink(mqtt_url, inventory, pipeline.publish, client_id=settings.mqtt_client_id))
+        if campus is not None:
+            collectors.append(campus.mqtt_devices(mqtt_url))
+    return services, collectors
 
 
 async def _serve(
@@ -127,17 +131,18 @@ async def _serve(
     from api.server import ApiServer
 
     database = await _open_database(settings)
-    simulators: list[SimulatedCampus] = []
+    services: list[Service] = []
     try:
         readiness = _readiness(settings, database)
-        simulators, collectors = await _collection(settings, inventory, simulate)
+        services, collectors = await _collection(settings, inventory, simulate)
+        simulator = next((service for service in services if isinstance(service, SimulatedCampus)), None)
         api = ApiServer(
             create_app(
                 settings,
                 inventory=inventory,
                 database=database,
                 readiness=readiness,
-                simulator=simulators[0] if simulators else None,
+                simulator=simulator,
             ),
             settings.api_host,
             settings.api_port,
@@ -159,8 +164,8 @@ async def _serve(
         await supervise(components, stop)
         log.info("houqin stopped")
     finally:
-        for simulator in simulators:
-            await simulator.stop()
+        for service in reversed(services):
+            await service.stop()
         await database.close()
 
 

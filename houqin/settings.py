@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default is a SQLite file in the data directory"
     )
     mqtt_url: str = Field(default=EMBEDDED, description="mqtt://user:pass@host:port, or 'embedded'")
+    embedded_mqtt_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the embedded broker on 127.0.0.1 (0: any free port)"
+    )
     mqtt_client_id: str = Field(
         default="houqin", description="Fixed MQTT client id: the broker keeps this session's messages while away"
     )

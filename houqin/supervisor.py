@@ -22,6 +22,14 @@ class Component(Protocol):
         ...
 
 
+class Service(Protocol):
+    """Something started before the components and stopped after them (a simulator, an embedded broker)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class ComponentFailedError(RuntimeError):
     pass
 

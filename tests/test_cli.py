@@ -122,6 +122,14 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
             polled = re.search(r'houqin_modbus_polls_total\{gateway="dorm1-main",result="ok"\} ([0-9.]+)', metrics)
             time.sleep(0.5)
         assert polled is not None and float(polled.group(1)) >= 1
+        # ... and its MQTT devices publish to the embedded broker, which houqin's MQTT link reads.
+        deadline = time.monotonic() + 30
+        received = None
+        while received is None and time.monotonic() < deadline:
+            metrics = httpx.get(f"{url}/metrics", timeout=5).text
+            received = re.search(r'houqin_mqtt_messages_total\{result="ok"\} ([0-9.]+)', metrics)
+            time.sleep(0.5)
+        assert received is not None and float(received.group(1)) >= 1
         failed = re.findall(r'houqin_modbus_polls_total\{gateway="[^"]+",result="failed"\} ([0-9.]+)', metrics)
         assert failed and all(float(count) == 0 for count in failed)
         # Fault injection from the command line, through the API, as staff.

@@ -7,6 +7,7 @@ import logging
 from zoneinfo import ZoneInfo
 
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
+from collectors.simulators.mqtt_devices import SimulatedMqttDevices
 from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, Gateway
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 class SimulatedCampus:
     def __init__(self, inventory: Inventory, timezone: ZoneInfo, seed: int | None = None) -> None:
         self.inventory = inventory
+        self.timezone = timezone
         self.devices: dict[str, SimulatedModbusDevice] = {}
-        self.faults: dict[str, set[str]] = {}
+        self.faults: dict[str, set[str]] = {device_id: set() for device_id in inventory.devices}
         self.gateways: dict[str, SimulatedGateway] = {}
         room_of_meter = {room.meter: room for room in inventory.rooms.values()}
         rooms_per_building: dict[str, int] = {}
@@ -34,7 +36,6 @@ class SimulatedCampus:
             for device in inventory.devices_on(gateway.id):
                 sim = SimulatedModbusDevice(device.unit or 1, inventory.model_of(device))
                 self.devices[device.id] = sim
-                self.faults[device.id] = set()
                 simulated.append(sim)
             self.gateways[gateway.id] = SimulatedGateway(simulated, rtu=gateway.type == "rtu_over_tcp")
         for device_id, sim in self.devices.items():
@@ -83,17 +84,22 @@ class SimulatedCampus:
         """Start (or end) a fault on a device: ``offline``, ``voltage_sag``, ``stuck_value``, ..."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
-        if device_id not in self.devices:
+        if device_id not in self.faults:
             raise UnknownDevice(f"no simulated device {device_id!r}")
         faults = self.faults[device_id]
         if active:
             faults.add(fault)
         else:
             faults.discard(fault)
-        self.devices[device_id].offline = "offline" in faults
+        if device_id in self.devices:
+            self.devices[device_id].offline = "offline" in faults
 
     def active_faults(self) -> dict[str, list[str]]:
         return {device: sorted(faults) for device, faults in self.faults.items() if faults}
+
+    def mqtt_devices(self, url: str) -> SimulatedMqttDevices:
+        """The campus's MQTT devices, publishing to the broker at ``url``, sharing this campus's faults."""
+        return SimulatedMqttDevices(self.inventory, url, self.timezone, self.faults)
 
     def gateway_for_link(self, gateway: Gateway) -> Gateway:
         """The gateway as houqin's links must reach it: on the simulator's own address."""

@@ -1,0 +1,134 @@
+"""Simulated MQTT devices: water meters (flow over the day, a totalizer, leaks), lighting controllers that
+echo commands as state, and broadcast controllers that play programmes. They publish their state on
+their own topics at their poll interval and whenever a command changes it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import aiomqtt
+import orjson
+
+from collectors.mqtt_link import command_topic
+from houqin.inventory import Inventory
+from houqin.inventory.model import Device
+
+log = logging.getLogger(__name__)
+
+# Building water use (L/min) by hour: showers morning and evening, almost nothing at night.
+WATER_PROFILE = (0.3, 0.2, 0.2, 0.2, 0.3, 1.0, 8.0, 14.0, 9.0, 5.0, 4.0, 5.0, 9.0, 7.0, 4.0, 4.0, 5.0, 8.0,
+                 10.0, 12.0, 14.0, 15.0, 10.0, 3.0)  # fmt: skip
+LEAK_FLOW = 6.0
+
+
+class SimulatedMqttDevices:
+    name = "mqtt-simulators"
+
+    def __init__(self, inventory: Inventory, url: str, timezone: ZoneInfo, faults: dict[str, set[str]]) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
+        self.inventory = inventory
+        self.tz = timezone
+        self.faults = faults
+        self.devices = [device for device in inventory.mqtt_devices() if device.topic]
+        self.state: dict[str, dict[str, Any]] = {device.id: self._initial(device) for device in self.devices}
+        self._last = {device.id: time.time() for device in self.devices}
+        self._commands: dict[str, tuple[Device, str]] = {}
+        for device in self.devices:
+            for name, command in inventory.model_of(device).commands.items():
+                if command.topic and device.topic:
+                    self._commands[command_topic(device, command)] = (device, name)
+        self.published = 0
+
+    def _initial(self, device: Device) -> dict[str, Any]:
+        kind = self.inventory.model_of(device).kind
+        if kind == "water":
+            return {"flow": 0.0, "total": 1000.0 + random.uniform(0, 500)}  # noqa: S311 - simulation
+        if kind == "lighting":
+            return {"state": {"on": False}, "current": 0.0}
+        return {"playing": False, "programme": None, "volume": 70}
+
+    def payload(self, device: Device, now: float | None = None) -> bytes:
+        """The device's state message now (advancing its totalizer)."""
+        now = time.time() if now is None else now
+        faults = self.faults.get(device.id, set())
+        if "garbage_payload" in faults:
+            return b"\x00\xffgarbage{"
+        state = self.state[device.id]
+        kind = self.inventory.model_of(device).kind
+        if kind == "water":
+            hour = datetime.fromtimestamp(now, self.tz).hour
+            flow = WATER_PROFILE[hour] * random.uniform(0.8, 1.2)  # noqa: S311 - simulation
+            if "leak" in faults:
+                flow += LEAK_FLOW
+            state["total"] += flow * (now - self._last[device.id]) / 60 / 1000  # L/min over seconds -> m³
+            state["flow"] = round(flow, 3)
+        elif kind == "lighting":
+            on = bool(state["state"]["on"])
+            state["current"] = 1.2 if on and "lamp_failure" not in faults else 0.0
+        self._last[device.id] = now
+        return orjson.dumps(state)
+
+    def command(self, device: Device, name: str, payload: bytes) -> None:
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            log.warning("%s: command %s with unreadable payload %r ignored", device.id, name, payload[:40])
+            return
+        state = self.state[device.id]
+        if "on" in body:
+            state["state"]["on"] = bool(body["on"])
+        if "programme" in body:
+            state["programme"] = body["programme"]
+            state["playing"] = body["programme"] is not None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(self.host, self.port, identifier="houqin-simulators") as client:
+                    if self._commands:
+                        await client.subscribe([(topic, 1) for topic in self._commands])
+                    tasks = [asyncio.create_task(self._report(client, device, stop)) for device in self.devices]
+                    tasks.append(asyncio.create_task(self._listen(client)))
+                    stopping = asyncio.create_task(stop.wait())
+                    await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+                    for task in [*tasks, stopping]:
+                        task.cancel()
+                    results = await asyncio.gather(*tasks, return_exceptions=True)
+                    for result in results:
+                        if isinstance(result, aiomqtt.MqttError):
+                            raise result
+            except aiomqtt.MqttError as error:
+                log.debug("simulated MQTT devices: %s; reconnecting", error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _report(self, client: aiomqtt.Client, device: Device, stop: asyncio.Event) -> None:
+        await asyncio.sleep(random.uniform(0, device.poll_interval))  # noqa: S311 - spread the devices
+        while not stop.is_set():
+            await self._publish(client, device)
+            await asyncio.sleep(device.poll_interval)
+
+    async def _publish(self, client: aiomqtt.Client, device: Device) -> None:
+        if "offline" in self.faults.get(device.id, set()) or device.topic is None:
+            return
+        await client.publish(device.topic, self.payload(device), qos=1)
+        self.published += 1
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            target = self._commands.get(message.topic.value)
+            if target is None:
+                continue
+            device, name = target
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            self.command(device, name, payload)
+            await self._publish(client, device)  # state echo: how houqin confirms the command
