@@ -87,6 +87,15 @@ async def test_postgres_needs_an_upgrade_then_users_work(postgres: Postgres, tmp
     assert re.search(r"zhang\s+worker\s+active\s+plumbing", listed.stdout)
 
 
+def wait_for_metric(url: str, pattern: str, seconds: float = 30) -> re.Match[str]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if match := re.search(pattern, httpx.get(f"{url}/metrics", timeout=5).text):
+            return match
+        time.sleep(0.5)
+    raise AssertionError(f"no {pattern} in /metrics within {seconds:.0f} s")
+
+
 def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")}
     env |= {"HOUQIN_DATA_DIR": str(tmp_path / "data"), "HOUQIN_INVENTORY": str(DEMO_INVENTORY)}
@@ -114,22 +123,13 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
         ).json()
         me = httpx.get(f"{url}/api/v1/me", headers={"Authorization": f"Bearer {token['access_token']}"}).json()
         assert me["role"] == "student" and me["rooms"] == ["D1-101"]
-        # The simulated campus is being polled: main meters every 5 s, rooms every 15 s.
-        deadline = time.monotonic() + 30
-        polled = None
-        while polled is None and time.monotonic() < deadline:
-            metrics = httpx.get(f"{url}/metrics", timeout=5).text
-            polled = re.search(r'houqin_modbus_polls_total\{gateway="dorm1-main",result="ok"\} ([0-9.]+)', metrics)
-            time.sleep(0.5)
-        assert polled is not None and float(polled.group(1)) >= 1
-        # ... and its MQTT devices publish to the embedded broker, which houqin's MQTT link reads.
-        deadline = time.monotonic() + 30
-        received = None
-        while received is None and time.monotonic() < deadline:
-            metrics = httpx.get(f"{url}/metrics", timeout=5).text
-            received = re.search(r'houqin_mqtt_messages_total\{result="ok"\} ([0-9.]+)', metrics)
-            time.sleep(0.5)
-        assert received is not None and float(received.group(1)) >= 1
+        # The simulated campus is being polled (main meters every 5 s, rooms every 15 s) and its MQTT
+        # devices publish to the embedded broker, which houqin's MQTT link reads.
+        polled = wait_for_metric(url, r'houqin_modbus_polls_total\{gateway="dorm1-main",result="ok"\} ([0-9.]+)')
+        assert float(polled.group(1)) >= 1
+        received = wait_for_metric(url, r'houqin_mqtt_messages_total\{result="ok"\} ([0-9.]+)')
+        assert float(received.group(1)) >= 1
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
         failed = re.findall(r'houqin_modbus_polls_total\{gateway="[^"]+",result="failed"\} ([0-9.]+)', metrics)
         assert failed and all(float(count) == 0 for count in failed)
         # Fault injection from the command line, through the API, as staff.
