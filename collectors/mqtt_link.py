@@ -122,6 +122,10 @@ class MqttLink:
         self.connected = asyncio.Event()
         self.received = 0
         self.garbage = GarbageLog(log)
+        # Labelled metric children looked up once: every message passes here.
+        self._ok = MESSAGES.labels("ok")
+        self._garbage_count = MESSAGES.labels("garbage")
+        self._unknown_count = MESSAGES.labels("unknown_topic")
         self.unknown = 0
         self.connections = 0
 
@@ -188,17 +192,17 @@ class MqttLink:
         device = self.devices.get(topic)
         if device is None:
             self.unknown += 1
-            MESSAGES.labels("unknown_topic").inc()
+            self._unknown_count.inc()
             return None
         payload_map = self.inventory.model_of(device).payload
         assert payload_map is not None  # checked when the inventory was loaded
         try:
             fields = decode_payload(payload, payload_map)
         except PayloadError as error:
-            MESSAGES.labels("garbage").inc()
+            self._garbage_count.inc()
             self.garbage.report(device.id, str(error))
             return None
-        MESSAGES.labels("ok").inc()
+        self._ok.inc()
         reading = Reading(device.id, datetime.now(UTC), fields, self._tags[device.id])
         await self.publish(reading)
         return reading
