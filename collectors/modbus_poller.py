@@ -42,6 +42,8 @@ class DeviceHealth:
     opened: int = 0
     last_success: float | None = None
     last_error: str = ""
+    reported_online: bool | None = None  # what the last health reading said
+    reported_at: float = -math.inf
 
     @property
     def online(self) -> bool:
@@ -60,6 +62,7 @@ class ModbusBusPoller:
         failures_to_open: int = 3,
         probe_max: float = 300.0,
         capacity_window: float = 60.0,
+        health_every: float = 60.0,
     ) -> None:
         self.link = link
         self.devices = [device for device in devices if device.enabled]
@@ -74,6 +77,7 @@ class ModbusBusPoller:
         }
         self._tags = {device.id: inventory.device_tags(device) for device in self.devices}
         self.capacity_window = capacity_window
+        self.health_every = health_every
         self.garbage = GarbageLog(log)
         # Labelled metric children looked up once: a poll is the hot path.
         self._polls_ok = POLLS.labels(link.name, "ok")
@@ -225,7 +229,14 @@ class ModbusBusPoller:
             health.opened += 1
 
     async def _publish_health(self, device: Device, ts: datetime, latency: float | None) -> None:
+        """A health reading when the device goes on- or offline, and otherwise once per ``health_every``:
+        one per poll would double what every poll costs and what InfluxDB stores, to say "still fine"."""
         health = self.health[device.id]
+        online = latency is not None
+        now = time.monotonic()
+        if online == health.reported_online and now - health.reported_at < self.health_every:
+            return
+        health.reported_online, health.reported_at = online, now
         fields: dict[str, Value] = {
             "online": latency is not None,
             "consecutive_failures": health.consecutive_failures,

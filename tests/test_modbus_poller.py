@@ -165,3 +165,20 @@ async def test_a_lost_frame_is_retried(floor_bus: SimulatedGateway, demo_invento
     assert meter.requests == 3 + 1  # three block reads, one of them twice
     assert poller.health["m1"].online
     await poller.link.close()
+
+
+async def test_health_is_reported_on_change_and_then_now_and_again(
+    floor_bus: SimulatedGateway, demo_inventory: Inventory
+) -> None:
+    gateway, devices = devices_on(floor_bus)
+    readings: list[Reading] = []
+    poller = ModbusBusPoller(ModbusLink(gateway), devices[:1], demo_inventory, recorder(readings), health_every=60)
+    for _ in range(4):
+        await poller.poll_once(devices[0])
+    floor_bus.devices[1].offline = True
+    await poller.poll_once(devices[0])
+    await poller.poll_once(devices[0])
+    health = [r.fields["online"] for r in readings if r.tags["kind"] == "device_health"]
+    assert health == [True, False]
+    assert sum(r.tags["kind"] == "electricity" for r in readings) == 4
+    await poller.link.close()
