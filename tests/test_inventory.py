@@ -262,3 +262,47 @@ models:
     errors = errors_of(path)
     assert any("models[0].registers[0].address: 65535 + 2 registers runs past 65535" in e for e in errors), errors
     assert any("models[0].registers[1].type: a coil holds one bit" in e for e in errors), errors
+
+
+def test_mqtt_topics_from_a_model_template(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + """\
+models:
+  - name: site-water
+    kind: water
+    protocol: mqtt
+    topic_template: "campus/{building}/water/{device}/state"
+    payload: {fields: {flow: {path: flow}}}
+  - name: floor-water
+    kind: water
+    protocol: mqtt
+    topic_template: "campus/{building}/{floor}/{device}"
+    payload: {fields: {flow: {path: flow}}}
+  - name: bad-template
+    kind: water
+    protocol: mqtt
+    topic_template: "campus/{campus}/{device}"
+    payload: {fields: {flow: {path: flow}}}
+"""
+    )
+    good = text.replace(
+        "rooms:",
+        "  - {id: w1, model: site-water, building: b1}\n"
+        "  - {id: w2, model: site-water, building: b1, topic: own/topic}\nrooms:",
+    )
+    inv = load_inventory(
+        write(tmp_path, good.replace("  - name: bad-template", "  - name: unused").replace("{campus}", "{building}"))
+    )
+    assert inv.devices["w1"].topic == "campus/b1/water/w1/state"
+    assert inv.devices["w2"].topic == "own/topic"
+    bad = good.replace(
+        "  - {id: w2, model: site-water, building: b1, topic: own/topic}",
+        "  - {id: w2, model: floor-water, building: b1}",
+    )
+    path = write(tmp_path, bad, "bad.yaml")
+    errors = errors_of(path)
+    assert any("models[2].topic_template: unknown placeholder {campus}" in e for e in errors), errors
+    assert any(
+        re.search(r"devices\[2\]\.floor: the topic template of model 'floor-water' needs it", e) for e in errors
+    ), errors

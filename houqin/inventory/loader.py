@@ -10,7 +10,16 @@ from pydantic import ValidationError
 
 from houqin.config_file import ConfigError, ConfigIssue, LocatedDocument, load_document, validate_items
 from houqin.inventory.inventory import Inventory
-from houqin.inventory.model import SECTIONS, TOP_LEVEL_KEYS, DeviceModel, Entry, Site, entry_key
+from houqin.inventory.model import (
+    SECTIONS,
+    TOP_LEVEL_KEYS,
+    TOPIC_PLACEHOLDER,
+    Device,
+    DeviceModel,
+    Entry,
+    Site,
+    entry_key,
+)
 from houqin.inventory.references import check_references
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -75,6 +84,10 @@ def inventory_from_document(document: LocatedDocument) -> Inventory:
             if isinstance(key, str):
                 declared[section].add(key)
 
+    all_models = {**shipped, **{entry_key("models", m): m for _, m in sections["models"]}}
+    sections["devices"] = [
+        (index, _with_topic(document, index, device, all_models, issues)) for index, device in sections["devices"]
+    ]
     issues.extend(check_references(document, sections, shipped, declared))
     if issues or site is None:
         raise ConfigError(issues)
@@ -93,6 +106,24 @@ def inventory_from_document(document: LocatedDocument) -> Inventory:
         teams=by_key["teams"],
         tariffs=by_key["tariffs"],
     )
+
+
+def _with_topic(
+    document: LocatedDocument, index: int, device: Entry, models: dict[str, Any], issues: list[ConfigIssue]
+) -> Entry:
+    """The device with its topic rendered from its model's template, when it gives none of its own."""
+    assert isinstance(device, Device)
+    model = models.get(device.model)
+    if device.topic is not None or device.gateway is not None or model is None or model.topic_template is None:
+        return device
+    values = {"device": device.id, "building": device.building, "floor": device.floor, "room": device.room}
+    missing = [name for name in TOPIC_PLACEHOLDER.findall(model.topic_template) if values.get(name) is None]
+    if missing:
+        issues.append(
+            document.issue(("devices", index, missing[0]), f"the topic template of model {model.name!r} needs it")
+        )
+        return device
+    return device.model_copy(update={"topic": model.topic_template.format(**values)})
 
 
 def _raw_items(data: dict[str, Any], section: str) -> list[dict[str, Any]]:

@@ -50,6 +50,10 @@ REGISTER_COUNT: dict[str, int] = {
 }  # fmt: skip
 
 
+TOPIC_PLACEHOLDER = re.compile(r"\{(\w*)\}")
+TOPIC_FIELDS = ("device", "building", "floor", "room")
+
+
 class Entry(BaseModel):
     """Base of every inventory entry: unknown keys are mistakes (a typo must not be ignored)."""
 
@@ -189,6 +193,8 @@ class DeviceModel(Entry):
     protocol: Literal["modbus", "mqtt"]
     description: str = ""
     source: str = Field(default="", description="the vendor document and version the map was taken from")
+    # MQTT devices of this model without a topic of their own publish on this template's topic.
+    topic_template: str | None = Field(default=None, description="e.g. campus/{building}/water/{device}/state")
     registers: list[RegisterField] = Field(default_factory=list)
     # Unused registers a block read may span; 0 for devices that answer an exception to unmapped addresses.
     max_read_gap: Annotated[int, _between(0, 124)] = 16
@@ -207,6 +213,13 @@ class DeviceModel(Entry):
                 raise ValueError("payload: an mqtt model needs a payload map")
             if self.registers:
                 raise ValueError("registers: an mqtt model has no registers")
+        if self.topic_template is not None:
+            if self.protocol != "mqtt":
+                raise ValueError("topic_template: only mqtt models have topics")
+            unknown = sorted(set(TOPIC_PLACEHOLDER.findall(self.topic_template)) - set(TOPIC_FIELDS))
+            if unknown:
+                known = ", ".join(f"{{{name}}}" for name in TOPIC_FIELDS)
+                raise ValueError(f"topic_template: unknown placeholder {{{unknown[0]}}}; use {known}")
         names = [register.field for register in self.registers]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -239,8 +252,6 @@ class Device(Entry):
             raise ValueError("unit: a device on a Modbus gateway needs its unit id (1-247)")
         if self.unit is not None and self.gateway is None:
             raise ValueError("gateway: a unit id needs the gateway it is reached through")
-        if self.gateway is None and self.topic is None:
-            raise ValueError("a device needs a gateway and unit (Modbus) or a topic (MQTT)")
         if self.gateway is not None and self.topic is not None:
             raise ValueError("topic: a Modbus device has no MQTT topic")
         return self

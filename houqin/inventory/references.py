@@ -64,8 +64,11 @@ def check_references(
         if profile is not None:
             if profile.protocol == "modbus" and device.gateway is None:
                 report((*at, "gateway"), f"model {profile.name!r} is read over Modbus: give a gateway and unit")
-            if profile.protocol == "mqtt" and device.topic is None:
-                report((*at, "topic"), f"model {profile.name!r} reports over MQTT: give the device's topic")
+            if profile.protocol == "mqtt" and device.topic is None and profile.topic_template is None:
+                report(
+                    (*at, "topic"),
+                    f"model {profile.name!r} reports over MQTT and has no topic_template: give the device's topic",
+                )
         if device.gateway is not None and device.unit is not None:
             other = units.setdefault((device.gateway, device.unit), device.id)
             if other != device.id:
