@@ -14,8 +14,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -26,6 +27,7 @@ from houqin.inventory.model import Gateway
 log = logging.getLogger(__name__)
 
 ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
+T = TypeVar("T")
 
 
 class LinkError(Exception):
@@ -119,8 +121,7 @@ class ModbusLink:
                 raise DeviceTimeout(f"unit {unit}: asked {count} registers, got {len(response.registers)}")
             return list(response.registers)
 
-        result: list[int] | list[bool] = await self._run(request, unit)
-        return result
+        return await self._run(request, unit)
 
     async def write(self, unit: int, table: str, address: int, values: Sequence[int] | Sequence[bool]) -> None:
         """Write coils or holding registers from ``address`` on device ``unit``."""
@@ -149,7 +150,7 @@ class ModbusLink:
             code = int(getattr(response, "exception_code", 0))
             raise DeviceRefused(f"unit {unit} refused {what}: Modbus exception {code}", code)
 
-    async def _run(self, request, unit: int):  # type: ignore[no-untyped-def]
+    async def _run(self, request: Callable[[ModbusClient], Awaitable[T]], unit: int) -> T:
         connection = await self._idle.get()
         try:
             await self._connect(connection)
