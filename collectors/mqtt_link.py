@@ -39,45 +39,56 @@ class PayloadError(ValueError):
     """A device payload that does not fit its model's payload map."""
 
 
+class PayloadDecoder:
+    """A model's payload map prepared once: every message of every device of the model goes through it."""
+
+    def __init__(self, payload_map: PayloadMap) -> None:
+        self.plain = payload_map.format == "plain"
+        self.fields = [
+            (name, tuple(spec.path.split(".")) if spec.path else (), spec.type, spec.scale, spec.offset)
+            for name, spec in payload_map.fields.items()
+        ]
+
+    def decode(self, payload: bytes) -> dict[str, FieldValue]:
+        """Fields of a device payload; raises ``PayloadError`` when none can be read."""
+        if self.plain:
+            name, _, _, scale, offset = self.fields[0]
+            try:
+                number = float(payload.decode("ascii").strip())
+            except (UnicodeDecodeError, ValueError):
+                raise PayloadError(f"not a number: {payload[:40]!r}") from None
+            if not math.isfinite(number):
+                raise PayloadError(f"not a finite number: {number}")
+            return {name: number * scale + offset}
+        try:
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise PayloadError(f"not JSON: {payload[:40]!r}") from None
+        fields: dict[str, FieldValue] = {}
+        problems: list[str] = []
+        for name, keys, kind, scale, offset in self.fields:
+            value: Any = document
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is None:
+                continue  # a device may leave a field out of one message
+            value_type = type(value)
+            if kind == "number" and (value_type is float or value_type is int) and math.isfinite(value):
+                fields[name] = value * scale + offset if scale != 1.0 or offset else float(value)
+            elif kind == "bool" and (value_type is bool or value in (0, 1)):
+                fields[name] = bool(value)
+            elif kind == "string" and value_type is str:
+                fields[name] = value
+            else:
+                problems.append(f"{name}={value!r} is not a {kind}")
+        if not fields:
+            raise PayloadError("no field of the payload map found" + (f" ({', '.join(problems)})" if problems else ""))
+        return fields
+
+
 def decode_payload(payload: bytes, payload_map: PayloadMap) -> dict[str, FieldValue]:
     """Fields of a device payload; raises ``PayloadError`` when none can be read."""
-    if payload_map.format == "plain":
-        (name, spec), *_ = payload_map.fields.items()
-        try:
-            number = float(payload.decode("ascii").strip())
-        except (UnicodeDecodeError, ValueError):
-            raise PayloadError(f"not a number: {payload[:40]!r}") from None
-        if not math.isfinite(number):
-            raise PayloadError(f"not a finite number: {number}")
-        return {name: number * spec.scale + spec.offset}
-    try:
-        document = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise PayloadError(f"not JSON: {payload[:40]!r}") from None
-    fields: dict[str, FieldValue] = {}
-    problems: list[str] = []
-    for name, spec in payload_map.fields.items():
-        value: Any = document
-        for key in spec.path.split(".") if spec.path else []:
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is None:
-            continue  # a device may leave a field out of one message
-        if spec.type == "bool" and (isinstance(value, bool) or value in (0, 1)):
-            fields[name] = bool(value)
-        elif (
-            spec.type == "number"
-            and isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-        ):
-            fields[name] = float(value) * spec.scale + spec.offset
-        elif spec.type == "string" and isinstance(value, str):
-            fields[name] = value
-        else:
-            problems.append(f"{name}={value!r} is not a {spec.type}")
-    if not fields:
-        raise PayloadError("no field of the payload map found" + (f" ({', '.join(problems)})" if problems else ""))
-    return fields
+    return PayloadDecoder(payload_map).decode(payload)
 
 
 def command_topic(device: Device, command: Command) -> str:
@@ -118,6 +129,13 @@ class MqttLink:
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.devices = {device.topic: device for device in inventory.mqtt_devices() if device.enabled and device.topic}
         self._tags = {device.id: inventory.device_tags(device) for device in self.devices.values()}
+        decoders: dict[str, PayloadDecoder] = {}
+        self._routes: dict[str, tuple[Device, PayloadDecoder, dict[str, str]]] = {}
+        for topic, device in self.devices.items():
+            payload_map = inventory.model_of(device).payload
+            assert payload_map is not None  # checked when the inventory was loaded
+            decoder = decoders.setdefault(device.model, PayloadDecoder(payload_map))
+            self._routes[topic] = (device, decoder, self._tags[device.id])
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
         self.received = 0
@@ -189,21 +207,20 @@ class MqttLink:
     async def handle(self, topic: str, payload: bytes) -> Reading | None:
         """Turn one message into a reading and publish it; garbage is counted, never raised."""
         self.received += 1
-        device = self.devices.get(topic)
-        if device is None:
+        route = self._routes.get(topic)
+        if route is None:
             self.unknown += 1
             self._unknown_count.inc()
             return None
-        payload_map = self.inventory.model_of(device).payload
-        assert payload_map is not None  # checked when the inventory was loaded
+        device, decoder, tags = route
         try:
-            fields = decode_payload(payload, payload_map)
+            fields = decoder.decode(payload)
         except PayloadError as error:
             self._garbage_count.inc()
             self.garbage.report(device.id, str(error))
             return None
         self._ok.inc()
-        reading = Reading(device.id, datetime.now(UTC), fields, self._tags[device.id])
+        reading = Reading(device.id, datetime.now(UTC), fields, tags)
         await self.publish(reading)
         return reading
 
