@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram
 
 from collectors.modbus_link import DeviceTimeout, LinkError, ModbusLink
 from collectors.read_plan import ReadBlock, plan_reads
-from collectors.registers import DecodeError, Value, decode_field
+from collectors.registers import Value, decode_block
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
 from houqin.readings import GarbageLog, Reading
@@ -198,20 +198,7 @@ class ModbusBusPoller:
         fields: dict[str, Value] = {}
         for block in plan:
             data = await self._read_block(device, block)
-            for register_field in block.fields:
-                part = data[block.slice_of(register_field)]
-                try:
-                    if register_field.table in {"coil", "discrete"}:
-                        value = decode_field(register_field, bit=bool(part[0]))
-                    else:
-                        value = decode_field(register_field, [int(word) for word in part])
-                except DecodeError as error:
-                    self.garbage.report(device.id, f"{register_field.field}: {error}")
-                    continue
-                if isinstance(value, float) and not math.isfinite(value):
-                    self.garbage.report(device.id, f"{register_field.field}: {value}")
-                    continue
-                fields[register_field.field] = value
+            fields.update(decode_block(block, data, lambda what: self.garbage.report(device.id, what)))
         return fields
 
     def _failed(self, device: Device, health: DeviceHealth, error: str) -> None:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable, Sequence
 
+from collectors.read_plan import ReadBlock
 from houqin.inventory.model import REGISTER_COUNT, RegisterField
 
 _STRUCT = {
@@ -79,21 +81,42 @@ def encode_raw(value: Value, data_type: str, order: str = "ABCD", length: int | 
     return _from_bytes(packed, order)
 
 
-def decode_field(field: RegisterField, registers: list[int] | None = None, bit: bool | None = None) -> Value:
-    """The physical value of ``field``: raw value × scale + offset (bits and strings are not scaled)."""
+def decode_field(field: RegisterField, data: Sequence[int] | Sequence[bool]) -> Value:
+    """The physical value of ``field`` from its registers (or its one bit, for coils and discrete inputs):
+    raw value × scale + offset (bits and strings are not scaled)."""
+    if len(data) != field.count:
+        raise DecodeError(f"{field.field}: needs {field.count} {_unit_of(field)}, got {len(data)}")
     if field.table in {"coil", "discrete"}:
-        if bit is None:
-            raise DecodeError(f"{field.field}: a {field.table} field needs its bit")
-        return bool(bit)
-    if registers is None or len(registers) != field.count:
-        got = 0 if registers is None else len(registers)
-        raise DecodeError(f"{field.field}: needs {field.count} registers, got {got}")
-    raw = decode_raw(registers, field.type, field.order)
+        return bool(data[0])
+    raw = decode_raw([int(word) for word in data], field.type, field.order)
     if isinstance(raw, str):
         return raw
     if field.scale == 1.0 and field.offset == 0.0 and field.type not in {"float32", "float64"}:
         return raw
     return float(raw) * field.scale + field.offset
+
+
+def decode_block(
+    block: ReadBlock, data: Sequence[int] | Sequence[bool], on_garbage: Callable[[str], None]
+) -> dict[str, Value]:
+    """The values of every field of a block read; a value that cannot be used (undecodable, NaN or
+    infinite) is left out and described to ``on_garbage``."""
+    values: dict[str, Value] = {}
+    for field in block.fields:
+        try:
+            value = decode_field(field, data[block.slice_of(field)])
+        except DecodeError as error:
+            on_garbage(f"{field.field}: {error}")
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            on_garbage(f"{field.field}: {value}")
+            continue
+        values[field.field] = value
+    return values
+
+
+def _unit_of(field: RegisterField) -> str:
+    return "bit" if field.table in {"coil", "discrete"} else "registers"
 
 
 def encode_field(field: RegisterField, value: float | int | str) -> list[int]:

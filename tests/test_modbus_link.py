@@ -10,7 +10,7 @@ import pytest
 
 from collectors.modbus_link import DeviceRefused, DeviceTimeout, LinkDown, ModbusLink
 from collectors.read_plan import plan_reads
-from collectors.registers import decode_field
+from collectors.registers import decode_block, decode_field
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from houqin.inventory import Inventory
 from houqin.inventory.model import Gateway
@@ -34,15 +34,13 @@ async def bus(request: pytest.FixtureRequest, demo_inventory: Inventory) -> Asyn
 
 
 async def read_fields(link: ModbusLink, device: SimulatedModbusDevice) -> dict[str, object]:
+    def garbage(what: str) -> None:
+        raise AssertionError(f"unusable value from the simulator: {what}")
+
     values: dict[str, object] = {}
     for block in plan_reads(device.model.registers, max_gap=device.model.max_read_gap):
         data = await link.read(device.unit, block.table, block.address, block.count)
-        for field in block.fields:
-            part = data[block.slice_of(field)]
-            if field.table in {"coil", "discrete"}:
-                values[field.field] = decode_field(field, bit=bool(part[0]))
-            else:
-                values[field.field] = decode_field(field, [int(word) for word in part])
+        values.update(decode_block(block, data, garbage))
     return values
 
 
@@ -102,7 +100,7 @@ async def test_a_late_reply_never_answers_the_next_request(bus: SimulatedGateway
         # reply names neither the address nor a transaction, so it would pass for the current reading.
         meter.reply_delay = 0.25
         words = await link.read(1, "input", current.address, 2)
-        assert decode_field(current, [int(w) for w in words]) == pytest.approx(5.0)
+        assert decode_field(current, words) == pytest.approx(5.0)
     finally:
         await link.close()
 

@@ -61,7 +61,7 @@ def test_scale_offset_and_bits() -> None:
     temp = RegisterField(field="t", address=0, type="int16", scale=0.1, offset=-40)
     assert decode_field(temp, encode_field(temp, 21.5)) == pytest.approx(21.5)
     coil = RegisterField(field="relay", table="coil", address=3, type="bool")
-    assert decode_field(coil, bit=True) is True
+    assert decode_field(coil, [True]) is True
     with pytest.raises(DecodeError):
         decode_field(current, [1, 2])
     with pytest.raises(ValueError, match="does not fit a uint16"):
