@@ -4,13 +4,14 @@ that behave (dorm loads, relays that cut rooms, lighting circuits), and faults i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.mqtt_devices import SimulatedMqttDevices
 from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load
 from houqin.inventory import Inventory
-from houqin.inventory.model import Device, Gateway
+from houqin.inventory.model import Device, Gateway, Room
 from houqin.simulation import FAULTS, UnknownDevice
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,14 @@ class SimulatedCampus:
         for device_id, sim in self.devices.items():
             self._attach_physics(inventory.devices[device_id], sim, room_of_meter, rooms_per_building, load)
 
-    def _attach_physics(self, device, sim, room_of_meter, rooms_per_building, load) -> None:  # type: ignore[no-untyped-def]
+    def _attach_physics(
+        self,
+        device: Device,
+        sim: SimulatedModbusDevice,
+        room_of_meter: dict[str, Room],
+        rooms_per_building: dict[str, int],
+        load: Callable[[float], float],
+    ) -> None:
         fields = {register.field for register in sim.model.registers}
         faults = self.faults[device.id]
         if "relay_closed" in fields:
