@@ -6,23 +6,36 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from collectors.simulators.campus import SimulatedCampus
 from houqin import __version__
-from houqin.accounts import AccountError, NewAccount, Role, add_account, generate_password, import_accounts
+from houqin.accounts import (
+    AccountError,
+    ImportResult,
+    NewAccount,
+    Role,
+    add_account,
+    generate_password,
+    import_accounts,
+)
 from houqin.config_file import ConfigError
 from houqin.inventory import Inventory, load_inventory
 from houqin.readiness import Readiness, influx_check, mqtt_broker_check
 from houqin.settings import Settings, masked_settings
 from houqin.simulation import FAULTS
 from houqin.store import Database, current_revision, head_revision, upgrade_database
+from houqin.store.tables import User
 from houqin.supervisor import Component, ComponentFailedError, Service, install_stop_signals, supervise
 
 log = logging.getLogger("houqin")
+T = TypeVar("T")
 
 app = typer.Typer(
     name="houqin",
@@ -311,7 +324,7 @@ def db_current() -> None:
     typer.echo(f"database: {asyncio.run(read()) or 'empty'}; houqin needs: {head_revision()}")
 
 
-async def _with_session(settings: Settings, work):  # type: ignore[no-untyped-def]
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     database = await _open_database(settings)
     try:
         async with database.session() as session:
@@ -343,7 +356,7 @@ def users_add(
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     account = NewAccount(username, role, password, tuple(room or ()), team, name)
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> User:
         return await add_account(session, account, inventory)
 
     try:
@@ -367,7 +380,7 @@ def users_import(
     except OSError as error:
         raise _fail(f"{csv_path}: {error.strerror}") from None
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> ImportResult:
         return await import_accounts(session, text, str(csv_path), inventory)
 
     try:
@@ -384,11 +397,8 @@ def users_import(
 @users_app.command("list")
 def users_list() -> None:
     """List accounts with their role, team and rooms."""
-    from sqlalchemy import select
 
-    from houqin.store.tables import User
-
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> list[User]:
         return list((await session.execute(select(User).order_by(User.username))).scalars())
 
     for user in asyncio.run(_with_session(Settings(), work)):
