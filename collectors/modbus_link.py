@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -114,7 +114,8 @@ class ModbusLink:
                 response = await client.read_discrete_inputs(address, count=count, device_id=unit)
             else:
                 raise ValueError(f"unknown register table {table!r}")
-            self._check(response, unit, f"read {table} {address}+{count}")
+            if response.isError():
+                self._refused(response, unit, f"read {table} {address}+{count}")
             if table in {"coil", "discrete"}:
                 return list(response.bits[:count])
             if len(response.registers) != count:
@@ -141,28 +142,28 @@ class ModbusLink:
                     response = await client.write_registers(address, words, device_id=unit)
             else:
                 raise ValueError(f"table {table!r} cannot be written")
-            self._check(response, unit, f"write {table} {address}")
+            if response.isError():
+                self._refused(response, unit, f"write {table} {address}")
 
         await self._run(request, unit)
 
-    def _check(self, response: object, unit: int, what: str) -> None:
-        if getattr(response, "isError", lambda: False)():
-            code = int(getattr(response, "exception_code", 0))
-            raise DeviceRefused(f"unit {unit} refused {what}: Modbus exception {code}", code)
+    def _refused(self, response: object, unit: int, what: str) -> NoReturn:
+        code = int(getattr(response, "exception_code", 0))
+        raise DeviceRefused(f"unit {unit} refused {what}: Modbus exception {code}", code)
 
     async def _run(self, request: Callable[[ModbusClient], Awaitable[T]], unit: int) -> T:
         connection = await self._idle.get()
         try:
-            await self._connect(connection)
+            if not connection.client.connected:
+                await self._connect(connection)
             gap = self.gateway.inter_request_delay - (time.monotonic() - connection.last_request_end)
             if gap > 0:
                 await asyncio.sleep(gap)
             self.requests += 1
             try:
-                # The client has its own timeout; this bound also covers a gateway that accepts the
-                # TCP connection and then never answers.
-                async with asyncio.timeout(self.gateway.timeout + 0.5):
-                    return await request(connection.client)
+                # The client bounds the wait for the answer by the gateway's timeout (sending never
+                # blocks: it is buffered), so no timer of our own is needed per request.
+                return await request(connection.client)
             except (TimeoutError, ModbusIOException) as exc:
                 self.timeouts += 1
                 # A late reply must never answer the next request. RTU framing cannot tell them apart, and
@@ -183,8 +184,6 @@ class ModbusLink:
             self._idle.put_nowait(connection)
 
     async def _connect(self, connection: _Connection) -> None:
-        if connection.client.connected:
-            return
         now = time.monotonic()
         if now < connection.down_until:
             raise LinkDown(f"{self.gateway.id}: unreachable, next attempt in {connection.down_until - now:.1f} s")

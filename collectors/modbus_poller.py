@@ -4,23 +4,29 @@ Tick k of a device fires at ``start + phase + k * interval`` (no drift however l
 phases spread the devices of a bus evenly across the interval, and every field of one poll carries
 the poll's timestamp. A device that keeps failing is backed off by a circuit breaker that probes it
 now and then, so a dead meter costs its bus-mates at most one timeout per probe instead of one per poll.
+
+One scheduler per bus: the polls wait in a heap ordered by due time, and as many workers as the link
+allows requests in flight take them in order. A poll is not a task of its own, so a saturated bus costs
+no timers and no wake-ups beyond the requests themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 
 from collectors.modbus_link import DeviceTimeout, LinkError, ModbusLink
-from collectors.read_plan import ReadBlock, plan_reads
-from collectors.registers import Value, decode_block
+from collectors.read_plan import plan_reads
+from collectors.registers import BlockDecoder, Value
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
 from houqin.readings import GarbageLog, Reading
@@ -50,6 +56,29 @@ class DeviceHealth:
         return self.consecutive_failures == 0 and self.last_success is not None
 
 
+@dataclass
+class _Slot:
+    """A device's place in its bus's schedule: tick k is due at ``first_tick + k * poll_interval``."""
+
+    device: Device
+    first_tick: float
+    tick: int = 0
+
+
+@dataclass
+class _Poll:
+    """One poll in progress: the blocks still to read, the fields read so far, the retries left."""
+
+    device: Device
+    slot: _Slot | None  # None for a poll asked for outside the schedule
+    ts: datetime  # every field of the poll carries the time it began
+    started: float
+    retries_left: int
+    next_block: int = 0
+    fields: dict[str, Value] = field(default_factory=dict)
+    reading: Reading | None = None
+
+
 class ModbusBusPoller:
     """Polls every enabled device behind one link; a component of ``houqin run``."""
 
@@ -71,14 +100,20 @@ class ModbusBusPoller:
         self.failures_to_open = failures_to_open
         self.probe_max = probe_max
         self.health = {device.id: DeviceHealth() for device in self.devices}
-        self._plans = {
-            device.id: plan_reads(inventory.model_of(device).registers, max_gap=inventory.model_of(device).max_read_gap)
-            for device in self.devices
-        }
+        # Read plans and their decoders are built once per model, shared by its devices.
+        decoders: dict[str, list[BlockDecoder]] = {}
+        for device in self.devices:
+            model = inventory.model_of(device)
+            if device.model not in decoders:
+                plan = plan_reads(model.registers, max_gap=model.max_read_gap)
+                decoders[device.model] = [BlockDecoder(block) for block in plan]
+        self._plans = {device.id: decoders[device.model] for device in self.devices}
         self._tags = {device.id: inventory.device_tags(device) for device in self.devices}
         self.capacity_window = capacity_window
         self.health_every = health_every
         self.garbage = GarbageLog(log)
+        self._due: list[tuple[float, int, _Slot | _Poll]] = []  # heap: what each worker takes next
+        self._sequence = itertools.count()  # ties go first come, first served
         # Labelled metric children looked up once: a poll is the hot path.
         self._polls_ok = POLLS.labels(link.name, "ok")
         self._polls_failed = POLLS.labels(link.name, "failed")
@@ -96,10 +131,14 @@ class ModbusBusPoller:
     async def run(self, stop: asyncio.Event) -> None:
         start = time.monotonic()
         count = max(1, len(self.devices))
-        tasks = [
-            asyncio.create_task(self._poll_forever(device, start + device.poll_interval * index / count, stop))
-            for index, device in enumerate(self.devices)
-        ]
+        for index, device in enumerate(self.devices):
+            slot = _Slot(device, first_tick=start + device.poll_interval * index / count)
+            self._push(slot.first_tick, slot)
+        # One worker per request the link may have in flight (one, on an RS-485 bus): a worker takes the
+        # poll that is due first, so the bus never idles while a device is due and no device waits behind
+        # a bus-mate that is not.
+        workers = min(self.link.gateway.max_in_flight, len(self.devices))
+        tasks = [asyncio.create_task(self._work()) for _ in range(workers)]
         tasks.append(asyncio.create_task(self._watch_capacity()))
         try:
             await stop.wait()
@@ -109,20 +148,37 @@ class ModbusBusPoller:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.link.close()
 
-    async def _poll_forever(self, device: Device, first_tick: float, stop: asyncio.Event) -> None:
-        interval = device.poll_interval
-        tick = 0
-        while not stop.is_set():
-            due = first_tick + tick * interval
+    def _push(self, due: float, item: _Slot | _Poll) -> None:
+        heapq.heappush(self._due, (due, next(self._sequence), item))
+
+    async def _work(self) -> None:
+        # Every item is in the heap or in one worker's hands, and there are no more workers than
+        # devices: the heap is never empty when a worker pops.
+        while True:
+            due, _, item = heapq.heappop(self._due)
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self.poll_once(device)
-            # Skip ticks that already passed instead of polling in a burst to catch up.
-            next_tick = math.floor((time.monotonic() - first_tick) / interval) + 1
-            if next_tick > tick + 1:
-                self.overruns += next_tick - tick - 1
-            tick = max(tick + 1, next_tick)
+            poll = self._begin(item.device, item) if isinstance(item, _Slot) else item
+            if not await self._advance(poll):
+                # A lost frame: the retry goes behind the bus-mates that are already due.
+                self._push(time.monotonic(), poll)
+            elif poll.slot is not None:
+                self._schedule_next(poll.slot)
+
+    def _schedule_next(self, slot: _Slot) -> None:
+        interval = slot.device.poll_interval
+        # A tick that came while the bus was busy is polled as soon as the bus is free (the most overdue
+        # first); older ones are skipped instead of polled in a burst to catch up.
+        latest = math.floor((time.monotonic() - slot.first_tick) / interval)
+        if latest > slot.tick + 1:
+            self.overruns += latest - slot.tick - 1
+        slot.tick = max(slot.tick + 1, latest)
+        # An open breaker: the next poll is the first tick at or after the probe time.
+        open_until = self.health[slot.device.id].open_until
+        if open_until > slot.first_tick + slot.tick * interval:
+            slot.tick = math.ceil((open_until - slot.first_tick) / interval)
+        self._push(slot.first_tick + slot.tick * interval, slot)
 
     async def _watch_capacity(self) -> None:
         """Say once, with figures, when the bus cannot give its devices the poll rate they are configured for."""
@@ -147,23 +203,49 @@ class ModbusBusPoller:
                 self.behind = False
 
     async def poll_once(self, device: Device) -> Reading | None:
-        """Poll ``device`` now (unless its breaker is open); publish and return its reading."""
-        health = self.health[device.id]
-        now = time.monotonic()
-        if now < health.open_until:
+        """Poll ``device`` now (unless its breaker is open), retries included; publish and return its reading."""
+        if time.monotonic() < self.health[device.id].open_until:
             return None
-        ts = datetime.now(UTC)
+        poll = self._begin(device, None)
+        while not await self._advance(poll):
+            pass
+        return poll.reading
+
+    def _begin(self, device: Device, slot: _Slot | None) -> _Poll:
         self.attempts += 1
-        started = time.perf_counter()
+        # A device that was answering gets the gateway's retries (RS-485 noise loses a frame now and
+        # then); one already failing gets a single attempt, so a dead meter costs its bus-mates at most
+        # one timeout per poll.
+        retries = self.link.gateway.retries if self.health[device.id].consecutive_failures == 0 else 0
+        return _Poll(device, slot, datetime.now(UTC), time.perf_counter(), retries)
+
+    async def _advance(self, poll: _Poll) -> bool:
+        """Read the poll's remaining blocks. True when the poll is over (read or failed), False when a
+        block timed out and the poll has a retry left: it resumes at that block."""
+        device = poll.device
+        plan = self._plans[device.id]
         try:
-            fields = await self._read(device, self._plans[device.id])
+            while poll.next_block < len(plan):
+                decoder = plan[poll.next_block]
+                block = decoder.block
+                data = await self.link.read(device.unit or 0, block.table, block.address, block.count)
+                poll.fields.update(decoder.decode(data, lambda what: self.garbage.report(device.id, what)))
+                poll.next_block += 1
+        except DeviceTimeout as error:
+            if poll.retries_left > 0:
+                poll.retries_left -= 1
+                return False
+            await self._fail(poll, str(error))
+            return True
         except LinkError as error:
-            self._failed(device, health, str(error))
-            self._polls_failed.inc()
-            self.failed_polls += 1
-            await self._publish_health(device, ts, None)
-            return None
-        latency = time.perf_counter() - started
+            await self._fail(poll, str(error))
+            return True
+        await self._succeed(poll)
+        return True
+
+    async def _succeed(self, poll: _Poll) -> None:
+        device, health = poll.device, self.health[poll.device.id]
+        latency = time.perf_counter() - poll.started
         self._poll_seconds.observe(latency)
         self._polls_ok.inc()
         self.polls += 1
@@ -173,33 +255,16 @@ class ModbusBusPoller:
         health.open_until = 0.0
         health.opened = 0
         health.last_success = time.monotonic()
-        reading = Reading(device.id, ts, fields, self._tags[device.id])
-        if fields:
-            await self.publish(reading)
-        await self._publish_health(device, ts, latency)
-        return reading
+        poll.reading = Reading(device.id, poll.ts, poll.fields, self._tags[device.id])
+        if poll.fields:
+            await self.publish(poll.reading)
+        await self._publish_health(device, poll.ts, latency)
 
-    async def _read_block(self, device: Device, block: ReadBlock) -> list[int] | list[bool]:
-        # A device that was answering gets the gateway's retries (RS-485 noise loses a frame now and
-        # then); one already failing gets a single attempt, so a dead meter costs its bus-mates at most
-        # one timeout per poll. Before a retry the request goes to the back of the bus queue, so the
-        # bus-mates waiting for the bus are served first.
-        retries = self.link.gateway.retries if self.health[device.id].consecutive_failures == 0 else 0
-        for attempt in range(retries + 1):
-            try:
-                return await self.link.read(device.unit or 0, block.table, block.address, block.count)
-            except DeviceTimeout:
-                if attempt == retries:
-                    raise
-                await asyncio.sleep(0)
-        raise AssertionError("unreachable")
-
-    async def _read(self, device: Device, plan: list[ReadBlock]) -> dict[str, Value]:
-        fields: dict[str, Value] = {}
-        for block in plan:
-            data = await self._read_block(device, block)
-            fields.update(decode_block(block, data, lambda what: self.garbage.report(device.id, what)))
-        return fields
+    async def _fail(self, poll: _Poll, error: str) -> None:
+        self._failed(poll.device, self.health[poll.device.id], error)
+        self._polls_failed.inc()
+        self.failed_polls += 1
+        await self._publish_health(poll.device, poll.ts, None)
 
     def _failed(self, device: Device, health: DeviceHealth, error: str) -> None:
         health.consecutive_failures += 1

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectors.read_plan import MAX_BITS, MAX_REGISTERS, plan_reads
-from collectors.registers import DecodeError, decode_field, decode_raw, encode_field, encode_raw
+from collectors.read_plan import MAX_BITS, MAX_REGISTERS, ReadBlock, plan_reads
+from collectors.registers import BlockDecoder, DecodeError, decode_field, decode_raw, encode_field, encode_raw
 from houqin.inventory.model import RegisterField
 
 ORDERS = ["ABCD", "CDAB", "BADC", "DCBA"]
@@ -112,3 +112,57 @@ def test_contiguous_registers_become_one_request() -> None:
     assert [(b.address, b.count) for b in blocks] == [(0, 124)]
     fields.append(RegisterField(field="r62", address=124, type="float32"))
     assert [(b.address, b.count) for b in plan_reads(fields, max_gap=0)] == [(0, 124), (124, 2)]
+
+
+NUMERIC = ["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
+
+
+@st.composite
+def blocks_with_data(draw: st.DrawFn) -> tuple[ReadBlock, list[int]]:
+    """A holding-register block of non-overlapping fields of every type and order, and words for it
+    (any 16-bit words: NaNs and infinities included)."""
+    fields: list[RegisterField] = []
+    address = draw(st.integers(0, 1000))
+    for index in range(draw(st.integers(1, 12))):
+        address += draw(st.integers(0, 3))
+        data_type = draw(st.sampled_from([*NUMERIC, "string"]))
+        length = draw(st.integers(1, 4)) if data_type == "string" else None
+        scaled = draw(st.booleans())
+        field = RegisterField(
+            field=f"f{index}", address=address, type=data_type, order=draw(st.sampled_from(ORDERS)), length=length,
+            scale=0.1 if scaled else 1.0, offset=-40.0 if scaled else 0.0,
+        )  # fmt: skip
+        fields.append(field)
+        address += field.count
+    [block] = plan_reads(fields, max_gap=3)
+    words = draw(st.lists(st.integers(0, 0xFFFF), min_size=block.count, max_size=block.count))
+    return block, words
+
+
+def decode_one_by_one(block: ReadBlock, data: list[int]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for field in block.fields:
+        value = decode_field(field, data[block.slice_of(field)])
+        if not (isinstance(value, float) and not math.isfinite(value)):
+            values[field.field] = value
+    return values
+
+
+@given(blocks_with_data())
+def test_a_block_decodes_like_its_fields_one_by_one(case: tuple[ReadBlock, list[int]]) -> None:
+    block, words = case
+    garbage: list[str] = []
+    values = BlockDecoder(block).decode(words, garbage.append)
+    assert values == decode_one_by_one(block, words)
+    assert len(garbage) == len(block.fields) - len(values)
+    assert {type(value) for value in values.values()} <= {int, float, str}
+
+
+def test_a_block_with_a_word_out_of_range_reports_the_fields_it_spoils() -> None:
+    fields = [RegisterField(field="a", address=0, type="uint16"), RegisterField(field="b", address=1, type="float32")]
+    [block] = plan_reads(fields)
+    garbage: list[str] = []
+    assert BlockDecoder(block).decode([7, 70000, 0], garbage.append) == {"a": 7}
+    assert len(garbage) == 1 and garbage[0].startswith("b:")
+    assert BlockDecoder(block).decode([7, 0], garbage.append) == {}  # a short answer decodes nothing
+    assert "2 values for 3" in garbage[-1]
