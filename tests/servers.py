@@ -220,22 +220,3 @@ bind-address = "127.0.0.1:{rpc_port}"
     finally:
         stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def pty_pair() -> Iterator[tuple[str, str]]:
-    """Two linked pseudo-terminals from socat: what one end writes, the other reads, like a serial cable."""
-    binary = need("socat", "socat")
-    workdir = Path(tempfile.mkdtemp(prefix="houqin-pty-"))
-    a, b = workdir / "a", workdir / "b"
-    process = subprocess.Popen(
-        [binary, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: a.exists() and b.exists(), "socat", process, timeout=10)
-        yield str(a), str(b)
-    finally:
-        stop(process)
-        shutil.rmtree(workdir, ignore_errors=True)

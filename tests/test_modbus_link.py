@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -12,9 +13,10 @@ from collectors.modbus_link import DeviceRefused, DeviceTimeout, LinkDown, Modbu
 from collectors.read_plan import plan_reads
 from collectors.registers import decode_block, decode_field
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
+from collectors.simulators.serial_cable import SerialCable
 from houqin.inventory import Inventory
 from houqin.inventory.model import Gateway
-from tests.servers import free_port, need, pty_pair
+from tests.servers import free_port, need
 
 
 def gateway_for(sim: SimulatedGateway, timeout: float = 0.3, **extra: object) -> Gateway:
@@ -151,22 +153,26 @@ async def test_rtu_over_a_serial_line(demo_inventory: Inventory) -> None:
     meter = SimulatedModbusDevice(7, demo_inventory.models["eastron-sdm120"])
     meter.values.update(voltage=231.25, energy=88.5)
     relay = SimulatedModbusDevice(17, demo_inventory.models["generic-relay"])
-    with pty_pair() as (houqin_end, bus_end):
-        sim = SimulatedGateway([meter, relay], rtu=True, serial_port=bus_end, baudrate=9600)
-        await sim.start()
-        gateway = Gateway.model_validate(
-            {"id": "bus", "type": "rtu_serial", "device": houqin_end, "baudrate": 9600, "timeout": 1.0}
-        )
-        link = ModbusLink(gateway)
-        try:
-            values = await read_fields(link, meter)
-            assert values["voltage"] == pytest.approx(231.25) and values["energy"] == pytest.approx(88.5)
-            await link.write(17, "coil", 0, [True])
-            assert (await read_fields(link, relay))["relay_closed"] is True
-            assert relay.values["relay_closed"] is True
-        finally:
-            await link.close()
-            await sim.stop()
+    need("socat", "socat")
+    cable = SerialCable()
+    await cable.start()
+    sim = SimulatedGateway([meter, relay], rtu=True, serial_port=cable.device_end, baudrate=9600)
+    await sim.start()
+    gateway = Gateway.model_validate(
+        {"id": "bus", "type": "rtu_serial", "device": cable.houqin_end, "baudrate": 9600, "timeout": 1.0}
+    )
+    link = ModbusLink(gateway)
+    try:
+        values = await read_fields(link, meter)
+        assert values["voltage"] == pytest.approx(231.25) and values["energy"] == pytest.approx(88.5)
+        await link.write(17, "coil", 0, [True])
+        assert (await read_fields(link, relay))["relay_closed"] is True
+        assert relay.values["relay_closed"] is True
+    finally:
+        await link.close()
+        await sim.stop()
+        await cable.stop()
+    assert not Path(gateway.device or "").parent.exists()  # the cable's pseudo-terminal links are gone
 
 
 async def test_an_independent_client_reads_the_simulated_meter(demo_inventory: Inventory) -> None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from collectors.modbus_link import DeviceTimeout, ModbusLink
+from collectors.modbus_poller import ModbusBusPoller
 from collectors.registers import decode_field
 from collectors.simulators.campus import SimulatedCampus
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.physics import MeterPhysics
 from collectors.simulators.rs485 import Rs485Bus, blocks_of
-from houqin.inventory import Inventory
+from houqin.inventory import Inventory, load_inventory
 from houqin.inventory.model import Gateway
+from houqin.readings import Reading
+from tests.servers import need
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -121,3 +125,32 @@ async def test_a_timed_bus_allows_no_more_than_its_wire_time(demo_inventory: Inv
     finally:
         await link.close()
         await sim.stop()
+
+
+async def test_a_serial_bus_is_simulated_over_a_pseudo_terminal_pair(tmp_path: Path) -> None:
+    need("socat", "socat")
+    (tmp_path / "devices.yaml").write_text(
+        "site: {name: Serial test, timezone: Asia/Shanghai}\n"
+        "gateways:\n"
+        "  - {id: pump-room, type: rtu_serial, device: /dev/ttyUSB0, baudrate: 19200, timeout: 0.5}\n"
+        "devices:\n"
+        "  - {id: pump-meter, model: eastron-sdm120, gateway: pump-room, unit: 5, building: B}\n",
+        encoding="utf-8",
+    )
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    campus = SimulatedCampus(inventory, TZ)
+    await campus.start()
+    gateway = campus.gateway_for_link(inventory.gateways["pump-room"])
+    readings: list[Reading] = []
+
+    async def publish(reading: Reading) -> None:
+        readings.append(reading)
+
+    try:
+        assert gateway.device != "/dev/ttyUSB0" and gateway.baudrate == 19200
+        poller = ModbusBusPoller(ModbusLink(gateway), inventory.devices_on("pump-room"), inventory, publish)
+        reading = await poller.poll_once(inventory.devices["pump-meter"])
+        assert reading is not None and 200 < float(reading.fields["voltage"]) < 250
+        await poller.link.close()
+    finally:
+        await campus.stop()

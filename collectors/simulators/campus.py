@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.mqtt_devices import SimulatedMqttDevices
 from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load
+from collectors.simulators.serial_cable import SerialCable
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, Gateway, Room
 from houqin.simulation import FAULTS, UnknownDevice
@@ -29,16 +30,22 @@ class SimulatedCampus:
         for room in inventory.rooms.values():
             rooms_per_building[room.building] = rooms_per_building.get(room.building, 0) + 1
         load = dorm_load(timezone)
+        self.cables: dict[str, SerialCable] = {}
         for gateway in inventory.gateways.values():
             if gateway.type == "rtu_serial":
-                log.warning("gateway %s is a serial bus; the simulator serves TCP gateways only", gateway.id)
-                continue
+                if not SerialCable.available():
+                    log.warning("serial bus %s is not simulated: install socat (Debian package socat) to "
+                                "join a simulated bus to houqin over a pseudo-terminal pair", gateway.id)  # fmt: skip
+                    continue
+                self.cables[gateway.id] = SerialCable(gateway.id)
             simulated = []
             for device in inventory.devices_on(gateway.id):
                 sim = SimulatedModbusDevice(device.unit or 1, inventory.model_of(device))
                 self.devices[device.id] = sim
                 simulated.append(sim)
-            self.gateways[gateway.id] = SimulatedGateway(simulated, rtu=gateway.type == "rtu_over_tcp")
+            self.gateways[gateway.id] = SimulatedGateway(
+                simulated, rtu=gateway.type != "modbus_tcp", baudrate=gateway.baudrate
+            )
         for device_id, sim in self.devices.items():
             self._attach_physics(inventory.devices[device_id], sim, room_of_meter, rooms_per_building, load)
 
@@ -110,7 +117,10 @@ class SimulatedCampus:
         return SimulatedMqttDevices(self.inventory, url, self.timezone, self.faults)
 
     def gateway_for_link(self, gateway: Gateway) -> Gateway:
-        """The gateway as houqin's links must reach it: on the simulator's own address."""
+        """The gateway as houqin's links must reach it: on the simulator's own address (a serial bus: on
+        houqin's end of its simulated cable). Valid once the campus is started."""
+        if gateway.id in self.cables:
+            return gateway.model_copy(update={"device": self.cables[gateway.id].houqin_end})
         simulated = self.gateways[gateway.id]
         return gateway.model_copy(update={"host": "127.0.0.1", "port": simulated.port})
 
@@ -118,10 +128,17 @@ class SimulatedCampus:
         return self.devices[device.id]
 
     async def start(self) -> None:
-        for gateway in self.gateways.values():
+        for gateway_id, gateway in self.gateways.items():
+            if gateway_id in self.cables:
+                cable = self.cables[gateway_id]
+                await cable.start()
+                gateway.serial_port = cable.device_end
             await gateway.start()
-        log.info("simulating %d Modbus devices behind %d gateways", len(self.devices), len(self.gateways))
+        log.info("simulating %d Modbus devices behind %d gateways (%d on serial buses)",
+                 len(self.devices), len(self.gateways), len(self.cables))  # fmt: skip
 
     async def stop(self) -> None:
         for gateway in self.gateways.values():
             await gateway.stop()
+        for cable in self.cables.values():
+            await cable.stop()
