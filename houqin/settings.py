@@ -36,6 +36,21 @@ class InfluxSettings(BaseModel):
         return self.url == EMBEDDED
 
 
+class TelemetrySettings(BaseModel):
+    """How readings are batched, spooled while InfluxDB is away, and kept by the embedded store."""
+
+    batch_points: int = Field(default=5000, ge=1, le=1_000_000, description="Points per InfluxDB write")
+    flush_seconds: float = Field(default=1.0, gt=0, le=60, description="Longest a point waits before a write")
+    write_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    spool_max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="Disk the spool may use (default 1 GiB)")
+    replay_points_per_second: int = Field(
+        default=50_000, ge=100, description="Pace of writing the spool back once InfluxDB answers again"
+    )
+    latest_lookback_days: int = Field(default=7, ge=1, le=3650, description="How far back 'latest' values look")
+    embedded_raw_days: int = Field(default=35, ge=1, le=3650, description="Embedded store: raw readings kept")
+    embedded_rollup_days: int = Field(default=800, ge=1, le=36500, description="Embedded store: hourly rollups kept")
+
+
 class Settings(BaseSettings):
     """Every setting has a default that runs the embedded, single-process campus."""
 
@@ -61,6 +76,7 @@ class Settings(BaseSettings):
         default="houqin", description="Fixed MQTT client id: the broker keeps this session's messages while away"
     )
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     timezone: str = "Asia/Shanghai"

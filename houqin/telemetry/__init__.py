@@ -1,0 +1,12 @@
+"""Telemetry: where readings are kept and how they are read back (InfluxDB, or an embedded SQLite store)."""
+
+from houqin.telemetry.model import (
+    AGGREGATES,
+    MEASUREMENTS,
+    LatestPoint,
+    SeriesPoint,
+    SeriesQuery,
+    TelemetryStore,
+)
+
+__all__ = ["AGGREGATES", "MEASUREMENTS", "LatestPoint", "SeriesPoint", "SeriesQuery", "TelemetryStore"]

@@ -1,0 +1,284 @@
+"""The InfluxDB telemetry store: batched line-protocol writes that survive outages, InfluxQL queries.
+
+Readings are encoded as they arrive and cut into batches of ``batch_points`` (or whatever has waited
+``flush_seconds``). One writer task owns every write, so batches reach InfluxDB in the order they were
+made. While InfluxDB is unreachable each batch goes to the durable spool, and once the spool holds
+anything, new batches queue behind it there: the replay (paced, oldest first) is also the probe that
+finds InfluxDB back. Data InfluxDB refuses is bisected until the refused points are isolated: those are
+counted and logged with InfluxDB's reason, every other point is written. A graceful stop writes or
+spools everything held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter
+
+from houqin.readings import FieldValue, GarbageLog, Reading
+from houqin.settings import InfluxSettings, TelemetrySettings
+from houqin.telemetry.influx_client import InfluxClient, InfluxUnavailable, WriteRejected
+from houqin.telemetry.line_protocol import encode_readings, from_timestamp_ns, timestamp_ns
+from houqin.telemetry.model import MEASUREMENTS, LatestPoint, SeriesPoint, SeriesQuery
+from houqin.telemetry.spool import Spool
+
+log = logging.getLogger(__name__)
+
+WRITTEN = Counter("houqin_telemetry_points_written_total", "Points written to InfluxDB", ["path"])
+WRITE_ERRORS = Counter("houqin_telemetry_write_errors_total", "Failed InfluxDB writes", ["reason"])
+REJECTED = Counter("houqin_telemetry_points_rejected_total", "Points InfluxDB refused as bad data; not retried")
+
+# Statuses that say nothing about the data (credentials, a missing database): retrying later is right,
+# bisecting would throw good points away.
+_NOT_ABOUT_DATA = {401, 403, 404}
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _duration(delta: timedelta) -> str:
+    return f"{delta // timedelta(microseconds=1)}u"
+
+
+class InfluxStore:
+    """A ``TelemetryStore`` on InfluxDB 1.x (v1 API) or 2.x / 3.x / 1.8+ (v2 API)."""
+
+    def __init__(
+        self,
+        influx: InfluxSettings,
+        telemetry: TelemetrySettings,
+        spool: Spool,
+        client: InfluxClient | None = None,
+    ) -> None:
+        self.settings = telemetry
+        self.client = client or InfluxClient(influx, timeout=telemetry.write_timeout_seconds)
+        self.create_database = influx.api == "v1"
+        self.spool = spool
+        self.garbage = GarbageLog(log)
+        self._lines: list[str] = []
+        self._ready: deque[list[str]] = deque()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._failures = 0
+        self._retry_at = 0.0  # monotonic; InfluxDB is not tried before this after a failure
+        self._replay_at = 0.0  # monotonic; pace of the replay
+        self._oldest_line_at: float | None = None
+        self.rejected_points = 0
+        self.written_points = 0
+        self.replayed_points = 0
+
+    @property
+    def name(self) -> str:
+        return "telemetry:influxdb"
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    async def consume(self, readings: Sequence[Reading]) -> None:
+        lines = encode_readings(readings, self.garbage.report)
+        if not lines:
+            return
+        if self._oldest_line_at is None:
+            self._oldest_line_at = time.monotonic()
+        self._lines.extend(lines)
+        size = self.settings.batch_points
+        while len(self._lines) >= size:
+            self._ready.append(self._lines[:size])
+            del self._lines[:size]
+        if not self._lines:
+            self._oldest_line_at = None
+        if self._ready:
+            self._wake.set()
+        # Backpressure: a few batches may wait for the writer; beyond that the pipeline waits (and its
+        # bounded queue says so), instead of memory growing while InfluxDB is slow.
+        while len(self._ready) > 4:
+            self._room.clear()
+            await self._room.wait()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.create_database:
+            try:
+                await self.client.create_database()
+            except InfluxUnavailable as exc:
+                log.warning("InfluxDB not reachable at start (%s); readings are spooled until it is", exc)
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                waking = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({stopping, waking}, timeout=self._next_wake(), return_when="FIRST_COMPLETED")
+                waking.cancel()
+                self._wake.clear()
+                await self._work_once()
+        finally:
+            stopping.cancel()
+            await self._flush_on_stop()
+            await self.client.close()
+
+    def _next_wake(self) -> float:
+        now = time.monotonic()
+        deadlines = []
+        if self._oldest_line_at is not None:
+            deadlines.append(self._oldest_line_at + self.settings.flush_seconds)
+        if len(self.spool):
+            deadlines.append(max(self._retry_at, self._replay_at))
+        return max(0.0, min(deadlines) - now) if deadlines else self.settings.flush_seconds
+
+    async def _work_once(self) -> None:
+        now = time.monotonic()
+        if self._oldest_line_at is not None and now - self._oldest_line_at >= self.settings.flush_seconds:
+            self._cut()
+        while self._ready:
+            batch = self._ready.popleft()
+            if len(self._ready) <= 4:
+                self._room.set()
+            await self._deliver(batch)
+        if len(self.spool) and time.monotonic() >= max(self._retry_at, self._replay_at):
+            await self._replay_one()
+
+    def _cut(self) -> None:
+        if self._lines:
+            self._ready.append(self._lines)
+            self._lines = []
+        self._oldest_line_at = None
+
+    async def _deliver(self, lines: list[str]) -> None:
+        """Write a fresh batch, or spool it: while InfluxDB is down, and while older batches wait."""
+        if len(self.spool) or time.monotonic() < self._retry_at:
+            await self._to_spool(lines)
+            return
+        try:
+            await self._write_isolating(lines)
+        except InfluxUnavailable as exc:
+            self._down(exc)
+            await self._to_spool(lines)  # parts already written are written again later: idempotent
+            return
+        self._up()
+        WRITTEN.labels("live").inc(len(lines))
+        self.written_points += len(lines)
+
+    async def _to_spool(self, lines: list[str]) -> None:
+        body = ("\n".join(lines) + "\n").encode()
+        await asyncio.to_thread(self.spool.append, body, len(lines))
+
+    async def _replay_one(self) -> None:
+        batch = self.spool.oldest()
+        if batch is None:
+            return
+        body = await asyncio.to_thread(batch.read)
+        lines = body.decode().splitlines()
+        try:
+            await self._write_isolating(lines)
+        except InfluxUnavailable as exc:
+            self._down(exc)
+            return
+        if self._failures:
+            log.info("InfluxDB answers again; writing the %d spooled points", self.spool.points)
+        self._up()
+        await asyncio.to_thread(self.spool.remove, batch)
+        WRITTEN.labels("replay").inc(batch.points)
+        self.replayed_points += batch.points
+        self.written_points += batch.points
+        self._replay_at = time.monotonic() + batch.points / self.settings.replay_points_per_second
+
+    async def _write_isolating(self, lines: list[str]) -> None:
+        """Write ``lines``; if InfluxDB refuses the data, split until the refused points are alone, drop
+        those (counted, logged) and write the rest. ``InfluxUnavailable`` goes to the caller."""
+        try:
+            await self.client.write(("\n".join(lines) + "\n").encode())
+            return
+        except WriteRejected as exc:
+            if exc.status in _NOT_ABOUT_DATA:
+                raise InfluxUnavailable(f"InfluxDB refused houqin ({exc}); check the influx settings") from None
+            WRITE_ERRORS.labels("rejected").inc()
+            if len(lines) == 1:
+                self.rejected_points += 1
+                REJECTED.inc()
+                log.error("InfluxDB refused a point (%s): %s", exc, lines[0][:300])
+                return
+        middle = len(lines) // 2
+        await self._write_isolating(lines[:middle])
+        await self._write_isolating(lines[middle:])
+
+    def _down(self, exc: Exception) -> None:
+        self._failures += 1
+        WRITE_ERRORS.labels("unavailable").inc()
+        delay = min(30.0, 0.5 * 2 ** min(self._failures - 1, 10)) * random.uniform(0.75, 1.0)  # noqa: S311
+        self._retry_at = time.monotonic() + delay
+        level = logging.ERROR if self._failures == 1 else logging.DEBUG
+        log.log(level, "InfluxDB write failed (%s); spooling, next try in %.1f s", exc, delay)
+
+    def _up(self) -> None:
+        self._failures = 0
+        self._retry_at = 0.0
+
+    async def _flush_on_stop(self) -> None:
+        self._cut()
+        while self._ready:
+            batch = self._ready.popleft()
+            if len(self.spool) or self._failures:
+                await self._to_spool(batch)
+                continue
+            try:
+                await asyncio.wait_for(self._write_isolating(batch), self.settings.write_timeout_seconds)
+            except (InfluxUnavailable, TimeoutError):
+                await self._to_spool(batch)
+        self._room.set()
+        if len(self.spool):
+            log.info("stopping with %d points in the spool; they are written after the next start", self.spool.points)
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    async def latest(self, devices: Sequence[str] | None = None) -> list[LatestPoint]:
+        measurements = ",".join(quote_identifier(m) for m in MEASUREMENTS)
+        where = f"time > now() - {self.settings.latest_lookback_days}d"
+        if devices is not None:
+            if not devices:
+                return []
+            where += " AND (" + " OR ".join(f'"device" = {quote_string(d)}' for d in devices) + ")"
+        # Every name and value in the query is quoted by quote_identifier / quote_string.
+        query = f'SELECT *::field FROM {measurements} WHERE {where} GROUP BY "device" ORDER BY time DESC LIMIT 1'
+        points = []
+        for series in await self.client.query(query):
+            columns = series["columns"]
+            for row in series.get("values", []):
+                fields = {
+                    name: _field_value(value)
+                    for name, value in zip(columns[1:], row[1:], strict=True)
+                    if value is not None
+                }
+                points.append(LatestPoint(series["name"], series["tags"]["device"], from_timestamp_ns(row[0]), fields))
+        return points
+
+    async def series(self, query: SeriesQuery) -> list[SeriesPoint]:
+        # The aggregate is one of AGGREGATES; names and values are quoted.
+        influxql = (
+            f"SELECT {query.agg}({quote_identifier(query.field)}) FROM {quote_identifier(query.measurement)} "
+            f'WHERE "device" = {quote_string(query.device)} '
+            f"AND time >= {timestamp_ns(query.start)} AND time < {timestamp_ns(query.end)} "
+            f"GROUP BY time({_duration(query.every)}, {_duration(query.offset)}) fill(none)"
+        )
+        points = []
+        for series in await self.client.query(influxql):
+            for ts, value in series.get("values", []):
+                if value is not None:
+                    points.append(
+                        SeriesPoint(from_timestamp_ns(ts), int(value) if query.agg == "count" else _field_value(value))
+                    )
+        return points
+
+
+def _field_value(value: Any) -> FieldValue:
+    # Numbers are stored as floats, but InfluxDB's JSON writes 230.0 as 230.
+    return value if isinstance(value, bool | str) else float(value)

@@ -1,0 +1,77 @@
+"""The telemetry store's interface: what every implementation writes and answers, and in which terms."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from houqin.readings import FieldValue, Reading
+
+# One measurement per kind of device, plus the poller's own health readings.
+MEASUREMENTS = ("electricity", "water", "lighting", "broadcast", "device_health")
+
+Aggregate = Literal["mean", "min", "max", "sum", "count", "first", "last"]
+AGGREGATES: tuple[Aggregate, ...] = ("mean", "min", "max", "sum", "count", "first", "last")
+# Aggregates that make sense for a field that is not a number (a relay state, a program name).
+SELECTORS: tuple[Aggregate, ...] = ("count", "first", "last")
+
+
+def measurement_of(reading: Reading) -> str:
+    """The measurement a reading is stored in: its kind tag (every reading from the collectors has one)."""
+    return reading.tags.get("kind", "")
+
+
+@dataclass(frozen=True)
+class SeriesQuery:
+    """One field of one device, aggregated per window of ``every``; windows start at whole multiples of
+    ``every`` since the epoch, shifted by ``offset`` (InfluxQL's ``GROUP BY time(every, offset)``)."""
+
+    measurement: str
+    device: str
+    field: str
+    start: datetime  # inclusive
+    end: datetime  # exclusive
+    every: timedelta
+    agg: Aggregate = "mean"
+    offset: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    start: datetime  # the window's start
+    value: FieldValue
+
+
+@dataclass(frozen=True)
+class LatestPoint:
+    """The most recent point of a device in one measurement."""
+
+    measurement: str
+    device: str
+    ts: datetime
+    fields: Mapping[str, FieldValue]
+
+
+class TelemetryStore(Protocol):
+    """Keeps readings and answers the questions the API and the dashboards ask. A ``ReadingSink`` of the
+    pipeline and a ``Component`` of ``houqin run`` (its ``run`` writes in the background)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Background work (batched writes, replay, retention) until ``stop``; flushes what it holds."""
+        ...
+
+    async def consume(self, readings: Sequence[Reading]) -> None: ...
+
+    async def latest(self, devices: Sequence[str] | None = None) -> list[LatestPoint]:
+        """The latest point per device and measurement (of the given devices, or of all)."""
+        ...
+
+    async def series(self, query: SeriesQuery) -> list[SeriesPoint]:
+        """Windows with no data are left out."""
+        ...
