@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from api import http_metrics
 from api.login_throttle import LoginThrottle
-from api.routers import auth, health, me, rooms, simulation
+from api.routers import auth, devices, health, me, rooms, simulation
 from api.tokens import TokenIssuer
 from houqin import __version__
 from houqin.inventory import Inventory
@@ -16,6 +16,7 @@ from houqin.readiness import Readiness
 from houqin.settings import Settings
 from houqin.simulation import FaultInjector
 from houqin.store import Database
+from houqin.telemetry import TelemetryStore
 
 
 def create_app(
@@ -24,6 +25,7 @@ def create_app(
     inventory: Inventory,
     database: Database,
     readiness: Readiness,
+    telemetry: TelemetryStore,
     simulator: FaultInjector | None = None,
 ) -> FastAPI:
     """Build the API around already-open parts; the caller owns their lifetimes."""
@@ -37,6 +39,7 @@ def create_app(
     app.state.database = database
     app.state.readiness = readiness
     app.state.simulator = simulator
+    app.state.telemetry = telemetry
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
     # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
     app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)
@@ -45,6 +48,6 @@ def create_app(
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).
-    for router in (auth.router, me.router, rooms.router, simulation.router, health.router):
+    for router in (auth.router, me.router, rooms.router, devices.router, simulation.router, health.router):
         app.include_router(router)
     return app

@@ -16,6 +16,7 @@ from houqin.inventory import Inventory
 from houqin.inventory.model import Room
 from houqin.store import Database
 from houqin.store.tables import User
+from houqin.telemetry import TelemetryStore
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -40,7 +41,13 @@ async def get_session(database: Annotated[Database, Depends(get_database)]) -> A
         yield session
 
 
+def get_telemetry(request: Request) -> TelemetryStore:
+    store: TelemetryStore = request.app.state.telemetry
+    return store
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+TelemetryDep = Annotated[TelemetryStore, Depends(get_telemetry)]
 InventoryDep = Annotated[Inventory, Depends(get_inventory)]
 TokensDep = Annotated[TokenIssuer, Depends(get_tokens)]
 
@@ -81,6 +88,8 @@ def require_role(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
 
 
 StaffUser = Annotated[User, Depends(require_role(Role.STAFF))]
+# Workers see devices too: a repair order points at one.
+CrewUser = Annotated[User, Depends(require_role(Role.STAFF, Role.WORKER))]
 
 
 async def get_accessible_room(

@@ -33,6 +33,10 @@ from houqin.simulation import FAULTS
 from houqin.store import Database, current_revision, head_revision, upgrade_database
 from houqin.store.tables import User
 from houqin.supervisor import Component, ComponentFailedError, Service, install_stop_signals, supervise
+from houqin.telemetry import TelemetryStore
+from houqin.telemetry.embedded_store import EmbeddedStore
+from houqin.telemetry.influx_store import InfluxStore
+from houqin.telemetry.spool import Spool
 
 log = logging.getLogger("houqin")
 T = TypeVar("T")
@@ -98,8 +102,16 @@ def _readiness(settings: Settings, database: Database) -> Readiness:
     return readiness
 
 
+def _telemetry_store(settings: Settings) -> TelemetryStore:
+    """Where readings go: InfluxDB (with its spool) when configured, the embedded SQLite store otherwise."""
+    if settings.influx.embedded:
+        return EmbeddedStore(settings.data_dir / "telemetry.sqlite3", settings.telemetry)
+    spool = Spool(settings.data_dir / "spool", settings.telemetry.spool_max_bytes)
+    return InfluxStore(settings.influx, settings.telemetry, spool)
+
+
 async def _collection(
-    settings: Settings, inventory: Inventory, simulate: bool
+    settings: Settings, inventory: Inventory, simulate: bool, telemetry: TelemetryStore
 ) -> tuple[list[Service], list[Component]]:
     """The collection components (pipeline, bus pollers, MQTT link, simulated MQTT devices) and the
     started services they need (simulated Modbus gateways, the embedded broker), which the caller stops
@@ -111,6 +123,7 @@ async def _collection(
     from collectors.pipeline import Pipeline
 
     pipeline = Pipeline()
+    pipeline.add_sink(telemetry)  # blocks when full: a reading is never shed on its way to storage
     collectors: list[Component] = [pipeline]
     services: list[Service] = []
     campus = SimulatedCampus(inventory, settings.tz) if simulate else None
@@ -145,9 +158,13 @@ async def _serve(
 
     database = await _open_database(settings)
     services: list[Service] = []
+    telemetry = _telemetry_store(settings)
+    # The store stops after everything that feeds it, so what the pipeline drains at the end is kept.
+    telemetry_stop = asyncio.Event()
+    telemetry_task = asyncio.create_task(telemetry.run(telemetry_stop), name=telemetry.name)
     try:
         readiness = _readiness(settings, database)
-        services, collectors = await _collection(settings, inventory, simulate)
+        services, collectors = await _collection(settings, inventory, simulate, telemetry)
         simulator = next((service for service in services if isinstance(service, SimulatedCampus)), None)
         api = ApiServer(
             create_app(
@@ -155,6 +172,7 @@ async def _serve(
                 inventory=inventory,
                 database=database,
                 readiness=readiness,
+                telemetry=telemetry,
                 simulator=simulator,
             ),
             settings.api_host,
@@ -177,6 +195,8 @@ async def _serve(
         await supervise(components, stop)
         log.info("houqin stopped")
     finally:
+        telemetry_stop.set()
+        await telemetry_task
         for service in reversed(services):
             await service.stop()
         await database.close()

@@ -33,7 +33,8 @@ class ReadingSink(Protocol):
     """A consumer of readings (telemetry store, rules engine, billing). The pipeline owns batching and
     queues; a sink only consumes what it is handed, in order."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def consume(self, readings: Sequence[Reading]) -> None: ...
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -177,16 +178,45 @@ def mosquitto_server(users: dict[str, str] | None = None, persistence: bool = Fa
 @dataclass
 class Influxd:
     port: int
+    config: Path
+    process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def pinged(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    def start(self) -> None:
+        binary = need("influxd", "influxdb")
+        self.process = subprocess.Popen(
+            [binary, "-config", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_until(self.pinged, "influxd", self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+    def query(self, database: str, influxql: str) -> list[dict[str, Any]]:
+        """The series of an InfluxQL query's first result, timestamps in nanoseconds."""
+        response = httpx.post(f"{self.url}/query", data={"db": database, "q": influxql, "epoch": "ns"}, timeout=30)
+        response.raise_for_status()
+        result = response.json()["results"][0]
+        assert "error" not in result, result["error"]
+        series: list[dict[str, Any]] = result.get("series", [])
+        return series
+
 
 @contextlib.contextmanager
 def influxd_server() -> Iterator[Influxd]:
-    """influxd (1.x, Debian's package) with its data in a temporary directory."""
-    binary = need("influxd", "influxdb")
+    """influxd (1.x, Debian's package) with its data in a temporary directory; ``stop()`` and ``start()``
+    restart it on the same port with the same data."""
     workdir = Path(tempfile.mkdtemp(prefix="houqin-influx-"))
     port, rpc_port = free_port(), free_port()
     config = workdir / "influxdb.conf"
@@ -206,17 +236,10 @@ bind-address = "127.0.0.1:{rpc_port}"
   store-enabled = false
 """
     )
-    process = subprocess.Popen([binary, "-config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def pinged() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/ping", timeout=0.5).status_code == 204
-        except httpx.HTTPError:
-            return False
-
+    server = Influxd(port, config)
+    server.start()
     try:
-        wait_until(pinged, "influxd", process)
-        yield Influxd(port)
+        yield server
     finally:
-        stop(process)
+        server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from datetime import UTC, date, datetime
+from typing import Annotated
 
-from api.deps import AccessibleRoom, CurrentUser, InventoryDep
-from api.schemas import RoomOut
+from fastapi import APIRouter, HTTPException, Query, Request, status
+
+from api.deps import AccessibleRoom, CurrentUser, InventoryDep, TelemetryDep
+from api.schemas import RoomOut, UsageOut, UsageWindowOut
 from houqin.accounts import Role
 from houqin.inventory.model import Room
+from houqin.telemetry import SeriesUnavailable
+from houqin.telemetry.usage import Period, energy_usage, usage_boundaries
 
 router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
 
@@ -30,3 +35,32 @@ async def list_rooms(user: CurrentUser, inventory: InventoryDep, building: str |
 @router.get("/{room_id}", response_model=RoomOut, summary="One room (student: own; staff, admin: any)")
 async def read_room(room: AccessibleRoom) -> RoomOut:
     return _room_out(room)
+
+
+@router.get(
+    "/{room_id}/usage",
+    response_model=UsageOut,
+    summary="Energy used per hour of a day or per day of a month (student: own room; staff, admin: any)",
+)
+async def read_usage(
+    room: AccessibleRoom,
+    telemetry: TelemetryDep,
+    request: Request,
+    period: Annotated[Period, Query(description="day: per hour; month: per day")] = "day",
+    on: Annotated[date | None, Query(alias="date", description="a day in the period, local; default today")] = None,
+) -> UsageOut:
+    timezone = request.app.state.settings.tz
+    day = on or datetime.now(timezone).date()
+    boundaries = usage_boundaries(period, day, timezone)
+    try:
+        windows = await energy_usage(telemetry, room.meter, boundaries, now=datetime.now(UTC))
+    except SeriesUnavailable as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+    return UsageOut(
+        room=room.id,
+        meter=room.meter,
+        period=period,
+        date=day,
+        total_kwh=round(sum(window.kwh or 0.0 for window in windows), 6),
+        windows=[UsageWindowOut(start=w.start, end=w.end, kwh=w.kwh) for w in windows],
+    )

@@ -201,6 +201,22 @@ class DeviceModel(Entry):
     payload: PayloadMap | None = None
     commands: dict[Ident, Command] = Field(default_factory=dict)
 
+    def measured_fields(self) -> dict[str, tuple[Literal["number", "bool", "string"], str]]:
+        """Every field a device of this model reports, with its type and unit."""
+        if self.payload is not None:
+            return {name: (field.type, field.unit) for name, field in self.payload.fields.items()}
+        return {
+            register.field: (
+                "bool"
+                if register.table in {"coil", "discrete"}
+                else "string"
+                if register.type == "string"
+                else "number",
+                register.unit,
+            )
+            for register in self.registers
+        }
+
     @model_validator(mode="after")
     def _protocol_fields(self) -> DeviceModel:
         if self.protocol == "modbus":

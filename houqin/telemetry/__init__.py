@@ -6,7 +6,16 @@ from houqin.telemetry.model import (
     LatestPoint,
     SeriesPoint,
     SeriesQuery,
+    SeriesUnavailable,
     TelemetryStore,
 )
 
-__all__ = ["AGGREGATES", "MEASUREMENTS", "LatestPoint", "SeriesPoint", "SeriesQuery", "TelemetryStore"]
+__all__ = [
+    "AGGREGATES",
+    "MEASUREMENTS",
+    "LatestPoint",
+    "SeriesPoint",
+    "SeriesQuery",
+    "SeriesUnavailable",
+    "TelemetryStore",
+]

@@ -24,6 +24,10 @@ def measurement_of(reading: Reading) -> str:
     return reading.tags.get("kind", "")
 
 
+class SeriesUnavailable(ValueError):  # noqa: N818 - reads as a state
+    """The store cannot answer this query as asked (e.g. fine windows older than the raw readings kept)."""
+
+
 @dataclass(frozen=True)
 class SeriesQuery:
     """One field of one device, aggregated per window of ``every``; windows start at whole multiples of

@@ -1,0 +1,153 @@
+"""Devices: the inventory with what houqin last heard from each, and a field's history.
+
+Staff, admins and maintenance workers see devices (a repair order points at one); the history of a
+field is for staff and admins. Students reach their room's usage through ``/rooms/{room}/usage``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from api.deps import CrewUser, InventoryDep, StaffUser, TelemetryDep
+from api.schemas import DeviceDetailOut, DeviceOut, SeriesOut, SeriesPointOut
+from houqin.inventory import Inventory
+from houqin.inventory.model import Device
+from houqin.telemetry import AGGREGATES, LatestPoint, SeriesQuery, SeriesUnavailable
+from houqin.telemetry.model import SELECTORS, Aggregate
+
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+
+MAX_POINTS = 10_000
+HEALTH_FIELDS: dict[str, tuple[Literal["number", "bool", "string"], str]] = {
+    "online": ("bool", ""),
+    "consecutive_failures": ("number", ""),
+    "poll_latency_ms": ("number", "ms"),
+}
+
+
+def _silence_allowed(device: Device) -> timedelta:
+    # A device without health readings (MQTT reports on its own) is online while it keeps reporting.
+    return timedelta(seconds=max(3 * device.poll_interval, 60.0))
+
+
+def _device_out(
+    inventory: Inventory, device: Device, points: dict[str, LatestPoint], now: datetime
+) -> tuple[DeviceOut, LatestPoint | None, LatestPoint | None]:
+    model = inventory.model_of(device)
+    data = points.get(model.kind)
+    health = points.get("device_health")
+    seen = [point.ts for point in (data, health) if point is not None and point.fields.get("online", True)]
+    last_seen = max(seen) if seen else None
+    online: bool | None
+    if health is not None:
+        online = bool(health.fields.get("online"))
+    elif last_seen is not None:
+        online = now - last_seen <= _silence_allowed(device)
+    else:
+        online = None
+    out = DeviceOut(
+        id=device.id, kind=model.kind, model=device.model, building=device.building, floor=device.floor,
+        room=device.room, gateway=device.gateway, topic=device.topic, enabled=device.enabled,
+        online=online, last_seen=last_seen,
+    )  # fmt: skip
+    return out, data, health
+
+
+def _by_device(points: list[LatestPoint]) -> dict[str, dict[str, LatestPoint]]:
+    grouped: dict[str, dict[str, LatestPoint]] = {}
+    for point in points:
+        grouped.setdefault(point.device, {})[point.measurement] = point
+    return grouped
+
+
+def _known_device(inventory: Inventory, device_id: str) -> Device:
+    device = inventory.devices.get(device_id)
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
+    return device
+
+
+@router.get("", response_model=list[DeviceOut], summary="Devices with online state and last seen (staff, worker)")
+async def list_devices(
+    user: CrewUser,
+    inventory: InventoryDep,
+    telemetry: TelemetryDep,
+    kind: str | None = None,
+    building: str | None = None,
+) -> list[DeviceOut]:
+    latest = _by_device(await telemetry.latest())
+    now = datetime.now(UTC)
+    devices = [
+        device
+        for device in inventory.devices.values()
+        if (kind is None or inventory.model_of(device).kind == kind)
+        and (building is None or device.building == building)
+    ]
+    return [_device_out(inventory, device, latest.get(device.id, {}), now)[0] for device in devices]
+
+
+@router.get("/{device_id}", response_model=DeviceDetailOut, summary="A device's latest reading and health")
+async def read_device(
+    device_id: str, user: CrewUser, inventory: InventoryDep, telemetry: TelemetryDep
+) -> DeviceDetailOut:
+    device = _known_device(inventory, device_id)
+    latest = _by_device(await telemetry.latest([device.id])).get(device.id, {})
+    out, data, health = _device_out(inventory, device, latest, datetime.now(UTC))
+    return DeviceDetailOut(
+        **out.model_dump(),
+        fields=dict(data.fields) if data else {},
+        health=dict(health.fields) if health else {},
+    )
+
+
+@router.get("/{device_id}/series", response_model=SeriesOut, summary="A field's history, aggregated (staff)")
+async def read_series(
+    device_id: str,
+    user: StaffUser,
+    inventory: InventoryDep,
+    telemetry: TelemetryDep,
+    field: Annotated[str, Query(description="a field of the device's model, e.g. power")],
+    start: Annotated[datetime, Query(description="ISO 8601 with a time zone, inclusive")],
+    end: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
+    every: Annotated[int, Query(ge=1, le=366 * 86400, description="window in seconds")] = 300,
+    agg: Annotated[Aggregate, Query(description=f"one of {', '.join(AGGREGATES)}")] = "mean",
+) -> SeriesOut:
+    device = _known_device(inventory, device_id)
+    model = inventory.model_of(device)
+    fields = model.measured_fields()
+    measurement: str = model.kind
+    if field in HEALTH_FIELDS:
+        fields, measurement = HEALTH_FIELDS, "device_health"
+    if field not in fields:
+        known = ", ".join(sorted([*fields, *HEALTH_FIELDS]))
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{device_id} has no field {field!r}; it has {known}")
+    field_type, unit = fields[field]
+    if field_type != "number" and agg not in SELECTORS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"{field} is a {field_type}: aggregate it with {', '.join(SELECTORS)}, not {agg}",
+        )
+    end = end or datetime.now(UTC)
+    for name, moment in (("start", start), ("end", end)):
+        if moment.tzinfo is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{name} needs a time zone, e.g. +08:00 or Z")
+    if start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "start must be before end")
+    windows = (end - start) / timedelta(seconds=every)
+    if windows > MAX_POINTS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"{windows:.0f} windows of {every} s between start and end; at most {MAX_POINTS}: widen every",
+        )
+    query = SeriesQuery(measurement, device.id, field, start, end, timedelta(seconds=every), agg)
+    try:
+        points = await telemetry.series(query)
+    except SeriesUnavailable as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+    return SeriesOut(
+        device=device.id, field=field, unit=unit, agg=agg, every_seconds=every,
+        points=[SeriesPointOut(start=point.start, value=point.value) for point in points],
+    )  # fmt: skip

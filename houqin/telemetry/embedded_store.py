@@ -1,0 +1,299 @@
+"""The embedded telemetry store: readings in a SQLite file of their own, for the default set-up.
+
+Raw values are kept ``embedded_raw_days``; hourly rollups (count, sum, min, max, first, last) are kept
+``embedded_rollup_days`` and answer queries that reach further back, in whole-hour windows. The store
+answers exactly what the InfluxDB store answers for the same readings: windows aligned the same way, the
+same aggregates, the most recent point per device and measurement, a point written twice stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from houqin.readings import FieldValue, GarbageLog, Reading
+from houqin.settings import TelemetrySettings
+from houqin.telemetry.line_protocol import EPOCH
+from houqin.telemetry.model import LatestPoint, SeriesPoint, SeriesQuery, SeriesUnavailable, measurement_of
+
+log = logging.getLogger(__name__)
+
+HOUR_US = 3_600_000_000
+_US = timedelta(microseconds=1)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    measurement TEXT NOT NULL,
+    device TEXT NOT NULL,
+    field TEXT NOT NULL,
+    type TEXT NOT NULL,  -- number | bool | string
+    UNIQUE (measurement, device, field)
+);
+CREATE TABLE IF NOT EXISTS raw (
+    series INTEGER NOT NULL,
+    ts INTEGER NOT NULL,  -- microseconds since the epoch
+    value,
+    PRIMARY KEY (series, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hourly (
+    series INTEGER NOT NULL,
+    hour INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    sum REAL,
+    min,
+    max,
+    first_ts INTEGER NOT NULL,
+    first,
+    last_ts INTEGER NOT NULL,
+    last,
+    PRIMARY KEY (series, hour)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest (
+    measurement TEXT NOT NULL,
+    device TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    fields TEXT NOT NULL,
+    PRIMARY KEY (measurement, device)
+);
+"""
+
+# Aggregates over raw values, and over hourly rollups; first/last use SQLite's rule that a bare column
+# next to a single min() or max() comes from the row holding that min or max.
+_RAW = {
+    "mean": "avg(value)", "min": "min(value)", "max": "max(value)", "sum": "sum(value)",
+    "count": "count(value)", "first": "value, min(ts)", "last": "value, max(ts)",
+}  # fmt: skip
+_ROLLUP = {
+    "mean": "sum(sum) / sum(count)", "min": "min(min)", "max": "max(max)", "sum": "sum(sum)",
+    "count": "sum(count)", "first": "first, min(first_ts)", "last": "last, max(last_ts)",
+}  # fmt: skip
+
+_ROLLUP_SQL = """
+WITH g AS (
+    SELECT series, ts / :hour * :hour AS hour, count(value) AS c, sum(value) AS s, min(value) AS mn,
+           max(value) AS mx, min(ts) AS fts, max(ts) AS lts
+    FROM raw WHERE ts >= :start AND ts < :end GROUP BY series, hour
+)
+INSERT OR REPLACE INTO hourly (series, hour, count, sum, min, max, first_ts, first, last_ts, last)
+SELECT g.series, g.hour, g.c, g.s, g.mn, g.mx,
+       g.fts, (SELECT value FROM raw WHERE raw.series = g.series AND raw.ts = g.fts),
+       g.lts, (SELECT value FROM raw WHERE raw.series = g.series AND raw.ts = g.lts)
+FROM g
+"""
+
+
+def _us(ts: datetime) -> int:
+    return (ts - EPOCH) // _US
+
+
+def _from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+class EmbeddedStore:
+    """A ``TelemetryStore`` in one SQLite file."""
+
+    def __init__(self, path: Path, telemetry: TelemetrySettings, rollup_every: float = 60.0) -> None:
+        self.path = path
+        self.settings = telemetry
+        self.rollup_every = rollup_every
+        self.garbage = GarbageLog(log)
+        self._db: aiosqlite.Connection | None = None
+        self._series: dict[tuple[str, str, str], tuple[int, str]] = {}
+        self._dirty: tuple[int, int] | None = None  # microseconds: raw rows written since the last rollup
+        self._lock = asyncio.Lock()
+        self._last_retention = -math.inf
+
+    @property
+    def name(self) -> str:
+        return "telemetry:embedded"
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.executescript(SCHEMA)
+        async with self._db.execute("SELECT id, measurement, device, field, type FROM series") as cursor:
+            async for series_id, measurement, device, field, kind in cursor:
+                self._series[(measurement, device, field)] = (series_id, kind)
+        await self._db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self.rollup()
+            await self._db.close()
+            self._db = None
+
+    async def _connection(self) -> aiosqlite.Connection:
+        if self._db is None:
+            await self.open()
+        assert self._db is not None
+        return self._db
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    async def consume(self, readings: Sequence[Reading]) -> None:
+        db = await self._connection()
+        async with self._lock:
+            raw: list[tuple[int, int, FieldValue]] = []
+            latest: dict[tuple[str, str], tuple[int, dict[str, FieldValue]]] = {}
+            low, high = math.inf, -math.inf
+            for reading in readings:
+                measurement = measurement_of(reading)
+                ts = _us(reading.ts)
+                fields: dict[str, FieldValue] = {}
+                for name, value in reading.fields.items():
+                    if isinstance(value, float | int) and not isinstance(value, bool):
+                        value = float(value)
+                        if not math.isfinite(value):
+                            self.garbage.report(reading.device, f"{name}: {value}")
+                            continue
+                    series_id = await self._series_id(db, measurement, reading.device, name, value)
+                    raw.append((series_id, ts, value))
+                    fields[name] = value
+                if not fields:
+                    continue
+                low, high = min(low, ts), max(high, ts)
+                key = (measurement, reading.device)
+                if key not in latest or ts >= latest[key][0]:
+                    latest[key] = (ts, fields)
+            if not raw:
+                return
+            await db.executemany("INSERT OR REPLACE INTO raw (series, ts, value) VALUES (?, ?, ?)", raw)
+            await db.executemany(
+                "INSERT INTO latest (measurement, device, ts, fields) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (measurement, device) DO UPDATE SET ts = excluded.ts, fields = excluded.fields "
+                "WHERE excluded.ts >= latest.ts",
+                [(m, d, ts, orjson.dumps(fields).decode()) for (m, d), (ts, fields) in latest.items()],
+            )
+            await db.commit()
+            start, end = int(low), int(high)
+            self._dirty = (
+                (start, end) if self._dirty is None else (min(self._dirty[0], start), max(self._dirty[1], end))
+            )
+
+    async def _series_id(
+        self, db: aiosqlite.Connection, measurement: str, device: str, field: str, value: FieldValue
+    ) -> int:
+        key = (measurement, device, field)
+        known = self._series.get(key)
+        if known is not None:
+            return known[0]
+        kind = "bool" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
+        cursor = await db.execute(
+            "INSERT INTO series (measurement, device, field, type) VALUES (?, ?, ?, ?)", (*key, kind)
+        )
+        series_id = int(cursor.lastrowid or 0)
+        self._series[key] = (series_id, kind)
+        return series_id
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.open()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.rollup_every)
+                await self.rollup()
+                if time.monotonic() - self._last_retention >= 3600:
+                    await self.apply_retention()
+        finally:
+            await self.close()
+
+    async def rollup(self) -> None:
+        """Recompute the hourly rollups of every hour that got raw rows since the last rollup."""
+        if self._dirty is None:
+            return
+        db = await self._connection()
+        async with self._lock:
+            low, high = self._dirty
+            self._dirty = None
+            start = low // HOUR_US * HOUR_US
+            end = (high // HOUR_US + 1) * HOUR_US
+            await db.execute(_ROLLUP_SQL, {"hour": HOUR_US, "start": start, "end": end})
+            await db.commit()
+
+    async def apply_retention(self, now: datetime | None = None) -> None:
+        db = await self._connection()
+        now = now or datetime.now(UTC)
+        raw_horizon = _us(now - timedelta(days=self.settings.embedded_raw_days))
+        rollup_horizon = _us(now - timedelta(days=self.settings.embedded_rollup_days))
+        async with self._lock:
+            await db.execute("DELETE FROM raw WHERE ts < ?", (raw_horizon,))
+            await db.execute("DELETE FROM hourly WHERE hour < ?", (rollup_horizon // HOUR_US * HOUR_US,))
+            await db.commit()
+        self._last_retention = time.monotonic()
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    async def latest(self, devices: Sequence[str] | None = None) -> list[LatestPoint]:
+        db = await self._connection()
+        horizon = _us(datetime.now(UTC) - timedelta(days=self.settings.latest_lookback_days))
+        sql = "SELECT measurement, device, ts, fields FROM latest WHERE ts > ?"
+        params: list[Any] = [horizon]
+        if devices is not None:
+            if not devices:
+                return []
+            sql += f" AND device IN ({','.join('?' * len(devices))})"
+            params.extend(devices)
+        async with db.execute(sql + " ORDER BY measurement, device", params) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            LatestPoint(measurement, device, _from_us(ts), orjson.loads(fields))
+            for measurement, device, ts, fields in rows
+        ]
+
+    async def series(self, query: SeriesQuery) -> list[SeriesPoint]:
+        db = await self._connection()
+        known = self._series.get((query.measurement, query.device, query.field))
+        if known is None:
+            return []
+        series_id, kind = known
+        every, offset = query.every // _US, query.offset // _US
+        start, end = _us(query.start), _us(query.end)
+        raw_horizon = _us(datetime.now(UTC) - timedelta(days=self.settings.embedded_raw_days))
+        if start >= raw_horizon:
+            table, time_column, expression = "raw", "ts", _RAW[query.agg]
+        elif every % HOUR_US == 0 and offset % HOUR_US == 0:
+            table, time_column, expression = "hourly", "hour", _ROLLUP[query.agg]
+            # An hour's rollup belongs to the query when its hour starts inside the range.
+            start = -(-start // HOUR_US) * HOUR_US
+        else:
+            raise SeriesUnavailable(
+                f"raw readings are kept {self.settings.embedded_raw_days} days; "
+                "windows reaching further back must be whole hours"
+            )
+        sql = (
+            f"SELECT ({time_column} - :offset) / :every * :every + :offset AS window, {expression} "  # noqa: S608
+            f"FROM {table} WHERE series = :series AND {time_column} >= :start AND {time_column} < :end "
+            "GROUP BY window ORDER BY window"
+        )
+        params = {"offset": offset, "every": every, "series": series_id, "start": start, "end": end}
+        async with self._lock, db.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        points = []
+        for row in rows:
+            window, value = row[0], row[1]
+            if value is None:
+                continue
+            if query.agg == "count":
+                value = int(value)
+            elif kind == "bool" and query.agg in {"first", "last"}:
+                value = bool(value)
+            elif kind != "string":
+                value = float(value)
+            points.append(SeriesPoint(_from_us(window), value))
+        return points
