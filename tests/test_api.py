@@ -13,14 +13,25 @@ from api.app import create_app
 from houqin.accounts import NewAccount, Role, add_account, get_user, set_password
 from houqin.inventory import Inventory
 from houqin.readiness import Readiness
-from houqin.settings import Settings
+from houqin.settings import Settings, TelemetrySettings
 from houqin.store import Database
+from houqin.telemetry.embedded_store import EmbeddedStore
 
 PASSWORD = "a-long-password"
 
 
 @pytest.fixture
-async def client(database: Database, demo_inventory: Inventory, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def telemetry(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
+    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", TelemetrySettings())
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def client(
+    database: Database, demo_inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     async with database.session() as session:
         for account in (
             NewAccount("alice", Role.STUDENT, PASSWORD, ("D1-101",)),
@@ -32,7 +43,10 @@ async def client(database: Database, demo_inventory: Inventory, tmp_path: Path) 
         await session.commit()
     readiness = Readiness()
     readiness.add("database", database.ping)
-    app = create_app(Settings(data_dir=tmp_path), inventory=demo_inventory, database=database, readiness=readiness)
+    app = create_app(
+        Settings(data_dir=tmp_path), inventory=demo_inventory, database=database, readiness=readiness,
+        telemetry=telemetry,
+    )  # fmt: skip
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
         yield http
 
@@ -148,7 +162,7 @@ async def test_password_guessing_is_slowed(client: httpx.AsyncClient) -> None:
 
 
 async def test_fault_injection_is_for_staff_and_only_when_simulating(
-    database: Database, demo_inventory: Inventory, tmp_path: Path
+    database: Database, demo_inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
 ) -> None:
     from zoneinfo import ZoneInfo
 
@@ -161,7 +175,7 @@ async def test_fault_injection_is_for_staff_and_only_when_simulating(
     campus = SimulatedCampus(demo_inventory, ZoneInfo("Asia/Shanghai"))
     for simulator, expected in ((campus, 200), (None, 404)):
         app = create_app(Settings(data_dir=tmp_path), inventory=demo_inventory, database=database,
-                         readiness=Readiness(), simulator=simulator)  # fmt: skip
+                         readiness=Readiness(), telemetry=telemetry, simulator=simulator)  # fmt: skip
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
             staff = await sign_in(http, "li")
             body = {"device": "d2-110-meter", "fault": "illegal_appliance"}

@@ -58,8 +58,18 @@ class InfluxClient:
         elif settings.username:
             password = settings.password.get_secret_value() if settings.password else ""
             auth = httpx.BasicAuth(settings.username, password)
-        self._http = httpx.AsyncClient(base_url=self.url, auth=auth, headers=headers, timeout=timeout)
+        self._auth, self._headers = auth, headers
+        self._client: httpx.AsyncClient | None = None
         self._v2: InfluxDBClientAsync | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        # Made on first use (again after close): queries may come after the writer has stopped.
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(
+                base_url=self.url, auth=self._auth, headers=self._headers, timeout=self.timeout
+            )
+        return self._client
 
     async def write(self, body: bytes) -> None:
         """Write line protocol (nanosecond timestamps)."""
@@ -138,7 +148,9 @@ class InfluxClient:
                         response.status_code, _error_text(response.content))  # fmt: skip
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
         if self._v2 is not None:
             await self._v2.close()  # type: ignore[no-untyped-call]
             self._v2 = None

@@ -165,7 +165,10 @@ class InfluxStore:
             await self._to_spool(lines)  # parts already written are written again later: idempotent
             return
         self._up()
-        WRITTEN.labels("live").inc(len(lines))
+        self._written(lines, "live")
+
+    def _written(self, lines: list[str], path: str) -> None:
+        WRITTEN.labels(path).inc(len(lines))
         self.written_points += len(lines)
 
     async def _to_spool(self, lines: list[str]) -> None:
@@ -187,9 +190,8 @@ class InfluxStore:
             log.info("InfluxDB answers again; writing the %d spooled points", self.spool.points)
         self._up()
         await asyncio.to_thread(self.spool.remove, batch)
-        WRITTEN.labels("replay").inc(batch.points)
-        self.replayed_points += batch.points
-        self.written_points += batch.points
+        self._written(lines, "replay")
+        self.replayed_points += len(lines)
         self._replay_at = time.monotonic() + batch.points / self.settings.replay_points_per_second
 
     async def _write_isolating(self, lines: list[str]) -> None:
@@ -234,6 +236,8 @@ class InfluxStore:
                 await asyncio.wait_for(self._write_isolating(batch), self.settings.write_timeout_seconds)
             except (InfluxUnavailable, TimeoutError):
                 await self._to_spool(batch)
+                continue
+            self._written(batch, "live")
         self._room.set()
         if len(self.spool):
             log.info("stopping with %d points in the spool; they are written after the next start", self.spool.points)
@@ -259,7 +263,7 @@ class InfluxStore:
                     if value is not None
                 }
                 points.append(LatestPoint(series["name"], series["tags"]["device"], from_timestamp_ns(row[0]), fields))
-        return points
+        return sorted(points, key=lambda point: (point.measurement, point.device))
 
     async def series(self, query: SeriesQuery) -> list[SeriesPoint]:
         # The aggregate is one of AGGREGATES; names and values are quoted.

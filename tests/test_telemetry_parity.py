@@ -1,0 +1,133 @@
+"""The embedded store answers what InfluxDB answers: the same readings into both, the same questions,
+the same results (latest points, every aggregate over several windows, energy per hour, and from the
+embedded store's hourly rollups once its raw readings have expired)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from houqin.readings import Reading
+from houqin.settings import InfluxSettings, TelemetrySettings
+from houqin.telemetry import AGGREGATES, SeriesQuery, SeriesUnavailable
+from houqin.telemetry.embedded_store import EmbeddedStore
+from houqin.telemetry.influx_store import InfluxStore
+from houqin.telemetry.spool import Spool
+from houqin.telemetry.usage import energy_usage, usage_boundaries
+from tests.servers import Influxd
+
+TZ = ZoneInfo("Asia/Shanghai")
+SETTINGS = TelemetrySettings(batch_points=500, flush_seconds=0.05, embedded_raw_days=35)
+
+
+def campus_readings(start: datetime, hours: int, seed: int) -> list[Reading]:
+    rng = random.Random(seed)
+    readings = []
+    for device in ("m1", "m2"):
+        energy = 100.0 * int(device[1])
+        tags = {"kind": "electricity", "device": device, "building": "B1", "room": f"R{device}"}
+        for step in range(hours * 120):  # every 30 s
+            ts = start + timedelta(seconds=30 * step + rng.randint(0, 3))
+            power = rng.uniform(50, 2000)
+            energy += power * 30 / 3.6e6
+            fields = {"power": power, "energy": energy, "relay_closed": rng.random() > 0.2,
+                      "state": rng.choice(["normal", "low"])}  # fmt: skip
+            readings.append(Reading(device, ts, fields, tags))
+            if step % 40 == 0:
+                health = {"online": True, "consecutive_failures": 0, "poll_latency_ms": rng.uniform(5, 50)}
+                readings.append(
+                    Reading(device, ts, health, {**tags, "kind": "device_health", "device_kind": "electricity"})
+                )
+    return readings
+
+
+async def fill(
+    influxd: Influxd, tmp_path: Path, database: str, readings: list[Reading]
+) -> tuple[InfluxStore, EmbeddedStore]:
+    influx = InfluxStore(
+        InfluxSettings(url=influxd.url, api="v1", database=database), SETTINGS, Spool(tmp_path / "spool", 1 << 30)
+    )
+    embedded = EmbeddedStore(tmp_path / "telemetry.sqlite3", SETTINGS)
+    stop = asyncio.Event()
+    task = asyncio.create_task(influx.run(stop))
+    await influx.consume(readings)
+    await embedded.consume(readings)
+    await embedded.consume(readings[:100])  # written twice: stored once, in both
+    await influx.consume(readings[:100])
+    stop.set()
+    await task
+    assert influx.written_points == len(readings) + 100 and len(influx.spool) == 0
+    await embedded.rollup()
+    return influx, embedded
+
+
+def same(a: list, b: list) -> None:  # type: ignore[type-arg]
+    assert [p.start for p in a] == [p.start for p in b]
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x.value, float):
+            assert x.value == pytest.approx(y.value, rel=1e-9), (x, y)
+        else:
+            assert x.value == y.value and type(x.value) is type(y.value), (x, y)
+
+
+async def test_same_answers_from_both_stores(influxd: Influxd, tmp_path: Path) -> None:
+    start = (datetime.now(UTC) - timedelta(hours=30)).replace(minute=0, second=0, microsecond=0)
+    influx, embedded = await fill(influxd, tmp_path, "parity", campus_readings(start, 24, seed=7))
+    try:
+        latest_influx = sorted(await influx.latest(), key=lambda p: (p.measurement, p.device))
+        latest_embedded = sorted(await embedded.latest(), key=lambda p: (p.measurement, p.device))
+        assert latest_influx == latest_embedded and len(latest_influx) == 4
+        assert await influx.latest(["m2"]) == [p for p in latest_influx if p.device == "m2"]
+        windows = [timedelta(minutes=1), timedelta(minutes=7), timedelta(hours=1)]
+        for every in windows:
+            for agg in AGGREGATES:
+                query = SeriesQuery("electricity", "m1", "power", start + timedelta(minutes=13),
+                                    start + timedelta(hours=20), every, agg)  # fmt: skip
+                same(await influx.series(query), await embedded.series(query))
+        for field in ("relay_closed", "state"):
+            for agg in ("first", "last", "count"):
+                query = SeriesQuery("electricity", "m2", field, start, start + timedelta(hours=6),
+                                    timedelta(minutes=30), agg)  # type: ignore[arg-type]  # fmt: skip
+                same(await influx.series(query), await embedded.series(query))
+        health = SeriesQuery("device_health", "m1", "poll_latency_ms", start, start + timedelta(days=1),
+                             timedelta(hours=2), "max")  # fmt: skip
+        same(await influx.series(health), await embedded.series(health))
+        day = (start + timedelta(hours=12)).astimezone(TZ).date()
+        boundaries = usage_boundaries("day", day, TZ)
+        from_influx = await energy_usage(influx, "m1", boundaries)
+        from_embedded = await energy_usage(embedded, "m1", boundaries)
+        assert [w.kwh for w in from_influx] == pytest.approx([w.kwh for w in from_embedded])
+        assert len(from_influx) == 24 and sum(w.kwh or 0 for w in from_influx) > 0
+    finally:
+        await embedded.close()
+
+
+async def test_rollups_answer_like_influxdb_once_raw_readings_expire(influxd: Influxd, tmp_path: Path) -> None:
+    start = (datetime.now(UTC) - timedelta(days=60)).replace(minute=0, second=0, microsecond=0)
+    influx, embedded = await fill(influxd, tmp_path, "rollups", campus_readings(start, 30, seed=11))
+    try:
+        await embedded.apply_retention()
+        for agg in AGGREGATES:
+            for every in (timedelta(hours=1), timedelta(hours=6)):
+                query = SeriesQuery("electricity", "m2", "energy", start, start + timedelta(hours=30), every, agg)
+                same(await influx.series(query), await embedded.series(query))
+        month = usage_boundaries("month", (start + timedelta(days=1)).astimezone(TZ).date(), TZ)
+        kwh = [w.kwh for w in await energy_usage(influx, "m2", month)]
+        assert kwh == pytest.approx([w.kwh for w in await energy_usage(embedded, "m2", month)])
+        fine = SeriesQuery("electricity", "m2", "power", start, start + timedelta(hours=2), timedelta(minutes=5))
+        with pytest.raises(SeriesUnavailable, match="kept 35 days"):
+            await embedded.series(fine)
+    finally:
+        await embedded.close()
+
+
+def test_usage_windows_follow_local_days() -> None:
+    hours = usage_boundaries("day", date(2026, 3, 8), ZoneInfo("America/New_York"))  # clocks go forward
+    assert len(hours) == 24  # 23 hours, 24 edges
+    month = usage_boundaries("month", date(2026, 2, 14), TZ)
+    assert len(month) == 29 and month[0] == datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
