@@ -7,10 +7,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
+from api.app import create_app
+from houqin.accounts import NewAccount, Role, add_account
 from houqin.inventory import Inventory, load_inventory
+from houqin.readiness import Readiness
+from houqin.settings import Settings, TelemetrySettings
 from houqin.store import Database, upgrade_database
+from houqin.telemetry.embedded_store import EmbeddedStore
+from tests.api_client import PASSWORD
 from tests.servers import Influxd, Mosquitto, Postgres, influxd_server, mosquitto_server, postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,3 +73,34 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await upgrade_database(db)
     yield db
     await db.close()
+
+
+@pytest.fixture
+async def telemetry(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
+    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", TelemetrySettings())
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def client(  # the API in process, with a student in D1-101 (alice) and D1-102 (bob), a worker, staff
+    database: Database, demo_inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with database.session() as session:
+        for account in (
+            NewAccount("alice", Role.STUDENT, PASSWORD, ("D1-101",)),
+            NewAccount("bob", Role.STUDENT, PASSWORD, ("D1-102",)),
+            NewAccount("wang", Role.WORKER, PASSWORD, team="electrical"),
+            NewAccount("li", Role.STAFF, PASSWORD),
+        ):
+            await add_account(session, account, demo_inventory)
+        await session.commit()
+    readiness = Readiness()
+    readiness.add("database", database.ping)
+    app = create_app(
+        Settings(data_dir=tmp_path), inventory=demo_inventory, database=database, readiness=readiness,
+        telemetry=telemetry,
+    )  # fmt: skip
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
+        yield http

@@ -2,59 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 
 from api.app import create_app
 from houqin.accounts import NewAccount, Role, add_account, get_user, set_password
 from houqin.inventory import Inventory
 from houqin.readiness import Readiness
-from houqin.settings import Settings, TelemetrySettings
+from houqin.settings import Settings
 from houqin.store import Database
 from houqin.telemetry.embedded_store import EmbeddedStore
-
-PASSWORD = "a-long-password"
-
-
-@pytest.fixture
-async def telemetry(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
-    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", TelemetrySettings())
-    await store.open()
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def client(
-    database: Database, demo_inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with database.session() as session:
-        for account in (
-            NewAccount("alice", Role.STUDENT, PASSWORD, ("D1-101",)),
-            NewAccount("bob", Role.STUDENT, PASSWORD, ("D1-102",)),
-            NewAccount("wang", Role.WORKER, PASSWORD, team="electrical"),
-            NewAccount("li", Role.STAFF, PASSWORD),
-        ):
-            await add_account(session, account, demo_inventory)
-        await session.commit()
-    readiness = Readiness()
-    readiness.add("database", database.ping)
-    app = create_app(
-        Settings(data_dir=tmp_path), inventory=demo_inventory, database=database, readiness=readiness,
-        telemetry=telemetry,
-    )  # fmt: skip
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
-        yield http
-
-
-async def sign_in(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> dict[str, str]:
-    response = await client.post("/api/v1/auth/token", data={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+from tests.api_client import PASSWORD, sign_in
 
 
 async def test_me_needs_a_token(client: httpx.AsyncClient) -> None:

@@ -123,30 +123,32 @@ async def read_series(
         fields, measurement = HEALTH_FIELDS, "device_health"
     if field not in fields:
         known = ", ".join(sorted([*fields, *HEALTH_FIELDS]))
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{device_id} has no field {field!r}; it has {known}")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{device_id} has no field {field!r}; it has {known}"
+        )
     field_type, unit = fields[field]
     if field_type != "number" and agg not in SELECTORS:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{field} is a {field_type}: aggregate it with {', '.join(SELECTORS)}, not {agg}",
         )
     end = end or datetime.now(UTC)
     for name, moment in (("start", start), ("end", end)):
         if moment.tzinfo is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{name} needs a time zone, e.g. +08:00 or Z")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a time zone, e.g. +08:00 or Z")
     if start >= end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "start must be before end")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before end")
     windows = (end - start) / timedelta(seconds=every)
     if windows > MAX_POINTS:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{windows:.0f} windows of {every} s between start and end; at most {MAX_POINTS}: widen every",
         )
     query = SeriesQuery(measurement, device.id, field, start, end, timedelta(seconds=every), agg)
     try:
         points = await telemetry.series(query)
     except SeriesUnavailable as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return SeriesOut(
         device=device.id, field=field, unit=unit, agg=agg, every_seconds=every,
         points=[SeriesPointOut(start=point.start, value=point.value) for point in points],

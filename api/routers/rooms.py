@@ -55,7 +55,7 @@ async def read_usage(
     try:
         windows = await energy_usage(telemetry, room.meter, boundaries, now=datetime.now(UTC))
     except SeriesUnavailable as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return UsageOut(
         room=room.id,
         meter=room.meter,

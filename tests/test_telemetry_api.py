@@ -1,0 +1,110 @@
+"""Devices, series and room usage through the API: who may ask, what they get, what is refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from houqin.inventory import Inventory
+from houqin.readings import Reading
+from houqin.telemetry.embedded_store import EmbeddedStore
+from tests.api_client import sign_in
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+async def feed_room_meter(telemetry: EmbeddedStore, inventory: Inventory, meter: str, day_start: datetime) -> None:
+    """A room meter read every 5 minutes over a local day, 0.1 kWh per 5 minutes from 08:00."""
+    tags = inventory.device_tags(inventory.devices[meter])
+    readings = []
+    for step in range(0, 24 * 12):
+        ts = day_start + timedelta(minutes=5 * step)
+        energy = 500.0 + 0.1 * max(0, step - 8 * 12)
+        readings.append(Reading(meter, ts, {"energy": energy, "power": 1200.0, "voltage": 229.5}, tags))
+    await telemetry.consume(readings)
+
+
+async def test_devices_show_online_state_and_latest_values(
+    client: httpx.AsyncClient, telemetry: EmbeddedStore, demo_inventory: Inventory
+) -> None:
+    now = datetime.now(UTC)
+    meter = demo_inventory.devices["d1-101-meter"]
+    tags = demo_inventory.device_tags(meter)
+    health_tags = {**tags, "kind": "device_health", "device_kind": "electricity"}
+    await telemetry.consume([
+        Reading(meter.id, now - timedelta(seconds=5), {"voltage": 231.0, "energy": 812.5}, tags),
+        Reading(meter.id, now - timedelta(seconds=5), {"online": True, "consecutive_failures": 0}, health_tags),
+        Reading("d1-102-meter", now, {"online": False, "consecutive_failures": 4},
+                {**health_tags, "device": "d1-102-meter"}),
+    ])  # fmt: skip
+    staff = await sign_in(client, "li")
+    listed = (await client.get("/api/v1/devices", params={"kind": "electricity"}, headers=staff)).json()
+    by_id = {device["id"]: device for device in listed}
+    assert by_id["d1-101-meter"]["online"] is True and by_id["d1-101-meter"]["last_seen"]
+    assert by_id["d1-102-meter"]["online"] is False and by_id["d1-102-meter"]["last_seen"] is None
+    assert by_id["d1-103-meter"]["online"] is None  # never heard from
+    assert all(device["kind"] == "electricity" for device in listed)
+    worker = await sign_in(client, "wang")
+    detail = (await client.get("/api/v1/devices/d1-101-meter", headers=worker)).json()
+    assert detail["fields"] == {"voltage": 231.0, "energy": 812.5} and detail["health"]["online"] is True
+    student = await sign_in(client, "alice")
+    assert (await client.get("/api/v1/devices", headers=student)).status_code == 403
+    assert (await client.get("/api/v1/devices/nope", headers=staff)).status_code == 404
+
+
+async def test_series_is_for_staff_and_checks_its_parameters(
+    client: httpx.AsyncClient, telemetry: EmbeddedStore, demo_inventory: Inventory
+) -> None:
+    start = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    await feed_room_meter(telemetry, demo_inventory, "d1-101-meter", start)
+    staff = await sign_in(client, "li")
+    url = "/api/v1/devices/d1-101-meter/series"
+    params = {"field": "energy", "start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat(),
+              "every": 3600, "agg": "max"}  # fmt: skip
+    answer = await client.get(url, params=params, headers=staff)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["unit"] == "kWh" and len(body["points"]) == 24
+    assert body["points"][-1]["value"] == 500.0 + 0.1 * (24 * 12 - 1 - 8 * 12)
+    refusals = {
+        "unknown field": ({"field": "colour"}, "has no field 'colour'"),
+        "start after end": ({"end": (start - timedelta(hours=1)).isoformat()}, "start must be before end"),
+        "too many points": ({"every": 1}, "at most 10000"),
+        "bad aggregate": ({"agg": "median"}, "agg"),
+        "no time zone": ({"start": "2026-11-01T00:00:00"}, "needs a time zone"),
+    }
+    for what, (change, message) in refusals.items():
+        refused = await client.get(url, params={**params, **change}, headers=staff)
+        assert refused.status_code == 422, what
+        assert message in refused.text, (what, refused.text)
+    student = await sign_in(client, "alice")
+    assert (await client.get(url, params=params, headers=student)).status_code == 403
+    worker = await sign_in(client, "wang")
+    assert (await client.get(url, params=params, headers=worker)).status_code == 403
+
+
+async def test_a_student_sees_the_usage_of_their_own_room_only(
+    client: httpx.AsyncClient, telemetry: EmbeddedStore, demo_inventory: Inventory
+) -> None:
+    yesterday = (datetime.now(TZ) - timedelta(days=1)).date()
+    day_start = datetime(yesterday.year, yesterday.month, yesterday.day, tzinfo=TZ)
+    room = demo_inventory.rooms["D1-101"]
+    await feed_room_meter(telemetry, demo_inventory, room.meter, day_start - timedelta(hours=1))
+    alice = await sign_in(client, "alice")
+    answer = await client.get("/api/v1/rooms/D1-101/usage", params={"date": yesterday.isoformat()}, headers=alice)
+    assert answer.status_code == 200, answer.text
+    usage = answer.json()
+    assert usage["meter"] == room.meter and len(usage["windows"]) == 24
+    hourly = [window["kwh"] for window in usage["windows"]]
+    # Fed from 23:00 the day before to 22:55: flat until 07:00, then 0.1 kWh per 5 minutes.
+    assert all(kwh == 0 for kwh in hourly[:7]) and abs(hourly[7] - 1.1) < 1e-9
+    assert all(abs(kwh - 1.2) < 1e-9 for kwh in hourly[8:23]) and hourly[23] == 0
+    assert abs(usage["total_kwh"] - sum(hourly)) < 1e-6
+    month = await client.get("/api/v1/rooms/D1-101/usage", params={"period": "month"}, headers=alice)
+    assert month.status_code == 200 and len(month.json()["windows"]) >= 28
+    assert (await client.get("/api/v1/rooms/D1-102/usage", headers=alice)).status_code == 403
+    assert (await client.get("/api/v1/rooms/D1-101/usage", params={"period": "year"}, headers=alice)).status_code == 422
+    staff = await sign_in(client, "li")
+    assert (await client.get("/api/v1/rooms/D1-102/usage", headers=staff)).status_code == 200
