@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import DEMO_INVENTORY, create_pg_database
-from tests.servers import Postgres
+from tests.servers import Influxd, Postgres
 
 HOUQIN = [sys.executable, "-m", "houqin"]
 
@@ -132,6 +132,22 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
         metrics = httpx.get(f"{url}/metrics", timeout=5).text
         failed = re.findall(r'houqin_modbus_polls_total\{gateway="[^"]+",result="failed"\} ([0-9.]+)', metrics)
         assert failed and all(float(count) == 0 for count in failed)
+        # Readings reach the embedded telemetry store and come back through the API.
+        staff_token = httpx.post(
+            f"{url}/api/v1/auth/token", data={"username": "staff", "password": logins["staff"]}
+        ).json()["access_token"]
+        staff = {"Authorization": f"Bearer {staff_token}"}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            devices = httpx.get(f"{url}/api/v1/devices", headers=staff, timeout=5).json()
+            if sum(device["online"] is True for device in devices) >= 10:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"devices not online through the API: {devices[:3]}")
+        student = {"Authorization": f"Bearer {token['access_token']}"}
+        usage = httpx.get(f"{url}/api/v1/rooms/D1-101/usage", headers=student, timeout=5)
+        assert usage.status_code == 200 and len(usage.json()["windows"]) in {23, 24, 25}
         # Fault injection from the command line, through the API, as staff.
         injected = houqin("fault", "d1-101-meter", "voltage_sag", "--url", url, "--username", "staff",
                           "--password-stdin", cwd=tmp_path, stdin=logins["staff"] + "\n")  # fmt: skip
@@ -153,3 +169,41 @@ def test_run_refuses_a_bad_inventory(tmp_path: Path) -> None:
     result = houqin("run", "--port", "0", cwd=tmp_path)
     assert result.returncode == 1
     assert "devices.yaml:2: devices[0].model: required field is missing" in result.stderr
+
+
+def test_run_with_influxdb_writes_the_campus_readings(influxd: Influxd, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")}
+    env |= {
+        "HOUQIN_DATA_DIR": str(tmp_path / "data"),
+        "HOUQIN_INVENTORY": str(DEMO_INVENTORY),
+        "HOUQIN_INFLUX__URL": influxd.url,
+        "HOUQIN_INFLUX__API": "v1",
+        "HOUQIN_INFLUX__DATABASE": "campus",
+        "HOUQIN_TELEMETRY__FLUSH_SECONDS": "0.2",
+    }
+    process = subprocess.Popen(
+        [*HOUQIN, "run", "--simulate", "--port", "0"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        counts: dict[str, int] = {}
+        while time.monotonic() < deadline and not {"electricity", "device_health", "water"} <= counts.keys():
+            time.sleep(1)
+            if "campus" not in str(influxd.query("", "SHOW DATABASES")):
+                continue  # houqin creates it as it starts
+            counts = {
+                series["name"]: series["values"][0][1]
+                for series in influxd.query("campus", 'SELECT count("online") FROM device_health')
+                + influxd.query("campus", 'SELECT count("energy") FROM electricity')
+                + influxd.query("campus", "SELECT count(*) FROM water")
+            }
+        assert {"electricity", "device_health", "water"} <= counts.keys(), counts
+        tags = influxd.query("campus", 'SHOW TAG VALUES FROM electricity WITH KEY = "room"')[0]["values"]
+        assert ["room", "D1-101"] in tags
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not list((tmp_path / "data" / "spool").glob("*.lp"))  # everything written, nothing left behind
