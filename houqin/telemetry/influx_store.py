@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from houqin.readings import FieldValue, GarbageLog, Reading
 from houqin.settings import InfluxSettings, TelemetrySettings
 from houqin.telemetry.influx_client import InfluxClient, InfluxUnavailable, WriteRejected
-from houqin.telemetry.line_protocol import encode_readings, from_timestamp_ns, timestamp_ns
+from houqin.telemetry.line_protocol import LineEncoder, from_timestamp_ns, timestamp_ns
 from houqin.telemetry.model import MEASUREMENTS, LatestPoint, SeriesPoint, SeriesQuery
 from houqin.telemetry.spool import Spool
 
@@ -67,6 +67,7 @@ class InfluxStore:
         self.create_database = influx.api == "v1"
         self.spool = spool
         self.garbage = GarbageLog(log)
+        self.encoder = LineEncoder()
         self._lines: list[str] = []
         self._ready: deque[list[str]] = deque()
         self._wake = asyncio.Event()
@@ -87,7 +88,7 @@ class InfluxStore:
     # -- writing ---------------------------------------------------------------------------------------
 
     async def consume(self, readings: Sequence[Reading]) -> None:
-        lines = encode_readings(readings, self.garbage.report)
+        lines = self.encoder.lines(readings, self.garbage.report)
         if not lines:
             return
         if self._oldest_line_at is None:

@@ -9,7 +9,6 @@ between writes (an integer one day and a float the next would be a type conflict
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -39,37 +38,69 @@ def from_timestamp_ns(ns: int) -> datetime:
     return EPOCH + timedelta(microseconds=ns // 1000)
 
 
-def encode_reading(reading: Reading, on_garbage: Callable[[str], None] | None = None) -> str | None:
-    """The line of one reading, or None when it has no field that can be stored (NaN and infinite
-    numbers cannot: they are described to ``on_garbage``)."""
-    fields = []
-    for key, value in reading.fields.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, int | float):
-            number = float(value)
-            if not math.isfinite(number):
-                if on_garbage is not None:
-                    on_garbage(f"{key}: {number}")
-                continue
-            text = repr(number)
-        else:
-            text = '"' + str(value).translate(_STRING) + '"'
-        fields.append(escape_key(key) + "=" + text)
-    if not fields:
-        return None
-    tags = "".join(
-        "," + escape_key(key) + "=" + escape_key(value) for key, value in sorted(reading.tags.items()) if value
-    )
-    measurement = measurement_of(reading).translate(_MEASUREMENT)
-    return f"{measurement}{tags} {','.join(fields)} {timestamp_ns(reading.ts)}"
+class LineEncoder:
+    """Encodes readings, remembering the encoded measurement-and-tags of each tag set and each escaped field
+    key: a device sends the same tags with every reading, so most of a line is looked up, not built."""
+
+    def __init__(self, max_cached: int = 100_000) -> None:
+        self.max_cached = max_cached
+        self._prefixes: dict[tuple[tuple[str, str], ...], str] = {}
+        self._keys: dict[str, str] = {}
+
+    def _prefix(self, reading: Reading) -> str:
+        key = tuple(reading.tags.items())
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            if len(self._prefixes) >= self.max_cached:
+                self._prefixes.clear()
+            tags = "".join(
+                "," + escape_key(name) + "=" + escape_key(value)
+                for name, value in sorted(reading.tags.items())
+                if value
+            )
+            prefix = self._prefixes[key] = measurement_of(reading).translate(_MEASUREMENT) + tags + " "
+        return prefix
+
+    def _key(self, name: str) -> str:
+        escaped = self._keys.get(name)
+        if escaped is None:
+            if len(self._keys) >= self.max_cached:
+                self._keys.clear()
+            escaped = self._keys[name] = escape_key(name) + "="
+        return escaped
+
+    def line(self, reading: Reading, on_garbage: Callable[[str, str], None] | None = None) -> str | None:
+        """The line of one reading, or None when it has no field that can be stored (NaN and infinite
+        numbers cannot: they are described to ``on_garbage(device, what)``)."""
+        fields = []
+        for name, value in reading.fields.items():
+            if value is True:
+                text = "true"
+            elif value is False:
+                text = "false"
+            elif isinstance(value, float | int):
+                number = float(value)
+                if number - number != 0.0:  # NaN or infinite, without a function call per value
+                    if on_garbage is not None:
+                        on_garbage(reading.device, f"{name}: {number}")
+                    continue
+                text = repr(number)
+            else:
+                text = '"' + str(value).translate(_STRING) + '"'
+            fields.append(self._key(name) + text)
+        if not fields:
+            return None
+        return self._prefix(reading) + ",".join(fields) + " " + str(timestamp_ns(reading.ts))
+
+    def lines(self, readings: Sequence[Reading], on_garbage: Callable[[str, str], None] | None = None) -> list[str]:
+        lines = []
+        for reading in readings:
+            line = self.line(reading, on_garbage)
+            if line is not None:
+                lines.append(line)
+        return lines
 
 
 def encode_readings(readings: Sequence[Reading], on_garbage: Callable[[str, str], None] | None = None) -> list[str]:
-    lines = []
-    for reading in readings:
-        report = None if on_garbage is None else (lambda what, device=reading.device: on_garbage(device, what))
-        line = encode_reading(reading, report)
-        if line is not None:
-            lines.append(line)
-    return lines
+    """Lines for ``readings`` with a fresh encoder (a store keeps its own, to reuse what it has encoded)."""
+    return LineEncoder().lines(readings, on_garbage)
