@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -98,13 +100,31 @@ def wait_for_metric(url: str, pattern: str, seconds: float = 30) -> float:
     raise AssertionError(f"{pattern} not at least 1 in /metrics within {seconds:.0f} s")
 
 
-def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")}
-    env |= {"HOUQIN_DATA_DIR": str(tmp_path / "data"), "HOUQIN_INVENTORY": str(DEMO_INVENTORY)}
-    process = subprocess.Popen(
-        [*HOUQIN, "demo", "--port", "0"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    )
+@contextlib.contextmanager
+def houqin_serving(
+    *args: str, data: Path, env: dict[str, str] | None = None, pipe_stderr: bool = False
+) -> Iterator[subprocess.Popen[str]]:
+    """``houqin ARGS`` with its own data directory and the demo inventory, stopped by SIGTERM (which must
+    end it cleanly) or killed if the test failed first. Its log goes to ``houqin.log`` there unless the
+    test reads it from the pipe."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")}
+    environment |= {"HOUQIN_DATA_DIR": str(data / "data"), "HOUQIN_INVENTORY": str(DEMO_INVENTORY), **(env or {})}
+    log = (data / "houqin.log").open("w")
+    stderr = subprocess.PIPE if pipe_stderr else log
+    process = subprocess.Popen([*HOUQIN, *args], cwd=data, env=environment, stderr=stderr, text=True)
     try:
+        yield process
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    with houqin_serving("demo", "--port", "0", data=tmp_path, pipe_stderr=True) as process:
         started = time.monotonic()
         url, lines = None, []
         assert process.stderr is not None
@@ -156,12 +176,6 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
         refused = houqin("fault", "d1-101-meter", "meteor", "--url", url, "--username", "staff",
                          "--password-stdin", cwd=tmp_path, stdin=logins["staff"] + "\n")  # fmt: skip
         assert refused.returncode == 1 and "unknown fault 'meteor'" in refused.stderr
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(20) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_run_refuses_a_bad_inventory(tmp_path: Path) -> None:
@@ -172,19 +186,13 @@ def test_run_refuses_a_bad_inventory(tmp_path: Path) -> None:
 
 
 def test_run_with_influxdb_writes_the_campus_readings(influxd: Influxd, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")}
-    env |= {
-        "HOUQIN_DATA_DIR": str(tmp_path / "data"),
-        "HOUQIN_INVENTORY": str(DEMO_INVENTORY),
+    env = {
         "HOUQIN_INFLUX__URL": influxd.url,
         "HOUQIN_INFLUX__API": "v1",
         "HOUQIN_INFLUX__DATABASE": "campus",
         "HOUQIN_TELEMETRY__FLUSH_SECONDS": "0.2",
     }
-    process = subprocess.Popen(
-        [*HOUQIN, "run", "--simulate", "--port", "0"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with houqin_serving("run", "--simulate", "--port", "0", data=tmp_path, env=env):
         deadline = time.monotonic() + 60
         counts: dict[str, int] = {}
         while time.monotonic() < deadline and not {"electricity", "device_health", "water"} <= counts.keys():
@@ -200,10 +208,4 @@ def test_run_with_influxdb_writes_the_campus_readings(influxd: Influxd, tmp_path
         assert {"electricity", "device_health", "water"} <= counts.keys(), counts
         tags = influxd.query("campus", 'SHOW TAG VALUES FROM electricity WITH KEY = "room"')[0]["values"]
         assert ["room", "D1-101"] in tags
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert not list((tmp_path / "data" / "spool").glob("*.lp"))  # everything written, nothing left behind
