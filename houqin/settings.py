@@ -51,6 +51,28 @@ class TelemetrySettings(BaseModel):
     embedded_rollup_days: int = Field(default=800, ge=1, le=36500, description="Embedded store: hourly rollups kept")
 
 
+class RepairSettings(BaseModel):
+    """Service levels and time limits of repair orders."""
+
+    sla_hours: dict[str, float] = Field(
+        default_factory=lambda: {"urgent": 4.0, "high": 24.0, "normal": 72.0, "low": 168.0},
+        description="Hours from opening to due, per priority",
+    )
+    close_after_days: float = Field(default=3.0, gt=0, description="A resolved order closes itself after this")
+    reopen_within_days: float = Field(default=7.0, gt=0, description="How long a resolved order may be reopened")
+    fault_returns_within_hours: float = Field(
+        default=24.0, ge=0, description="A fault back this soon after its order was resolved reopens that order"
+    )
+
+    @field_validator("sla_hours")
+    @classmethod
+    def _every_priority(cls, value: dict[str, float]) -> dict[str, float]:
+        missing = {"urgent", "high", "normal", "low"} - value.keys()
+        if missing:
+            raise ValueError(f"sla_hours needs every priority; missing {', '.join(sorted(missing))}")
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting has a default that runs the embedded, single-process campus."""
 
@@ -77,6 +99,7 @@ class Settings(BaseSettings):
     )
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    repairs: RepairSettings = Field(default_factory=RepairSettings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     timezone: str = "Asia/Shanghai"

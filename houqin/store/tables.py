@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Named constraints so that migrations can alter them on SQLite and PostgreSQL alike.
@@ -19,6 +33,25 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on both back ends (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("a stored time must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -37,7 +70,7 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped on a password change: tokens issued before it stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     rooms: Mapped[list[UserRoom]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin", order_by="UserRoom.room_id"
@@ -59,3 +92,91 @@ class UserRoom(Base):
     room_id: Mapped[str] = mapped_column(String(64), index=True)
 
     user: Mapped[User] = relationship(back_populates="rooms")
+
+
+class RepairOrder(Base):
+    """A job for a maintenance team: opened by a rule's fault or reported by a person, tracked to closure."""
+
+    __tablename__ = "repair_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(24), unique=True)  # R20261123-0007, for people
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(64), index=True)
+    priority: Mapped[str] = mapped_column(String(16))
+    building: Mapped[str | None] = mapped_column(String(128), index=True, default=None)
+    floor: Mapped[int | None] = mapped_column(Integer, default=None)
+    room: Mapped[str | None] = mapped_column(String(64), default=None)
+    device: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    source: Mapped[str] = mapped_column(String(16))  # rule | manual
+    rule_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    team: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None
+    )
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    rating: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+
+
+class RepairEvent(Base):
+    """One step in a repair order's life, append-only: who did what, when."""
+
+    __tablename__ = "repair_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("repair_orders.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    actor: Mapped[str] = mapped_column(String(64))  # a username, or "houqin" for the system itself
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))  # the order's status after this event
+
+
+class RepairCounter(Base):
+    """The last number given on a (local) day, so order numbers are short, readable and never repeat."""
+
+    __tablename__ = "repair_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Fault(Base):
+    """A rule's condition on one device: pending while it has not lasted the rule's duration, active once
+    it has (then it has a repair order), cleared when the clear condition held. At most one fault per
+    rule and device is not cleared: a unique index says so, across processes."""
+
+    __tablename__ = "faults"
+    __table_args__ = (
+        Index(
+            "uq_faults_open",
+            "rule_id",
+            "device",
+            unique=True,
+            sqlite_where=text("state != 'cleared'"),
+            postgresql_where=text("state != 'cleared'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending | active | cleared
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(255))
+    value: Mapped[float | None] = mapped_column(Float, default=None)  # what the condition saw
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    activated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    repair_order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("repair_orders.id", ondelete="SET NULL"), index=True, default=None
+    )

@@ -1,0 +1,1 @@
+"""Repair orders and the faults that open them: the work-order side of houqin."""
