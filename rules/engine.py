@@ -1,0 +1,189 @@
+"""The rules engine: a sink of the pipeline that watches every device with the rules that apply to it,
+and a component of ``houqin run`` whose tick lets time speak (a device that went silent is offline).
+
+Faults and their orders live in the SQL store (``houqin.repairs``); the engine keeps one small ``Watch``
+per rule and device, restored from the open faults when it starts, so a restart in the middle of a fault
+neither loses it nor opens it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import string
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prometheus_client import Counter
+
+from houqin.inventory import Inventory
+from houqin.readings import Reading
+from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
+from houqin.repairs.orders import Priority
+from houqin.settings import RepairSettings
+from rules.conditions import Transition, Verdict, Watch, elapse, observe
+from rules.loader import applies
+from rules.model import Offline, Rule
+
+log = logging.getLogger(__name__)
+
+TRANSITIONS = Counter("houqin_rule_transitions_total", "Fault transitions", ["rule", "transition"])
+
+OnOrderChange = Callable[[OrderChange], Awaitable[None]]
+
+
+class _TitleFields(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def render_title(template: str, watch: Watch) -> str:
+    device = watch.device
+    values: dict[str, Any] = {
+        "device": device.id,
+        "building": device.building,
+        "floor": device.floor or "",
+        "room": device.room or "",
+        "value": watch.value if watch.value is not None else "?",
+    }
+    values.update(watch.fields)
+    try:
+        return string.Formatter().vformat(template, (), _TitleFields(values))
+    except (ValueError, TypeError):
+        # A placeholder with a number format whose value is missing: say what is known without the format.
+        plain = "".join(
+            text + (f"{{{name}}}" if name else "") for text, name, _, _ in string.Formatter().parse(template)
+        )
+        return string.Formatter().vformat(plain, (), _TitleFields(values))
+
+
+class RulesEngine:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        inventory: Inventory,
+        faults: FaultBook,
+        settings: RepairSettings,
+        timezone: ZoneInfo,
+        on_order_change: OnOrderChange | None = None,
+        tick: float = 1.0,
+    ) -> None:
+        self.rules = list(rules)
+        self.inventory = inventory
+        self.faults = faults
+        self.settings = settings
+        self.timezone = timezone
+        self.on_order_change = on_order_change
+        self.tick = tick
+        self._watches: dict[str, list[Watch]] = {}
+        self._timed: list[Watch] = []
+        for device in inventory.devices.values():
+            for rule in self.rules:
+                if applies(rule, device, inventory):
+                    watch = Watch(rule, device)
+                    self._watches.setdefault(device.id, []).append(watch)
+                    if isinstance(rule.condition, Offline):
+                        self._timed.append(watch)
+        self._restored = asyncio.Event()
+        self.evaluations = 0
+
+    @property
+    def name(self) -> str:
+        return "rules"
+
+    @property
+    def watches(self) -> int:
+        return sum(len(watches) for watches in self._watches.values())
+
+    async def restore(self, now: datetime | None = None) -> None:
+        """Resume the open faults of the SQL store, and start every silence clock now."""
+        now = now or datetime.now(UTC)
+        by_key = {(w.rule.id, w.device.id): w for watches in self._watches.values() for w in watches}
+        for watch in self._timed:
+            watch.last_seen = watch.last_seen or now
+        for fault in await self.faults.open_faults():
+            resumed = by_key.get((fault.rule_id, fault.device))
+            if resumed is None:
+                continue  # its rule is gone or no longer applies: it stays open for staff to handle
+            watch = resumed
+            watch.fault_id, watch.phase, watch.value = fault.id, fault.state, fault.value
+            watch.bad_since = fault.started_at
+        self._restored.set()
+        log.info("rules: %d rules watching %d devices (%d watches)", len(self.rules), len(self._watches), self.watches)
+
+    async def consume(self, readings: Sequence[Reading]) -> None:
+        await self._restored.wait()
+        for reading in readings:
+            if reading.tags.get("kind") == "device_health":
+                continue  # a failed poll is not a reading: offline rules go by the readings that arrive
+            for watch in self._watches.get(reading.device, ()):
+                self.evaluations += 1
+                watch.fields = dict(reading.fields)
+                verdict = observe(watch, reading.fields, reading.ts, self.timezone)
+                if verdict is not None:
+                    await self._apply(watch, verdict, reading.ts)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self._restored.is_set():
+            await self.restore()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.tick)
+            now = datetime.now(UTC)
+            for watch in self._timed:
+                verdict = elapse(watch, now)
+                if verdict is not None:
+                    await self._apply(watch, verdict, now)
+
+    def _spec(self, watch: Watch) -> FaultSpec:
+        rule, device = watch.rule, watch.device
+        return FaultSpec(
+            rule_id=rule.id, device=device.id, severity=rule.severity, category=rule.repair.category,
+            priority=Priority(rule.repair.priority), title=render_title(rule.title, watch),
+            building=device.building, floor=device.floor, room=device.room,
+            open_order="repair_order" in rule.actions, auto_resolve=rule.auto_resolve,
+        )  # fmt: skip
+
+    async def _apply(self, watch: Watch, verdict: Verdict, now: datetime) -> None:
+        for transition in watch.step(verdict, now):
+            TRANSITIONS.labels(watch.rule.id, transition.value).inc()
+            try:
+                await self._persist(watch, transition, now)
+            except Exception:
+                # The store is unreachable: the watch keeps its phase and the next verdict tries again.
+                log.exception("rules: cannot record %s of %s on %s", transition.value, watch.rule.id, watch.device.id)
+                self._undo(watch, transition)
+                return
+
+    async def _persist(self, watch: Watch, transition: Transition, now: datetime) -> None:
+        spec = self._spec(watch)
+        if transition is Transition.BEGIN:
+            fault = await self.faults.pending(spec, watch.bad_since or now, watch.value)
+            watch.fault_id = fault.id
+            if fault.state == "active":
+                watch.phase = "active"  # another process got there first
+            return
+        assert watch.fault_id is not None
+        if transition is Transition.DISCARD:
+            await self.faults.discard(watch.fault_id)
+            watch.fault_id = None
+        elif transition is Transition.ACTIVATE:
+            returns = timedelta(hours=self.settings.fault_returns_within_hours)
+            change = await self.faults.activate(watch.fault_id, spec, now, watch.value, returns)
+            log.warning("fault %s on %s: %s", watch.rule.id, watch.device.id, spec.title)
+            if change is not None and self.on_order_change is not None:
+                await self.on_order_change(change)
+        elif transition is Transition.CLEAR:
+            change = await self.faults.clear(watch.fault_id, now, watch.rule.auto_resolve)
+            log.info("fault %s on %s cleared", watch.rule.id, watch.device.id)
+            watch.fault_id = None
+            if change is not None and self.on_order_change is not None:
+                await self.on_order_change(change)
+
+    def _undo(self, watch: Watch, transition: Transition) -> None:
+        back = {Transition.BEGIN: "ok", Transition.ACTIVATE: "pending", Transition.DISCARD: "pending",
+                Transition.CLEAR: "active"}  # fmt: skip
+        watch.phase = back[transition]
