@@ -1,0 +1,156 @@
+"""Rule files checked like the inventory; conditions with duration and hysteresis; the engine over the
+fault book: one order per fault over many cycles, across a restart, and with time as the only witness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from houqin.accounts import NewAccount, Role, add_account
+from houqin.config_file import ConfigError
+from houqin.inventory import Inventory
+from houqin.readings import Reading
+from houqin.repairs.faults import FaultBook
+from houqin.repairs.orders import RepairDesk
+from houqin.settings import RepairSettings
+from houqin.store import Database
+from houqin.store.tables import Fault, RepairEvent, RepairOrder
+from rules.conditions import Transition, Verdict, Watch
+from rules.engine import RulesEngine, render_title
+from rules.loader import DEFAULT_RULES, load_rules
+from rules.model import Rule
+from tests.api_client import PASSWORD
+
+TZ = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+def test_the_shipped_rules_fit_the_demo_campus(demo_inventory: Inventory) -> None:
+    rules = load_rules([DEFAULT_RULES], demo_inventory)
+    assert {"low-voltage", "meter-offline", "night-water-flow", "illegal-appliance"} <= {r.id for r in rules}
+
+
+def test_mistakes_in_a_rule_file_are_all_reported_with_lines(tmp_path: Path, demo_inventory: Inventory) -> None:
+    site = tmp_path / "site-rules.yaml"
+    site.write_text(
+        "rules:\n"
+        "  - id: low-voltage\n"  # 2: already shipped
+        "    condition: {kind: threshold, field: voltage, below: 190, for: 30}\n"
+        "    repair: {category: electrical}\n"
+        "    title: x\n"
+        "  - id: boiler-hot\n"  # 6
+        "    condition: {kind: threshold, field: temperature, above: 90}\n"  # 7: no "for"
+        "    repair: {category: boilers}\n"
+        "    title: x\n"
+        "  - id: pump-current\n"  # 10
+        "    select: {kinds: [water]}\n"
+        "    condition: {kind: threshold, field: current, above: 9, for: 5}\n"
+        "    repair: {category: heating}\n"  # 13: no team owns it
+        "    title: '{building}: pump current {current:.1f} A'\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_rules([DEFAULT_RULES, site], demo_inventory)
+    text = str(caught.value)
+    assert "site-rules.yaml:2: rules[0].id: rule 'low-voltage' is already defined in" in text
+    assert "site-rules.yaml:7: rules[1].condition.threshold.for: required field is missing" in text
+    assert "site-rules.yaml:13: rules[2].repair.category: no team owns 'heating'" in text
+    assert "rules[2].condition: none of the selected devices (mqtt-water-meter) reports current" in text
+    site.write_text("replace: true\nrules:\n  - id: low-voltage\n"
+                    "    select: {kinds: [electricity], has_fields: [voltage]}\n"
+                    "    condition: {kind: threshold, field: voltage, below: 190, for: 30}\n"
+                    "    repair: {category: electrical}\n    title: x\n", encoding="utf-8")  # fmt: skip
+    rules = {rule.id: rule for rule in load_rules([DEFAULT_RULES, site], demo_inventory)}
+    assert rules["low-voltage"].condition.below == 190  # type: ignore[union-attr]
+
+
+def rule(condition: dict[str, object], **extra: object) -> Rule:
+    return Rule.model_validate({"id": "r", "condition": condition, "repair": {"category": "electrical"},
+                                "title": "{building} {room}: {voltage:.0f} V", **extra})  # fmt: skip
+
+
+def test_a_threshold_needs_its_duration_and_clears_with_hysteresis(demo_inventory: Inventory) -> None:
+    watch = Watch(rule({"kind": "threshold", "field": "voltage", "below": 198, "for": 60, "clear": 205,
+                        "clear_for": 30}), demo_inventory.devices["d1-101-meter"])  # fmt: skip
+    low, mid, high = Verdict(True, False, 190.0), Verdict(False, False, 200.0), Verdict(False, True, 220.0)
+    assert watch.step(low, T0) == [Transition.BEGIN]
+    assert watch.step(mid, T0 + timedelta(seconds=30)) == [Transition.DISCARD]  # did not last: noise
+    assert watch.step(low, T0 + timedelta(seconds=40)) == [Transition.BEGIN]
+    assert watch.step(low, T0 + timedelta(seconds=100)) == [Transition.ACTIVATE]
+    assert watch.step(mid, T0 + timedelta(seconds=110)) == []  # back above 198, not yet above 205
+    assert watch.step(high, T0 + timedelta(seconds=120)) == []
+    assert watch.step(mid, T0 + timedelta(seconds=140)) == []  # the clear must last 30 s unbroken
+    assert watch.step(high, T0 + timedelta(seconds=150)) == []
+    assert watch.step(high, T0 + timedelta(seconds=180)) == [Transition.CLEAR]
+    assert render_title(watch.rule.title, watch) == "dorm-1 D1-101: ? V"  # no reading kept in this watch
+    watch.fields = {"voltage": 187.6}
+    assert render_title(watch.rule.title, watch) == "dorm-1 D1-101: 188 V"
+
+
+async def engine_with_orders(database: Database, inventory: Inventory, rules: list[Rule]) -> RulesEngine:
+    async with database.session() as session:
+        await add_account(session, NewAccount("zhang", Role.WORKER, PASSWORD, team="electrical"), inventory)
+        await session.commit()
+    book = FaultBook(database, RepairDesk(inventory, RepairSettings(), TZ))
+    return RulesEngine(rules, inventory, book, RepairSettings(), TZ)
+
+
+def meter_reading(inventory: Inventory, ts: datetime, voltage: float) -> Reading:
+    device = inventory.devices["d1-101-meter"]
+    return Reading(device.id, ts, {"voltage": voltage, "power": 300.0}, inventory.device_tags(device))
+
+
+async def count(database: Database, table: type) -> int:  # type: ignore[type-arg]
+    async with database.session() as session:
+        return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_a_persisting_fault_opens_one_order_over_many_cycles_and_a_restart(
+    database: Database, demo_inventory: Inventory
+) -> None:
+    sag = rule({"kind": "threshold", "field": "voltage", "below": 198, "for": 10, "clear": 205},
+               select={"devices": ["d1-101-meter"]})  # fmt: skip
+    engine = await engine_with_orders(database, demo_inventory, [sag])
+    await engine.restore(T0)
+    for second in range(1000):
+        await engine.consume([meter_reading(demo_inventory, T0 + timedelta(seconds=second), 185.0)])
+    assert await count(database, RepairOrder) == 1 and await count(database, Fault) == 1
+    # houqin restarts in the middle of the fault: the new engine resumes it.
+    again = RulesEngine([sag], demo_inventory, engine.faults, RepairSettings(), TZ)
+    await again.restore(T0 + timedelta(seconds=1000))
+    for second in range(1000, 1100):
+        await again.consume([meter_reading(demo_inventory, T0 + timedelta(seconds=second), 185.0)])
+    assert await count(database, RepairOrder) == 1 and await count(database, Fault) == 1
+    await again.consume([meter_reading(demo_inventory, T0 + timedelta(seconds=1200), 221.0)])
+    async with database.session() as session:
+        fault = (await session.execute(select(Fault))).scalar_one()
+        order = (await session.execute(select(RepairOrder))).scalar_one()
+        notes = (await session.execute(select(RepairEvent.note).where(RepairEvent.kind == "note"))).scalars().all()
+    assert fault.state == "cleared" and order.title == "dorm-1 D1-101: 185 V" and order.category == "electrical"
+    assert order.assignee_id is not None and any("fault cleared" in note for note in notes)
+
+
+async def test_silence_is_an_offline_fault_and_a_reading_clears_it(
+    database: Database, demo_inventory: Inventory
+) -> None:
+    offline = Rule.model_validate({"id": "silent", "select": {"devices": ["d1-101-meter"]},
+                                   "condition": {"kind": "offline", "after": 30}, "repair": {"category": "meter"},
+                                   "title": "{device} is silent", "auto_resolve": True})  # fmt: skip
+    engine = await engine_with_orders(database, demo_inventory, [offline])
+    await engine.restore(T0)
+    [watch] = [w for watches in engine._watches.values() for w in watches]
+    from rules.conditions import elapse
+
+    assert elapse(watch, T0 + timedelta(seconds=20)) is None
+    verdict = elapse(watch, T0 + timedelta(seconds=31))
+    assert verdict is not None
+    await engine._apply(watch, verdict, T0 + timedelta(seconds=31))
+    assert watch.phase == "active" and await count(database, RepairOrder) == 1
+    await engine.consume([meter_reading(demo_inventory, T0 + timedelta(seconds=40), 220.0)])
+    async with database.session() as session:
+        order = (await session.execute(select(RepairOrder))).scalar_one()
+    assert order.status == "resolved"  # nobody had started on it: resolved when the meter came back
