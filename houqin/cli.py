@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -28,6 +28,10 @@ from houqin.accounts import (
 from houqin.config_file import ConfigError
 from houqin.inventory import Inventory, load_inventory
 from houqin.readiness import Readiness, influx_check, mqtt_broker_check
+from houqin.readings import ReadingSink
+from houqin.repairs.clock import RepairClock
+from houqin.repairs.faults import FaultBook
+from houqin.repairs.orders import RepairDesk
 from houqin.settings import Settings, masked_settings
 from houqin.simulation import FAULTS
 from houqin.store import Database, current_revision, head_revision, upgrade_database
@@ -37,6 +41,9 @@ from houqin.telemetry import TelemetryStore
 from houqin.telemetry.embedded_store import EmbeddedStore
 from houqin.telemetry.influx_store import InfluxStore
 from houqin.telemetry.spool import Spool
+from rules.engine import RulesEngine
+from rules.loader import DEFAULT_RULES, applies, load_rules
+from rules.model import Rule
 
 log = logging.getLogger("houqin")
 T = TypeVar("T")
@@ -110,8 +117,16 @@ def _telemetry_store(settings: Settings) -> TelemetryStore:
     return InfluxStore(settings.influx, settings.telemetry, spool)
 
 
+def _load_rules_or_exit(settings: Settings, inventory: Inventory, extra: Sequence[Path] = ()) -> list[Rule]:
+    try:
+        return load_rules([DEFAULT_RULES, *settings.rule_files, *extra], inventory)
+    except ConfigError as error:
+        count = len(error.issues)
+        raise _fail(f"{error}\nrule files: {count} error{'s' if count != 1 else ''}") from None
+
+
 async def _collection(
-    settings: Settings, inventory: Inventory, simulate: bool, telemetry: TelemetryStore
+    settings: Settings, inventory: Inventory, simulate: bool, sinks: Sequence[ReadingSink]
 ) -> tuple[list[Service], list[Component]]:
     """The collection components (pipeline, bus pollers, MQTT link, simulated MQTT devices) and the
     started services they need (simulated Modbus gateways, the embedded broker), which the caller stops
@@ -123,7 +138,8 @@ async def _collection(
     from collectors.pipeline import Pipeline
 
     pipeline = Pipeline()
-    pipeline.add_sink(telemetry)  # blocks when full: a reading is never shed on its way to storage
+    for sink in sinks:
+        pipeline.add_sink(sink)  # blocks when full: no reading is shed on its way to storage or the rules
     collectors: list[Component] = [pipeline]
     services: list[Service] = []
     campus = SimulatedCampus(inventory, settings.tz) if simulate else None
@@ -151,7 +167,11 @@ async def _collection(
 
 
 async def _serve(
-    settings: Settings, inventory: Inventory, banner: list[str] | None = None, simulate: bool = False
+    settings: Settings,
+    inventory: Inventory,
+    rules: list[Rule],
+    banner: list[str] | None = None,
+    simulate: bool = False,
 ) -> None:
     from api.app import create_app
     from api.server import ApiServer
@@ -162,9 +182,12 @@ async def _serve(
     # The store stops after everything that feeds it, so what the pipeline drains at the end is kept.
     telemetry_stop = asyncio.Event()
     telemetry_task = asyncio.create_task(telemetry.run(telemetry_stop), name=telemetry.name)
+    desk = RepairDesk(inventory, settings.repairs, settings.tz)
+    engine = RulesEngine(rules, inventory, FaultBook(database, desk), settings.repairs, settings.tz)
     try:
         readiness = _readiness(settings, database)
-        services, collectors = await _collection(settings, inventory, simulate, telemetry)
+        services, collectors = await _collection(settings, inventory, simulate, [telemetry, engine])
+        collectors += [engine, RepairClock(database, desk)]
         simulator = next((service for service in services if isinstance(service, SimulatedCampus)), None)
         api = ApiServer(
             create_app(
@@ -218,8 +241,9 @@ def run(
         settings.api_port = port
     _setup_logging(settings.log_level)
     inventory = _load_inventory_or_exit(settings.inventory)
+    rules = _load_rules_or_exit(settings, inventory)
     try:
-        asyncio.run(_serve(settings, inventory, simulate=simulate))
+        asyncio.run(_serve(settings, inventory, rules, simulate=simulate))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
     except OSError as error:
@@ -234,15 +258,15 @@ async def _demo_accounts(settings: Settings, inventory: Inventory) -> dict[str, 
         return logins
     database = await _open_database(settings)
     logins = {}
-    # The first two rooms and the first team of whatever inventory the demo runs on.
+    # The first two rooms of whatever inventory the demo runs on, and a worker in every team so that the
+    # orders the rules open are assigned ("worker" in the first team, "worker-<team>" in the others).
     rooms = sorted(inventory.rooms)[:2]
-    team = next(iter(sorted(inventory.teams)), None)
     accounts: list[tuple[str, Role, tuple[str, ...], str | None]] = [
         ("admin", Role.ADMIN, (), None),
         ("staff", Role.STAFF, (), None),
     ]
-    if team is not None:
-        accounts.append(("worker", Role.WORKER, (), team))
+    for index, team in enumerate(sorted(inventory.teams)):
+        accounts.append(("worker" if index == 0 else f"worker-{team}", Role.WORKER, (), team))
     accounts += [(f"student{n or ''}", Role.STUDENT, (room,), None) for n, room in enumerate(rooms)]
     try:
         async with database.session() as session:
@@ -279,11 +303,12 @@ def demo(
     settings.influx.url = "embedded"
     _setup_logging(settings.log_level)
     inventory = _load_inventory_or_exit(settings.inventory)
+    rules = _load_rules_or_exit(base, inventory)
     logins = asyncio.run(_demo_accounts(settings, inventory))
     banner = ["demo logins (kept in " + str(settings.data_dir / "demo-logins.json") + "):"]
     banner += [f"  {name:<9} {password}" for name, password in logins.items()]
     try:
-        asyncio.run(_serve(settings, inventory, banner, simulate=True))
+        asyncio.run(_serve(settings, inventory, rules, banner, simulate=True))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
     except OSError as error:
@@ -293,13 +318,22 @@ def demo(
 @app.command()
 def check(
     path: Annotated[Path | None, typer.Argument(help="Inventory file (default: setting inventory)")] = None,
+    rule_files: Annotated[
+        list[Path] | None, typer.Option("--rules", help="Site rule file to check too (besides setting rule_files)")
+    ] = None,
 ) -> None:
-    """Validate the inventory and print a summary, or every error with file:line: path (exit 1)."""
-    inventory_path = path or Settings().inventory
+    """Validate the inventory and the rule files (shipped and site); print a summary, or every error with
+    file:line: path (exit 1)."""
+    settings = Settings()
+    inventory_path = path or settings.inventory
     inventory = _load_inventory_or_exit(inventory_path)
+    rules = _load_rules_or_exit(settings, inventory, rule_files or [])
     typer.echo(f"{inventory_path}: OK — {inventory.site.name}")
     for key, count in inventory.summary().items():
         typer.echo(f"  {key:<22} {count}")
+    watched = sum(applies(rule, device, inventory) for rule in rules for device in inventory.devices.values())
+    files = [DEFAULT_RULES, *settings.rule_files, *(rule_files or [])]
+    typer.echo(f"rules: OK — {len(rules)} rules from {len(files)} file(s), {watched} device watches")
 
 
 @app.command()

@@ -68,7 +68,9 @@ class FaultBook:
             except IntegrityError:
                 await session.rollback()
             existing = await session.execute(
-                select(Fault).where(Fault.rule_id == spec.rule_id, Fault.device == spec.device, Fault.state != "cleared")
+                select(Fault).where(
+                    Fault.rule_id == spec.rule_id, Fault.device == spec.device, Fault.state != "cleared"
+                )
             )
             return existing.scalar_one()
 
@@ -95,9 +97,7 @@ class FaultBook:
             result = None
             if spec.open_order:
                 result = await self._order_for(session, spec, now, returns_within)
-                await session.execute(
-                    update(Fault).where(Fault.id == fault_id).values(repair_order_id=result.order.id)
-                )
+                await session.execute(update(Fault).where(Fault.id == fault_id).values(repair_order_id=result.order.id))
             await session.commit()
             return result
 
