@@ -8,11 +8,12 @@ from fastapi import FastAPI
 
 from api import http_metrics
 from api.login_throttle import LoginThrottle
-from api.routers import auth, devices, health, me, rooms, simulation
+from api.routers import auth, devices, health, me, repairs, rooms, simulation
 from api.tokens import TokenIssuer
 from houqin import __version__
 from houqin.inventory import Inventory
 from houqin.readiness import Readiness
+from houqin.repairs.orders import RepairDesk
 from houqin.settings import Settings
 from houqin.simulation import FaultInjector
 from houqin.store import Database
@@ -40,6 +41,7 @@ def create_app(
     app.state.readiness = readiness
     app.state.simulator = simulator
     app.state.telemetry = telemetry
+    app.state.repairs = RepairDesk(inventory, settings.repairs, settings.tz)
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
     # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
     app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)
@@ -48,6 +50,7 @@ def create_app(
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).
-    for router in (auth.router, me.router, rooms.router, devices.router, simulation.router, health.router):
-        app.include_router(router)
+    routers = (auth, me, rooms, devices, repairs, simulation, health)
+    for module in routers:
+        app.include_router(module.router)
     return app

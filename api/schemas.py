@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class TokenOut(BaseModel):
@@ -90,3 +91,94 @@ class UsageOut(BaseModel):
     date: date
     total_kwh: float
     windows: list[UsageWindowOut]
+
+
+class RepairOrderOut(BaseModel):
+    id: int
+    number: str
+    title: str
+    description: str
+    category: str
+    priority: str
+    building: str | None
+    floor: int | None
+    room: str | None
+    device: str | None
+    source: str
+    rule_id: str | None
+    reporter: str | None
+    status: str
+    team: str | None
+    assignee: str | None
+    due_at: datetime
+    overdue: bool
+    escalated: bool
+    rating: int | None
+    created_at: datetime
+    started_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+
+
+class RepairEventOut(BaseModel):
+    kind: str
+    actor: str
+    at: datetime
+    note: str
+    status: str
+
+
+class NewRepairIn(BaseModel):
+    title: str = Field(min_length=3, max_length=200)
+    description: str = Field(default="", max_length=4000)
+    category: str = Field(min_length=1, max_length=64)
+    priority: Literal["urgent", "high", "normal", "low"] = "normal"
+    building: str | None = Field(default=None, max_length=128)
+    floor: int | None = None
+    room: str | None = Field(default=None, max_length=64)
+    device: str | None = Field(default=None, max_length=64)
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+class AssignIn(BaseModel):
+    username: str
+
+
+class RatingIn(BaseModel):
+    stars: int = Field(ge=1, le=5)
+
+
+class FaultOut(BaseModel):
+    id: int
+    rule_id: str
+    device: str
+    state: str
+    severity: str
+    title: str
+    value: float | None
+    started_at: datetime
+    activated_at: datetime | None
+    cleared_at: datetime | None
+    repair_order_id: int | None
+
+
+class RepairStatsRow(BaseModel):
+    key: str
+    open: int
+    resolved: int
+    overdue: int
+    median_hours_to_resolve: float | None
+
+
+class RepairStatsOut(BaseModel):
+    by_worker: list[RepairStatsRow]
+    by_category: list[RepairStatsRow]
+    by_building: list[RepairStatsRow]
+    by_rule: list[RepairStatsRow]
