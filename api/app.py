@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -13,6 +14,7 @@ from api.tokens import TokenIssuer
 from houqin import __version__
 from houqin.inventory import Inventory
 from houqin.readiness import Readiness
+from houqin.repairs.faults import OrderChange
 from houqin.repairs.orders import RepairDesk
 from houqin.settings import Settings
 from houqin.simulation import FaultInjector
@@ -28,6 +30,7 @@ def create_app(
     readiness: Readiness,
     telemetry: TelemetryStore,
     simulator: FaultInjector | None = None,
+    on_order_change: Callable[[OrderChange], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """Build the API around already-open parts; the caller owns their lifetimes."""
     app = FastAPI(
@@ -42,6 +45,7 @@ def create_app(
     app.state.simulator = simulator
     app.state.telemetry = telemetry
     app.state.repairs = RepairDesk(inventory, settings.repairs, settings.tz)
+    app.state.on_order_change = on_order_change
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
     # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
     app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)

@@ -31,6 +31,7 @@ from houqin.readiness import Readiness, influx_check, mqtt_broker_check
 from houqin.readings import ReadingSink
 from houqin.repairs.clock import RepairClock
 from houqin.repairs.faults import FaultBook
+from houqin.repairs.notifier import Notifier
 from houqin.repairs.orders import RepairDesk
 from houqin.settings import Settings, masked_settings
 from houqin.simulation import FAULTS
@@ -183,11 +184,13 @@ async def _serve(
     telemetry_stop = asyncio.Event()
     telemetry_task = asyncio.create_task(telemetry.run(telemetry_stop), name=telemetry.name)
     desk = RepairDesk(inventory, settings.repairs, settings.tz)
-    engine = RulesEngine(rules, inventory, FaultBook(database, desk), settings.repairs, settings.tz)
+    notifier = Notifier(settings.notify, database)
+    engine = RulesEngine(rules, inventory, FaultBook(database, desk), settings.repairs, settings.tz,
+                         on_order_change=notifier.notify)  # fmt: skip
     try:
         readiness = _readiness(settings, database)
         services, collectors = await _collection(settings, inventory, simulate, [telemetry, engine])
-        collectors += [engine, RepairClock(database, desk)]
+        collectors += [engine, RepairClock(database, desk, notifier.notify), notifier]
         simulator = next((service for service in services if isinstance(service, SimulatedCampus)), None)
         api = ApiServer(
             create_app(
@@ -197,6 +200,7 @@ async def _serve(
                 readiness=readiness,
                 telemetry=telemetry,
                 simulator=simulator,
+                on_order_change=notifier.notify,
             ),
             settings.api_host,
             settings.api_port,

@@ -73,6 +73,25 @@ class RepairSettings(BaseModel):
         return value
 
 
+OrderNews = Literal["opened", "reopened", "assigned", "escalated", "resolved"]
+
+
+class Webhook(BaseModel):
+    """A group robot or endpoint that hears about repair orders."""
+
+    kind: Literal["wecom", "dingtalk", "json"]
+    url: SecretStr = Field(description="the robot's webhook URL, key or access token included")
+    secret: SecretStr | None = Field(default=None, description="DingTalk: the SEC... signing secret")
+    events: list[OrderNews] = Field(
+        default_factory=lambda: list[OrderNews](["opened", "reopened", "escalated", "resolved"])
+    )
+
+
+class NotifySettings(BaseModel):
+    webhooks: list[Webhook] = Field(default_factory=list, description="JSON list, e.g. [{kind: wecom, url: ...}]")
+    max_attempts: int = Field(default=6, ge=1, le=50, description="Tries per message before it is logged as lost")
+
+
 class Settings(BaseSettings):
     """Every setting has a default that runs the embedded, single-process campus."""
 
@@ -100,6 +119,7 @@ class Settings(BaseSettings):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     repairs: RepairSettings = Field(default_factory=RepairSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     timezone: str = "Asia/Shanghai"

@@ -34,6 +34,7 @@ from api.schemas import (
     RepairStatsRow,
 )
 from houqin.accounts import Role, get_user
+from houqin.repairs.faults import OrderChange
 from houqin.repairs.orders import ACTIVE, FINISHED, NewOrder, OrderStatus, Priority, RepairDesk, RepairError
 from houqin.store.tables import Fault, RepairEvent, RepairOrder, User
 
@@ -72,6 +73,12 @@ async def _outs(session: AsyncSession, orders: list[RepairOrder]) -> list[Repair
     names = await _names(session, [o.reporter_id for o in orders] + [o.assignee_id for o in orders])
     now = datetime.now(UTC)
     return [_out(order, names, now) for order in orders]
+
+
+async def _announce(request: Request, change: OrderChange) -> None:
+    on_order_change = request.app.state.on_order_change
+    if on_order_change is not None:
+        await on_order_change(change)
 
 
 def _may_see(user: User, order: RepairOrder) -> bool:
@@ -170,6 +177,7 @@ async def create_order(
                    building=building, floor=floor, room=body.room, device=body.device, reporter=user)  # fmt: skip
     order = await _desk(request).open(session, new, datetime.now(UTC))
     await session.commit()
+    await _announce(request, OrderChange(order, "opened"))
     return (await _outs(session, [order]))[0]
 
 
@@ -253,7 +261,9 @@ async def resolve_order(
     order = await _order(session, order_id, user)
     _assignee_or_staff(user, order)
     now = datetime.now(UTC)
-    return await _step(session, order, lambda: _desk(request).resolve(session, order, user, now, body.reason))
+    out = await _step(session, order, lambda: _desk(request).resolve(session, order, user, now, body.reason))
+    await _announce(request, OrderChange(order, "resolved"))
+    return out
 
 
 @router.post("/api/v1/repairs/{order_id}/close", response_model=RepairOrderOut, summary="Confirm it is fixed")
@@ -294,7 +304,9 @@ async def assign_order(
     if worker is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no user {body.username!r}")
     now = datetime.now(UTC)
-    return await _step(session, order, lambda: _desk(request).assign(session, order, worker, user, now))
+    out = await _step(session, order, lambda: _desk(request).assign(session, order, worker, user, now))
+    await _announce(request, OrderChange(order, "assigned"))
+    return out
 
 
 @router.post("/api/v1/repairs/{order_id}/rating", response_model=RepairOrderOut, summary="Rate (reporter)")

@@ -1,0 +1,105 @@
+"""Notifications to a local HTTP server standing in for the WeCom and DingTalk robots: the payloads have
+the published shapes, DingTalk's signature checks out, and a failed delivery is retried."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from houqin.accounts import NewAccount, Role, add_account
+from houqin.inventory import Inventory
+from houqin.repairs.faults import OrderChange
+from houqin.repairs.notifier import Notifier
+from houqin.repairs.orders import NewOrder, Priority, RepairDesk
+from houqin.settings import NotifySettings, RepairSettings, Webhook
+from houqin.store import Database
+from tests.api_client import PASSWORD
+
+
+class Robots:
+    """Answers like the robots do; the first WeCom call fails with 45009 (rate limited)."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[tuple[dict[str, str], dict[str, Any]]]] = {
+            "wecom": [],
+            "dingtalk": [],
+            "json": [],
+        }
+        self.wecom_calls = 0
+        self.port = 0
+
+    async def start(self) -> web.AppRunner:
+        app = web.Application()
+        app.router.add_post("/cgi-bin/webhook/send", self.wecom)
+        app.router.add_post("/robot/send", self.dingtalk)
+        app.router.add_post("/hook", self.json_hook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return runner
+
+    async def wecom(self, request: web.Request) -> web.Response:
+        self.wecom_calls += 1
+        if self.wecom_calls == 1:
+            return web.json_response({"errcode": 45009, "errmsg": "api freq out of limit"})
+        self.received["wecom"].append((dict(request.query), await request.json()))
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def dingtalk(self, request: web.Request) -> web.Response:
+        self.received["dingtalk"].append((dict(request.query), await request.json()))
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def json_hook(self, request: web.Request) -> web.Response:
+        self.received["json"].append((dict(request.query), await request.json()))
+        return web.Response(status=204)
+
+
+async def test_robots_get_their_formats_signed_and_retried(database: Database, demo_inventory: Inventory) -> None:
+    robots = Robots()
+    runner = await robots.start()
+    base = f"http://127.0.0.1:{robots.port}"
+    settings = NotifySettings(webhooks=[
+        Webhook(kind="wecom", url=SecretStr(f"{base}/cgi-bin/webhook/send?key=abc")),
+        Webhook(kind="dingtalk", url=SecretStr(f"{base}/robot/send?access_token=tok"), secret=SecretStr("SECxyz")),
+        Webhook(kind="json", url=SecretStr(f"{base}/hook"), events=["assigned"]),
+    ])  # fmt: skip
+    async with database.session() as session:
+        await add_account(session, NewAccount("liu", Role.WORKER, PASSWORD, team="plumbing"), demo_inventory)
+        desk = RepairDesk(demo_inventory, RepairSettings(), ZoneInfo("Asia/Shanghai"))
+        order = await desk.open(session, NewOrder("water flowing at night", "plumbing", Priority.URGENT,
+                                                  building="dorm-2", room="D2-105"), datetime.now(UTC))  # fmt: skip
+        await session.commit()
+    notifier = Notifier(settings, database, backoff=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(notifier.run(stop))
+    try:
+        await notifier.notify(OrderChange(order, "opened"))
+        deadline = time.monotonic() + 10
+        while notifier.sent < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await task
+        await runner.cleanup()
+    assert notifier.sent == 2 and notifier.lost == 0 and robots.wecom_calls == 2  # retried after the 45009
+    [(query, wecom)] = robots.received["wecom"]
+    assert query == {"key": "abc"} and wecom["msgtype"] == "markdown"
+    assert set(wecom["markdown"]) == {"content"} and order.number in wecom["markdown"]["content"]
+    assert "dorm-2 D2-105" in wecom["markdown"]["content"] and "liu" in wecom["markdown"]["content"]
+    [(query, dingtalk)] = robots.received["dingtalk"]
+    assert dingtalk["msgtype"] == "markdown" and set(dingtalk["markdown"]) == {"title", "text"}
+    expected = hmac.new(b"SECxyz", f"{query['timestamp']}\nSECxyz".encode(), hashlib.sha256).digest()
+    assert query["access_token"] == "tok" and base64.b64decode(query["sign"]) == expected
+    assert abs(int(query["timestamp"]) - time.time() * 1000) < 60_000
+    assert robots.received["json"] == []  # that hook asked for assignments only
