@@ -19,7 +19,9 @@ from houqin.inventory.model import DeviceKind, Ident
 Seconds = Annotated[float, Field(ge=0, le=30 * 86400)]
 Severity = Literal["info", "warning", "critical"]
 Priority = Literal["urgent", "high", "normal", "low"]
-Action = Literal["repair_order", "cut_relay", "notify"]
+# Cutting a room's relay waits for the command queue (commands are rows, confirmed by read-back); until
+# then a rule opens a repair order, or with an empty list only records its fault.
+Action = Literal["repair_order"]
 
 
 class RuleEntry(BaseModel):

@@ -1,0 +1,208 @@
+"""End to end on a simulated campus: faults injected into the simulators become repair orders of the
+right category for the right team, through real Modbus and MQTT links, the pipeline, the rules engine
+and the SQL store; a cleared fault leaves a note on its order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from collectors.modbus_link import ModbusLink
+from collectors.simulators.campus import SimulatedCampus
+from houqin.accounts import NewAccount, Role, add_account
+from houqin.cli import _collection
+from houqin.inventory import Inventory, load_inventory
+from houqin.repairs.faults import FaultBook
+from houqin.repairs.orders import RepairDesk
+from houqin.settings import RepairSettings, Settings
+from houqin.store import Database, upgrade_database
+from houqin.store.tables import RepairEvent, RepairOrder, User
+from houqin.supervisor import Component
+from rules.engine import RulesEngine
+from rules.loader import load_rules
+from tests.api_client import PASSWORD
+
+INVENTORY = """
+site: {name: Test campus, timezone: Asia/Shanghai}
+tariffs: [{id: flat, price_fen_per_kwh: 56}]
+teams:
+  - {id: electrical, name: Electrical, categories: [electrical, meter, lighting]}
+  - {id: plumbing, name: Plumbing, categories: [plumbing, water_meter]}
+gateways:
+  - {id: floor1, type: rtu_over_tcp, host: 127.0.0.1, port: 1, timeout: 0.3}
+devices:
+  - {id: r101-meter, model: eastron-sdm120, gateway: floor1, unit: 1, building: dorm-9, floor: 1, room: R101,
+     poll_interval: 0.5}
+  - {id: r101-relay, model: generic-relay, gateway: floor1, unit: 11, building: dorm-9, floor: 1, room: R101,
+     poll_interval: 0.5}
+  - {id: corridor-lights, model: modbus-lighting-4ch, gateway: floor1, unit: 21, building: dorm-9, floor: 1,
+     poll_interval: 0.5}
+  - {id: dorm9-water, model: mqtt-water-meter, topic: campus/dorm-9/water, building: dorm-9, poll_interval: 0.5}
+rooms:
+  - {id: R101, building: dorm-9, floor: 1, meter: r101-meter, relay: r101-relay, tariff: flat}
+"""
+
+RULES = """
+rules:
+  - id: leak
+    select: {kinds: [water]}
+    condition: {kind: night_flow, field: flow, above: 0.5, for: 2, window: {start: "01:00", end: "05:00"}, clear: 0.5}
+    repair: {category: plumbing, priority: urgent}
+    title: "{building}: water flowing at night ({flow:.1f} L/min)"
+  - id: lamp
+    select: {models: [modbus-lighting-4ch]}
+    condition:
+      kind: mismatch
+      when: {field: circuit1_on, equals: true}
+      expect: {field: circuit1_current, above: 0.1}
+      for: 2
+    repair: {category: lighting}
+    title: "{building}: circuit 1 of {device} draws no current"
+  - id: sag
+    select: {models: [eastron-sdm120]}
+    condition: {kind: threshold, field: voltage, below: 198, for: 2, clear: 205}
+    repair: {category: electrical, priority: high}
+    title: "{building} {room}: low voltage ({voltage:.0f} V)"
+  - id: appliance
+    select: {models: [eastron-sdm120]}
+    condition: {kind: power_step, field: power, rise: 1500, for: 2}
+    repair: {category: electrical, priority: urgent}
+    title: "{building} {room}: high-power appliance ({power:.0f} W)"
+  - id: silent
+    select: {devices: [r101-meter]}
+    condition: {kind: offline, after: 3}
+    repair: {category: meter}
+    title: "{building} {room}: {device} does not answer"
+"""
+
+
+def night_zone() -> ZoneInfo:
+    """A fixed-offset zone where it is now about 3 in the morning, so the night-flow window is open."""
+    offset = (3 - datetime.now(UTC).hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return ZoneInfo(f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT")
+
+
+@dataclass
+class Campus:
+    inventory: Inventory
+    database: Database
+    simulator: SimulatedCampus
+
+    async def order(self, rule: str, seconds: float) -> RepairOrder:
+        """The one order the rule has opened, once it has."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            async with self.database.session() as session:
+                found = (await session.execute(select(RepairOrder).where(RepairOrder.rule_id == rule))).scalars()
+                orders = list(found)
+            if orders:
+                assert len(orders) == 1, [o.title for o in orders]
+                return orders[0]
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no order from rule {rule} within {seconds:.0f} s")
+
+    async def assignee(self, order: RepairOrder) -> str:
+        async with self.database.session() as session:
+            user = await session.get(User, order.assignee_id)
+            return user.username if user else ""
+
+    async def notes(self, order: RepairOrder) -> list[str]:
+        async with self.database.session() as session:
+            query = select(RepairEvent.note).where(RepairEvent.order_id == order.id, RepairEvent.kind == "note")
+            return list((await session.execute(query)).scalars())
+
+
+@pytest.fixture
+async def campus(tmp_path: Path) -> AsyncIterator[Campus]:
+    (tmp_path / "devices.yaml").write_text(INVENTORY, encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    zone = night_zone()
+    settings = Settings(data_dir=tmp_path, timezone=zone.key)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'houqin.sqlite3'}")
+    await upgrade_database(database)
+    async with database.session() as session:
+        await add_account(session, NewAccount("zhang", Role.WORKER, PASSWORD, team="electrical"), inventory)
+        await add_account(session, NewAccount("liu", Role.WORKER, PASSWORD, team="plumbing"), inventory)
+        await session.commit()
+    desk = RepairDesk(inventory, RepairSettings(), zone)
+    engine = RulesEngine(load_rules([tmp_path / "rules.yaml"], inventory), inventory, FaultBook(database, desk),
+                         RepairSettings(), zone, tick=0.2)  # fmt: skip
+    services, collectors = await _collection(settings, inventory, True, [engine])
+    simulator = next(service for service in services if isinstance(service, SimulatedCampus))
+    stop = asyncio.Event()
+    components: list[Component] = [*collectors, engine]
+    tasks = [asyncio.create_task(component.run(stop)) for component in components]
+    try:
+        yield Campus(inventory, database, simulator)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        for service in reversed(services):
+            await service.stop()
+        await database.close()
+
+
+async def test_injected_faults_become_orders_for_the_right_teams(campus: Campus) -> None:
+    sim = campus.simulator
+    await asyncio.sleep(1.5)  # every device has been read: the baselines exist
+
+    sim.inject("dorm9-water", "leak")
+    started = time.monotonic()
+    leak = await campus.order("leak", seconds=2 + 0.5 + 2)  # the rule's duration + an interval + 2 s
+    assert (
+        leak.category == "plumbing"
+        and leak.building == "dorm-9"
+        and "water flowing at night" in leak.title
+        and leak.priority == "urgent"
+    )
+    assert await campus.assignee(leak) == "liu" and time.monotonic() - started < 4.5
+    sim.inject("dorm9-water", "leak", active=False)
+    deadline = time.monotonic() + 5
+    while not any("fault cleared" in note for note in await campus.notes(leak)):
+        assert time.monotonic() < deadline, "the cleared leak left no note"
+        await asyncio.sleep(0.1)
+
+    lights = campus.inventory.devices["corridor-lights"]
+    link = ModbusLink(sim.gateway_for_link(campus.inventory.gateways["floor1"]))
+    await link.write(lights.unit or 0, "coil", 0, [True])  # circuit 1 on
+    await link.close()
+    sim.inject("corridor-lights", "lamp_failure")
+    lamp = await campus.order("lamp", seconds=5)
+    assert (
+        lamp.category == "lighting"
+        and "circuit 1 of corridor-lights" in lamp.title
+        and await campus.assignee(lamp) == "zhang"
+    )
+
+    sim.inject("r101-meter", "voltage_sag")
+    sag = await campus.order("sag", seconds=5)
+    assert (
+        sag.category == "electrical"
+        and sag.title.startswith("dorm-9 R101: low voltage")
+        and sag.room == "R101"
+        and sag.priority == "high"
+    )
+    sim.inject("r101-meter", "voltage_sag", active=False)
+
+    sim.inject("r101-meter", "illegal_appliance")  # a 1.8 kW kettle
+    kettle = await campus.order("appliance", seconds=5)
+    assert kettle.category == "electrical" and kettle.priority == "urgent" and "high-power appliance" in kettle.title
+    sim.inject("r101-meter", "illegal_appliance", active=False)
+
+    sim.inject("r101-meter", "offline")
+    silent = await campus.order("silent", seconds=3 + 2 + 2)
+    assert (
+        silent.category == "meter"
+        and silent.device == "r101-meter"
+        and silent.title == "dorm-9 R101: r101-meter does not answer"
+    )
