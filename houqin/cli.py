@@ -186,7 +186,7 @@ async def _serve(
     desk = RepairDesk(inventory, settings.repairs, settings.tz)
     notifier = Notifier(settings.notify, database)
     engine = RulesEngine(rules, inventory, FaultBook(database, desk), settings.repairs, settings.tz,
-                         on_order_change=notifier.notify)  # fmt: skip
+                         on_order_change=notifier.notify, telemetry=telemetry)  # fmt: skip
     try:
         readiness = _readiness(settings, database)
         services, collectors = await _collection(settings, inventory, simulate, [telemetry, engine])

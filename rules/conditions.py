@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from houqin.inventory.model import Device
 from houqin.readings import FieldValue
-from rules.model import Expectation, Mismatch, NightFlow, Offline, PowerStep, Rule, Stuck, Threshold
+from rules.model import Anomaly, Expectation, Mismatch, NightFlow, Offline, PowerStep, Rule, Stuck, Threshold
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Watch:
     value: float | None = None
     fields: dict[str, FieldValue] = field(default_factory=dict)  # the last reading, for titles
     # condition state
+    next_check: datetime | None = None  # anomaly: when to look at the history again
     last: FieldValue | None = None
     last_change: datetime | None = None
     last_seen: datetime | None = None
@@ -127,6 +128,8 @@ def observe(watch: Watch, fields: Mapping[str, FieldValue], ts: datetime, timezo
     watch.last_seen = ts
     if isinstance(condition, Offline):
         return Verdict(bad=False, good=True)
+    if isinstance(condition, Anomaly):
+        return None  # judged from the stored history on the engine's clock, not reading by reading
     if isinstance(condition, Mismatch):
         when = _holds(condition.when, fields)
         expected = _holds(condition.expect, fields)

@@ -24,9 +24,11 @@ from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
 from houqin.repairs.orders import Priority
 from houqin.settings import RepairSettings
+from houqin.telemetry import TelemetryStore
+from rules.anomaly import judge_anomaly
 from rules.conditions import Transition, Verdict, Watch, elapse, observe
 from rules.loader import applies
-from rules.model import Offline, Rule
+from rules.model import Anomaly, Offline, Rule
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class RulesEngine:
         timezone: ZoneInfo,
         on_order_change: OnOrderChange | None = None,
         tick: float = 1.0,
+        telemetry: TelemetryStore | None = None,
     ) -> None:
         self.rules = list(rules)
         self.inventory = inventory
@@ -78,8 +81,10 @@ class RulesEngine:
         self.timezone = timezone
         self.on_order_change = on_order_change
         self.tick = tick
+        self.telemetry = telemetry
         self._watches: dict[str, list[Watch]] = {}
         self._timed: list[Watch] = []
+        self._history: list[Watch] = []  # anomaly watches, judged from the telemetry store
         for device in inventory.devices.values():
             for rule in self.rules:
                 if applies(rule, device, inventory):
@@ -87,6 +92,10 @@ class RulesEngine:
                     self._watches.setdefault(device.id, []).append(watch)
                     if isinstance(rule.condition, Offline):
                         self._timed.append(watch)
+                    elif isinstance(rule.condition, Anomaly):
+                        self._history.append(watch)
+        if self._history and telemetry is None:
+            log.warning("rules: %d anomaly watches cannot run without the telemetry store", len(self._history))
         self._restored = asyncio.Event()
         self.evaluations = 0
 
@@ -104,6 +113,10 @@ class RulesEngine:
         by_key = {(w.rule.id, w.device.id): w for watches in self._watches.values() for w in watches}
         for watch in self._timed:
             watch.last_seen = watch.last_seen or now
+        for index, watch in enumerate(self._history):
+            # Spread the history checks over their period rather than querying for every device at once.
+            period = watch.rule.condition.check_every if isinstance(watch.rule.condition, Anomaly) else 900.0
+            watch.next_check = now + timedelta(seconds=period * index / max(1, len(self._history)))
         for fault in await self.faults.open_faults():
             resumed = by_key.get((fault.rule_id, fault.device))
             if resumed is None:
@@ -137,6 +150,26 @@ class RulesEngine:
                 verdict = elapse(watch, now)
                 if verdict is not None:
                     await self._apply(watch, verdict, now)
+            await self.check_history(now)
+
+    async def check_history(self, now: datetime) -> None:
+        """Judge the anomaly watches whose time has come, from the telemetry store."""
+        if self.telemetry is None:
+            return
+        for watch in self._history:
+            condition = watch.rule.condition
+            assert isinstance(condition, Anomaly)
+            if watch.next_check is not None and watch.next_check > now:
+                continue
+            watch.next_check = now + timedelta(seconds=condition.check_every)
+            kind = self.inventory.model_of(watch.device).kind
+            try:
+                verdict = await judge_anomaly(watch, self.telemetry, kind, now, self.timezone)
+            except Exception:
+                log.exception("rules: cannot read the history of %s for %s", watch.device.id, watch.rule.id)
+                continue
+            if verdict is not None:
+                await self._apply(watch, verdict, now)
 
     def _spec(self, watch: Watch) -> FaultSpec:
         rule, device = watch.rule, watch.device

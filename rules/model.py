@@ -138,7 +138,23 @@ class PowerStep(RuleEntry):
     clear_for: Seconds = 0.0
 
 
-Condition = Annotated[Threshold | Offline | Stuck | NightFlow | Mismatch | PowerStep, Field(discriminator="kind")]
+class Anomaly(RuleEntry):
+    """Today's use so far (of a cumulative register, e.g. energy) above ``factor`` × the median use over the
+    same hours of the previous ``days`` days. Checked every ``check_every`` seconds from the telemetry store."""
+
+    kind: Literal["anomaly"]
+    field: str = "energy"
+    factor: float = Field(gt=1)
+    days: int = Field(default=7, ge=2, le=60)
+    min_usage: float = Field(default=0.5, ge=0, description="a baseline below this counts as this much")
+    check_every: Seconds = 900.0
+    duration: Seconds = Field(default=0.0, alias="for")
+    clear_for: Seconds = 0.0
+
+
+Condition = Annotated[
+    Threshold | Offline | Stuck | NightFlow | Mismatch | PowerStep | Anomaly, Field(discriminator="kind")
+]
 
 
 class RepairSpec(RuleEntry):

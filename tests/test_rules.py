@@ -154,3 +154,37 @@ async def test_silence_is_an_offline_fault_and_a_reading_clears_it(
     async with database.session() as session:
         order = (await session.execute(select(RepairOrder))).scalar_one()
     assert order.status == "resolved"  # nobody had started on it: resolved when the meter came back
+
+
+async def test_a_room_using_three_times_its_usual_energy_is_an_anomaly(
+    database: Database, demo_inventory: Inventory, tmp_path: Path
+) -> None:
+    from houqin.settings import TelemetrySettings
+    from houqin.telemetry.embedded_store import EmbeddedStore
+
+    anomaly = Rule.model_validate({"id": "heavy", "select": {"devices": ["d1-101-meter"]},
+                                   "condition": {"kind": "anomaly", "factor": 3, "days": 7, "min_usage": 0.5},
+                                   "repair": {"category": "electrical"},
+                                   "title": "{room}: {value:.1f} kWh today"})  # fmt: skip
+    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", TelemetrySettings())
+    device = demo_inventory.devices["d1-101-meter"]
+    now = datetime.now(TZ).replace(hour=15, minute=20, second=0, microsecond=0)
+    if now > datetime.now(TZ):
+        now -= timedelta(days=1)
+    midnight = now.replace(hour=0, minute=0)
+    energy, readings = 100.0, []
+    moment = midnight - timedelta(days=8)
+    while moment <= now:
+        energy += 0.1 if moment < midnight else 0.4  # 2.4 kWh a day until today, four times that today
+        readings.append(Reading(device.id, moment.astimezone(UTC), {"energy": energy},
+                                demo_inventory.device_tags(device)))  # fmt: skip
+        moment += timedelta(hours=1)
+    await store.consume(readings)
+    engine = await engine_with_orders(database, demo_inventory, [anomaly])
+    engine.telemetry = store
+    await engine.restore(now)
+    await engine.check_history(now.astimezone(UTC))
+    async with database.session() as session:
+        order = (await session.execute(select(RepairOrder))).scalar_one()
+    assert order.title == f"D1-101: {0.4 * 15:.1f} kWh today" and order.rule_id == "heavy"
+    await store.close()

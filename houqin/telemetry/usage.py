@@ -44,15 +44,21 @@ def usage_boundaries(period: Period, day: date, timezone: ZoneInfo) -> list[date
 
 
 async def energy_usage(
-    store: TelemetryStore, meter: str, boundaries: list[datetime], now: datetime | None = None
+    store: TelemetryStore,
+    meter: str,
+    boundaries: list[datetime],
+    now: datetime | None = None,
+    field: str = ENERGY_FIELD,
+    measurement: str = "electricity",
 ) -> list[UsageWindow]:
-    """kWh used between consecutive ``boundaries`` by ``meter`` (an electricity device)."""
+    """kWh used between consecutive ``boundaries`` by ``meter`` (an electricity device; or the advance of
+    another cumulative ``field``, such as a water meter's total)."""
     now = now or datetime.now(UTC)
     # Hour windows aligned to the boundaries (a zone at UTC+5:30 has local hours on the half hour).
     offset = timedelta(seconds=boundaries[0].timestamp() % 3600)
     end = min(boundaries[-1], now + HOUR)
     lasts = await store.series(
-        SeriesQuery("electricity", meter, ENERGY_FIELD, boundaries[0] - LOOKBACK, end, HOUR, "last", offset)
+        SeriesQuery(measurement, meter, field, boundaries[0] - LOOKBACK, end, HOUR, "last", offset)
     )
     index = 0
     previous: float | None = None
