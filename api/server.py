@@ -32,6 +32,9 @@ class ApiServer:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.socket.bind((host, port))
+            # Listening at once: "houqin is up" is printed before uvicorn starts, and a client that connects
+            # in between waits in the backlog instead of being refused.
+            self.socket.listen(2048)
         except OSError as exc:
             self.socket.close()
             raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
