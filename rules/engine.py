@@ -132,9 +132,13 @@ class RulesEngine:
         for reading in readings:
             if reading.tags.get("kind") == "device_health":
                 continue  # a failed poll is not a reading: offline rules go by the readings that arrive
-            for watch in self._watches.get(reading.device, ()):
+            watches = self._watches.get(reading.device)
+            if not watches:
+                continue
+            fields = dict(reading.fields)  # one copy per reading, shared by its watches (none changes it)
+            for watch in watches:
                 self.evaluations += 1
-                watch.fields = dict(reading.fields)
+                watch.fields = fields
                 verdict = observe(watch, reading.fields, reading.ts, self.timezone)
                 if verdict is not None:
                     await self._apply(watch, verdict, reading.ts)

@@ -162,7 +162,10 @@ class EmbeddedStore:
                         if not math.isfinite(value):
                             self.garbage.report(reading.device, f"{name}: {value}")
                             continue
-                    series_id = await self._series_id(db, measurement, reading.device, name, value)
+                    known = self._series.get((measurement, reading.device, name))
+                    series_id = (
+                        known[0] if known else await self._series_id(db, measurement, reading.device, name, value)
+                    )
                     raw.append((series_id, ts, value))
                     fields[name] = value
                 if not fields:
@@ -189,10 +192,8 @@ class EmbeddedStore:
     async def _series_id(
         self, db: aiosqlite.Connection, measurement: str, device: str, field: str, value: FieldValue
     ) -> int:
+        """A new series' id (the caller looked in the cache first)."""
         key = (measurement, device, field)
-        known = self._series.get(key)
-        if known is not None:
-            return known[0]
         kind = "bool" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
         cursor = await db.execute(
             "INSERT INTO series (measurement, device, field, type) VALUES (?, ?, ?, ?)", (*key, kind)
