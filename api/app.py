@@ -12,6 +12,7 @@ from api.login_throttle import LoginThrottle
 from api.routers import auth, devices, health, me, repairs, rooms, simulation
 from api.tokens import TokenIssuer
 from houqin import __version__
+from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.readiness import Readiness
 from houqin.repairs.faults import OrderChange
@@ -46,6 +47,7 @@ def create_app(
     app.state.telemetry = telemetry
     app.state.repairs = RepairDesk(inventory, settings.repairs, settings.tz)
     app.state.on_order_change = on_order_change
+    app.state.commands = CommandQueue(database, inventory)
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
     # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
     app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)

@@ -182,3 +182,24 @@ class RepairStatsOut(BaseModel):
     by_category: list[RepairStatsRow]
     by_building: list[RepairStatsRow]
     by_rule: list[RepairStatsRow]
+
+
+class CommandIn(BaseModel):
+    command: str = Field(min_length=1, max_length=64, description="a command of the device's model, e.g. relay")
+    action: str = Field(min_length=1, max_length=64, description="one of its actions, e.g. on / off")
+    reason: str = Field(default="", max_length=500)
+
+
+class CommandOut(BaseModel):
+    id: int
+    device: str
+    command: str
+    action: str
+    state: str
+    source: str
+    reason: str
+    requested_by: str
+    attempts: int
+    created_at: datetime
+    finished_at: datetime | None
+    last_error: str

@@ -25,6 +25,7 @@ from houqin.accounts import (
     generate_password,
     import_accounts,
 )
+from houqin.commands import CommandQueue
 from houqin.config_file import ConfigError
 from houqin.inventory import Inventory, load_inventory
 from houqin.readiness import Readiness, influx_check, mqtt_broker_check
@@ -127,11 +128,16 @@ def _load_rules_or_exit(settings: Settings, inventory: Inventory, extra: Sequenc
 
 
 async def _collection(
-    settings: Settings, inventory: Inventory, simulate: bool, sinks: Sequence[ReadingSink]
+    settings: Settings,
+    inventory: Inventory,
+    simulate: bool,
+    sinks: Sequence[ReadingSink],
+    commands: CommandQueue | None = None,
 ) -> tuple[list[Service], list[Component]]:
     """The collection components (pipeline, bus pollers, MQTT link, simulated MQTT devices) and the
     started services they need (simulated Modbus gateways, the embedded broker), which the caller stops
     after the components."""
+    from collectors.command_dispatcher import ModbusCommandDispatcher
     from collectors.embedded_broker import EmbeddedBroker
     from collectors.modbus_link import ModbusLink
     from collectors.modbus_poller import ModbusBusPoller
@@ -143,6 +149,7 @@ async def _collection(
         pipeline.add_sink(sink)  # blocks when full: no reading is shed on its way to storage or the rules
     collectors: list[Component] = [pipeline]
     services: list[Service] = []
+    links: dict[str, ModbusLink] = {}  # one per bus, shared by its poller and the command dispatcher
     campus = SimulatedCampus(inventory, settings.tz) if simulate else None
     if campus is not None:
         await campus.start()  # links need the simulators' ports
@@ -153,7 +160,10 @@ async def _collection(
                 continue
             gateway = campus.gateway_for_link(gateway)
         devices = inventory.devices_on(gateway.id)
-        collectors.append(ModbusBusPoller(ModbusLink(gateway), devices, inventory, pipeline.publish))
+        link = links[gateway.id] = ModbusLink(gateway)
+        collectors.append(ModbusBusPoller(link, devices, inventory, pipeline.publish))
+    if commands is not None and links:
+        collectors.append(ModbusCommandDispatcher(commands, links, inventory))
     if inventory.mqtt_devices():
         mqtt_url = settings.mqtt_url
         if settings.mqtt_embedded:
@@ -185,11 +195,12 @@ async def _serve(
     telemetry_task = asyncio.create_task(telemetry.run(telemetry_stop), name=telemetry.name)
     desk = RepairDesk(inventory, settings.repairs, settings.tz)
     notifier = Notifier(settings.notify, database)
+    commands = CommandQueue(database, inventory)
     engine = RulesEngine(rules, inventory, FaultBook(database, desk), settings.repairs, settings.tz,
-                         on_order_change=notifier.notify, telemetry=telemetry)  # fmt: skip
+                         on_order_change=notifier.notify, telemetry=telemetry, commands=commands)  # fmt: skip
     try:
         readiness = _readiness(settings, database)
-        services, collectors = await _collection(settings, inventory, simulate, [telemetry, engine])
+        services, collectors = await _collection(settings, inventory, simulate, [telemetry, engine], commands)
         collectors += [engine, RepairClock(database, desk, notifier.notify), notifier]
         simulator = next((service for service in services if isinstance(service, SimulatedCampus)), None)
         api = ApiServer(

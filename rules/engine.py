@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import Counter
 
+from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
@@ -73,6 +74,7 @@ class RulesEngine:
         on_order_change: OnOrderChange | None = None,
         tick: float = 1.0,
         telemetry: TelemetryStore | None = None,
+        commands: CommandQueue | None = None,
     ) -> None:
         self.rules = list(rules)
         self.inventory = inventory
@@ -82,6 +84,7 @@ class RulesEngine:
         self.on_order_change = on_order_change
         self.tick = tick
         self.telemetry = telemetry
+        self.commands = commands
         self._watches: dict[str, list[Watch]] = {}
         self._timed: list[Watch] = []
         self._history: list[Watch] = []  # anomaly watches, judged from the telemetry store
@@ -211,14 +214,29 @@ class RulesEngine:
             returns = timedelta(hours=self.settings.fault_returns_within_hours)
             change = await self.faults.activate(watch.fault_id, spec, now, watch.value, returns)
             log.warning("fault %s on %s: %s", watch.rule.id, watch.device.id, spec.title)
+            if "cut_relay" in watch.rule.actions:
+                await self._relay(watch, "off", now, f"cut: {spec.title}")
             if change is not None and self.on_order_change is not None:
                 await self.on_order_change(change)
         elif transition is Transition.CLEAR:
+            if "cut_relay" in watch.rule.actions and watch.rule.restore == "on_clear":
+                await self._relay(watch, "on", now, f"restored: {spec.title} has cleared")
             change = await self.faults.clear(watch.fault_id, now, watch.rule.auto_resolve)
             log.info("fault %s on %s cleared", watch.rule.id, watch.device.id)
             watch.fault_id = None
             if change is not None and self.on_order_change is not None:
                 await self.on_order_change(change)
+
+    async def _relay(self, watch: Watch, action: str, now: datetime, reason: str) -> None:
+        """Cut or restore the power of the watched device's room (idempotent per fault and action)."""
+        room = self.inventory.rooms.get(watch.device.room or "")
+        relay = self.inventory.relay_of(room) if room is not None else None
+        if relay is None or self.commands is None:
+            log.error("rule %s wants to switch the relay of %s, which has none houqin can command",
+                      watch.rule.id, watch.device.id)  # fmt: skip
+            return
+        await self.commands.enqueue(relay.id, "relay", action, now, source="rule", reason=reason,
+                                    key=f"fault:{watch.fault_id}:relay:{action}")  # fmt: skip
 
     def _undo(self, watch: Watch, transition: Transition) -> None:
         back = {Transition.BEGIN: "ok", Transition.ACTIVATE: "pending", Transition.DISCARD: "pending",

@@ -19,9 +19,10 @@ from houqin.inventory.model import DeviceKind, Ident
 Seconds = Annotated[float, Field(ge=0, le=30 * 86400)]
 Severity = Literal["info", "warning", "critical"]
 Priority = Literal["urgent", "high", "normal", "low"]
-# Cutting a room's relay waits for the command queue (commands are rows, confirmed by read-back); until
-# then a rule opens a repair order, or with an empty list only records its fault.
-Action = Literal["repair_order"]
+# repair_order: open (or reopen) an order; cut_relay: cut the power of the device's room through the
+# command queue (restored when the fault clears, unless restore is manual). An empty list only records
+# the fault.
+Action = Literal["repair_order", "cut_relay"]
 
 
 class RuleEntry(BaseModel):
@@ -172,6 +173,7 @@ class Rule(RuleEntry):
     title: str = Field(min_length=1, max_length=200)
     actions: list[Action] = Field(default_factory=lambda: list[Action](["repair_order"]))
     auto_resolve: bool = Field(default=False, description="resolve the order if the fault clears before work starts")
+    restore: Literal["on_clear", "manual"] = Field(default="on_clear", description="cut_relay: when power returns")
     enabled: bool = True
 
     @field_validator("title")

@@ -19,6 +19,7 @@ from collectors.modbus_link import ModbusLink
 from collectors.simulators.campus import SimulatedCampus
 from houqin.accounts import NewAccount, Role, add_account
 from houqin.cli import _collection
+from houqin.commands import CommandQueue
 from houqin.inventory import Inventory, load_inventory
 from houqin.repairs.faults import FaultBook
 from houqin.repairs.orders import RepairDesk
@@ -76,6 +77,8 @@ rules:
     condition: {kind: power_step, field: power, rise: 1500, for: 2}
     repair: {category: electrical, priority: urgent}
     title: "{building} {room}: high-power appliance ({power:.0f} W)"
+    actions: [repair_order, cut_relay]
+    restore: manual
   - id: silent
     select: {devices: [r101-meter]}
     condition: {kind: offline, after: 3}
@@ -96,6 +99,7 @@ class Campus:
     inventory: Inventory
     database: Database
     simulator: SimulatedCampus
+    commands: CommandQueue
 
     async def order(self, rule: str, seconds: float) -> RepairOrder:
         """The one order the rule has opened, once it has."""
@@ -135,15 +139,16 @@ async def campus(tmp_path: Path) -> AsyncIterator[Campus]:
         await add_account(session, NewAccount("liu", Role.WORKER, PASSWORD, team="plumbing"), inventory)
         await session.commit()
     desk = RepairDesk(inventory, RepairSettings(), zone)
+    commands = CommandQueue(database, inventory)
     engine = RulesEngine(load_rules([tmp_path / "rules.yaml"], inventory), inventory, FaultBook(database, desk),
-                         RepairSettings(), zone, tick=0.2)  # fmt: skip
-    services, collectors = await _collection(settings, inventory, True, [engine])
+                         RepairSettings(), zone, tick=0.2, commands=commands)  # fmt: skip
+    services, collectors = await _collection(settings, inventory, True, [engine], commands)
     simulator = next(service for service in services if isinstance(service, SimulatedCampus))
     stop = asyncio.Event()
     components: list[Component] = [*collectors, engine]
     tasks = [asyncio.create_task(component.run(stop)) for component in components]
     try:
-        yield Campus(inventory, database, simulator)
+        yield Campus(inventory, database, simulator, commands)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -197,7 +202,21 @@ async def test_injected_faults_become_orders_for_the_right_teams(campus: Campus)
     sim.inject("r101-meter", "illegal_appliance")  # a 1.8 kW kettle
     kettle = await campus.order("appliance", seconds=5)
     assert kettle.category == "electrical" and kettle.priority == "urgent" and "high-power appliance" in kettle.title
+    # The rule also cut the room's power through the command queue, confirmed by reading the relay back.
+    relay, meter = sim.devices["r101-relay"], sim.devices["r101-meter"]
+    deadline = time.monotonic() + 5
+    while relay.values["relay_closed"] or meter.values["power"] != 0:
+        assert time.monotonic() < deadline, "the room's relay was not cut"
+        await asyncio.sleep(0.1)
+    [cut] = await campus.commands.recent("r101-relay")
+    assert (cut.command, cut.action, cut.source) == ("relay", "off", "rule")
+    deadline = time.monotonic() + 3
+    while (await campus.commands.recent("r101-relay"))[0].state != "confirmed":
+        assert time.monotonic() < deadline, "the cut was not confirmed"
+        await asyncio.sleep(0.1)
     sim.inject("r101-meter", "illegal_appliance", active=False)
+    await asyncio.sleep(1.0)
+    assert not relay.values["relay_closed"]  # restore: manual: the power stays off until staff say so
 
     sim.inject("r101-meter", "offline")
     silent = await campus.order("silent", seconds=3 + 2 + 2)

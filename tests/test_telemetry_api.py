@@ -108,3 +108,21 @@ async def test_a_student_sees_the_usage_of_their_own_room_only(
     assert (await client.get("/api/v1/rooms/D1-101/usage", params={"period": "year"}, headers=alice)).status_code == 422
     staff = await sign_in(client, "li")
     assert (await client.get("/api/v1/rooms/D1-102/usage", headers=staff)).status_code == 200
+
+
+async def test_staff_queue_commands_that_the_model_knows(client: httpx.AsyncClient) -> None:
+    staff, student = await sign_in(client, "li"), await sign_in(client, "alice")
+    url = "/api/v1/devices/d1-101-relay/commands"
+    queued = await client.post(url, json={"command": "relay", "action": "on", "reason": "inspected"}, headers=staff)
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["state"] == "queued" and queued.json()["requested_by"] == "li"
+    again = await client.post(url, json={"command": "relay", "action": "off"}, headers=staff)
+    listed = (await client.get(url, headers=staff)).json()
+    assert [(c["action"], c["state"]) for c in listed] == [("off", "queued"), ("on", "superseded")]
+    assert again.status_code == 202
+    wrong = await client.post(url, json={"command": "relay", "action": "explode"}, headers=staff)
+    assert wrong.status_code == 422 and "no action 'explode'" in wrong.text
+    meter = await client.post("/api/v1/devices/d1-101-meter/commands", json={"command": "relay", "action": "on"},
+                              headers=staff)  # fmt: skip
+    assert meter.status_code == 422 and "has no command 'relay'" in meter.text
+    assert (await client.post(url, json={"command": "relay", "action": "on"}, headers=student)).status_code == 403

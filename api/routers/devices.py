@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from api.deps import CrewUser, InventoryDep, StaffUser, TelemetryDep
-from api.schemas import DeviceDetailOut, DeviceOut, SeriesOut, SeriesPointOut
+from api.schemas import CommandIn, CommandOut, DeviceDetailOut, DeviceOut, SeriesOut, SeriesPointOut
+from houqin.commands import CommandError, CommandQueue
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
 from houqin.telemetry import AGGREGATES, LatestPoint, SeriesQuery, SeriesUnavailable
@@ -153,3 +154,35 @@ async def read_series(
         device=device.id, field=field, unit=unit, agg=agg, every_seconds=every,
         points=[SeriesPointOut(start=point.start, value=point.value) for point in points],
     )  # fmt: skip
+
+
+def _commands(request: Request) -> CommandQueue:
+    queue: CommandQueue = request.app.state.commands
+    return queue
+
+
+@router.post(
+    "/{device_id}/commands",
+    response_model=CommandOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Queue a command (staff): sent through the device's link and confirmed by reading it back",
+)
+async def send_command(
+    device_id: str, body: CommandIn, user: StaffUser, inventory: InventoryDep, request: Request
+) -> CommandOut:
+    _known_device(inventory, device_id)
+    try:
+        row = await _commands(request).enqueue(
+            device_id, body.command, body.action, datetime.now(UTC), source="user",
+            reason=body.reason, requested_by=user.username,
+        )  # fmt: skip
+    except CommandError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return CommandOut.model_validate(row, from_attributes=True)
+
+
+@router.get("/{device_id}/commands", response_model=list[CommandOut], summary="A device's recent commands (staff)")
+async def list_commands(device_id: str, user: StaffUser, inventory: InventoryDep, request: Request) -> list[CommandOut]:
+    _known_device(inventory, device_id)
+    rows = await _commands(request).recent(device_id)
+    return [CommandOut.model_validate(row, from_attributes=True) for row in rows]

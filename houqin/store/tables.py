@@ -180,3 +180,26 @@ class Fault(Base):
     repair_order_id: Mapped[int | None] = mapped_column(
         ForeignKey("repair_orders.id", ondelete="SET NULL"), index=True, default=None
     )
+
+
+class DeviceCommand(Base):
+    """A command to a device, a row before it is acted on: queued, sent, then confirmed by reading the
+    device's state back, or failed after its attempts; superseded when a newer command for the same
+    output replaced it before it was sent."""
+
+    __tablename__ = "device_commands"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[str] = mapped_column(String(64), index=True)
+    command: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # queued | sent | confirmed | failed | superseded
+    source: Mapped[str] = mapped_column(String(16))  # rule | user | schedule | billing
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str | None] = mapped_column(String(128), unique=True, default=None)  # makes a request idempotent
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,79 @@
+"""The command queue and the Modbus dispatcher against a simulated relay: sent once, confirmed by read-back,
+retried then failed when the device does not take it, idempotent by key, resumed after a stop."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from collectors.command_dispatcher import ModbusCommandDispatcher
+from collectors.modbus_link import ModbusLink
+from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
+from houqin.commands import CommandQueue
+from houqin.inventory import Inventory, load_inventory
+from houqin.store import Database
+
+INVENTORY = """
+site: {name: Command test}
+tariffs: [{id: flat, price_fen_per_kwh: 56}]
+gateways: [{id: floor, type: rtu_over_tcp, host: 127.0.0.1, port: PORT, timeout: 0.3}]
+devices:
+  - {id: r1-relay, model: generic-relay, gateway: floor, unit: 11, building: B}
+  - {id: r2-relay, model: generic-relay, gateway: floor, unit: 12, building: B}
+"""
+
+
+async def run_until(dispatcher: ModbusCommandDispatcher, done, seconds: float = 10) -> None:  # type: ignore[no-untyped-def]
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await done():
+        assert asyncio.get_running_loop().time() < deadline, "not done in time"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+
+
+async def test_commands_are_confirmed_by_read_back_or_fail_after_their_attempts(
+    database: Database, demo_inventory: Inventory, tmp_path: Path
+) -> None:
+    relays = [SimulatedModbusDevice(unit, demo_inventory.models["generic-relay"]) for unit in (11, 12)]
+    relays[0].values["relay_closed"] = True
+    sim = SimulatedGateway(relays, rtu=True)
+    await sim.start()
+    (tmp_path / "devices.yaml").write_text(INVENTORY.replace("PORT", str(sim.port)), encoding="utf-8")
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    link = ModbusLink(inventory.gateways["floor"])
+    queue = CommandQueue(database, inventory, max_attempts=3, backoff=0.05)
+    dispatcher = ModbusCommandDispatcher(queue, {"floor": link}, inventory, every=0.05)
+    now = datetime.now(UTC)
+    try:
+        cut = await queue.enqueue("r1-relay", "relay", "off", now, source="rule", key="fault:7:relay:off")
+        twice = await queue.enqueue("r1-relay", "relay", "off", now, source="rule", key="fault:7:relay:off")
+        assert twice.id == cut.id  # the same request, asked again, is one command
+        relays[1].offline = True  # r2 does not answer: its command is retried, then fails
+        lost = await queue.enqueue("r2-relay", "relay", "off", now, source="user", requested_by="li")
+
+        async def finished() -> bool:
+            return all(c.state in {"confirmed", "failed"} for c in await queue.recent())
+
+        await run_until(dispatcher, finished)
+        states = {c.id: (c.state, c.attempts) for c in await queue.recent()}
+        assert states[cut.id] == ("confirmed", 1) and relays[0].values["relay_closed"] is False
+        assert states[lost.id] == ("failed", 3)
+        assert "no answer" in (await queue.recent("r2-relay"))[0].last_error
+
+        # A command left "sent" by a process that stopped mid-way is sent again at the next start.
+        restore = await queue.enqueue("r1-relay", "relay", "on", datetime.now(UTC), source="user")
+        [claimed] = await queue.claim({"r1-relay"}, datetime.now(UTC))
+        assert claimed.id == restore.id and relays[0].values["relay_closed"] is False
+
+        async def restored() -> bool:
+            return (await queue.recent("r1-relay"))[0].state == "confirmed"
+
+        await run_until(dispatcher, restored)
+        assert relays[0].values["relay_closed"] is True
+    finally:
+        await link.close()
+        await sim.stop()
