@@ -3,6 +3,7 @@ fault book: one order per fault over many cycles, across a restart, and with tim
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -188,3 +189,18 @@ async def test_a_room_using_three_times_its_usual_energy_is_an_anomaly(
         order = (await session.execute(select(RepairOrder))).scalar_one()
     assert order.title == f"D1-101: {0.4 * 15:.1f} kWh today" and order.rule_id == "heavy"
     await store.close()
+
+
+async def test_two_engines_sharing_the_store_open_one_order(database: Database, demo_inventory: Inventory) -> None:
+    """Two houqin processes reading the same meter (each with its own engine and connections)."""
+    sag = rule({"kind": "threshold", "field": "voltage", "below": 198, "for": 5, "clear": 205},
+               select={"devices": ["d1-101-meter"]})  # fmt: skip
+    first = await engine_with_orders(database, demo_inventory, [sag])
+    book = FaultBook(database, RepairDesk(demo_inventory, RepairSettings(), TZ))
+    second = RulesEngine([sag], demo_inventory, book, RepairSettings(), TZ)
+    await first.restore(T0)
+    await second.restore(T0)
+    for step in range(200):
+        reading = meter_reading(demo_inventory, T0 + timedelta(seconds=step), 185.0)
+        await asyncio.gather(first.consume([reading]), second.consume([reading]))
+    assert await count(database, RepairOrder) == 1 and await count(database, Fault) == 1
