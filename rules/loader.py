@@ -97,4 +97,10 @@ def _check(document: LocatedDocument, index: int, rule: Rule, inventory: Invento
         issues.append(document.issue(("rules", index, "condition"),
                                      f"none of the selected devices ({', '.join(models)}) reports "
                                      f"{', '.join(sorted(needed))}"))  # fmt: skip
+    if "cut_relay" in rule.actions:
+        watched = [device for device in selected if applies(rule, device, inventory)]
+        rooms = [inventory.rooms.get(device.room or "") for device in watched]
+        if watched and not any(room is not None and inventory.relay_of(room) is not None for room in rooms):
+            message = "cut_relay: none of the devices it watches is in a room with a relay houqin can command"
+            issues.append(document.issue(("rules", index, "actions"), message))
     return issues

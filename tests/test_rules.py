@@ -51,7 +51,13 @@ def test_mistakes_in_a_rule_file_are_all_reported_with_lines(tmp_path: Path, dem
         "    select: {kinds: [water]}\n"
         "    condition: {kind: threshold, field: current, above: 9, for: 5}\n"
         "    repair: {category: heating}\n"  # 13: no team owns it
-        "    title: '{building}: pump current {current:.1f} A'\n",
+        "    title: '{building}: pump current {current:.1f} A'\n"
+        "  - id: cut-the-lights\n"  # 15
+        "    select: {models: [modbus-lighting-4ch]}\n"
+        "    condition: {kind: stuck, field: circuit1_current, for: 60}\n"
+        "    repair: {category: lighting}\n"
+        "    title: x\n"
+        "    actions: [cut_relay]\n",
         encoding="utf-8",
     )
     with pytest.raises(ConfigError) as caught:
@@ -61,6 +67,7 @@ def test_mistakes_in_a_rule_file_are_all_reported_with_lines(tmp_path: Path, dem
     assert "site-rules.yaml:7: rules[1].condition.threshold.for: required field is missing" in text
     assert "site-rules.yaml:13: rules[2].repair.category: no team owns 'heating'" in text
     assert "rules[2].condition: none of the selected devices (mqtt-water-meter) reports current" in text
+    assert "rules[3].actions: cut_relay: none of the devices it watches is in a room with a relay" in text
     site.write_text("replace: true\nrules:\n  - id: low-voltage\n"
                     "    select: {kinds: [electricity], has_fields: [voltage]}\n"
                     "    condition: {kind: threshold, field: voltage, below: 190, for: 30}\n"
