@@ -70,7 +70,7 @@ def load_rules(files: Sequence[Path], inventory: Inventory) -> list[Rule]:
                            "(start the file with replace: true to override)")  # fmt: skip
                 issues.append(document.issue(("rules", index, "id"), message))
                 continue
-            issues.extend(_check(document, index, rule, inventory))
+            issues.extend(_check(document, index, rule, inventory, shipped=path == DEFAULT_RULES))
             rules[rule.id] = rule
             origin[rule.id] = f"{document.file}:{document.line_of(('rules', index))}"
     if issues:
@@ -78,7 +78,7 @@ def load_rules(files: Sequence[Path], inventory: Inventory) -> list[Rule]:
     return list(rules.values())
 
 
-def _check(document: LocatedDocument, index: int, rule: Rule, inventory: Inventory) -> list[ConfigIssue]:
+def _check(document: LocatedDocument, index: int, rule: Rule, inventory: Inventory, shipped: bool) -> list[ConfigIssue]:
     issues = []
     if inventory.teams and not any(rule.repair.category in team.categories for team in inventory.teams.values()):
         owned = sorted({category for team in inventory.teams.values() for category in team.categories})
@@ -97,7 +97,9 @@ def _check(document: LocatedDocument, index: int, rule: Rule, inventory: Invento
         issues.append(document.issue(("rules", index, "condition"),
                                      f"none of the selected devices ({', '.join(models)}) reports "
                                      f"{', '.join(sorted(needed))}"))  # fmt: skip
-    if "cut_relay" in rule.actions:
+    # The shipped rules load on every campus; one without room relays simply has nothing for them to cut
+    # (the engine says so if a fault asks). A site's own rule asking for it is a mistake worth stopping.
+    if "cut_relay" in rule.actions and not shipped:
         watched = [device for device in selected if applies(rule, device, inventory)]
         rooms = [inventory.rooms.get(device.room or "") for device in watched]
         if watched and not any(room is not None and inventory.relay_of(room) is not None for room in rooms):
