@@ -141,6 +141,7 @@ async def _collection(
     from collectors.embedded_broker import EmbeddedBroker
     from collectors.modbus_link import ModbusLink
     from collectors.modbus_poller import ModbusBusPoller
+    from collectors.mqtt_command_dispatcher import MqttCommandDispatcher
     from collectors.mqtt_link import MqttLink
     from collectors.pipeline import Pipeline
 
@@ -171,7 +172,12 @@ async def _collection(
             await broker.start()
             services.append(broker)
             mqtt_url = broker.url
-        collectors.append(MqttLink(mqtt_url, inventory, pipeline.publish, client_id=settings.mqtt_client_id))
+        mqtt_link = MqttLink(mqtt_url, inventory, pipeline.publish, client_id=settings.mqtt_client_id)
+        collectors.append(mqtt_link)
+        if commands is not None:
+            mqtt_commands = MqttCommandDispatcher(commands, mqtt_link, inventory)
+            pipeline.add_sink(mqtt_commands)  # it confirms commands by the devices' state messages
+            collectors.append(mqtt_commands)
         if campus is not None:
             collectors.append(campus.mqtt_devices(mqtt_url))
     return services, collectors

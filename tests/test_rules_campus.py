@@ -47,6 +47,7 @@ devices:
   - {id: corridor-lights, model: modbus-lighting-4ch, gateway: floor1, unit: 21, building: dorm-9, floor: 1,
      poll_interval: 0.5}
   - {id: dorm9-water, model: mqtt-water-meter, topic: campus/dorm-9/water, building: dorm-9, poll_interval: 0.5}
+  - {id: hall-lights, model: mqtt-lighting, topic: campus/dorm-9/hall/state, building: dorm-9, poll_interval: 5}
 rooms:
   - {id: R101, building: dorm-9, floor: 1, meter: r101-meter, relay: r101-relay, tariff: flat}
 """
@@ -225,3 +226,14 @@ async def test_injected_faults_become_orders_for_the_right_teams(campus: Campus)
         and silent.device == "r101-meter"
         and silent.title == "dorm-9 R101: r101-meter does not answer"
     )
+
+
+async def test_a_command_to_an_mqtt_device_is_confirmed_by_its_state(campus: Campus) -> None:
+    await asyncio.sleep(1.0)  # the MQTT link is connected
+    row = await campus.commands.enqueue("hall-lights", "light", "on", datetime.now(UTC), source="user",
+                                        requested_by="li")  # fmt: skip
+    deadline = time.monotonic() + 8
+    while (state := (await campus.commands.recent("hall-lights"))[0].state) != "confirmed":
+        assert time.monotonic() < deadline, f"the light command is {state}"
+        await asyncio.sleep(0.1)
+    assert row.state == "queued"  # as it was handed back; the row now says confirmed

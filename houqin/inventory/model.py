@@ -183,6 +183,17 @@ class Command(Entry):
     topic: str | None = None
     state_field: Ident | None = None
     actions: dict[Ident, int | bool | str] = Field(min_length=1)
+    # MQTT: the state_field value that confirms each action (a play command's payload names a programme,
+    # the state that confirms it is playing: true). Without it, an action whose JSON payload carries the
+    # state field confirms with that value, and any other with the device's next state message.
+    states: dict[Ident, int | bool | str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _states_of_actions(self) -> Command:
+        unknown = sorted(set(self.states) - set(self.actions))
+        if unknown:
+            raise ValueError(f"states: {', '.join(unknown)} is not an action")
+        return self
 
 
 class DeviceModel(Entry):

@@ -1,0 +1,118 @@
+"""Sends the queued commands of MQTT devices through the MQTT link, and confirms each by the device's own
+state message: a pipeline sink that watches the readings of the devices it is waiting on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiomqtt
+import orjson
+
+from collectors.command_dispatcher import COMMANDS
+from collectors.mqtt_link import MqttLink
+from houqin.commands import CommandQueue
+from houqin.inventory import Inventory
+from houqin.inventory.model import Command
+from houqin.readings import FieldValue, Reading
+from houqin.store.tables import DeviceCommand
+
+log = logging.getLogger(__name__)
+
+_ANY = object()  # the next state message confirms
+
+
+@dataclass
+class _Awaited:
+    command_id: int
+    state_field: str | None
+    expected: FieldValue | object
+    deadline: datetime
+
+
+def expected_state(command: Command, action: str) -> FieldValue | object:
+    """The state-field value that confirms ``action``, or ``_ANY`` when the next state message does."""
+    if action in command.states:
+        return command.states[action]
+    payload = command.actions[action]
+    if command.state_field is not None and isinstance(payload, str):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            document = orjson.loads(payload)
+            if isinstance(document, dict) and command.state_field in document:
+                value: FieldValue = document[command.state_field]
+                return value
+    return _ANY
+
+
+class MqttCommandDispatcher:
+    """A component and a pipeline sink of ``houqin run``."""
+
+    def __init__(
+        self, queue: CommandQueue, link: MqttLink, inventory: Inventory, confirm_within: float = 10.0,
+        every: float = 0.5,
+    ) -> None:  # fmt: skip
+        self.queue = queue
+        self.link = link
+        self.inventory = inventory
+        self.confirm_within = timedelta(seconds=confirm_within)
+        self.every = every
+        self.devices = {device.id for device in link.devices.values() if inventory.model_of(device).commands}
+        self._awaited: dict[str, _Awaited] = {}  # device -> the command its next state should confirm
+
+    @property
+    def name(self) -> str:
+        return "commands:mqtt"
+
+    async def consume(self, readings: Sequence[Reading]) -> None:
+        for reading in readings:
+            awaited = self._awaited.get(reading.device)
+            if awaited is None:
+                continue
+            observed = reading.fields.get(awaited.state_field) if awaited.state_field else None
+            if awaited.expected is _ANY or observed == awaited.expected:
+                del self._awaited[reading.device]
+                await self.queue.confirm(awaited.command_id, datetime.now(UTC))
+                COMMANDS.labels("confirmed").inc()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.queue.requeue_unfinished(self.devices, datetime.now(UTC))
+        while not stop.is_set():
+            try:
+                await self._expire()
+                if self.link.connected.is_set():
+                    # One command in flight per device: its confirmation must not be taken for another's.
+                    free = self.devices - self._awaited.keys()
+                    for command in await self.queue.claim(free, datetime.now(UTC)):
+                        await self.send(command)
+            except Exception:
+                log.exception("MQTT command dispatch failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.every)
+
+    async def send(self, row: DeviceCommand) -> None:
+        device = self.inventory.devices[row.device]
+        command = self.inventory.model_of(device).commands[row.command]
+        try:
+            await self.link.send(device, row.command, row.action)
+        except aiomqtt.MqttError as exc:
+            await self._failed(row.id, row.device, f"not published: {exc}")
+            return
+        self._awaited[row.device] = _Awaited(
+            row.id, command.state_field, expected_state(command, row.action), datetime.now(UTC) + self.confirm_within
+        )
+
+    async def _expire(self) -> None:
+        now = datetime.now(UTC)
+        for device, awaited in list(self._awaited.items()):
+            if awaited.deadline <= now:
+                del self._awaited[device]
+                await self._failed(awaited.command_id, device, f"no state confirming it within {self.confirm_within}")
+
+    async def _failed(self, command_id: int, device: str, why: str) -> None:
+        state = await self.queue.failed_attempt(command_id, datetime.now(UTC), why)
+        COMMANDS.labels("retry" if state == "queued" else "failed").inc()
+        log.warning("command %d to %s: %s (%s)", command_id, device, why, state)
