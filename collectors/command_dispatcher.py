@@ -20,25 +20,14 @@ log = logging.getLogger(__name__)
 COMMANDS = Counter("houqin_commands_total", "Device commands sent", ["result"])
 
 
-class ModbusCommandDispatcher:
-    """A component of ``houqin run``: one for all the Modbus links of the process."""
+class CommandDispatcher:
+    """What every dispatcher does: resend what a stop left unfinished, then claim and send due commands
+    every ``every`` seconds (``dispatch_once``), recording failed attempts the same way."""
 
-    def __init__(
-        self, queue: CommandQueue, links: dict[str, ModbusLink], inventory: Inventory, every: float = 0.5
-    ) -> None:
+    def __init__(self, queue: CommandQueue, devices: set[str], every: float) -> None:
         self.queue = queue
-        self.links = links
-        self.inventory = inventory
+        self.devices = devices
         self.every = every
-        self.devices = {
-            device.id
-            for device in inventory.devices.values()
-            if device.gateway in links and inventory.model_of(device).commands
-        }
-
-    @property
-    def name(self) -> str:
-        return "commands:modbus"
 
     async def run(self, stop: asyncio.Event) -> None:
         requeued = await self.queue.requeue_unfinished(self.devices, datetime.now(UTC))
@@ -46,12 +35,43 @@ class ModbusCommandDispatcher:
             log.info("sending again %d commands whose outcome was not known at the last stop", requeued)
         while not stop.is_set():
             try:
-                for command in await self.queue.claim(self.devices, datetime.now(UTC)):
-                    await self.send(command)
+                await self.dispatch_once()
             except Exception:
                 log.exception("command dispatch failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.every)
+
+    async def dispatch_once(self) -> None:
+        raise NotImplementedError
+
+    async def failed(self, command_id: int, device: str, why: str) -> None:
+        state = await self.queue.failed_attempt(command_id, datetime.now(UTC), why)
+        COMMANDS.labels("retry" if state == "queued" else "failed").inc()
+        log.warning("command %d to %s: %s (%s)", command_id, device, why, state)
+
+
+class ModbusCommandDispatcher(CommandDispatcher):
+    """A component of ``houqin run``: one for all the Modbus links of the process."""
+
+    def __init__(
+        self, queue: CommandQueue, links: dict[str, ModbusLink], inventory: Inventory, every: float = 0.5
+    ) -> None:
+        devices = {
+            device.id
+            for device in inventory.devices.values()
+            if device.gateway in links and inventory.model_of(device).commands
+        }
+        super().__init__(queue, devices, every)
+        self.links = links
+        self.inventory = inventory
+
+    @property
+    def name(self) -> str:
+        return "commands:modbus"
+
+    async def dispatch_once(self) -> None:
+        for command in await self.queue.claim(self.devices, datetime.now(UTC)):
+            await self.send(command)
 
     async def send(self, command: DeviceCommand) -> None:
         device = self.inventory.devices[command.device]
@@ -60,23 +80,18 @@ class ModbusCommandDispatcher:
         value = spec.actions[command.action]
         unit, table, address = device.unit or 0, spec.table or "coil", spec.address or 0
         if isinstance(value, str):
-            await self._failed(command, f"{value!r} is not a Modbus value")
+            await self.failed(command.id, command.device, f"{value!r} is not a Modbus value")
             return
         try:
             await link.write(unit, table, address, [bool(value)] if table == "coil" else [int(value)])
             [observed] = await link.read(unit, table, address, 1)
         except LinkError as exc:
-            await self._failed(command, str(exc))
+            await self.failed(command.id, command.device, str(exc))
             return
         expected = bool(value) if table == "coil" else int(value)
         if observed != expected:
-            await self._failed(command, f"read back {observed!r}, expected {expected!r}")
+            await self.failed(command.id, command.device, f"read back {observed!r}, expected {expected!r}")
             return
         await self.queue.confirm(command.id, datetime.now(UTC))
         COMMANDS.labels("confirmed").inc()
         log.info("%s %s %s confirmed (%s)", command.device, command.command, command.action, command.reason)
-
-    async def _failed(self, command: DeviceCommand, why: str) -> None:
-        state = await self.queue.failed_attempt(command.id, datetime.now(UTC), why)
-        COMMANDS.labels("retry" if state == "queued" else "failed").inc()
-        log.warning("%s %s %s: %s (%s)", command.device, command.command, command.action, why, state)

@@ -3,7 +3,6 @@ state message: a pipeline sink that watches the readings of the devices it is wa
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import aiomqtt
 import orjson
 
-from collectors.command_dispatcher import COMMANDS
+from collectors.command_dispatcher import COMMANDS, CommandDispatcher
 from collectors.mqtt_link import MqttLink
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
@@ -48,19 +47,18 @@ def expected_state(command: Command, action: str) -> FieldValue | object:
     return _ANY
 
 
-class MqttCommandDispatcher:
+class MqttCommandDispatcher(CommandDispatcher):
     """A component and a pipeline sink of ``houqin run``."""
 
     def __init__(
         self, queue: CommandQueue, link: MqttLink, inventory: Inventory, confirm_within: float = 10.0,
         every: float = 0.5,
     ) -> None:  # fmt: skip
-        self.queue = queue
+        devices = {device.id for device in link.devices.values() if inventory.model_of(device).commands}
+        super().__init__(queue, devices, every)
         self.link = link
         self.inventory = inventory
         self.confirm_within = timedelta(seconds=confirm_within)
-        self.every = every
-        self.devices = {device.id for device in link.devices.values() if inventory.model_of(device).commands}
         self._awaited: dict[str, _Awaited] = {}  # device -> the command its next state should confirm
 
     @property
@@ -78,20 +76,18 @@ class MqttCommandDispatcher:
                 await self.queue.confirm(awaited.command_id, datetime.now(UTC))
                 COMMANDS.labels("confirmed").inc()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.queue.requeue_unfinished(self.devices, datetime.now(UTC))
-        while not stop.is_set():
-            try:
-                await self._expire()
-                if self.link.connected.is_set():
-                    # One command in flight per device: its confirmation must not be taken for another's.
-                    free = self.devices - self._awaited.keys()
-                    for command in await self.queue.claim(free, datetime.now(UTC)):
-                        await self.send(command)
-            except Exception:
-                log.exception("MQTT command dispatch failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.every)
+    async def dispatch_once(self) -> None:
+        now = datetime.now(UTC)
+        for device, awaited in list(self._awaited.items()):
+            if awaited.deadline <= now:
+                del self._awaited[device]
+                await self.failed(awaited.command_id, device, f"no state confirming it within {self.confirm_within}")
+        if not self.link.connected.is_set():
+            return
+        # One command in flight per device: its confirmation must not be taken for another's.
+        free = self.devices - self._awaited.keys()
+        for command in await self.queue.claim(free, now):
+            await self.send(command)
 
     async def send(self, row: DeviceCommand) -> None:
         device = self.inventory.devices[row.device]
@@ -99,20 +95,8 @@ class MqttCommandDispatcher:
         try:
             await self.link.send(device, row.command, row.action)
         except aiomqtt.MqttError as exc:
-            await self._failed(row.id, row.device, f"not published: {exc}")
+            await self.failed(row.id, row.device, f"not published: {exc}")
             return
         self._awaited[row.device] = _Awaited(
             row.id, command.state_field, expected_state(command, row.action), datetime.now(UTC) + self.confirm_within
         )
-
-    async def _expire(self) -> None:
-        now = datetime.now(UTC)
-        for device, awaited in list(self._awaited.items()):
-            if awaited.deadline <= now:
-                del self._awaited[device]
-                await self._failed(awaited.command_id, device, f"no state confirming it within {self.confirm_within}")
-
-    async def _failed(self, command_id: int, device: str, why: str) -> None:
-        state = await self.queue.failed_attempt(command_id, datetime.now(UTC), why)
-        COMMANDS.labels("retry" if state == "queued" else "failed").inc()
-        log.warning("command %d to %s: %s (%s)", command_id, device, why, state)
