@@ -7,6 +7,7 @@ Each class validates one entry on its own; references between entries are checke
 from __future__ import annotations
 
 import re
+from datetime import time
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -308,10 +309,51 @@ class Team(Entry):
     buildings: list[str] = Field(default_factory=list, description="empty: the whole campus")
 
 
+Fen = Annotated[int, _between(0, 100_000)]
+
+
+class TariffPeriod(Entry):
+    """A time-of-use band (峰 peak / 平 flat / 谷 valley): from ``start`` to ``end`` local time each day;
+    ``end`` before ``start`` runs over midnight."""
+
+    name: Ident
+    start: time
+    end: time
+    price_fen_per_kwh: Fen
+
+
 class Tariff(Entry):
+    """A price per kWh in integer fen: flat, or by time-of-use periods that cover the day exactly; a free
+    monthly allowance used before money (per room and per bed); the smallest and largest top-up."""
+
     id: Ident
-    price_fen_per_kwh: Annotated[int, _between(0, 100_000)]
+    price_fen_per_kwh: Fen | None = None
+    periods: list[TariffPeriod] = Field(default_factory=list)
+    free_kwh_per_month: Annotated[float, _between(0, 100_000)] = 0.0
+    free_kwh_per_bed_per_month: Annotated[float, _between(0, 10_000)] = 0.0
+    min_topup_fen: Annotated[int, _between(1, 10_000_000)] = 100
+    max_topup_fen: Annotated[int, _between(1, 10_000_000)] = 100_000
     description: str = ""
+
+    @model_validator(mode="after")
+    def _prices(self) -> Tariff:
+        if (self.price_fen_per_kwh is None) == (not self.periods):
+            raise ValueError("give either price_fen_per_kwh (flat) or periods (time of use)")
+        if self.min_topup_fen > self.max_topup_fen:
+            raise ValueError(f"min_topup_fen {self.min_topup_fen} is above max_topup_fen {self.max_topup_fen}")
+        if self.periods:
+            minutes = [0] * (24 * 60)
+            for period in self.periods:
+                start = period.start.hour * 60 + period.start.minute
+                end = period.end.hour * 60 + period.end.minute
+                span = range(start, end) if start < end else [*range(start, 24 * 60), *range(0, end)]
+                for minute in span:
+                    minutes[minute] += 1
+            if any(count != 1 for count in minutes):
+                gaps = sum(count == 0 for count in minutes)
+                overlaps = sum(count > 1 for count in minutes)
+                raise ValueError(f"periods must cover the day once: {gaps} minutes uncovered, {overlaps} covered twice")
+        return self
 
 
 SECTIONS: dict[str, type[Entry]] = {
