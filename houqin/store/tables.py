@@ -203,3 +203,62 @@ class DeviceCommand(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Wallet(Base):
+    """A dorm room's prepaid balance; always the sum of its ledger entries."""
+
+    __tablename__ = "wallets"
+
+    room: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance_fen: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="normal")  # normal | low | cut_off | tripped
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class LedgerEntry(Base):
+    """One movement of a room's money, append-only, pointing to its cause; ``key`` makes it happen once."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # topup | charge | allowance | adjustment | refund
+    amount_fen: Mapped[int] = mapped_column(Integer)  # signed: a charge is negative
+    balance_after_fen: Mapped[int] = mapped_column(Integer)
+    kwh: Mapped[float | None] = mapped_column(Float, default=None)
+    cause: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str] = mapped_column(Text, default="")
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class MeterBilling(Base):
+    """Where billing stands on a room meter: the reading charged last, the sub-fen remainder carried to the
+    next charge, and the free allowance used this month."""
+
+    __tablename__ = "meter_billing"
+
+    meter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room: Mapped[str] = mapped_column(String(64))
+    last_ts: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_kwh: Mapped[float] = mapped_column(Float)
+    carry_micro_fen: Mapped[int] = mapped_column(Integer, default=0)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, local
+    free_used_kwh: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class BillingEvent(Base):
+    """Something billing noticed and did not charge: the first reading, a reset or replaced meter, a jump
+    larger than the room could draw."""
+
+    __tablename__ = "billing_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room: Mapped[str] = mapped_column(String(64), index=True)
+    meter: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # first | reset | jump
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    before_kwh: Mapped[float | None] = mapped_column(Float, default=None)
+    after_kwh: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")

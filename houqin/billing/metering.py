@@ -1,0 +1,108 @@
+"""Billing from the meters: a pipeline sink that charges each room for the energy its meter has counted.
+
+For each reading of a room meter's cumulative energy register, in one transaction with the meter's billing
+state (locked): a reading not newer than the last one charged is ignored (late or twice: charged once);
+the first reading only sets where billing starts; a register that went down (a reset or a new meter)
+rebases without a charge; a rise larger than the room could draw in the time (``max_room_kw``) rebases
+without a charge too, and both are recorded as billing events. Otherwise the advance is priced by the
+tariff's periods, the month's free allowance is used first, and whole fen are charged with the sub-fen
+remainder carried to the next charge. Ledger keys name the meter and the reading's time, so even a
+replayed transaction cannot charge twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from houqin.billing.ledger import post
+from houqin.billing.pricing import MICRO, price_usage
+from houqin.inventory import Inventory
+from houqin.inventory.model import Room
+from houqin.readings import Reading
+from houqin.store import Database
+from houqin.store.tables import BillingEvent, MeterBilling
+
+log = logging.getLogger(__name__)
+
+ENERGY = "energy"
+
+
+class RoomBilling:
+    """A pipeline sink: room meter readings in, ledger charges out."""
+
+    def __init__(self, database: Database, inventory: Inventory, timezone: ZoneInfo, max_room_kw: float = 10.0) -> None:
+        self.database = database
+        self.inventory = inventory
+        self.timezone = timezone
+        self.max_room_kw = max_room_kw
+        self.rooms: dict[str, Room] = {room.meter: room for room in inventory.rooms.values()}
+        self.charged_fen = 0
+
+    @property
+    def name(self) -> str:
+        return "billing"
+
+    async def consume(self, readings: Sequence[Reading]) -> None:
+        for reading in readings:
+            room = self.rooms.get(reading.device)
+            energy = reading.fields.get(ENERGY)
+            if room is None or isinstance(energy, bool) or not isinstance(energy, int | float):
+                continue
+            async with self.database.session() as session:
+                await self._bill(session, room, reading.ts, float(energy))
+                await session.commit()
+
+    async def _bill(self, session: AsyncSession, room: Room, ts: datetime, kwh: float) -> None:
+        meter = room.meter
+        state = await session.get(MeterBilling, meter, with_for_update=True)
+        month = ts.astimezone(self.timezone).strftime("%Y-%m")
+        if state is None:
+            session.add(MeterBilling(meter=meter, room=room.id, last_ts=ts, last_kwh=kwh, carry_micro_fen=0,
+                                     month=month, free_used_kwh=0.0))  # fmt: skip
+            session.add(BillingEvent(room=room.id, meter=meter, kind="first", at=ts, after_kwh=kwh,
+                                     note="billing starts from this reading"))  # fmt: skip
+            return
+        if ts <= state.last_ts:
+            return  # late or repeated: this energy was charged (or skipped) already
+        delta = kwh - state.last_kwh
+        hours = (ts - state.last_ts).total_seconds() / 3600
+        if delta < 0 or delta > self.max_room_kw * hours + 0.01:
+            kind = "reset" if delta < 0 else "jump"
+            if delta < 0:
+                note = "the register went down: meter reset or replaced"
+            else:
+                note = f"{delta:.3f} kWh in {hours * 60:.1f} min is more than {self.max_room_kw:g} kW could draw"
+            session.add(BillingEvent(room=room.id, meter=meter, kind=kind, at=ts, before_kwh=state.last_kwh,
+                                     after_kwh=kwh, note=note))  # fmt: skip
+            log.warning("billing %s (%s): %s; not charged, billing continues from %.3f kWh", room.id, meter, note, kwh)
+            state.last_ts, state.last_kwh = ts, kwh
+            return
+        tariff = self.inventory.tariffs[room.tariff]
+        if state.month != month:
+            state.month, state.free_used_kwh = month, 0.0
+        allowance = tariff.free_kwh_per_month + tariff.free_kwh_per_bed_per_month * room.beds
+        free = min(delta, max(0.0, allowance - state.free_used_kwh))
+        slices = price_usage(tariff, state.last_ts, ts, delta, self.timezone)
+        cost_micro = sum(piece.cost_micro_fen for piece in slices)
+        if delta > 0:
+            cost_micro = round(cost_micro * (delta - free) / delta)
+        total = state.carry_micro_fen + cost_micro
+        fen, carry = divmod(total, MICRO)
+        stamp = f"{meter}:{ts.isoformat()}"
+        window = f"meter {meter} {state.last_ts.isoformat()}..{ts.isoformat()}"
+        if free > 0:
+            await post(session, room.id, "allowance", 0, ts, key=f"allowance:{stamp}", cause=window, kwh=free,
+                       note=f"{free:.3f} kWh of the free monthly allowance")  # fmt: skip
+        if fen > 0:
+            periods = ", ".join(f"{p.period} {p.kwh:.3f} kWh × {p.price_fen_per_kwh} fen" for p in slices)
+            await post(session, room.id, "charge", -fen, ts, key=f"charge:{stamp}", cause=window,
+                       kwh=delta - free, note=periods)  # fmt: skip
+            self.charged_fen += fen
+        state.last_ts, state.last_kwh = ts, kwh
+        state.carry_micro_fen = carry
+        state.free_used_kwh += free
