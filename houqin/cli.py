@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -25,6 +26,9 @@ from houqin.accounts import (
     generate_password,
     import_accounts,
 )
+from houqin.billing.ledger import ensure_wallets, post
+from houqin.billing.metering import RoomBilling
+from houqin.billing.policy import PowerPolicy
 from houqin.commands import CommandQueue
 from houqin.config_file import ConfigError
 from houqin.inventory import Inventory, load_inventory
@@ -204,9 +208,13 @@ async def _serve(
     commands = CommandQueue(database, inventory)
     engine = RulesEngine(rules, inventory, FaultBook(database, desk), settings.repairs, settings.tz,
                          on_order_change=notifier.notify, telemetry=telemetry, commands=commands)  # fmt: skip
+    await ensure_wallets(database, sorted(inventory.rooms))
+    policy = PowerPolicy(inventory, commands, settings.billing.cutoff_fen, settings.billing.restore_fen)
+    billing = RoomBilling(database, inventory, settings.tz, settings.billing.max_room_kw, policy)
     try:
         readiness = _readiness(settings, database)
-        services, collectors = await _collection(settings, inventory, simulate, [telemetry, engine], commands)
+        sinks: list[ReadingSink] = [telemetry, engine, billing]
+        services, collectors = await _collection(settings, inventory, simulate, sinks, commands)
         collectors += [engine, RepairClock(database, desk, notifier.notify), notifier]
         simulator = next((service for service in services if isinstance(service, SimulatedCampus)), None)
         api = ApiServer(
@@ -303,6 +311,21 @@ async def _demo_accounts(settings: Settings, inventory: Inventory) -> dict[str, 
     return logins
 
 
+async def _demo_balances(settings: Settings, inventory: Inventory, opening_fen: int = 5000) -> None:
+    """Every demo room starts with 50 yuan (once: the entries are keyed), so the demo campus has light."""
+    database = await _open_database(settings)
+    try:
+        await ensure_wallets(database, sorted(inventory.rooms))
+        async with database.session() as session:
+            now = datetime.now(UTC)
+            for room in sorted(inventory.rooms):
+                key, cause = f"demo:opening:{room}", "demo opening balance"
+                await post(session, room, "adjustment", opening_fen, now, key=key, cause=cause)
+            await session.commit()
+    finally:
+        await database.close()
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
@@ -326,6 +349,7 @@ def demo(
     inventory = _load_inventory_or_exit(settings.inventory)
     rules = _load_rules_or_exit(base, inventory)
     logins = asyncio.run(_demo_accounts(settings, inventory))
+    asyncio.run(_demo_balances(settings, inventory))
     banner = ["demo logins (kept in " + str(settings.data_dir / "demo-logins.json") + "):"]
     banner += [f"  {name:<9} {password}" for name, password in logins.items()]
     try:

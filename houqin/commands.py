@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.inventory import Inventory
 from houqin.store import Database
@@ -57,32 +58,50 @@ class CommandQueue:
         key: str | None = None,
     ) -> DeviceCommand:
         """Queue a command (or return the one already queued under ``key``)."""
-        self.check(device, command, action)
         async with self.database.session() as session:
-            if key is not None:
-                existing = (await session.execute(select(DeviceCommand).where(DeviceCommand.key == key))).scalar()
-                if existing is not None:
-                    return existing
-            await session.execute(
-                update(DeviceCommand)
-                .where(
-                    DeviceCommand.device == device, DeviceCommand.command == command, DeviceCommand.state == "queued"
-                )
-                .values(state="superseded", finished_at=now)
-            )
-            row = DeviceCommand(device=device, command=command, action=action, state="queued", source=source,
-                                reason=reason, requested_by=requested_by, key=key, next_attempt_at=now,
-                                created_at=now)  # fmt: skip
-            session.add(row)
             try:
+                row = await self.enqueue_in(session, device, command, action, now, source=source, reason=reason,
+                                            requested_by=requested_by, key=key)  # fmt: skip
                 await session.commit()
+                return row
             except IntegrityError:
                 await session.rollback()
                 existing = (await session.execute(select(DeviceCommand).where(DeviceCommand.key == key))).scalar()
                 if existing is None:
                     raise
                 return existing
-            return row
+
+    async def enqueue_in(
+        self,
+        session: AsyncSession,
+        device: str,
+        command: str,
+        action: str,
+        now: datetime,
+        *,
+        source: str,
+        reason: str = "",
+        requested_by: str = "houqin",
+        key: str | None = None,
+    ) -> DeviceCommand:
+        """Queue a command in the caller's transaction, so that it exists exactly when what caused it does
+        (a ledger entry that cuts a room, a schedule that fired)."""
+        self.check(device, command, action)
+        if key is not None:
+            existing = (await session.execute(select(DeviceCommand).where(DeviceCommand.key == key))).scalar()
+            if existing is not None:
+                return existing
+        await session.execute(
+            update(DeviceCommand)
+            .where(DeviceCommand.device == device, DeviceCommand.command == command, DeviceCommand.state == "queued")
+            .values(state="superseded", finished_at=now)
+        )
+        row = DeviceCommand(device=device, command=command, action=action, state="queued", source=source,
+                            reason=reason, requested_by=requested_by, key=key, next_attempt_at=now,
+                            created_at=now)  # fmt: skip
+        session.add(row)
+        await session.flush()
+        return row
 
     async def claim(self, devices: Collection[str], now: datetime, limit: int = 20) -> list[DeviceCommand]:
         """Due commands for ``devices``, marked sent (one attempt more): the caller sends them now.

@@ -92,6 +92,14 @@ class NotifySettings(BaseModel):
     max_attempts: int = Field(default=6, ge=1, le=50, description="Tries per message before it is logged as lost")
 
 
+class BillingSettings(BaseModel):
+    """Prepaid electricity: when rooms lose and regain power, and what a room can physically draw."""
+
+    cutoff_fen: int = Field(default=0, description="Power is cut when the balance reaches this (negative: overdraft)")
+    restore_fen: int = Field(default=0, description="Power returns when the balance is above this again")
+    max_room_kw: float = Field(default=10.0, gt=0, description="A meter advancing faster than this is not charged")
+
+
 class Settings(BaseSettings):
     """Every setting has a default that runs the embedded, single-process campus."""
 
@@ -120,6 +128,7 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     repairs: RepairSettings = Field(default_factory=RepairSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     timezone: str = "Asia/Shanghai"

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.ledger import post
+from houqin.billing.policy import PowerPolicy
 from houqin.billing.pricing import MICRO, price_usage
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
@@ -35,7 +36,15 @@ ENERGY = "energy"
 class RoomBilling:
     """A pipeline sink: room meter readings in, ledger charges out."""
 
-    def __init__(self, database: Database, inventory: Inventory, timezone: ZoneInfo, max_room_kw: float = 10.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        inventory: Inventory,
+        timezone: ZoneInfo,
+        max_room_kw: float = 10.0,
+        policy: PowerPolicy | None = None,
+    ) -> None:
+        self.policy = policy
         self.database = database
         self.inventory = inventory
         self.timezone = timezone
@@ -100,9 +109,11 @@ class RoomBilling:
                        note=f"{free:.3f} kWh of the free monthly allowance")  # fmt: skip
         if fen > 0:
             periods = ", ".join(f"{p.period} {p.kwh:.3f} kWh × {p.price_fen_per_kwh} fen" for p in slices)
-            await post(session, room.id, "charge", -fen, ts, key=f"charge:{stamp}", cause=window,
-                       kwh=delta - free, note=periods)  # fmt: skip
+            entry = await post(session, room.id, "charge", -fen, ts, key=f"charge:{stamp}", cause=window,
+                               kwh=delta - free, note=periods)  # fmt: skip
             self.charged_fen += fen
+            if entry is not None and self.policy is not None:
+                await self.policy.after(session, room.id, entry, ts)
         state.last_ts, state.last_kwh = ts, kwh
         state.carry_micro_fen = carry
         state.free_used_kwh += free
