@@ -1,0 +1,31 @@
+"""Money into a room: top-ups and staff adjustments, each applied once (by key) with the power policy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from houqin.billing.ledger import post
+from houqin.billing.policy import PowerPolicy
+from houqin.store import Database
+from houqin.store.tables import LedgerEntry
+
+
+async def credit(
+    database: Database,
+    policy: PowerPolicy,
+    room: str,
+    kind: str,
+    amount_fen: int,
+    now: datetime,
+    *,
+    key: str,
+    cause: str,
+    note: str = "",
+) -> LedgerEntry | None:
+    """Post a top-up, refund or adjustment and let the policy cut or restore; None if ``key`` was posted."""
+    async with database.session() as session:
+        entry = await post(session, room, kind, amount_fen, now, key=key, cause=cause, note=note)
+        if entry is not None:
+            await policy.after(session, room, entry, now)
+        await session.commit()
+        return entry

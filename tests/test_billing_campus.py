@@ -1,0 +1,97 @@
+"""End to end on a simulated campus: a room with a small balance runs down under its load, its relay is
+cut and its meter reads 0 W; money comes in, the relay is restored and the power returns."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from collectors.simulators.campus import SimulatedCampus
+from houqin.billing.credits import credit
+from houqin.billing.ledger import ensure_wallets, post
+from houqin.billing.metering import RoomBilling
+from houqin.billing.policy import PowerPolicy
+from houqin.cli import _collection
+from houqin.commands import CommandQueue
+from houqin.inventory import load_inventory
+from houqin.settings import Settings
+from houqin.store import Database, upgrade_database
+from houqin.store.tables import Wallet
+from houqin.supervisor import Component
+
+INVENTORY = """
+site: {name: Billing campus, timezone: Asia/Shanghai}
+tariffs: [{id: dear, price_fen_per_kwh: 100000}]
+gateways: [{id: floor1, type: rtu_over_tcp, host: 127.0.0.1, port: 1, timeout: 0.3}]
+devices:
+  - {id: r101-meter, model: eastron-sdm120, gateway: floor1, unit: 1, building: dorm-9, floor: 1, room: R101,
+     poll_interval: 0.5}
+  - {id: r101-relay, model: generic-relay, gateway: floor1, unit: 11, building: dorm-9, floor: 1, room: R101,
+     poll_interval: 0.5}
+rooms:
+  - {id: R101, building: dorm-9, floor: 1, meter: r101-meter, relay: r101-relay, tariff: dear}
+"""
+
+
+async def test_a_room_that_runs_out_is_cut_and_a_top_up_restores_it(tmp_path: Path) -> None:
+    (tmp_path / "devices.yaml").write_text(INVENTORY, encoding="utf-8")
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    zone = ZoneInfo("Asia/Shanghai")
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'houqin.sqlite3'}")
+    await upgrade_database(database)
+    await ensure_wallets(database, ["R101"])
+    async with database.session() as session:
+        await post(session, "R101", "adjustment", 3, datetime.now(UTC), key="opening", cause="test")
+        await session.commit()
+    commands = CommandQueue(database, inventory, backoff=0.1)
+    policy = PowerPolicy(inventory, commands)
+    billing = RoomBilling(database, inventory, zone, policy=policy)
+    services, collectors = await _collection(Settings(data_dir=tmp_path), inventory, True, [billing], commands)
+    simulator = next(service for service in services if isinstance(service, SimulatedCampus))
+    relay, meter = simulator.devices["r101-relay"], simulator.devices["r101-meter"]
+    stop = asyncio.Event()
+    components: list[Component] = list(collectors)
+    tasks = [asyncio.create_task(component.run(stop)) for component in components]
+
+    async def wallet() -> Wallet:
+        async with database.session() as session:
+            found = await session.get(Wallet, "R101")
+            assert found is not None
+            return found
+
+    async def wait(condition, what: str, seconds: float = 30) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.1)
+
+    try:
+        await wait(lambda: not relay.values["relay_closed"], "the relay was not cut when the money ran out")
+        await wait(lambda: meter.values["power"] == 0, "the meter still draws power")
+        drained = await wallet()
+        assert drained.state == "cut_off" and drained.balance_fen <= 0
+        entry = await credit(database, policy, "R101", "topup", 2000, datetime.now(UTC), key="pay:1",
+                             cause="payment 1")  # fmt: skip
+        assert entry is not None
+        assert await credit(database, policy, "R101", "topup", 2000, datetime.now(UTC), key="pay:1",
+                            cause="payment 1 again") is None  # fmt: skip
+        await wait(lambda: relay.values["relay_closed"], "the relay was not restored after the top-up")
+        await wait(lambda: meter.values["power"] > 0, "the power did not return")
+        restored = await wallet()
+        assert restored.state == "normal" and 0 < restored.balance_fen <= 2000
+        [cut, restore] = sorted(await commands.recent("r101-relay"), key=lambda c: c.id)
+        assert (cut.action, cut.source, cut.state) == ("off", "billing", "confirmed")
+        assert (restore.action, restore.state) == ("on", "confirmed")
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        for service in reversed(services):
+            await service.stop()
+        async with database.session() as session:
+            assert (await session.execute(select(Wallet.balance_fen))).scalar_one() is not None
+        await database.close()
