@@ -12,6 +12,7 @@ from api.login_throttle import LoginThrottle
 from api.routers import auth, devices, health, me, repairs, rooms, simulation
 from api.tokens import TokenIssuer
 from houqin import __version__
+from houqin.billing.policy import PowerPolicy
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.readiness import Readiness
@@ -48,6 +49,9 @@ def create_app(
     app.state.repairs = RepairDesk(inventory, settings.repairs, settings.tz)
     app.state.on_order_change = on_order_change
     app.state.commands = CommandQueue(database, inventory)
+    app.state.power_policy = PowerPolicy(
+        inventory, app.state.commands, settings.billing.cutoff_fen, settings.billing.restore_fen
+    )
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
     # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
     app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)

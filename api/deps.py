@@ -88,6 +88,7 @@ def require_role(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
 
 
 StaffUser = Annotated[User, Depends(require_role(Role.STAFF))]
+AdminUser = Annotated[User, Depends(require_role())]  # admins only
 # Workers see devices too: a repair order points at one.
 CrewUser = Annotated[User, Depends(require_role(Role.STAFF, Role.WORKER))]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class TokenOut(BaseModel):
@@ -203,3 +203,39 @@ class CommandOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     last_error: str
+
+
+class WalletOut(BaseModel):
+    room: str
+    balance_fen: int
+    state: str
+    tariff: str
+    month: str
+    month_kwh: float
+    month_spend_fen: int
+    free_kwh_left: float
+
+
+class LedgerEntryOut(BaseModel):
+    id: int
+    kind: str
+    amount_fen: int
+    balance_after_fen: int
+    kwh: float | None
+    cause: str
+    note: str
+    created_at: datetime
+
+
+class AdjustmentIn(BaseModel):
+    amount_fen: int = Field(description="positive credits the room, negative debits it; not 0", ge=-10_000_000,
+                            le=10_000_000)  # fmt: skip
+    kind: Literal["adjustment", "refund", "topup"] = "adjustment"
+    reason: str = Field(min_length=3, max_length=500)
+
+    @field_validator("amount_fen")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("an adjustment of 0 fen changes nothing")
+        return value

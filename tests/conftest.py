@@ -93,6 +93,7 @@ async def client(  # the API in process, with a student in D1-101 (alice) and D1
             NewAccount("bob", Role.STUDENT, PASSWORD, ("D1-102",)),
             NewAccount("wang", Role.WORKER, PASSWORD, team="electrical"),
             NewAccount("li", Role.STAFF, PASSWORD),
+            NewAccount("root", Role.ADMIN, PASSWORD),
         ):
             await add_account(session, account, demo_inventory)
         await session.commit()

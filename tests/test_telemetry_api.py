@@ -126,3 +126,26 @@ async def test_staff_queue_commands_that_the_model_knows(client: httpx.AsyncClie
                               headers=staff)  # fmt: skip
     assert meter.status_code == 422 and "has no command 'relay'" in meter.text
     assert (await client.post(url, json={"command": "relay", "action": "on"}, headers=student)).status_code == 403
+
+
+async def test_admins_adjust_balances_once_per_key_and_students_see_their_wallet(client: httpx.AsyncClient) -> None:
+    root, li, alice = await sign_in(client, "root"), await sign_in(client, "li"), await sign_in(client, "alice")
+    url = "/api/v1/rooms/D1-101/adjustments"
+    body = {"amount_fen": 2000, "kind": "topup", "reason": "paid at the campus card office"}
+    first = await client.post(url, json=body, headers={**root, "Idempotency-Key": "card-office-0001"})
+    assert first.status_code == 201, first.text
+    again = await client.post(url, json=body, headers={**root, "Idempotency-Key": "card-office-0001"})
+    assert again.json()["id"] == first.json()["id"]  # a retry is the same entry
+    other = await client.post(
+        url, json={**body, "amount_fen": 3000}, headers={**root, "Idempotency-Key": "card-office-0001"}
+    )
+    assert other.status_code == 409
+    assert (await client.post(url, json=body, headers={**li, "Idempotency-Key": "card-office-0002"})).status_code == 403
+    assert (await client.post(url, json=body, headers=root)).status_code == 422  # the key is required
+    zero = await client.post(url, json={**body, "amount_fen": 0}, headers={**root, "Idempotency-Key": "zero-0000"})
+    assert zero.status_code == 422
+    wallet = (await client.get("/api/v1/rooms/D1-101/wallet", headers=alice)).json()
+    assert wallet["balance_fen"] == 2000 and wallet["state"] == "normal" and wallet["tariff"] == "dorm-standard"
+    ledger = (await client.get("/api/v1/rooms/D1-101/ledger", headers=alice)).json()
+    assert [(e["kind"], e["amount_fen"], e["balance_after_fen"]) for e in ledger] == [("topup", 2000, 2000)]
+    assert (await client.get("/api/v1/rooms/D1-102/wallet", headers=alice)).status_code == 403

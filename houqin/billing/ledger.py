@@ -49,7 +49,10 @@ async def post(
         raise ValueError(f"unknown ledger entry kind {kind!r}")
     wallet = await session.get(Wallet, room, with_for_update=True)
     if wallet is None:
-        raise ValueError(f"room {room!r} has no wallet")
+        # Wallets are made at start (ensure_wallets); a room added since gets its own on first use.
+        wallet = Wallet(room=room, balance_fen=0, state="normal", updated_at=now)
+        session.add(wallet)
+        await session.flush()
     if (await session.execute(select(LedgerEntry.id).where(LedgerEntry.key == key))).first() is not None:
         return None
     wallet.balance_fen += amount_fen
