@@ -9,9 +9,10 @@ from fastapi import FastAPI
 
 from api import http_metrics
 from api.login_throttle import LoginThrottle
-from api.routers import auth, devices, health, me, repairs, rooms, simulation
+from api.routers import auth, devices, health, me, payments, repairs, rooms, simulation
 from api.tokens import TokenIssuer
 from houqin import __version__
+from houqin.billing.payments import PaymentDesk, PaymentProvider, SandboxProvider
 from houqin.billing.policy import PowerPolicy
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
@@ -52,6 +53,10 @@ def create_app(
     app.state.power_policy = PowerPolicy(
         inventory, app.state.commands, settings.billing.cutoff_fen, settings.billing.restore_fen
     )
+    providers: dict[str, PaymentProvider] = {}
+    if settings.payments.sandbox:
+        providers["sandbox"] = SandboxProvider(settings.sandbox_key())
+    app.state.payments = PaymentDesk(database, app.state.power_policy, providers)
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
     # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
     app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)
@@ -60,7 +65,7 @@ def create_app(
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).
-    routers = (auth, me, rooms, devices, repairs, simulation, health)
+    routers = (auth, me, rooms, devices, repairs, payments, simulation, health)
     for module in routers:
         app.include_router(module.router)
     return app

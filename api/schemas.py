@@ -239,3 +239,23 @@ class AdjustmentIn(BaseModel):
         if value == 0:
             raise ValueError("an adjustment of 0 fen changes nothing")
         return value
+
+
+class TopupIn(BaseModel):
+    amount_fen: int = Field(gt=0, le=10_000_000)
+    provider: str = Field(min_length=1, max_length=16)
+
+
+class TopupOut(BaseModel):
+    id: int
+    room: str
+    provider: str
+    amount_fen: int
+    state: str
+    created_at: datetime
+    paid_at: datetime | None
+
+
+class CheckoutOut(BaseModel):
+    order: TopupOut
+    checkout: dict[str, str]

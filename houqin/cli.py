@@ -345,6 +345,7 @@ def demo(
     settings.database_url = None
     settings.mqtt_url = "embedded"
     settings.influx.url = "embedded"
+    settings.payments.sandbox = True  # the demo tops up without real money
     _setup_logging(settings.log_level)
     inventory = _load_inventory_or_exit(settings.inventory)
     rules = _load_rules_or_exit(base, inventory)

@@ -100,6 +100,12 @@ class BillingSettings(BaseModel):
     max_room_kw: float = Field(default=10.0, gt=0, description="A meter advancing faster than this is not charged")
 
 
+class PaymentSettings(BaseModel):
+    """Top-up providers. The sandbox credits whoever asks: for the demo and tests only."""
+
+    sandbox: bool = Field(default=False, description="Enable the sandbox provider (never where money is real)")
+
+
 class Settings(BaseSettings):
     """Every setting has a default that runs the embedded, single-process campus."""
 
@@ -129,6 +135,7 @@ class Settings(BaseSettings):
     repairs: RepairSettings = Field(default_factory=RepairSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    payments: PaymentSettings = Field(default_factory=PaymentSettings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     timezone: str = "Asia/Shanghai"
@@ -164,11 +171,19 @@ class Settings(BaseSettings):
     def mqtt_embedded(self) -> bool:
         return self.mqtt_url == EMBEDDED
 
+    def sandbox_key(self) -> bytes:
+        """The sandbox provider's signing key, generated once into the data directory."""
+        return self._data_secret("sandbox-key").encode()
+
     def resolve_jwt_secret(self) -> str:
         """The configured secret, else one generated once and kept (mode 0600) in the data directory."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
-        path = self.data_dir / JWT_SECRET_FILE
+        return self._data_secret(JWT_SECRET_FILE)
+
+    def _data_secret(self, name: str) -> str:
+        """A random secret kept in ``data_dir/name`` (mode 0600), made the first time it is asked for."""
+        path = self.data_dir / name
         if path.exists():
             return path.read_text(encoding="utf-8").strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,10 +51,14 @@ async def post(
         raise ValueError(f"unknown ledger entry kind {kind!r}")
     wallet = await session.get(Wallet, room, with_for_update=True)
     if wallet is None:
-        # Wallets are made at start (ensure_wallets); a room added since gets its own on first use.
-        wallet = Wallet(room=room, balance_fen=0, state="normal", updated_at=now)
-        session.add(wallet)
-        await session.flush()
+        # Wallets are made at start (ensure_wallets); a room added since gets its own on first use, made
+        # with ON CONFLICT DO NOTHING so that two first credits at once both find one wallet.
+        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(Wallet).values(room=room, balance_fen=0, state="normal", updated_at=now).on_conflict_do_nothing()
+        )
+        wallet = await session.get(Wallet, room, with_for_update=True, populate_existing=True)
+        assert wallet is not None
     if (await session.execute(select(LedgerEntry.id).where(LedgerEntry.key == key))).first() is not None:
         return None
     wallet.balance_fen += amount_fen

@@ -1,0 +1,88 @@
+"""Top-ups and payment notifications.
+
+``POST /api/v1/rooms/{room}/topups`` (a room's student, staff, admin) creates a payment order; the
+``Idempotency-Key`` header makes a retry return the same order (a different body under the same key is a
+409). ``POST /api/v1/payments/{provider}/notify`` is called by the provider, not by users: it is
+authenticated by the provider's signature, and answers a duplicate as a success that credits nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from api.deps import AccessibleRoom, CurrentUser, InventoryDep, SessionDep
+from api.schemas import CheckoutOut, TopupIn, TopupOut
+from houqin.billing.payments import NotificationRejected, PaymentDesk
+from houqin.store.tables import PaymentOrder
+
+router = APIRouter(tags=["payments"])
+
+
+def _desk(request: Request) -> PaymentDesk:
+    desk: PaymentDesk = request.app.state.payments
+    return desk
+
+
+@router.post(
+    "/api/v1/rooms/{room_id}/topups",
+    response_model=CheckoutOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a top-up (the room's student, staff): returns what the client needs to pay",
+)
+async def create_topup(
+    room: AccessibleRoom,
+    body: TopupIn,
+    user: CurrentUser,
+    session: SessionDep,
+    inventory: InventoryDep,
+    request: Request,
+    idempotency_key: Annotated[str, Header(min_length=8, max_length=100)],
+) -> CheckoutOut:
+    desk = _desk(request)
+    provider = desk.providers.get(body.provider)
+    if provider is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"payment provider {body.provider!r} is not enabled here; one of "
+                            f"{', '.join(sorted(desk.providers)) or 'none'}")  # fmt: skip
+    existing = await desk.order_for(user.username, idempotency_key)
+    if existing is not None:
+        if (existing.room, existing.amount_fen, existing.provider) != (room.id, body.amount_fen, body.provider):
+            raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key was used for a different top-up")
+        order = existing
+    else:
+        tariff = inventory.tariffs[room.tariff]
+        if not tariff.min_topup_fen <= body.amount_fen <= tariff.max_topup_fen:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"a top-up is {tariff.min_topup_fen} to {tariff.max_topup_fen} fen")  # fmt: skip
+        order = PaymentOrder(room=room.id, provider=body.provider, amount_fen=body.amount_fen, state="created",
+                             requested_by=user.username, idempotency_key=idempotency_key,
+                             created_at=datetime.now(UTC))  # fmt: skip
+        session.add(order)
+        await session.commit()
+    out = TopupOut.model_validate(order, from_attributes=True)
+    return CheckoutOut(order=out, checkout=provider.checkout(order))
+
+
+@router.get("/api/v1/rooms/{room_id}/topups", response_model=list[TopupOut], summary="A room's top-ups")
+async def list_topups(room: AccessibleRoom, session: SessionDep) -> list[TopupOut]:
+    query = select(PaymentOrder).where(PaymentOrder.room == room.id).order_by(PaymentOrder.id.desc()).limit(200)
+    return [TopupOut.model_validate(order, from_attributes=True) for order in (await session.execute(query)).scalars()]
+
+
+@router.post("/api/v1/payments/{provider}/notify", summary="A payment provider's notification (signed)")
+async def notify(provider: str, request: Request) -> JSONResponse:
+    desk = _desk(request)
+    if provider not in desk.providers:
+        return JSONResponse({"code": "FAIL", "message": f"no provider {provider!r}"}, status.HTTP_404_NOT_FOUND)
+    body = await request.body()
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    try:
+        credited = await desk.apply(provider, headers, body, datetime.now(UTC))
+    except NotificationRejected as exc:
+        return JSONResponse({"code": "FAIL", "message": str(exc)}, status.HTTP_400_BAD_REQUEST)
+    return JSONResponse({"code": "SUCCESS", "credited": credited})

@@ -1,0 +1,99 @@
+"""Top-ups through the sandbox provider, on SQLite and PostgreSQL: idempotent orders, signed notifications
+applied exactly once (also 50 at once), forged and mismatched ones rejected, concurrent top-ups all land."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from api.app import create_app
+from houqin.billing.payments import SandboxProvider
+from houqin.inventory import Inventory
+from houqin.readiness import Readiness
+from houqin.settings import PaymentSettings, Settings
+from houqin.store import Database
+from houqin.telemetry.embedded_store import EmbeddedStore
+from tests.api_client import sign_in
+
+
+@pytest.fixture
+async def paying(
+    client: httpx.AsyncClient, database: Database, demo_inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with the sandbox provider enabled (the accounts come from the ``client`` fixture)."""
+    settings = Settings(data_dir=tmp_path, payments=PaymentSettings(sandbox=True))
+    app = create_app(settings, inventory=demo_inventory, database=database, readiness=Readiness(), telemetry=telemetry)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
+        yield http
+
+
+async def topup(http: httpx.AsyncClient, headers: dict[str, str], key: str, amount: int = 2000) -> dict:  # type: ignore[type-arg]
+    answer = await http.post("/api/v1/rooms/D1-101/topups", json={"amount_fen": amount, "provider": "sandbox"},
+                             headers={**headers, "Idempotency-Key": key})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def deliver(http: httpx.AsyncClient, body: str, signature: str) -> httpx.Response:
+    return await http.post("/api/v1/payments/sandbox/notify", content=body.encode(),
+                           headers={"X-Sandbox-Signature": signature})  # fmt: skip
+
+
+async def balance(http: httpx.AsyncClient, headers: dict[str, str]) -> int:
+    return int((await http.get("/api/v1/rooms/D1-101/wallet", headers=headers)).json()["balance_fen"])
+
+
+async def test_a_top_up_is_paid_once_whatever_is_resent(paying: httpx.AsyncClient, tmp_path: Path) -> None:
+    alice, bob = await sign_in(paying, "alice"), await sign_in(paying, "bob")
+    paid = await topup(paying, alice, "phone-order-1")
+    again = await topup(paying, alice, "phone-order-1")
+    assert again["order"]["id"] == paid["order"]["id"]
+    conflict = await paying.post("/api/v1/rooms/D1-101/topups", json={"amount_fen": 3000, "provider": "sandbox"},
+                                 headers={**alice, "Idempotency-Key": "phone-order-1"})  # fmt: skip
+    assert conflict.status_code == 409
+    checkout = paid["checkout"]
+    # Fifty deliveries of the same notification at once: one credit.
+    answers = await asyncio.gather(*(deliver(paying, checkout["notification"], checkout["signature"])
+                                     for _ in range(50)))  # fmt: skip
+    assert all(answer.status_code == 200 for answer in answers)
+    assert sum(answer.json()["credited"] for answer in answers) == 1
+    assert await balance(paying, alice) == 2000
+    topups = (await paying.get("/api/v1/rooms/D1-101/topups", headers=alice)).json()
+    assert [(t["amount_fen"], t["state"]) for t in topups] == [(2000, "paid")]
+
+    # Forgeries change nothing: a wrong key, a tampered amount, a notification for an amount not ordered.
+    second = await topup(paying, alice, "phone-order-2", 1000)
+    forged = SandboxProvider(b"not-the-key")
+    body = second["checkout"]["notification"]
+    assert (await deliver(paying, body, forged.sign(body.encode()))).status_code == 400
+    tampered = body.replace('"amount_fen":1000', '"amount_fen":100000')
+    assert tampered != body
+    assert (await deliver(paying, tampered, second["checkout"]["signature"])).status_code == 400
+    genuine = SandboxProvider(Settings(data_dir=tmp_path).sandbox_key())  # a provider that pays the wrong sum
+    mismatch = await deliver(paying, tampered, genuine.sign(tampered.encode()))
+    assert mismatch.status_code == 400 and "does not match" in mismatch.text
+    assert await balance(paying, alice) == 2000
+
+    assert (await paying.post("/api/v1/rooms/D1-101/topups", json={"amount_fen": 2000, "provider": "sandbox"},
+                              headers={**bob, "Idempotency-Key": "bob-order-1"})).status_code == 403  # fmt: skip
+    small = await paying.post("/api/v1/rooms/D1-101/topups", json={"amount_fen": 1, "provider": "sandbox"},
+                              headers={**alice, "Idempotency-Key": "phone-order-3"})  # fmt: skip
+    assert small.status_code == 422 and "a top-up is" in small.text
+    unknown = await paying.post("/api/v1/rooms/D1-101/topups", json={"amount_fen": 2000, "provider": "alipay"},
+                                headers={**alice, "Idempotency-Key": "phone-order-4"})  # fmt: skip
+    assert unknown.status_code == 422 and "not enabled" in unknown.text
+
+
+async def test_fifty_different_top_ups_on_one_room_all_land(paying: httpx.AsyncClient) -> None:
+    alice = await sign_in(paying, "alice")
+    orders = [await topup(paying, alice, f"many-{n:04d}", 100 + n) for n in range(50)]
+    answers = await asyncio.gather(*(deliver(paying, o["checkout"]["notification"], o["checkout"]["signature"])
+                                     for o in orders))  # fmt: skip
+    assert all(answer.json()["credited"] for answer in answers)
+    assert await balance(paying, alice) == sum(100 + n for n in range(50))
+    assert orjson.loads(orders[0]["checkout"]["notification"])["room"] == "D1-101"
