@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +34,25 @@ async def ensure_wallets(database: Database, rooms: list[str]) -> None:
         await session.commit()
 
 
+def upsert_for(session: AsyncSession):  # type: ignore[no-untyped-def]
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL alike)."""
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def _move(session: AsyncSession, room: str, amount_fen: int, now: datetime) -> int:
+    """Add ``amount_fen`` to the room's balance (taking the wallet's row lock); the new balance."""
+    moved = update(Wallet).where(Wallet.room == room).values(balance_fen=Wallet.balance_fen + amount_fen,
+                                                             updated_at=now).returning(Wallet.balance_fen)  # fmt: skip
+    balance = (await session.execute(moved)).scalar()
+    if balance is None:
+        # Wallets are made at start (ensure_wallets); a room added since gets its own on first use, made
+        # with ON CONFLICT DO NOTHING so that two first credits at once both find one wallet.
+        made = upsert_for(session)(Wallet).values(room=room, balance_fen=0, state="normal", updated_at=now)
+        await session.execute(made.on_conflict_do_nothing())
+        balance = (await session.execute(moved)).scalar_one()
+    return int(balance)
+
+
 async def post(
     session: AsyncSession,
     room: str,
@@ -46,28 +65,23 @@ async def post(
     note: str = "",
     kwh: float | None = None,
 ) -> LedgerEntry | None:
-    """Add an entry and move the balance, in the caller's transaction; None when ``key`` was posted before."""
+    """Add an entry and move the balance, in the caller's transaction; None when ``key`` was posted before.
+
+    Two statements: the wallet's balance moves first (which locks its row, so entries of one room are
+    written one at a time, each with the balance after it), then the entry is inserted unless its key
+    exists; if it does, the move is undone in the same transaction."""
     if kind not in KINDS:
         raise ValueError(f"unknown ledger entry kind {kind!r}")
-    wallet = await session.get(Wallet, room, with_for_update=True)
-    if wallet is None:
-        # Wallets are made at start (ensure_wallets); a room added since gets its own on first use, made
-        # with ON CONFLICT DO NOTHING so that two first credits at once both find one wallet.
-        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await session.execute(
-            insert(Wallet).values(room=room, balance_fen=0, state="normal", updated_at=now).on_conflict_do_nothing()
-        )
-        wallet = await session.get(Wallet, room, with_for_update=True, populate_existing=True)
-        assert wallet is not None
-    if (await session.execute(select(LedgerEntry.id).where(LedgerEntry.key == key))).first() is not None:
+    balance = await _move(session, room, amount_fen, now)
+    values = {"room": room, "kind": kind, "amount_fen": amount_fen, "balance_after_fen": balance, "kwh": kwh,
+              "cause": cause[:255], "note": note, "key": key, "created_at": now}  # fmt: skip
+    inserted = upsert_for(session)(LedgerEntry).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    entry_id = (await session.execute(inserted.returning(LedgerEntry.id))).scalar()
+    if entry_id is None:
+        await _move(session, room, -amount_fen, now)
         return None
-    wallet.balance_fen += amount_fen
-    wallet.updated_at = now
-    entry = LedgerEntry(room=room, kind=kind, amount_fen=amount_fen, balance_after_fen=wallet.balance_fen, kwh=kwh,
-                        cause=cause[:255], note=note, key=key, created_at=now)  # fmt: skip
-    session.add(entry)
-    await session.flush()
-    return entry
+    # A plain record of what was written (not attached to the session: the row exists already).
+    return LedgerEntry(id=entry_id, **values)
 
 
 async def balance_from_entries(session: AsyncSession, room: str) -> int:

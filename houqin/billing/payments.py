@@ -19,9 +19,8 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from houqin.billing.ledger import post
+from houqin.billing.ledger import post, upsert_for
 from houqin.billing.policy import PowerPolicy
 from houqin.store import Database
 from houqin.store.tables import PaymentNotification, PaymentOrder
@@ -109,11 +108,12 @@ class PaymentDesk:
                           verified.room)  # fmt: skip
                 raise NotificationRejected("amount or room does not match the order")
             key = f"{provider}:{verified.trade_no}"
-            session.add(PaymentNotification(key=key, order_id=order.id, amount_fen=verified.amount_fen,
-                                            received_at=now, body=verified.body))  # fmt: skip
-            try:
-                await session.flush()
-            except IntegrityError:
+            stored = upsert_for(session)(PaymentNotification).values(
+                key=key, order_id=order.id, amount_fen=verified.amount_fen, received_at=now, body=verified.body
+            )
+            stored_id = await session.execute(stored.on_conflict_do_nothing(index_elements=["key"]).returning(
+                PaymentNotification.id))  # fmt: skip
+            if stored_id.scalar() is None:
                 await session.rollback()
                 return False  # applied before (or by a concurrent duplicate that committed first)
             order.state, order.paid_at, order.provider_trade_no = "paid", now, verified.trade_no

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.commands import CommandQueue
@@ -28,15 +29,19 @@ class PowerPolicy:
 
     async def after(self, session: AsyncSession, room_id: str, entry: LedgerEntry, now: datetime) -> None:
         """Apply the policy to the room after ``entry`` moved its balance (caller's transaction)."""
-        wallet = await session.get(Wallet, room_id)
-        if wallet is None:
+        state = (await session.execute(select(Wallet.state).where(Wallet.room == room_id))).scalar()
+        balance = entry.balance_after_fen
+        if state is None:
             return
-        if wallet.state != "cut_off" and wallet.balance_fen <= self.cutoff_fen:
-            wallet.state = "cut_off"
-            await self._relay(session, room_id, "off", now, f"balance {wallet.balance_fen} fen", f"cut:{entry.id}")
-        elif wallet.state == "cut_off" and wallet.balance_fen > self.restore_fen:
-            wallet.state = "normal"
-            await self._relay(session, room_id, "on", now, f"balance {wallet.balance_fen} fen", f"restore:{entry.id}")
+        if state != "cut_off" and balance <= self.cutoff_fen:
+            await self._set_state(session, room_id, "cut_off")
+            await self._relay(session, room_id, "off", now, f"balance {balance} fen", f"cut:{entry.id}")
+        elif state == "cut_off" and balance > self.restore_fen:
+            await self._set_state(session, room_id, "normal")
+            await self._relay(session, room_id, "on", now, f"balance {balance} fen", f"restore:{entry.id}")
+
+    async def _set_state(self, session: AsyncSession, room_id: str, state: str) -> None:
+        await session.execute(update(Wallet).where(Wallet.room == room_id).values(state=state))
 
     async def _relay(self, session: AsyncSession, room_id: str, action: str, now: datetime, why: str, key: str) -> None:
         room = self.inventory.rooms[room_id]
