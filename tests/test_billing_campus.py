@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from collectors.simulators.campus import SimulatedCampus
 from houqin.billing.credits import credit
 from houqin.billing.ledger import ensure_wallets, post
@@ -92,6 +90,4 @@ async def test_a_room_that_runs_out_is_cut_and_a_top_up_restores_it(tmp_path: Pa
         await asyncio.gather(*tasks)
         for service in reversed(services):
             await service.stop()
-        async with database.session() as session:
-            assert (await session.execute(select(Wallet.balance_fen))).scalar_one() is not None
         await database.close()

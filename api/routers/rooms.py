@@ -94,7 +94,7 @@ async def read_wallet(
         else:
             free_used += entry.kwh or 0.0
     tariff = inventory.tariffs[room.tariff]
-    allowance = tariff.free_kwh_per_month + tariff.free_kwh_per_bed_per_month * room.beds
+    allowance = tariff.free_kwh(room.beds)
     return WalletOut(
         room=room.id, balance_fen=wallet.balance_fen if wallet else 0, state=wallet.state if wallet else "normal",
         tariff=room.tariff, month=now.strftime("%Y-%m"), month_kwh=round(month_kwh, 3), month_spend_fen=spend,

@@ -5,12 +5,11 @@ is posted once."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.store import Database
@@ -19,24 +18,25 @@ from houqin.store.tables import LedgerEntry, Wallet
 KINDS = ("topup", "charge", "allowance", "adjustment", "refund")
 
 
-async def ensure_wallets(database: Database, rooms: list[str]) -> None:
-    """A wallet for every room (zero balance), so that posting only ever locks an existing row."""
-    async with database.session() as session:
-        existing = set((await session.execute(select(Wallet.room))).scalars())
-        for room in rooms:
-            if room in existing:
-                continue
-            try:
-                async with session.begin_nested():
-                    session.add(Wallet(room=room, balance_fen=0, state="normal"))
-            except IntegrityError:
-                continue  # another process made it first
-        await session.commit()
-
-
 def upsert_for(session: AsyncSession):  # type: ignore[no-untyped-def]
     """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL alike)."""
     return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def _open_wallet(session: AsyncSession, room: str, now: datetime) -> None:
+    """A zero wallet for the room unless it has one; ON CONFLICT DO NOTHING, so that two processes (or two
+    first credits at once) both find one wallet."""
+    made = upsert_for(session)(Wallet).values(room=room, balance_fen=0, state="normal", updated_at=now)
+    await session.execute(made.on_conflict_do_nothing())
+
+
+async def ensure_wallets(database: Database, rooms: list[str]) -> None:
+    """A wallet for every room (zero balance), so that posting finds its row to lock."""
+    now = datetime.now(UTC)
+    async with database.session() as session:
+        for room in rooms:
+            await _open_wallet(session, room, now)
+        await session.commit()
 
 
 async def _move(session: AsyncSession, room: str, amount_fen: int, now: datetime) -> int:
@@ -45,10 +45,7 @@ async def _move(session: AsyncSession, room: str, amount_fen: int, now: datetime
                                                              updated_at=now).returning(Wallet.balance_fen)  # fmt: skip
     balance = (await session.execute(moved)).scalar()
     if balance is None:
-        # Wallets are made at start (ensure_wallets); a room added since gets its own on first use, made
-        # with ON CONFLICT DO NOTHING so that two first credits at once both find one wallet.
-        made = upsert_for(session)(Wallet).values(room=room, balance_fen=0, state="normal", updated_at=now)
-        await session.execute(made.on_conflict_do_nothing())
+        await _open_wallet(session, room, now)  # a room added since the start (ensure_wallets)
         balance = (await session.execute(moved)).scalar_one()
     return int(balance)
 

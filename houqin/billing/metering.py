@@ -94,7 +94,7 @@ class RoomBilling:
         tariff = self.inventory.tariffs[room.tariff]
         if state.month != month:
             state.month, state.free_used_kwh = month, 0.0
-        allowance = tariff.free_kwh_per_month + tariff.free_kwh_per_bed_per_month * room.beds
+        allowance = tariff.free_kwh(room.beds)
         free = min(delta, max(0.0, allowance - state.free_used_kwh))
         slices = price_usage(tariff, state.last_ts, ts, delta, self.timezone)
         cost_micro = sum(piece.cost_micro_fen for piece in slices)

@@ -335,6 +335,10 @@ class Tariff(Entry):
     max_topup_fen: Annotated[int, _between(1, 10_000_000)] = 100_000
     description: str = ""
 
+    def free_kwh(self, beds: int) -> float:
+        """The monthly free allowance of a room with ``beds`` beds."""
+        return self.free_kwh_per_month + self.free_kwh_per_bed_per_month * beds
+
     @model_validator(mode="after")
     def _prices(self) -> Tariff:
         if (self.price_fen_per_kwh is None) == (not self.periods):
