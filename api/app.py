@@ -12,8 +12,9 @@ from api.login_throttle import LoginThrottle
 from api.routers import auth, devices, health, me, payments, repairs, rooms, simulation
 from api.tokens import TokenIssuer
 from houqin import __version__
-from houqin.billing.payments import PaymentDesk, PaymentProvider, SandboxProvider
+from houqin.billing.desk import PaymentDesk
 from houqin.billing.policy import PowerPolicy
+from houqin.billing.providers.enabled import enabled_providers
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.readiness import Readiness
@@ -53,10 +54,9 @@ def create_app(
     app.state.power_policy = PowerPolicy(
         inventory, app.state.commands, settings.billing.cutoff_fen, settings.billing.restore_fen
     )
-    providers: dict[str, PaymentProvider] = {}
-    if settings.payments.sandbox:
-        providers["sandbox"] = SandboxProvider(settings.sandbox_key())
-    app.state.payments = PaymentDesk(database, app.state.power_policy, providers)
+    app.state.payments = PaymentDesk(
+        database, app.state.power_policy, enabled_providers(settings), counter=settings.payments.campus_card
+    )
     app.state.tokens = TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes))
     # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
     app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)

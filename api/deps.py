@@ -90,6 +90,7 @@ def require_role(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
 StaffUser = Annotated[User, Depends(require_role(Role.STAFF))]
 AdminUser = Annotated[User, Depends(require_role())]  # admins only
 # Workers see devices too: a repair order points at one.
+CashierUser = Annotated[User, Depends(require_role(Role.CASHIER))]
 CrewUser = Annotated[User, Depends(require_role(Role.STAFF, Role.WORKER))]
 
 
@@ -98,9 +99,10 @@ async def get_accessible_room(
     user: CurrentUser,
     inventory: InventoryDep,
 ) -> Room:
-    """The room in the path, if this user may see it: staff and admins any room, a student only their own."""
+    """The room in the path, if this user may see it: staff, cashiers and admins any room, a student only
+    their own."""
     room = inventory.rooms.get(room_id)
-    if user.role in {Role.STAFF, Role.ADMIN}:
+    if user.role in {Role.STAFF, Role.CASHIER, Role.ADMIN}:
         if room is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no room {room_id!r}")
         return room

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from api.app import create_app  # noqa: E402
 from api.server import ApiServer  # noqa: E402
 from houqin.billing.ledger import ensure_wallets  # noqa: E402
-from houqin.billing.payments import SandboxProvider  # noqa: E402
+from houqin.billing.providers.sandbox import SandboxProvider  # noqa: E402
 from houqin.inventory import load_inventory  # noqa: E402
 from houqin.readiness import Readiness  # noqa: E402
 from houqin.settings import PaymentSettings, Settings, TelemetrySettings  # noqa: E402
@@ -91,7 +91,7 @@ async def run(orders: int, clients: int, workdir: Path) -> None:
         api = ApiServer(app, "127.0.0.1", 0)
         stop = asyncio.Event()
         serving = asyncio.create_task(api.run(stop))
-        deliveries = [provider.checkout(order) for order in rows]
+        deliveries = [await provider.checkout(order) for order in rows]
         deliveries += random.Random(7).sample(deliveries, orders // 10)  # a tenth sent twice
         random.Random(8).shuffle(deliveries)
         # The clients run in their own process: what is measured is houqin, not the load generator.

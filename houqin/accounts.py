@@ -23,6 +23,7 @@ class Role(StrEnum):
     STUDENT = "student"
     WORKER = "worker"
     STAFF = "staff"
+    CASHIER = "cashier"  # takes payments at the counter (campus card, cash) and credits rooms
     ADMIN = "admin"
 
 

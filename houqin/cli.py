@@ -29,6 +29,7 @@ from houqin.accounts import (
 from houqin.billing.ledger import ensure_wallets, post
 from houqin.billing.metering import RoomBilling
 from houqin.billing.policy import PowerPolicy
+from houqin.billing.providers.rsa_keys import KeyFileError
 from houqin.commands import CommandQueue
 from houqin.config_file import ConfigError
 from houqin.inventory import Inventory, load_inventory
@@ -275,7 +276,7 @@ def run(
         asyncio.run(_serve(settings, inventory, rules, simulate=simulate))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
-    except OSError as error:
+    except (OSError, KeyFileError) as error:
         raise _fail(str(error)) from None
 
 
@@ -293,6 +294,7 @@ async def _demo_accounts(settings: Settings, inventory: Inventory) -> dict[str, 
     accounts: list[tuple[str, Role, tuple[str, ...], str | None]] = [
         ("admin", Role.ADMIN, (), None),
         ("staff", Role.STAFF, (), None),
+        ("cashier", Role.CASHIER, (), None),
     ]
     for index, team in enumerate(sorted(inventory.teams)):
         accounts.append(("worker" if index == 0 else f"worker-{team}", Role.WORKER, (), team))
@@ -357,7 +359,7 @@ def demo(
         asyncio.run(_serve(settings, inventory, rules, banner, simulate=True))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
-    except OSError as error:
+    except (OSError, KeyFileError) as error:
         raise _fail(str(error)) from None
 
 
@@ -438,7 +440,7 @@ async def _with_session(settings: Settings, work: Callable[[AsyncSession], Await
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Sign-in name, e.g. a student number")],
-    role: Annotated[Role, typer.Option(help="student, worker, staff or admin")],
+    role: Annotated[Role, typer.Option(help="student, worker, staff, cashier or admin")],
     room: Annotated[list[str] | None, typer.Option(help="A student's room (repeat for several)")] = None,
     team: Annotated[str | None, typer.Option(help="A worker's maintenance team")] = None,
     name: Annotated[str, typer.Option(help="Display name")] = "",

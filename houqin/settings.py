@@ -100,10 +100,47 @@ class BillingSettings(BaseModel):
     max_room_kw: float = Field(default=10.0, gt=0, description="A meter advancing faster than this is not charged")
 
 
+class AlipaySettings(BaseModel):
+    """An Alipay merchant application (RSA2 keys). Key files are PEM, or the bare base64 Alipay shows."""
+
+    app_id: str = Field(min_length=1, description="The application's APPID")
+    seller_id: str = Field(default="", description="The merchant's user id (2088…); notifications must name it")
+    app_private_key_file: Path = Field(description="The application's private key: signs payment requests")
+    alipay_public_key_file: Path = Field(description="Alipay's public key: verifies notifications")
+    gateway: str = "https://openapi.alipay.com/gateway.do"
+
+
+class WechatPaySettings(BaseModel):
+    """A WeChat Pay (API v3) merchant."""
+
+    mchid: str = Field(min_length=1, description="The merchant id")
+    appid: str = Field(min_length=1, description="The APPID the payments are made to")
+    merchant_serial: str = Field(min_length=1, description="Serial number of the merchant API certificate")
+    merchant_private_key_file: Path = Field(description="The merchant API private key (apiclient_key.pem)")
+    api_v3_key: SecretStr = Field(description="The 32-character API v3 key: decrypts notifications")
+    platform_keys: dict[str, Path] = Field(
+        min_length=1, description="WeChat Pay's public keys or platform certificates (PEM) by serial"
+    )
+    api_base: str = "https://api.mch.weixin.qq.com"
+
+    @field_validator("api_v3_key")
+    @classmethod
+    def _aes_256_key(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) != 32:
+            raise ValueError("the API v3 key is 32 characters")
+        return value
+
+
 class PaymentSettings(BaseModel):
     """Top-up providers. The sandbox credits whoever asks: for the demo and tests only."""
 
     sandbox: bool = Field(default=False, description="Enable the sandbox provider (never where money is real)")
+    campus_card: bool = Field(default=True, description="Cashiers credit rooms paid at the counter")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where the providers reach this houqin (notify URLs)"
+    )
+    alipay: AlipaySettings | None = None
+    wechat: WechatPaySettings | None = None
 
 
 class Settings(BaseSettings):

@@ -84,7 +84,7 @@ async def telemetry(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
 
 
 @pytest.fixture
-async def client(  # the API in process, with a student in D1-101 (alice) and D1-102 (bob), a worker, staff
+async def client(  # the API in process, with a student in D1-101 (alice) and D1-102 (bob), a worker, staff, a cashier
     database: Database, demo_inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with database.session() as session:
@@ -93,6 +93,7 @@ async def client(  # the API in process, with a student in D1-101 (alice) and D1
             NewAccount("bob", Role.STUDENT, PASSWORD, ("D1-102",)),
             NewAccount("wang", Role.WORKER, PASSWORD, team="electrical"),
             NewAccount("li", Role.STAFF, PASSWORD),
+            NewAccount("zhao", Role.CASHIER, PASSWORD),
             NewAccount("root", Role.ADMIN, PASSWORD),
         ):
             await add_account(session, account, demo_inventory)

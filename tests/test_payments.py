@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from api.app import create_app
-from houqin.billing.payments import SandboxProvider
+from houqin.billing.providers.sandbox import SandboxProvider
 from houqin.inventory import Inventory
 from houqin.readiness import Readiness
 from houqin.settings import PaymentSettings, Settings

@@ -2,8 +2,10 @@
 
 ``POST /api/v1/rooms/{room}/topups`` (a room's student, staff, admin) creates a payment order; the
 ``Idempotency-Key`` header makes a retry return the same order (a different body under the same key is a
-409). ``POST /api/v1/payments/{provider}/notify`` is called by the provider, not by users: it is
-authenticated by the provider's signature, and answers a duplicate as a success that credits nothing.
+409). With the ``campus_card`` method a cashier (or admin) records a payment taken at the counter, and
+the room is credited at once. ``POST /api/v1/payments/{provider}/notify`` is called by the provider, not
+by users: it is authenticated by the provider's signature, answered in the provider's own format, and a
+duplicate is answered as a success that credits nothing.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
 from api.deps import AccessibleRoom, CurrentUser, InventoryDep, SessionDep
 from api.schemas import CheckoutOut, TopupIn, TopupOut
-from houqin.billing.payments import NotificationRejected, PaymentDesk
-from houqin.store.tables import PaymentOrder
+from houqin.accounts import Role
+from houqin.billing.desk import COUNTER, OrderConflict, PaymentDesk
+from houqin.billing.providers import NotificationRejected
+from houqin.billing.providers.wechat import CheckoutFailed
+from houqin.inventory.model import Room, Tariff
+from houqin.store.tables import PaymentOrder, User
 
 router = APIRouter(tags=["payments"])
 
@@ -44,28 +50,49 @@ async def create_topup(
     idempotency_key: Annotated[str, Header(min_length=8, max_length=100)],
 ) -> CheckoutOut:
     desk = _desk(request)
+    if body.provider == COUNTER and desk.counter:
+        return await _pay_at_counter(desk, room, body, user, idempotency_key)
     provider = desk.providers.get(body.provider)
     if provider is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"payment provider {body.provider!r} is not enabled here; one of "
-                            f"{', '.join(sorted(desk.providers)) or 'none'}")  # fmt: skip
+                            f"payment method {body.provider!r} is not enabled here; one of "
+                            f"{', '.join(desk.methods) or 'none'}")  # fmt: skip
     existing = await desk.order_for(user.username, idempotency_key)
     if existing is not None:
         if (existing.room, existing.amount_fen, existing.provider) != (room.id, body.amount_fen, body.provider):
             raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key was used for a different top-up")
         order = existing
     else:
-        tariff = inventory.tariffs[room.tariff]
-        if not tariff.min_topup_fen <= body.amount_fen <= tariff.max_topup_fen:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                f"a top-up is {tariff.min_topup_fen} to {tariff.max_topup_fen} fen")  # fmt: skip
+        _check_amount(inventory.tariffs[room.tariff], body.amount_fen)
         order = PaymentOrder(room=room.id, provider=body.provider, amount_fen=body.amount_fen, state="created",
                              requested_by=user.username, idempotency_key=idempotency_key,
                              created_at=datetime.now(UTC))  # fmt: skip
         session.add(order)
         await session.commit()
-    out = TopupOut.model_validate(order, from_attributes=True)
-    return CheckoutOut(order=out, checkout=provider.checkout(order))
+    try:
+        checkout = await provider.checkout(order)
+    except CheckoutFailed as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+    return CheckoutOut(order=TopupOut.model_validate(order, from_attributes=True), checkout=checkout)
+
+
+def _check_amount(tariff: Tariff, amount_fen: int) -> None:
+    if not tariff.min_topup_fen <= amount_fen <= tariff.max_topup_fen:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"a top-up is {tariff.min_topup_fen} to {tariff.max_topup_fen} fen")  # fmt: skip
+
+
+async def _pay_at_counter(desk: PaymentDesk, room: Room, body: TopupIn, user: User, key: str) -> CheckoutOut:
+    if user.role not in {Role.CASHIER, Role.ADMIN}:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "campus card top-ups are recorded by a cashier")
+    inventory = desk.policy.inventory
+    _check_amount(inventory.tariffs[room.tariff], body.amount_fen)
+    try:
+        order = await desk.pay_at_counter(user.username, room.id, body.amount_fen, key, datetime.now(UTC))
+    except OrderConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return CheckoutOut(order=TopupOut.model_validate(order, from_attributes=True),
+                       checkout={"paid_at": "counter", "cashier": user.username})  # fmt: skip
 
 
 @router.get("/api/v1/rooms/{room_id}/topups", response_model=list[TopupOut], summary="A room's top-ups")
@@ -74,8 +101,8 @@ async def list_topups(room: AccessibleRoom, session: SessionDep) -> list[TopupOu
     return [TopupOut.model_validate(order, from_attributes=True) for order in (await session.execute(query)).scalars()]
 
 
-@router.post("/api/v1/payments/{provider}/notify", summary="A payment provider's notification (signed)")
-async def notify(provider: str, request: Request) -> JSONResponse:
+@router.post("/api/v1/payments/{provider}/notify", summary="A payment provider's notification (the provider, signed)")
+async def notify(provider: str, request: Request) -> Response:
     desk = _desk(request)
     if provider not in desk.providers:
         return JSONResponse({"code": "FAIL", "message": f"no provider {provider!r}"}, status.HTTP_404_NOT_FOUND)
@@ -84,5 +111,7 @@ async def notify(provider: str, request: Request) -> JSONResponse:
     try:
         credited = await desk.apply(provider, headers, body, datetime.now(UTC))
     except NotificationRejected as exc:
-        return JSONResponse({"code": "FAIL", "message": str(exc)}, status.HTTP_400_BAD_REQUEST)
-    return JSONResponse({"code": "SUCCESS", "credited": credited})
+        answer = desk.providers[provider].answer(str(exc), False)
+    else:
+        answer = desk.providers[provider].answer(None, credited)
+    return Response(answer.body, answer.status, media_type=answer.media_type)

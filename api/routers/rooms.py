@@ -24,9 +24,9 @@ def _room_out(room: Room) -> RoomOut:
     return RoomOut.model_validate(room, from_attributes=True)
 
 
-@router.get("", response_model=list[RoomOut], summary="Rooms I may see (student: own; staff, admin: all)")
+@router.get("", response_model=list[RoomOut], summary="Rooms I may see (student: own; staff, cashier, admin: all)")
 async def list_rooms(user: CurrentUser, inventory: InventoryDep, building: str | None = None) -> list[RoomOut]:
-    if user.role in {Role.STAFF, Role.ADMIN}:
+    if user.role in {Role.STAFF, Role.CASHIER, Role.ADMIN}:
         rooms = list(inventory.rooms.values())
     elif user.role == Role.STUDENT:
         rooms = [inventory.rooms[room_id] for room_id in user.room_ids if room_id in inventory.rooms]

@@ -1,0 +1,115 @@
+"""The payment desk: top-up orders (idempotent per user and key), the providers that say how to pay
+them, and notifications that are verified, stored under a unique key and applied exactly once, in the
+transaction that credits the wallet.
+
+Providers resend a notification until it is answered, and may send it twice at once. A notification whose
+key is already stored is a success that credits nothing; one whose amount or room does not match its
+order is rejected and logged as an alert; one that does not verify changes nothing. A genuine notification
+that reports no payment (a trade created or closed) is received and credits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from houqin.billing.ledger import post, upsert_for
+from houqin.billing.policy import PowerPolicy
+from houqin.billing.providers import NotificationRejected, PaymentProvider
+from houqin.store import Database
+from houqin.store.tables import PaymentNotification, PaymentOrder
+
+log = logging.getLogger(__name__)
+
+COUNTER = "campus_card"  # paid at the cashier's counter: credited by the cashier, no notification
+
+
+class OrderConflict(Exception):  # noqa: N818 - reads as what happened
+    """The same idempotency key was used for a different top-up."""
+
+
+class PaymentDesk:
+    def __init__(
+        self, database: Database, policy: PowerPolicy, providers: dict[str, PaymentProvider], counter: bool = True
+    ) -> None:
+        self.database = database
+        self.policy = policy
+        self.providers = providers
+        self.counter = counter
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted([*self.providers, *([COUNTER] if self.counter else [])])
+
+    async def apply(self, provider: str, headers: dict[str, str], body: bytes, now: datetime) -> bool:
+        """Verify and apply a notification; True when it credited the wallet, False when it had been
+        applied before or reports no payment. Raises ``NotificationRejected`` (nothing changed)."""
+        verified = self.providers[provider].verify(headers, body, now)
+        async with self.database.session() as session:
+            order = await session.get(PaymentOrder, verified.order_id, with_for_update=True)
+            if order is None or order.provider != provider:
+                raise NotificationRejected(f"{provider} notification for unknown order {verified.order_id}")
+            room_differs = verified.room is not None and verified.room != order.room
+            if order.amount_fen != verified.amount_fen or room_differs:
+                log.error("ALERT: %s notification %s does not match order %d (%d fen for %s; paid %d fen for %s)",
+                          provider, verified.trade_no, order.id, order.amount_fen, order.room, verified.amount_fen,
+                          verified.room)  # fmt: skip
+                raise NotificationRejected("amount or room does not match the order")
+            if not verified.paid:
+                log.info("%s notification %s for order %d reports no payment", provider, verified.trade_no, order.id)
+                return False
+            key = f"{provider}:{verified.trade_no}"
+            stored = upsert_for(session)(PaymentNotification).values(
+                key=key, order_id=order.id, amount_fen=verified.amount_fen, received_at=now, body=verified.body
+            )
+            stored_id = await session.execute(stored.on_conflict_do_nothing(index_elements=["key"]).returning(
+                PaymentNotification.id))  # fmt: skip
+            if stored_id.scalar() is None:
+                await session.rollback()
+                return False  # applied before (or by a concurrent duplicate that committed first)
+            order.state, order.paid_at, order.provider_trade_no = "paid", now, verified.trade_no
+            entry = await post(session, order.room, "topup", order.amount_fen, now, key=f"payment:{order.id}",
+                               cause=f"{provider} {verified.trade_no}", note=f"order {order.id}")  # fmt: skip
+            if entry is not None:
+                await self.policy.after(session, order.room, entry, now)
+            await session.commit()
+            return entry is not None
+
+    async def pay_at_counter(
+        self, cashier: str, room: str, amount_fen: int, key: str, now: datetime, note: str = ""
+    ) -> PaymentOrder:
+        """A top-up paid at the counter (campus card or cash): the order is paid and the wallet credited
+        in one transaction, under the cashier's idempotency key; a retry returns the same order."""
+        async with self.database.session() as session:
+            made = upsert_for(session)(PaymentOrder).values(
+                room=room, provider=COUNTER, amount_fen=amount_fen, state="paid", requested_by=cashier,
+                idempotency_key=key, created_at=now, paid_at=now)  # fmt: skip
+            made = made.on_conflict_do_nothing(index_elements=["requested_by", "idempotency_key"])
+            order_id = (await session.execute(made.returning(PaymentOrder.id))).scalar()
+            if order_id is None:
+                await session.rollback()
+                existing = await self.order_for(cashier, key)
+                assert existing is not None
+                if (existing.room, existing.amount_fen, existing.provider) != (room, amount_fen, COUNTER):
+                    raise OrderConflict("this Idempotency-Key was used for a different top-up")
+                return existing
+            trade_no = f"COUNTER{order_id:010d}"
+            await session.execute(update(PaymentOrder).where(PaymentOrder.id == order_id)
+                                  .values(provider_trade_no=trade_no))  # fmt: skip
+            entry = await post(session, room, "topup", amount_fen, now, key=f"payment:{order_id}",
+                               cause=f"{COUNTER}:{cashier}", note=note or f"order {order_id}")  # fmt: skip
+            if entry is not None:
+                await self.policy.after(session, room, entry, now)
+            await session.commit()
+            log.info("room %s: %d fen paid at the counter (%s, order %d)", room, amount_fen, cashier, order_id)
+        order = await self.order_for(cashier, key)
+        assert order is not None
+        return order
+
+    async def order_for(self, requested_by: str, key: str) -> PaymentOrder | None:
+        async with self.database.session() as session:
+            query = select(PaymentOrder).where(PaymentOrder.requested_by == requested_by,
+                                               PaymentOrder.idempotency_key == key)  # fmt: skip
+            return (await session.execute(query)).scalar()
