@@ -51,9 +51,7 @@ def create_app(
     app.state.repairs = RepairDesk(inventory, settings.repairs, settings.tz)
     app.state.on_order_change = on_order_change
     app.state.commands = CommandQueue(database, inventory)
-    app.state.power_policy = PowerPolicy(
-        inventory, app.state.commands, settings.billing.cutoff_fen, settings.billing.restore_fen
-    )
+    app.state.power_policy = PowerPolicy(inventory, app.state.commands, settings.billing, settings.tz, database)
     app.state.payments = PaymentDesk(
         database, app.state.power_policy, enabled_providers(settings), counter=settings.payments.campus_card
     )

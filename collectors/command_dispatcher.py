@@ -4,7 +4,6 @@ write waits its turn on the bus like any read), and confirms each by reading the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -14,6 +13,7 @@ from collectors.modbus_link import LinkError, ModbusLink
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.store.tables import DeviceCommand
+from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,7 @@ class CommandDispatcher:
         requeued = await self.queue.requeue_unfinished(self.devices, datetime.now(UTC))
         if requeued:
             log.info("sending again %d commands whose outcome was not known at the last stop", requeued)
-        while not stop.is_set():
-            try:
-                await self.dispatch_once()
-            except Exception:
-                log.exception("command dispatch failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.every)
+        await run_every(stop, self.every, self.dispatch_once, "command dispatch")
 
     async def dispatch_once(self) -> None:
         raise NotImplementedError

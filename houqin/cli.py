@@ -28,6 +28,7 @@ from houqin.accounts import (
 )
 from houqin.billing.ledger import ensure_wallets, post
 from houqin.billing.metering import RoomBilling
+from houqin.billing.overload import OverloadGuard
 from houqin.billing.policy import PowerPolicy
 from houqin.billing.providers.rsa_keys import KeyFileError
 from houqin.commands import CommandQueue
@@ -210,13 +211,15 @@ async def _serve(
     engine = RulesEngine(rules, inventory, FaultBook(database, desk), settings.repairs, settings.tz,
                          on_order_change=notifier.notify, telemetry=telemetry, commands=commands)  # fmt: skip
     await ensure_wallets(database, sorted(inventory.rooms))
-    policy = PowerPolicy(inventory, commands, settings.billing.cutoff_fen, settings.billing.restore_fen)
-    billing = RoomBilling(database, inventory, settings.tz, settings.billing.max_room_kw, policy)
+    policy = PowerPolicy(inventory, commands, settings.billing, settings.tz, database)
+    billing = RoomBilling(database, inventory, settings.tz, settings.billing.max_room_kw, policy,
+                          faults=FaultBook(database, desk), on_order_change=notifier.notify)  # fmt: skip
+    overload = OverloadGuard(inventory, policy, settings.billing)
     try:
         readiness = _readiness(settings, database)
-        sinks: list[ReadingSink] = [telemetry, engine, billing]
+        sinks: list[ReadingSink] = [telemetry, engine, billing, overload]
         services, collectors = await _collection(settings, inventory, simulate, sinks, commands)
-        collectors += [engine, RepairClock(database, desk, notifier.notify), notifier]
+        collectors += [engine, RepairClock(database, desk, notifier.notify), notifier, policy]
         simulator = next((service for service in services if isinstance(service, SimulatedCampus)), None)
         api = ApiServer(
             create_app(

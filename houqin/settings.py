@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -98,6 +99,39 @@ class BillingSettings(BaseModel):
     cutoff_fen: int = Field(default=0, description="Power is cut when the balance reaches this (negative: overdraft)")
     restore_fen: int = Field(default=0, description="Power returns when the balance is above this again")
     max_room_kw: float = Field(default=10.0, gt=0, description="A meter advancing faster than this is not charged")
+    low_balance_fen: list[int] = Field(
+        default_factory=lambda: [1000, 300], description="Warn the room once each time its balance falls to these"
+    )
+    protected_window: str | None = Field(
+        default=None, description="HH:MM-HH:MM local: no cut-off inside it (cut when it ends), e.g. 22:00-07:00"
+    )
+    power_limit_w: float | None = Field(
+        default=None, gt=0, description="Trip a room drawing more than this (a room's own power_limit_w wins)"
+    )
+    trip_after_s: float = Field(default=10, gt=0, le=3600, description="Over the limit this long trips the relay")
+    trip_restore_min: float = Field(default=5, gt=0, le=24 * 60, description="A tripped room gets power back after")
+
+    @field_validator("protected_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            window_bounds(value)
+        return value
+
+    @property
+    def window(self) -> tuple[time, time] | None:
+        return window_bounds(self.protected_window) if self.protected_window else None
+
+
+def window_bounds(value: str) -> tuple[time, time]:
+    """``22:00-07:00`` as two times (the end before the start runs over midnight)."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a window HH:MM-HH:MM") from None
+    if start == end:
+        raise ValueError(f"{value!r} is an empty window")
+    return start, end
 
 
 class AlipaySettings(BaseModel):

@@ -4,17 +4,20 @@ For each reading of a room meter's cumulative energy register, in one transactio
 state (locked): a reading not newer than the last one charged is ignored (late or twice: charged once);
 the first reading only sets where billing starts; a register that went down (a reset or a new meter)
 rebases without a charge; a rise larger than the room could draw in the time (``max_room_kw``) rebases
-without a charge too, and both are recorded as billing events. Otherwise the advance is priced by the
-tariff's periods, the month's free allowance is used first, and whole fen are charged with the sub-fen
-remainder carried to the next charge. Ledger keys name the meter and the reading's time, so even a
-replayed transaction cannot charge twice.
+without a charge too, and both are recorded as billing events. A jump also raises a fault (rule
+``billing_jump`` on the meter), which opens a repair order for the meter's team: someone should look at
+a meter that counts what nobody drew. The fault clears at the next window billed normally.
+
+Otherwise the advance is priced by the tariff's periods, the month's free allowance is used first, and
+whole fen are charged with the sub-fen remainder carried to the next charge. Ledger keys name the meter
+and the reading's time, so even a replayed transaction cannot charge twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,12 +28,15 @@ from houqin.billing.pricing import MICRO, price_usage
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
 from houqin.readings import Reading
+from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
+from houqin.repairs.orders import Priority
 from houqin.store import Database
 from houqin.store.tables import BillingEvent, MeterBilling
 
 log = logging.getLogger(__name__)
 
 ENERGY = "energy"
+JUMP_RULE = "billing_jump"
 
 
 class RoomBilling:
@@ -43,8 +49,13 @@ class RoomBilling:
         timezone: ZoneInfo,
         max_room_kw: float = 10.0,
         policy: PowerPolicy | None = None,
+        faults: FaultBook | None = None,
+        on_order_change: Callable[[OrderChange], Awaitable[None]] | None = None,
     ) -> None:
         self.policy = policy
+        self.faults = faults
+        self.on_order_change = on_order_change
+        self._jump_faults: dict[str, int] | None = None  # meter -> open billing_jump fault, loaded once
         self.database = database
         self.inventory = inventory
         self.timezone = timezone
@@ -63,10 +74,36 @@ class RoomBilling:
             if room is None or isinstance(energy, bool) or not isinstance(energy, int | float):
                 continue
             async with self.database.session() as session:
-                await self._bill(session, room, reading.ts, float(energy))
+                jump = await self._bill(session, room, reading.ts, float(energy))
                 await session.commit()
+            if self.faults is not None:
+                await self._jump_fault(room, reading.ts, jump)
 
-    async def _bill(self, session: AsyncSession, room: Room, ts: datetime, kwh: float) -> None:
+    async def _jump_fault(self, room: Room, ts: datetime, jump: str | None) -> None:
+        """Raise the meter's jump fault (and its repair order), or clear it after a normal window."""
+        assert self.faults is not None
+        if self._jump_faults is None:
+            self._jump_faults = {fault.device: fault.id for fault in await self.faults.open_faults()
+                                 if fault.rule_id == JUMP_RULE}  # fmt: skip
+        open_fault = self._jump_faults.get(room.meter)
+        if jump is None:
+            if open_fault is not None:
+                del self._jump_faults[room.meter]
+                await self.faults.clear(open_fault, ts, auto_resolve=False)
+            return
+        if open_fault is not None:
+            return
+        spec = FaultSpec(rule_id=JUMP_RULE, device=room.meter, severity="warning", category="meter",
+                         priority=Priority.NORMAL, title=f"Room {room.id}: meter {room.meter} jumped; {jump}",
+                         building=room.building, floor=room.floor, room=room.id)  # fmt: skip
+        fault = await self.faults.pending(spec, ts, None)
+        self._jump_faults[room.meter] = fault.id
+        change = await self.faults.activate(fault.id, spec, ts, None, timedelta(days=7))
+        if change is not None and self.on_order_change is not None:
+            await self.on_order_change(change)
+
+    async def _bill(self, session: AsyncSession, room: Room, ts: datetime, kwh: float) -> str | None:
+        """Charge the reading; what was wrong if it was a jump (not charged), else None."""
         meter = room.meter
         state = await session.get(MeterBilling, meter, with_for_update=True)
         month = ts.astimezone(self.timezone).strftime("%Y-%m")
@@ -75,9 +112,9 @@ class RoomBilling:
                                      month=month, free_used_kwh=0.0))  # fmt: skip
             session.add(BillingEvent(room=room.id, meter=meter, kind="first", at=ts, after_kwh=kwh,
                                      note="billing starts from this reading"))  # fmt: skip
-            return
+            return None
         if ts <= state.last_ts:
-            return  # late or repeated: this energy was charged (or skipped) already
+            return None  # late or repeated: this energy was charged (or skipped) already
         delta = kwh - state.last_kwh
         hours = (ts - state.last_ts).total_seconds() / 3600
         if delta < 0 or delta > self.max_room_kw * hours + 0.01:
@@ -90,7 +127,7 @@ class RoomBilling:
                                      after_kwh=kwh, note=note))  # fmt: skip
             log.warning("billing %s (%s): %s; not charged, billing continues from %.3f kWh", room.id, meter, note, kwh)
             state.last_ts, state.last_kwh = ts, kwh
-            return
+            return note if kind == "jump" else None
         tariff = self.inventory.tariffs[room.tariff]
         if state.month != month:
             state.month, state.free_used_kwh = month, 0.0
@@ -117,3 +154,4 @@ class RoomBilling:
         state.last_ts, state.last_kwh = ts, kwh
         state.carry_micro_fen = carry
         state.free_used_kwh += free
+        return None

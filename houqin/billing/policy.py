@@ -1,47 +1,187 @@
-"""Cut-off and restore: a room whose balance reaches the cut-off level loses power, and gets it back as
-soon as the balance is above the restore level again. The wallet's state and the relay command are
-written in the same transaction as the ledger entry that caused them, so a crash can leave neither a
-cut room with money nor a paid room in the dark; the command's key names that entry."""
+"""What a room's balance and load do to its power.
+
+- **Low balance**: each configured threshold the balance falls to is told to the room once per crossing
+  (rising above re-arms it).
+- **Cut-off**: a room whose balance reaches the cut-off level loses power; inside the protected window
+  (say 22:00-07:00) the cut waits for the window's end, and is dropped if the room is topped up first.
+- **Restore**: as soon as the balance is above the restore level again.
+- **Overload trip**: a room drawing more than its power limit for ``trip_after_s`` loses power for
+  ``trip_restore_min`` (its trips are counted), then gets it back unless it is cut off for money.
+
+The wallet's state, the room's notice and the relay command are written in the same transaction as the
+ledger entry that caused them, so a crash can leave neither a cut room with money nor a paid room in the
+dark; command keys name their cause, so nothing is switched twice. The timed parts (a deferred cut, the
+end of a trip) are conditional updates made by ``sweep``, so two houqin processes do them once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
-from houqin.store.tables import LedgerEntry, Wallet
+from houqin.settings import BillingSettings
+from houqin.store import Database
+from houqin.store.tables import LedgerEntry, RoomNotice, Wallet
+from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
 
+SWEEP_S = 15.0
+
+
+def yuan(fen: int) -> str:
+    return f"{fen / 100:.2f} yuan"
+
+
+def inside(window: tuple[time, time] | None, local: time) -> bool:
+    if window is None:
+        return False
+    start, end = window
+    return start <= local < end if start < end else local >= start or local < end
+
+
+def notice(session: AsyncSession, room: str, kind: str, now: datetime, message: str, balance: int | None) -> None:
+    session.add(RoomNotice(room=room, kind=kind, balance_fen=balance, message=message, created_at=now))
+
 
 class PowerPolicy:
+    name = "power-policy"
+
     def __init__(
-        self, inventory: Inventory, commands: CommandQueue | None, cutoff_fen: int = 0, restore_fen: int = 0
+        self,
+        inventory: Inventory,
+        commands: CommandQueue | None,
+        billing: BillingSettings | None = None,
+        timezone: ZoneInfo = UTC,  # type: ignore[assignment]
+        database: Database | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        billing = billing or BillingSettings()
         self.inventory = inventory
         self.commands = commands
-        self.cutoff_fen = cutoff_fen
-        self.restore_fen = max(restore_fen, cutoff_fen)
+        self.database = database
+        self.timezone = timezone
+        self.clock = clock
+        self.cutoff_fen = billing.cutoff_fen
+        self.restore_fen = max(billing.restore_fen, billing.cutoff_fen)
+        self.thresholds = sorted({fen for fen in billing.low_balance_fen if fen > billing.cutoff_fen}, reverse=True)
+        self.window = billing.window
+
+    def protected(self, now: datetime) -> bool:
+        return inside(self.window, now.astimezone(self.timezone).time())
 
     async def after(self, session: AsyncSession, room_id: str, entry: LedgerEntry, now: datetime) -> None:
-        """Apply the policy to the room after ``entry`` moved its balance (caller's transaction)."""
-        state = (await session.execute(select(Wallet.state).where(Wallet.room == room_id))).scalar()
-        balance = entry.balance_after_fen
-        if state is None:
+        """Apply the policy to the room after ``entry`` moved its balance (caller's transaction, which holds
+        the wallet's row lock)."""
+        wallet = (await session.execute(select(Wallet).where(Wallet.room == room_id))).scalar()
+        if wallet is None:
             return
+        balance = entry.balance_after_fen
+        level = sum(1 for threshold in self.thresholds if balance <= threshold)
+        values: dict[str, object] = {}
+        if level != wallet.low_level:
+            values["low_level"] = level
+            if level > wallet.low_level and balance > self.cutoff_fen:
+                crossed = self.thresholds[level - 1]
+                notice(session, room_id, "low_balance", now, f"Balance {yuan(balance)}: at or below "
+                       f"{yuan(crossed)}. Top up to keep the power on.", balance)  # fmt: skip
+        state = wallet.state
         if state != "cut_off" and balance <= self.cutoff_fen:
-            await self._set_state(session, room_id, "cut_off")
-            await self._relay(session, room_id, "off", now, f"balance {balance} fen", f"cut:{entry.id}")
+            if self.protected(now):
+                if not wallet.cut_deferred:
+                    values["cut_deferred"] = True
+                    notice(session, room_id, "cut_deferred", now, f"Balance {yuan(balance)}: power will be cut "
+                           f"when the night ends ({self.window[1]:%H:%M}) unless the room is topped up.",  # type: ignore[index]
+                           balance)  # fmt: skip
+            else:
+                state = "cut_off"
+                values["cut_deferred"] = False
+                notice(session, room_id, "cut_off", now, f"Balance {yuan(balance)}: power cut. It returns as "
+                       "soon as the room is topped up.", balance)  # fmt: skip
+                await self._relay(session, room_id, "off", now, f"balance {balance} fen", f"cut:{entry.id}")
         elif state == "cut_off" and balance > self.restore_fen:
-            await self._set_state(session, room_id, "normal")
-            await self._relay(session, room_id, "on", now, f"balance {balance} fen", f"restore:{entry.id}")
+            state = "normal"
+            notice(session, room_id, "restored", now, f"Balance {yuan(balance)}: power restored.", balance)
+            if not self._tripped(wallet, now):
+                await self._relay(session, room_id, "on", now, f"balance {balance} fen", f"restore:{entry.id}")
+        elif wallet.cut_deferred and balance > self.cutoff_fen:
+            values["cut_deferred"] = False
+        if state != "cut_off":
+            state = "low" if level else "normal"
+        if state != wallet.state:
+            values["state"] = state
+        if values:
+            await session.execute(update(Wallet).where(Wallet.room == room_id).values(**values))
 
-    async def _set_state(self, session: AsyncSession, room_id: str, state: str) -> None:
-        await session.execute(update(Wallet).where(Wallet.room == room_id).values(state=state))
+    @staticmethod
+    def _tripped(wallet: Wallet, now: datetime) -> bool:
+        return wallet.tripped_until is not None and wallet.tripped_until > now
+
+    async def trip(self, room_id: str, now: datetime, limit_w: float, drawn_w: float, restore_after: timedelta) -> bool:
+        """The room drew more than its limit for too long: power off until ``now + restore_after``. False
+        when it is tripped already (another process, or a reading that came late)."""
+        assert self.database is not None
+        async with self.database.session() as session:
+            tripped = await session.execute(
+                update(Wallet)
+                .where(Wallet.room == room_id, (Wallet.tripped_until.is_(None)) | (Wallet.tripped_until <= now))
+                .values(tripped_until=now + restore_after, trips=Wallet.trips + 1)
+                .returning(Wallet.trips, Wallet.state)
+            )
+            row = tripped.first()
+            if row is None:
+                return False
+            trips, state = row
+            minutes = restore_after.total_seconds() / 60
+            notice(session, room_id, "tripped", now, f"Overload: {drawn_w:.0f} W drawn, the limit is {limit_w:.0f} W. "
+                   f"Power is off for {minutes:g} min (trip {trips}).", None)  # fmt: skip
+            if state != "cut_off":
+                await self._relay(session, room_id, "off", now, f"overload {drawn_w:.0f} W > {limit_w:.0f} W",
+                                  f"trip:{trips}")  # fmt: skip
+            await session.commit()
+            return True
+
+    async def sweep(self, now: datetime) -> None:
+        """Carry out what waited for a time: deferred cuts once the protected window is over, and the end
+        of trips."""
+        assert self.database is not None
+        async with self.database.session() as session:
+            if not self.protected(now):
+                cut = await session.execute(
+                    update(Wallet)
+                    .where(Wallet.cut_deferred.is_(True), Wallet.state != "cut_off",
+                           Wallet.balance_fen <= self.cutoff_fen)
+                    .values(cut_deferred=False, state="cut_off", updated_at=now)
+                    .returning(Wallet.room, Wallet.balance_fen, Wallet.updated_at)
+                )  # fmt: skip
+                for room_id, balance, _ in cut.all():
+                    notice(session, room_id, "cut_off", now, f"Balance {yuan(balance)}: power cut at the end of "
+                           "the protected hours. It returns as soon as the room is topped up.", balance)  # fmt: skip
+                    await self._relay(session, room_id, "off", now, f"balance {balance} fen (deferred)",
+                                      f"deferred-cut:{now:%Y%m%d%H%M%S}")  # fmt: skip
+            ended = await session.execute(
+                update(Wallet)
+                .where(Wallet.tripped_until.is_not(None), Wallet.tripped_until <= now)
+                .values(tripped_until=None)
+                .returning(Wallet.room, Wallet.state, Wallet.trips)
+            )
+            for room_id, state, trips in ended.all():
+                if state == "cut_off":
+                    continue  # the money keeps it off; a top-up restores it
+                notice(session, room_id, "trip_restored", now, "Power restored after the overload trip.", None)
+                await self._relay(session, room_id, "on", now, "trip over", f"trip-restore:{trips}")
+            await session.commit()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await run_every(stop, SWEEP_S, lambda: self.sweep(self.clock()), "power policy sweep")
 
     async def _relay(self, session: AsyncSession, room_id: str, action: str, now: datetime, why: str, key: str) -> None:
         room = self.inventory.rooms[room_id]
@@ -51,4 +191,4 @@ class PowerPolicy:
             return
         await self.commands.enqueue_in(session, relay.id, "relay", action, now, source="billing", reason=why,
                                        key=f"billing:{room_id}:{key}")  # fmt: skip
-        log.info("room %s: power %s (%s)", room_id, "cut" if action == "off" else "restored", why)
+        log.info("room %s: power %s (%s)", room_id, "off" if action == "off" else "on", why)

@@ -293,6 +293,7 @@ class Room(Entry):
     meter: Ident
     relay: Ident | None = None  # device that cuts the room; default: the meter, if its model has a relay
     tariff: Ident
+    power_limit_w: Annotated[float, _between(1, 100_000)] | None = None  # default: billing.power_limit_w
 
 
 class Zone(Entry):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from datetime import UTC, datetime
 from houqin.repairs.faults import OrderChange
 from houqin.repairs.orders import RepairDesk
 from houqin.store import Database
+from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,7 @@ class RepairClock:
         return "repair-clock"
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.tick(datetime.now(UTC))
-            except Exception:
-                log.exception("repair clock: housekeeping failed; trying again in %.0f s", self.every)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.every)
+        await run_every(stop, self.every, lambda: self.tick(datetime.now(UTC)), "repair clock housekeeping")
 
     async def tick(self, now: datetime) -> None:
         async with self.database.session() as session:

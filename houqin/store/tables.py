@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -212,7 +213,14 @@ class Wallet(Base):
 
     room: Mapped[str] = mapped_column(String(64), primary_key=True)
     balance_fen: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="normal")  # normal | low | cut_off | tripped
+    state: Mapped[str] = mapped_column(String(16), default="normal")  # normal | low | cut_off
+    # How many low-balance thresholds the balance is at or below: a warning goes out when this grows.
+    low_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The balance reached the cut-off level inside the protected window: the cut waits for its end.
+    cut_deferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Over the power limit: the relay is off until then (whatever the balance), and how often it happened.
+    tripped_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    trips: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
@@ -262,6 +270,20 @@ class BillingEvent(Base):
     before_kwh: Mapped[float | None] = mapped_column(Float, default=None)
     after_kwh: Mapped[float] = mapped_column(Float)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class RoomNotice(Base):
+    """What a room's students are told: a low balance, power cut (or to be cut when the protected window
+    ends), restored, tripped by overload. Written in the transaction that caused it."""
+
+    __tablename__ = "room_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(24))  # low_balance | cut_off | cut_deferred | restored | tripped | …
+    balance_fen: Mapped[int | None] = mapped_column(Integer, default=None)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class PaymentOrder(Base):
