@@ -208,12 +208,53 @@ class CommandOut(BaseModel):
 class WalletOut(BaseModel):
     room: str
     balance_fen: int
-    state: str
+    state: Literal["normal", "low", "cut_off", "tripped"]
+    cut_pending: bool = Field(description="the balance is at the cut-off level; the cut waits for the night to end")
+    tripped_until: datetime | None = Field(description="overload trip: power returns at this time")
+    trips: int = Field(description="overload trips so far")
+    power_limit_w: float | None
     tariff: str
     month: str
     month_kwh: float
     month_spend_fen: int
     free_kwh_left: float
+
+
+class RoomDetailOut(RoomOut):
+    wallet: WalletOut
+
+
+class NoticeOut(BaseModel):
+    id: int
+    kind: str
+    balance_fen: int | None
+    message: str
+    created_at: datetime
+
+
+class StatementDayOut(BaseModel):
+    day: date
+    kwh_charged: float
+    kwh_free: float
+    charged_fen: int
+    topups_fen: int
+    refunds_fen: int
+    adjustments_fen: int
+    closing_fen: int
+
+
+class StatementOut(BaseModel):
+    room: str
+    month: str
+    tariff: str
+    opening_fen: int
+    closing_fen: int
+    kwh_charged: float
+    kwh_free: float
+    charged_fen: int
+    free_kwh_allowance: float
+    free_kwh_left: float
+    days: list[StatementDayOut]
 
 
 class LedgerEntryOut(BaseModel):

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import AccessibleRoom, AdminUser, CurrentUser, InventoryDep, SessionDep, TelemetryDep
-from api.schemas import AdjustmentIn, LedgerEntryOut, RoomOut, UsageOut, UsageWindowOut, WalletOut
+from api.schemas import (
+    AdjustmentIn,
+    LedgerEntryOut,
+    NoticeOut,
+    RoomDetailOut,
+    RoomOut,
+    StatementDayOut,
+    StatementOut,
+    UsageOut,
+    UsageWindowOut,
+    WalletOut,
+)
 from houqin.accounts import Role
 from houqin.billing.credits import credit
+from houqin.billing.statement import month_statement
+from houqin.inventory import Inventory
 from houqin.inventory.model import Room
-from houqin.store.tables import LedgerEntry, Wallet
+from houqin.store.tables import LedgerEntry, RoomNotice, Wallet
 from houqin.telemetry import SeriesUnavailable
 from houqin.telemetry.usage import Period, energy_usage, usage_boundaries
 
@@ -35,9 +51,12 @@ async def list_rooms(user: CurrentUser, inventory: InventoryDep, building: str |
     return [_room_out(room) for room in rooms if building is None or room.building == building]
 
 
-@router.get("/{room_id}", response_model=RoomOut, summary="One room (student: own; staff, admin: any)")
-async def read_room(room: AccessibleRoom) -> RoomOut:
-    return _room_out(room)
+@router.get("/{room_id}", response_model=RoomDetailOut, summary="One room and its wallet (student: own; staff: any)")
+async def read_room(
+    room: AccessibleRoom, session: SessionDep, inventory: InventoryDep, request: Request
+) -> RoomDetailOut:
+    wallet = await _wallet(room, session, inventory, request)
+    return RoomDetailOut(**_room_out(room).model_dump(), wallet=wallet)
 
 
 @router.get(
@@ -73,33 +92,80 @@ async def read_usage(
 async def read_wallet(
     room: AccessibleRoom, session: SessionDep, inventory: InventoryDep, request: Request
 ) -> WalletOut:
-    timezone = request.app.state.settings.tz
-    now = datetime.now(timezone)
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return await _wallet(room, session, inventory, request)
+
+
+async def _wallet(room: Room, session: AsyncSession, inventory: Inventory, request: Request) -> WalletOut:
+    settings = request.app.state.settings
+    now = datetime.now(settings.tz)
+    month = now.strftime("%Y-%m")
+    statement = await month_statement(session, room, inventory.tariffs[room.tariff], month, settings.tz)
     wallet = await session.get(Wallet, room.id)
-    entries = (
-        await session.execute(
-            select(LedgerEntry).where(
-                LedgerEntry.room == room.id,
-                LedgerEntry.created_at >= month_start,
-                LedgerEntry.kind.in_(["charge", "allowance"]),
-            )
-        )
-    ).scalars()
-    month_kwh, spend, free_used = 0.0, 0, 0.0
-    for entry in entries:
-        month_kwh += entry.kwh or 0.0
-        if entry.kind == "charge":
-            spend -= entry.amount_fen
-        else:
-            free_used += entry.kwh or 0.0
-    tariff = inventory.tariffs[room.tariff]
-    allowance = tariff.free_kwh(room.beds)
+    tripped_until = wallet.tripped_until if wallet is not None else None
+    tripped = tripped_until is not None and tripped_until > now
+    state = "normal" if wallet is None else wallet.state
+    if tripped and state != "cut_off":
+        state = "tripped"
     return WalletOut(
-        room=room.id, balance_fen=wallet.balance_fen if wallet else 0, state=wallet.state if wallet else "normal",
-        tariff=room.tariff, month=now.strftime("%Y-%m"), month_kwh=round(month_kwh, 3), month_spend_fen=spend,
-        free_kwh_left=round(max(0.0, allowance - free_used), 3),
+        room=room.id, balance_fen=wallet.balance_fen if wallet else 0, state=state,
+        cut_pending=bool(wallet and wallet.cut_deferred), tripped_until=tripped_until if tripped else None,
+        trips=wallet.trips if wallet else 0, power_limit_w=room.power_limit_w or settings.billing.power_limit_w,
+        tariff=room.tariff, month=month, month_kwh=round(statement.kwh_charged + statement.kwh_free, 3),
+        month_spend_fen=statement.charged_fen, free_kwh_left=statement.free_kwh_left,
     )  # fmt: skip
+
+
+@router.get("/{room_id}/notices", response_model=list[NoticeOut], summary="What the room was told, newest first")
+async def read_notices(
+    room: AccessibleRoom,
+    session: SessionDep,
+    before: Annotated[int | None, Query(description="notices older than this id (paging)")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[NoticeOut]:
+    query = select(RoomNotice).where(RoomNotice.room == room.id).order_by(RoomNotice.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(RoomNotice.id < before)
+    return [NoticeOut.model_validate(n, from_attributes=True) for n in (await session.execute(query)).scalars()]
+
+
+@router.get(
+    "/{room_id}/statement",
+    response_model=StatementOut,
+    summary="A month's statement, per day, as JSON or CSV (student: own room; staff: any)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def read_statement(
+    room: AccessibleRoom,
+    session: SessionDep,
+    inventory: InventoryDep,
+    request: Request,
+    month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; default now")] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> StatementOut | Response:
+    timezone = request.app.state.settings.tz
+    month = month or datetime.now(timezone).strftime("%Y-%m")
+    statement = await month_statement(session, room, inventory.tariffs[room.tariff], month, timezone)
+    out = StatementOut(
+        room=statement.room, month=statement.month, tariff=statement.tariff, opening_fen=statement.opening_fen,
+        closing_fen=statement.closing_fen, kwh_charged=statement.kwh_charged, kwh_free=statement.kwh_free,
+        charged_fen=statement.charged_fen, free_kwh_allowance=statement.free_kwh_allowance,
+        free_kwh_left=statement.free_kwh_left,
+        days=[StatementDayOut.model_validate(day, from_attributes=True) for day in statement.days],
+    )  # fmt: skip
+    if format == "json":
+        return out
+    text = io.StringIO()
+    columns = list(StatementDayOut.model_fields)
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    for day in out.days:
+        writer.writerow([getattr(day, column) for column in columns])
+    writer.writerow(["total", out.kwh_charged, out.kwh_free, out.charged_fen,
+                     *(sum(getattr(d, c) for d in out.days) for c in ("topups_fen", "refunds_fen", "adjustments_fen")),
+                     out.closing_fen])  # fmt: skip
+    filename = f"houqin-{room.id}-{month}.csv"
+    return Response(text.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
 
 
 @router.get("/{room_id}/ledger", response_model=list[LedgerEntryOut], summary="The room's ledger, newest first")
