@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -129,21 +129,38 @@ class RoomBilling:
             state.last_ts, state.last_kwh = ts, kwh
             return note if kind == "jump" else None
         tariff = self.inventory.tariffs[room.tariff]
-        if state.month != month:
-            state.month, state.free_used_kwh = month, 0.0
         allowance = tariff.free_kwh(room.beds)
-        free = min(delta, max(0.0, allowance - state.free_used_kwh))
+        stamp = f"{meter}:{ts.isoformat()}"
+        window = f"meter {meter} {state.last_ts.isoformat()}..{ts.isoformat()}"
+        free_before = 0.0
+        if state.month != month:
+            # The window crosses into a new month: the part before the boundary (in proportion to time)
+            # may still use the old month's allowance, the rest starts the new month's.
+            local = ts.astimezone(self.timezone)
+            boundary = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+            if state.last_ts < boundary and allowance > 0:
+                before = delta * (boundary - state.last_ts) / (ts - state.last_ts)
+                free_before = min(before, max(0.0, allowance - state.free_used_kwh))
+                if free_before > 0:
+                    # Stamped just before the boundary, so each month's statement counts its own allowance.
+                    await post(session, room.id, "allowance", 0, boundary - timedelta(milliseconds=1),
+                               key=f"allowance-prev:{stamp}", cause=window, kwh=free_before,
+                               note=f"{free_before:.3f} kWh of {state.month}'s free allowance")  # fmt: skip
+            state.month, state.free_used_kwh = month, 0.0
+            delta_now = delta - delta * max(0.0, (boundary - state.last_ts) / (ts - state.last_ts))
+        else:
+            delta_now = delta
+        free_now = min(delta_now, max(0.0, allowance - state.free_used_kwh))
+        free = free_before + free_now
         slices = price_usage(tariff, state.last_ts, ts, delta, self.timezone)
         cost_micro = sum(piece.cost_micro_fen for piece in slices)
         if delta > 0:
             cost_micro = round(cost_micro * (delta - free) / delta)
         total = state.carry_micro_fen + cost_micro
         fen, carry = divmod(total, MICRO)
-        stamp = f"{meter}:{ts.isoformat()}"
-        window = f"meter {meter} {state.last_ts.isoformat()}..{ts.isoformat()}"
-        if free > 0:
-            await post(session, room.id, "allowance", 0, ts, key=f"allowance:{stamp}", cause=window, kwh=free,
-                       note=f"{free:.3f} kWh of the free monthly allowance")  # fmt: skip
+        if free_now > 0:
+            await post(session, room.id, "allowance", 0, ts, key=f"allowance:{stamp}", cause=window, kwh=free_now,
+                       note=f"{free_now:.3f} kWh of the free monthly allowance")  # fmt: skip
         if fen > 0:
             periods = ", ".join(f"{p.period} {p.kwh:.3f} kWh × {p.price_fen_per_kwh} fen" for p in slices)
             entry = await post(session, room.id, "charge", -fen, ts, key=f"charge:{stamp}", cause=window,
@@ -153,5 +170,5 @@ class RoomBilling:
                 await self.policy.after(session, room.id, entry, ts)
         state.last_ts, state.last_kwh = ts, kwh
         state.carry_micro_fen = carry
-        state.free_used_kwh += free
+        state.free_used_kwh += free_now
         return None

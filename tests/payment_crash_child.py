@@ -1,0 +1,58 @@
+"""houqin's API in a process of its own, which kills itself (SIGKILL, no clean-up) while it applies a
+payment notification: just before the transaction commits, or just after it committed and before the
+answer is sent. Usage: python -m tests.payment_crash_child DATABASE_URL DATA_DIR before|after|never"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.app import create_app
+from api.server import ApiServer
+from houqin.inventory import load_inventory
+from houqin.readiness import Readiness
+from houqin.settings import PaymentSettings, Settings, TelemetrySettings
+from houqin.store import Database
+from houqin.store.tables import PaymentOrder
+from houqin.telemetry.embedded_store import EmbeddedStore
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def die_at_commit(when: str) -> None:
+    original = AsyncSession.commit
+
+    async def commit(self: AsyncSession) -> None:
+        # The desk's transaction is the one that holds the order it is marking paid.
+        credits_money = any(isinstance(row, PaymentOrder) and row.state == "paid" for row in self.identity_map.values())
+        if credits_money and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        await original(self)
+        if credits_money and when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    AsyncSession.commit = commit  # type: ignore[method-assign]
+
+
+async def serve(url: str, data_dir: Path) -> None:
+    database = Database(url)
+    telemetry = EmbeddedStore(data_dir / "telemetry.sqlite3", TelemetrySettings())
+    await telemetry.open()
+    settings = Settings(data_dir=data_dir, payments=PaymentSettings(sandbox=True))
+    app = create_app(settings, inventory=load_inventory(REPO / "devices.yaml"), database=database,
+                     readiness=Readiness(), telemetry=telemetry)  # fmt: skip
+    server = ApiServer(app, "127.0.0.1", 0)
+    print(server.url, flush=True)
+    await server.run(asyncio.Event())
+
+
+if __name__ == "__main__":
+    database_url, directory, moment = sys.argv[1:4]
+    if moment != "never":
+        die_at_commit(moment)
+    asyncio.run(serve(database_url, Path(directory)))
