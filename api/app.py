@@ -59,7 +59,7 @@ def create_app(
     # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
     app.state.login_throttle_by_name = LoginThrottle(max_failures=settings.login_max_failures)
     app.state.login_throttle_by_address = LoginThrottle(max_failures=settings.login_max_failures * 10)
-    app.middleware("http")(http_metrics.record_request)
+    app.add_middleware(http_metrics.RequestMetrics)
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).

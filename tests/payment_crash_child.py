@@ -9,16 +9,18 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
 from api.server import ApiServer
+from houqin.billing.policy import PowerPolicy
 from houqin.inventory import load_inventory
 from houqin.readiness import Readiness
 from houqin.settings import PaymentSettings, Settings, TelemetrySettings
 from houqin.store import Database
-from houqin.store.tables import PaymentOrder
+from houqin.store.tables import LedgerEntry
 from houqin.telemetry.embedded_store import EmbeddedStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,10 +28,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 def die_at_commit(when: str) -> None:
     original = AsyncSession.commit
+    original_post = PowerPolicy.post
+
+    async def post(self: PowerPolicy, session: AsyncSession, *args: Any, **kwargs: Any) -> LedgerEntry | None:
+        session.info["credits money"] = True  # the transaction that credits a wallet is the one to kill
+        return await original_post(self, session, *args, **kwargs)
 
     async def commit(self: AsyncSession) -> None:
-        # The desk's transaction is the one that holds the order it is marking paid.
-        credits_money = any(isinstance(row, PaymentOrder) and row.state == "paid" for row in self.identity_map.values())
+        credits_money = self.info.pop("credits money", False)
         if credits_money and when == "before":
             os.kill(os.getpid(), signal.SIGKILL)
         await original(self)
@@ -37,6 +43,7 @@ def die_at_commit(when: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     AsyncSession.commit = commit  # type: ignore[method-assign]
+    PowerPolicy.post = post  # type: ignore[method-assign]
 
 
 async def serve(url: str, data_dir: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from houqin.billing.ledger import post
 from houqin.billing.policy import PowerPolicy
 from houqin.store import Database
 from houqin.store.tables import LedgerEntry
@@ -24,8 +23,6 @@ async def credit(
 ) -> LedgerEntry | None:
     """Post a top-up, refund or adjustment and let the policy cut or restore; None if ``key`` was posted."""
     async with database.session() as session:
-        entry = await post(session, room, kind, amount_fen, now, key=key, cause=cause, note=note)
-        if entry is not None:
-            await policy.after(session, room, entry, now)
+        entry = await policy.post(session, room, kind, amount_fen, now, key=key, cause=cause, note=note)
         await session.commit()
         return entry

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from houqin.billing.ledger import post, upsert_for
+from houqin.billing.ledger import upsert_for
 from houqin.billing.policy import PowerPolicy
 from houqin.billing.providers import NotificationRejected, PaymentProvider
 from houqin.store import Database
@@ -24,6 +26,21 @@ from houqin.store.tables import PaymentNotification, PaymentOrder
 log = logging.getLogger(__name__)
 
 COUNTER = "campus_card"  # paid at the cashier's counter: credited by the cashier, no notification
+
+
+_ORDERS: Table = PaymentOrder.__table__  # type: ignore[assignment]
+_NOTIFICATIONS: Table = PaymentNotification.__table__  # type: ignore[assignment]
+# Core statements on the tables, built once (a notification's path runs them all; see ledger.py).
+_ORDER = select(_ORDERS.c.room, _ORDERS.c.provider, _ORDERS.c.amount_fen).where(_ORDERS.c.id == bindparam("order_id"))
+_STORE = {
+    name: dialect_insert(_NOTIFICATIONS).on_conflict_do_nothing(index_elements=["key"]).returning(_NOTIFICATIONS.c.id)
+    for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+_PAID = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("paid_order"))
+    .values(state="paid", paid_at=bindparam("paid_time"), provider_trade_no=bindparam("trade"))
+)
 
 
 class OrderConflict(Exception):  # noqa: N818 - reads as what happened
@@ -47,33 +64,34 @@ class PaymentDesk:
         """Verify and apply a notification; True when it credited the wallet, False when it had been
         applied before or reports no payment. Raises ``NotificationRejected`` (nothing changed)."""
         verified = self.providers[provider].verify(headers, body, now)
+        order_id = verified.order_id
         async with self.database.session() as session:
-            order = await session.get(PaymentOrder, verified.order_id, with_for_update=True)
+            connection = await session.connection()
+            order = (await connection.execute(_ORDER, {"order_id": order_id})).first()
             if order is None or order.provider != provider:
-                raise NotificationRejected(f"{provider} notification for unknown order {verified.order_id}")
+                raise NotificationRejected(f"{provider} notification for unknown order {order_id}")
             room_differs = verified.room is not None and verified.room != order.room
             if order.amount_fen != verified.amount_fen or room_differs:
                 log.error("ALERT: %s notification %s does not match order %d (%d fen for %s; paid %d fen for %s)",
-                          provider, verified.trade_no, order.id, order.amount_fen, order.room, verified.amount_fen,
+                          provider, verified.trade_no, order_id, order.amount_fen, order.room, verified.amount_fen,
                           verified.room)  # fmt: skip
                 raise NotificationRejected("amount or room does not match the order")
             if not verified.paid:
-                log.info("%s notification %s for order %d reports no payment", provider, verified.trade_no, order.id)
+                log.info("%s notification %s for order %d reports no payment", provider, verified.trade_no, order_id)
                 return False
-            key = f"{provider}:{verified.trade_no}"
-            stored = upsert_for(session)(PaymentNotification).values(
-                key=key, order_id=order.id, amount_fen=verified.amount_fen, received_at=now, body=verified.body
-            )
-            stored_id = await session.execute(stored.on_conflict_do_nothing(index_elements=["key"]).returning(
-                PaymentNotification.id))  # fmt: skip
-            if stored_id.scalar() is None:
+            stored = await connection.execute(_STORE[connection.dialect.name], {
+                "key": f"{provider}:{verified.trade_no}", "order_id": order_id, "amount_fen": verified.amount_fen,
+                "received_at": now, "body": verified.body})  # fmt: skip
+            if stored.scalar() is None:
                 await session.rollback()
                 return False  # applied before (or by a concurrent duplicate that committed first)
-            order.state, order.paid_at, order.provider_trade_no = "paid", now, verified.trade_no
-            entry = await post(session, order.room, "topup", order.amount_fen, now, key=f"payment:{order.id}",
-                               cause=f"{provider} {verified.trade_no}", note=f"order {order.id}")  # fmt: skip
-            if entry is not None:
-                await self.policy.after(session, order.room, entry, now)
+            await connection.execute(_PAID, {"paid_order": order_id, "paid_time": now, "trade": verified.trade_no})
+            entry = await self.policy.post(session, order.room, "topup", order.amount_fen, now,
+                                           key=f"payment:{order_id}", cause=f"{provider} {verified.trade_no}",
+                                           note=f"order {order_id}")  # fmt: skip
+            if entry is None:
+                log.error("ALERT: order %d was paid again (%s %s): not credited twice; refund the payer",
+                          order_id, provider, verified.trade_no)  # fmt: skip
             await session.commit()
             return entry is not None
 
@@ -98,10 +116,8 @@ class PaymentDesk:
             trade_no = f"COUNTER{order_id:010d}"
             await session.execute(update(PaymentOrder).where(PaymentOrder.id == order_id)
                                   .values(provider_trade_no=trade_no))  # fmt: skip
-            entry = await post(session, room, "topup", amount_fen, now, key=f"payment:{order_id}",
-                               cause=f"{COUNTER}:{cashier}", note=note or f"order {order_id}")  # fmt: skip
-            if entry is not None:
-                await self.policy.after(session, room, entry, now)
+            await self.policy.post(session, room, "topup", amount_fen, now, key=f"payment:{order_id}",
+                                   cause=f"{COUNTER}:{cashier}", note=note or f"order {order_id}")  # fmt: skip
             await session.commit()
             log.info("room %s: %d fen paid at the counter (%s, order %d)", room, amount_fen, cashier, order_id)
         order = await self.order_for(cashier, key)

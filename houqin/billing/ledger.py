@@ -5,9 +5,10 @@ is posted once."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,15 +40,74 @@ async def ensure_wallets(database: Database, rooms: list[str]) -> None:
         await session.commit()
 
 
-async def _move(session: AsyncSession, room: str, amount_fen: int, now: datetime) -> int:
-    """Add ``amount_fen`` to the room's balance (taking the wallet's row lock); the new balance."""
-    moved = update(Wallet).where(Wallet.room == room).values(balance_fen=Wallet.balance_fen + amount_fen,
-                                                             updated_at=now).returning(Wallet.balance_fen)  # fmt: skip
-    balance = (await session.execute(moved)).scalar()
-    if balance is None:
+@dataclass(frozen=True)
+class WalletAfter:
+    """The wallet as the move left it (what the power policy decides on), read in the same statement."""
+
+    balance_fen: int
+    state: str
+    low_level: int
+    cut_deferred: bool
+    tripped_until: datetime | None
+
+
+_WALLETS: Table = Wallet.__table__  # type: ignore[assignment]
+_ENTRIES: Table = LedgerEntry.__table__  # type: ignore[assignment]
+# Core statements on the tables, built once: the hot path of every payment and every charge, where the
+# ORM's per-statement work cost more than the database round trip.
+_MOVE = (
+    update(_WALLETS)
+    .where(_WALLETS.c.room == bindparam("wallet_room"))
+    .values(balance_fen=_WALLETS.c.balance_fen + bindparam("amount"), updated_at=bindparam("moved_at"))
+    .returning(_WALLETS.c.balance_fen, _WALLETS.c.state, _WALLETS.c.low_level, _WALLETS.c.cut_deferred,
+               _WALLETS.c.tripped_until)
+)  # fmt: skip
+_INSERT = {
+    name: dialect_insert(_ENTRIES).on_conflict_do_nothing(index_elements=["key"]).returning(_ENTRIES.c.id)
+    for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+
+
+async def _move(session: AsyncSession, room: str, amount_fen: int, now: datetime) -> WalletAfter:
+    """Add ``amount_fen`` to the room's balance (taking the wallet's row lock); the wallet after."""
+    connection = await session.connection()
+    params = {"wallet_room": room, "amount": amount_fen, "moved_at": now}
+    row = (await connection.execute(_MOVE, params)).first()
+    if row is None:
         await _open_wallet(session, room, now)  # a room added since the start (ensure_wallets)
-        balance = (await session.execute(moved)).scalar_one()
-    return int(balance)
+        row = (await connection.execute(_MOVE, params)).one()
+    return WalletAfter(*row)
+
+
+async def post_with_wallet(
+    session: AsyncSession,
+    room: str,
+    kind: str,
+    amount_fen: int,
+    now: datetime,
+    *,
+    key: str,
+    cause: str,
+    note: str = "",
+    kwh: float | None = None,
+) -> tuple[LedgerEntry, WalletAfter] | None:
+    """Add an entry and move the balance, in the caller's transaction; None when ``key`` was posted before.
+
+    Two statements: the wallet's balance moves first (which locks its row, so entries of one room are
+    written one at a time, each with the balance after it), then the entry is inserted unless its key
+    exists; if it does, the move is undone in the same transaction."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    wallet = await _move(session, room, amount_fen, now)
+    values = {"room": room, "kind": kind, "amount_fen": amount_fen, "balance_after_fen": wallet.balance_fen,
+              "kwh": kwh, "cause": cause[:255], "note": note, "key": key, "created_at": now}  # fmt: skip
+    connection = await session.connection()
+    entry_id = (await connection.execute(_INSERT[connection.dialect.name], values)).scalar()
+    if entry_id is None:
+        await _move(session, room, -amount_fen, now)
+        return None
+    # A plain record of what was written (not attached to the session: the row exists already).
+    return LedgerEntry(id=entry_id, **values), wallet
 
 
 async def post(
@@ -62,23 +122,9 @@ async def post(
     note: str = "",
     kwh: float | None = None,
 ) -> LedgerEntry | None:
-    """Add an entry and move the balance, in the caller's transaction; None when ``key`` was posted before.
-
-    Two statements: the wallet's balance moves first (which locks its row, so entries of one room are
-    written one at a time, each with the balance after it), then the entry is inserted unless its key
-    exists; if it does, the move is undone in the same transaction."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown ledger entry kind {kind!r}")
-    balance = await _move(session, room, amount_fen, now)
-    values = {"room": room, "kind": kind, "amount_fen": amount_fen, "balance_after_fen": balance, "kwh": kwh,
-              "cause": cause[:255], "note": note, "key": key, "created_at": now}  # fmt: skip
-    inserted = upsert_for(session)(LedgerEntry).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    entry_id = (await session.execute(inserted.returning(LedgerEntry.id))).scalar()
-    if entry_id is None:
-        await _move(session, room, -amount_fen, now)
-        return None
-    # A plain record of what was written (not attached to the session: the row exists already).
-    return LedgerEntry(id=entry_id, **values)
+    """``post_with_wallet`` for callers that only need the entry."""
+    posted = await post_with_wallet(session, room, kind, amount_fen, now, key=key, cause=cause, note=note, kwh=kwh)
+    return posted[0] if posted is not None else None
 
 
 async def balance_from_entries(session: AsyncSession, room: str) -> int:

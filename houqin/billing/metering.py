@@ -163,11 +163,13 @@ class RoomBilling:
                        note=f"{free_now:.3f} kWh of the free monthly allowance")  # fmt: skip
         if fen > 0:
             periods = ", ".join(f"{p.period} {p.kwh:.3f} kWh × {p.price_fen_per_kwh} fen" for p in slices)
-            entry = await post(session, room.id, "charge", -fen, ts, key=f"charge:{stamp}", cause=window,
-                               kwh=delta - free, note=periods)  # fmt: skip
+            if self.policy is not None:
+                await self.policy.post(session, room.id, "charge", -fen, ts, key=f"charge:{stamp}", cause=window,
+                                       kwh=delta - free, note=periods)  # fmt: skip
+            else:
+                await post(session, room.id, "charge", -fen, ts, key=f"charge:{stamp}", cause=window,
+                           kwh=delta - free, note=periods)  # fmt: skip
             self.charged_fen += fen
-            if entry is not None and self.policy is not None:
-                await self.policy.after(session, room.id, entry, ts)
         state.last_ts, state.last_kwh = ts, kwh
         state.carry_micro_fen = carry
         state.free_used_kwh += free_now

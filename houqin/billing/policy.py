@@ -22,9 +22,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from houqin.billing.ledger import WalletAfter, post_with_wallet
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.settings import BillingSettings
@@ -78,12 +79,33 @@ class PowerPolicy:
     def protected(self, now: datetime) -> bool:
         return inside(self.window, now.astimezone(self.timezone).time())
 
-    async def after(self, session: AsyncSession, room_id: str, entry: LedgerEntry, now: datetime) -> None:
-        """Apply the policy to the room after ``entry`` moved its balance (caller's transaction, which holds
-        the wallet's row lock)."""
-        wallet = (await session.execute(select(Wallet).where(Wallet.room == room_id))).scalar()
-        if wallet is None:
-            return
+    async def post(
+        self,
+        session: AsyncSession,
+        room_id: str,
+        kind: str,
+        amount_fen: int,
+        now: datetime,
+        *,
+        key: str,
+        cause: str,
+        note: str = "",
+        kwh: float | None = None,
+    ) -> LedgerEntry | None:
+        """Post a ledger entry (``ledger.post``) and apply the policy to the balance it leaves."""
+        posted = await post_with_wallet(session, room_id, kind, amount_fen, now, key=key, cause=cause, note=note,
+                                        kwh=kwh)  # fmt: skip
+        if posted is None:
+            return None
+        entry, wallet = posted
+        await self.after(session, room_id, entry, now, wallet)
+        return entry
+
+    async def after(
+        self, session: AsyncSession, room_id: str, entry: LedgerEntry, now: datetime, wallet: WalletAfter
+    ) -> None:
+        """Apply the policy to the room after ``entry`` moved its balance to ``wallet`` (caller's
+        transaction, which holds the wallet's row lock)."""
         balance = entry.balance_after_fen
         level = sum(1 for threshold in self.thresholds if balance <= threshold)
         values: dict[str, object] = {}
@@ -122,7 +144,7 @@ class PowerPolicy:
             await session.execute(update(Wallet).where(Wallet.room == room_id).values(**values))
 
     @staticmethod
-    def _tripped(wallet: Wallet, now: datetime) -> bool:
+    def _tripped(wallet: WalletAfter, now: datetime) -> bool:
         return wallet.tripped_until is not None and wallet.tripped_until > now
 
     async def trip(self, room_id: str, now: datetime, limit_w: float, drawn_w: float, restore_after: timedelta) -> bool:
