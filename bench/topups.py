@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.app import create_app  # noqa: E402
 from api.server import ApiServer  # noqa: E402
+from houqin import event_loop  # noqa: E402
 from houqin.billing.ledger import ensure_wallets  # noqa: E402
 from houqin.billing.providers.sandbox import SandboxProvider  # noqa: E402
 from houqin.inventory import load_inventory  # noqa: E402
@@ -125,7 +126,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="houqin-bench-") as workdir:
-        asyncio.run(run(args.orders, args.clients, Path(workdir)))
+        event_loop.run(run(args.orders, args.clients, Path(workdir)))
 
 
 if __name__ == "__main__":

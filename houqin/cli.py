@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collectors.simulators.campus import SimulatedCampus
-from houqin import __version__
+from houqin import __version__, event_loop
 from houqin.accounts import (
     AccountError,
     ImportResult,
@@ -276,7 +276,7 @@ def run(
     inventory = _load_inventory_or_exit(settings.inventory)
     rules = _load_rules_or_exit(settings, inventory)
     try:
-        asyncio.run(_serve(settings, inventory, rules, simulate=simulate))
+        event_loop.run(_serve(settings, inventory, rules, simulate=simulate))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
     except (OSError, KeyFileError) as error:
@@ -359,7 +359,7 @@ def demo(
     banner = ["demo logins (kept in " + str(settings.data_dir / "demo-logins.json") + "):"]
     banner += [f"  {name:<9} {password}" for name, password in logins.items()]
     try:
-        asyncio.run(_serve(settings, inventory, rules, banner, simulate=True))
+        event_loop.run(_serve(settings, inventory, rules, banner, simulate=True))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
     except (OSError, KeyFileError) as error:

@@ -1,5 +1,6 @@
 """End to end on a simulated campus: a room with a small balance runs down under its load, its relay is
-cut and its meter reads 0 W; money comes in, the relay is restored and the power returns."""
+cut and its meter reads 0 W; a sandbox top-up is paid (its notification delivered twice, credited once),
+the relay is restored and the power returns."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from collectors.simulators.campus import SimulatedCampus
-from houqin.billing.credits import credit
+from houqin.billing.desk import PaymentDesk
 from houqin.billing.ledger import ensure_wallets, post
 from houqin.billing.metering import RoomBilling
 from houqin.billing.policy import PowerPolicy
+from houqin.billing.providers.sandbox import SandboxProvider
 from houqin.cli import _collection
 from houqin.commands import CommandQueue
 from houqin.inventory import load_inventory
 from houqin.settings import Settings
 from houqin.store import Database, upgrade_database
-from houqin.store.tables import Wallet
+from houqin.store.tables import PaymentOrder, Wallet
 from houqin.supervisor import Component
 
 INVENTORY = """
@@ -73,11 +75,18 @@ async def test_a_room_that_runs_out_is_cut_and_a_top_up_restores_it(tmp_path: Pa
         await wait(lambda: meter.values["power"] == 0, "the meter still draws power")
         drained = await wallet()
         assert drained.state == "cut_off" and drained.balance_fen <= 0
-        entry = await credit(database, policy, "R101", "topup", 2000, datetime.now(UTC), key="pay:1",
-                             cause="payment 1")  # fmt: skip
-        assert entry is not None
-        assert await credit(database, policy, "R101", "topup", 2000, datetime.now(UTC), key="pay:1",
-                            cause="payment 1 again") is None  # fmt: skip
+        # A sandbox top-up: an order, then the provider's signed notification, delivered twice.
+        async with database.session() as session:
+            order = PaymentOrder(room="R101", provider="sandbox", amount_fen=2000, state="created", requested_by="s1",
+                                 idempotency_key="campus-1", created_at=datetime.now(UTC))  # fmt: skip
+            session.add(order)
+            await session.commit()
+        sandbox = SandboxProvider(b"campus-test-key")
+        desk = PaymentDesk(database, policy, {"sandbox": sandbox})
+        paid = await sandbox.checkout(order)
+        headers = {"x-sandbox-signature": paid["signature"]}
+        assert await desk.apply("sandbox", headers, paid["notification"].encode(), datetime.now(UTC))
+        assert not await desk.apply("sandbox", headers, paid["notification"].encode(), datetime.now(UTC))
         await wait(lambda: relay.values["relay_closed"], "the relay was not restored after the top-up")
         await wait(lambda: meter.values["power"] > 0, "the power did not return")
         restored = await wallet()
