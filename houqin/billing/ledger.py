@@ -79,7 +79,7 @@ async def _move(session: AsyncSession, room: str, amount_fen: int, now: datetime
     return WalletAfter(*row)
 
 
-async def post_with_wallet(
+async def post(
     session: AsyncSession,
     room: str,
     kind: str,
@@ -91,7 +91,8 @@ async def post_with_wallet(
     note: str = "",
     kwh: float | None = None,
 ) -> tuple[LedgerEntry, WalletAfter] | None:
-    """Add an entry and move the balance, in the caller's transaction; None when ``key`` was posted before.
+    """Add an entry and move the balance, in the caller's transaction: the entry and the wallet it left
+    (what the power policy decides on), or None when ``key`` was posted before.
 
     Two statements: the wallet's balance moves first (which locks its row, so entries of one room are
     written one at a time, each with the balance after it), then the entry is inserted unless its key
@@ -108,23 +109,6 @@ async def post_with_wallet(
         return None
     # A plain record of what was written (not attached to the session: the row exists already).
     return LedgerEntry(id=entry_id, **values), wallet
-
-
-async def post(
-    session: AsyncSession,
-    room: str,
-    kind: str,
-    amount_fen: int,
-    now: datetime,
-    *,
-    key: str,
-    cause: str,
-    note: str = "",
-    kwh: float | None = None,
-) -> LedgerEntry | None:
-    """``post_with_wallet`` for callers that only need the entry."""
-    posted = await post_with_wallet(session, room, kind, amount_fen, now, key=key, cause=cause, note=note, kwh=kwh)
-    return posted[0] if posted is not None else None
 
 
 async def balance_from_entries(session: AsyncSession, room: str) -> int:

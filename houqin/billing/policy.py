@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from houqin.billing.ledger import WalletAfter, post_with_wallet
+from houqin.billing.ledger import WalletAfter
+from houqin.billing.ledger import post as post_entry
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.settings import BillingSettings
@@ -93,7 +94,7 @@ class PowerPolicy:
         kwh: float | None = None,
     ) -> LedgerEntry | None:
         """Post a ledger entry (``ledger.post``) and apply the policy to the balance it leaves."""
-        posted = await post_with_wallet(session, room_id, kind, amount_fen, now, key=key, cause=cause, note=note,
+        posted = await post_entry(session, room_id, kind, amount_fen, now, key=key, cause=cause, note=note,
                                         kwh=kwh)  # fmt: skip
         if posted is None:
             return None
