@@ -65,3 +65,24 @@ def test_masked_settings_hide_every_secret(tmp_path: Path) -> None:
 def test_mask_url_password_leaves_plain_urls() -> None:
     assert mask_url_password("sqlite+aiosqlite:///data/houqin.db") == "sqlite+aiosqlite:///data/houqin.db"
     assert mask_url_password("mqtt://u:p@h:1") == "mqtt://u:***@h:1"
+
+
+def test_billing_and_payment_settings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOUQIN_BILLING__PROTECTED_WINDOW", "22:00-25:00")
+    with pytest.raises(ValidationError, match="'22:00-25:00' is not a window HH:MM-HH:MM"):
+        Settings()
+    monkeypatch.setenv("HOUQIN_BILLING__PROTECTED_WINDOW", "22:00-07:00")
+    assert Settings().billing.window is not None
+    monkeypatch.setenv("HOUQIN_PAYMENTS__WECHAT__MCHID", "1900000109")
+    monkeypatch.setenv("HOUQIN_PAYMENTS__WECHAT__APPID", "wx8888888888888888")
+    monkeypatch.setenv("HOUQIN_PAYMENTS__WECHAT__MERCHANT_SERIAL", "5157F09E")
+    monkeypatch.setenv("HOUQIN_PAYMENTS__WECHAT__MERCHANT_PRIVATE_KEY_FILE", str(tmp_path / "apiclient_key.pem"))
+    monkeypatch.setenv("HOUQIN_PAYMENTS__WECHAT__PLATFORM_KEYS", '{"PUB_KEY_ID_01": "/etc/houqin/pub_key.pem"}')
+    monkeypatch.setenv("HOUQIN_PAYMENTS__WECHAT__API_V3_KEY", "too-short")
+    with pytest.raises(ValidationError, match="the API v3 key is 32 characters"):
+        Settings()
+    monkeypatch.setenv("HOUQIN_PAYMENTS__WECHAT__API_V3_KEY", "k" * 32)
+    settings = Settings()
+    assert settings.payments.wechat is not None
+    assert settings.payments.wechat.platform_keys == {"PUB_KEY_ID_01": Path("/etc/houqin/pub_key.pem")}
+    assert "k" * 32 not in repr(masked_settings(settings))
