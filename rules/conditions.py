@@ -13,6 +13,7 @@ from datetime import datetime, time, timedelta
 from enum import Enum
 from zoneinfo import ZoneInfo
 
+from houqin.daily_span import within
 from houqin.inventory.model import Device
 from houqin.readings import FieldValue
 from rules.model import Anomaly, Expectation, Mismatch, NightFlow, Offline, PowerStep, Rule, Stuck, Threshold
@@ -108,8 +109,8 @@ def _holds(test: Expectation, fields: Mapping[str, FieldValue]) -> bool | None:
 
 
 def _in_window(moment: datetime, start: time, end: time, timezone: ZoneInfo) -> bool:
-    local = moment.astimezone(timezone).time()
-    return start <= local < end if start <= end else (local >= start or local < end)
+    # A rule's window with equal ends is empty (unlike a tariff period's, which is the whole day).
+    return start != end and within(moment.astimezone(timezone).time(), start, end)
 
 
 def fields_of(rule: Rule) -> set[str]:

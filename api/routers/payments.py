@@ -51,7 +51,7 @@ async def create_topup(
 ) -> CheckoutOut:
     desk = _desk(request)
     if body.provider == COUNTER and desk.counter:
-        return await _pay_at_counter(desk, room, body, user, idempotency_key)
+        return await _pay_at_counter(desk, room, inventory.tariffs[room.tariff], body, user, idempotency_key)
     provider = desk.providers.get(body.provider)
     if provider is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -82,11 +82,12 @@ def _check_amount(tariff: Tariff, amount_fen: int) -> None:
                             f"a top-up is {tariff.min_topup_fen} to {tariff.max_topup_fen} fen")  # fmt: skip
 
 
-async def _pay_at_counter(desk: PaymentDesk, room: Room, body: TopupIn, user: User, key: str) -> CheckoutOut:
+async def _pay_at_counter(
+    desk: PaymentDesk, room: Room, tariff: Tariff, body: TopupIn, user: User, key: str
+) -> CheckoutOut:
     if user.role not in {Role.CASHIER, Role.ADMIN}:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "campus card top-ups are recorded by a cashier")
-    inventory = desk.policy.inventory
-    _check_amount(inventory.tariffs[room.tariff], body.amount_fen)
+    _check_amount(tariff, body.amount_fen)
     try:
         order = await desk.pay_at_counter(user.username, room.id, body.amount_fen, key, datetime.now(UTC))
     except OrderConflict as exc:

@@ -14,10 +14,8 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from houqin.billing.ledger import upsert_for
+from houqin.billing.ledger import insert_unless_keyed, upsert_for
 from houqin.billing.policy import PowerPolicy
 from houqin.billing.providers import NotificationRejected, PaymentProvider
 from houqin.store import Database
@@ -32,10 +30,7 @@ _ORDERS: Table = PaymentOrder.__table__  # type: ignore[assignment]
 _NOTIFICATIONS: Table = PaymentNotification.__table__  # type: ignore[assignment]
 # Core statements on the tables, built once (a notification's path runs them all; see ledger.py).
 _ORDER = select(_ORDERS.c.room, _ORDERS.c.provider, _ORDERS.c.amount_fen).where(_ORDERS.c.id == bindparam("order_id"))
-_STORE = {
-    name: dialect_insert(_NOTIFICATIONS).on_conflict_do_nothing(index_elements=["key"]).returning(_NOTIFICATIONS.c.id)
-    for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
-}
+_STORE = insert_unless_keyed(_NOTIFICATIONS)
 _PAID = (
     update(_ORDERS)
     .where(_ORDERS.c.id == bindparam("paid_order"))

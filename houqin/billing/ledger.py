@@ -12,6 +12,7 @@ from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from houqin.store import Database
 from houqin.store.tables import LedgerEntry, Wallet
@@ -62,10 +63,16 @@ _MOVE = (
     .returning(_WALLETS.c.balance_fen, _WALLETS.c.state, _WALLETS.c.low_level, _WALLETS.c.cut_deferred,
                _WALLETS.c.tripped_until)
 )  # fmt: skip
-_INSERT = {
-    name: dialect_insert(_ENTRIES).on_conflict_do_nothing(index_elements=["key"]).returning(_ENTRIES.c.id)
-    for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
-}
+
+
+def insert_unless_keyed(table: Table) -> dict[str, ReturningInsert[tuple[int]]]:
+    """``INSERT … ON CONFLICT (key) DO NOTHING RETURNING id`` on ``table``, built once per dialect: the
+    id, or nothing when a row with that key exists."""
+    return {name: dialect_insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
+            for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))}  # fmt: skip
+
+
+_INSERT = insert_unless_keyed(_ENTRIES)
 
 
 async def _move(session: AsyncSession, room: str, amount_fen: int, now: datetime) -> WalletAfter:

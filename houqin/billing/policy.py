@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from houqin.billing.ledger import WalletAfter
 from houqin.billing.ledger import post as post_entry
 from houqin.commands import CommandQueue
+from houqin.daily_span import within
 from houqin.inventory import Inventory
 from houqin.settings import BillingSettings
 from houqin.store import Database
@@ -43,13 +44,6 @@ def yuan(fen: int) -> str:
     return f"{fen / 100:.2f} yuan"
 
 
-def inside(window: tuple[time, time] | None, local: time) -> bool:
-    if window is None:
-        return False
-    start, end = window
-    return start <= local < end if start < end else local >= start or local < end
-
-
 def notice(session: AsyncSession, room: str, kind: str, now: datetime, message: str, balance: int | None) -> None:
     session.add(RoomNotice(room=room, kind=kind, balance_fen=balance, message=message, created_at=now))
 
@@ -62,7 +56,7 @@ class PowerPolicy:
         inventory: Inventory,
         commands: CommandQueue | None,
         billing: BillingSettings | None = None,
-        timezone: ZoneInfo = UTC,  # type: ignore[assignment]
+        timezone: ZoneInfo = ZoneInfo("UTC"),
         database: Database | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -78,7 +72,7 @@ class PowerPolicy:
         self.window = billing.window
 
     def protected(self, now: datetime) -> bool:
-        return inside(self.window, now.astimezone(self.timezone).time())
+        return self.window is not None and within(now.astimezone(self.timezone).time(), *self.window)
 
     async def post(
         self,

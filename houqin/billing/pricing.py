@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from houqin.daily_span import within
 from houqin.inventory.model import Tariff
 
 MICRO = 1_000_000  # micro-fen per fen
@@ -40,9 +41,7 @@ def _period_edges(tariff: Tariff, start: datetime, end: datetime, timezone: Zone
 def _period_at(tariff: Tariff, moment: datetime, timezone: ZoneInfo) -> tuple[str, int]:
     local = moment.astimezone(timezone).time()
     for period in tariff.periods:
-        inside = (period.start <= local < period.end) if period.start < period.end else (
-            local >= period.start or local < period.end)  # fmt: skip
-        if inside:
+        if within(local, period.start, period.end):
             return period.name, period.price_fen_per_kwh
     raise AssertionError("tariff periods cover the whole day")  # checked when the inventory is loaded
 
