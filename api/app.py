@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import http_metrics
 from api.login_throttle import LoginThrottle
-from api.routers import auth, devices, health, me, payments, repairs, rooms, simulation
+from api.routers import auth, devices, health, me, payments, repairs, rooms, schedules, simulation, zones
 from api.tokens import TokenIssuer
 from houqin import __version__
 from houqin.billing.desk import PaymentDesk
@@ -20,6 +20,8 @@ from houqin.inventory import Inventory
 from houqin.readiness import Readiness
 from houqin.repairs.faults import OrderChange
 from houqin.repairs.orders import RepairDesk
+from houqin.schedules.book import ScheduleBook
+from houqin.schedules.commander import ZoneCommander
 from houqin.settings import Settings
 from houqin.simulation import FaultInjector
 from houqin.store import Database
@@ -35,6 +37,8 @@ def create_app(
     telemetry: TelemetryStore,
     simulator: FaultInjector | None = None,
     on_order_change: Callable[[OrderChange], Awaitable[None]] | None = None,
+    commands: CommandQueue | None = None,
+    schedule_book: ScheduleBook | None = None,
 ) -> FastAPI:
     """Build the API around already-open parts; the caller owns their lifetimes."""
     app = FastAPI(
@@ -50,7 +54,10 @@ def create_app(
     app.state.telemetry = telemetry
     app.state.repairs = RepairDesk(inventory, settings.repairs, settings.tz)
     app.state.on_order_change = on_order_change
-    app.state.commands = CommandQueue(database, inventory)
+    # Shared with the process's dispatchers and scheduler, so a command queued here is sent at once.
+    app.state.commands = commands or CommandQueue(database, inventory)
+    app.state.schedules = schedule_book or ScheduleBook(database, inventory, settings.tz)
+    app.state.zone_commander = ZoneCommander(database, inventory, app.state.commands)
     app.state.power_policy = PowerPolicy(inventory, app.state.commands, settings.billing, settings.tz, database)
     app.state.payments = PaymentDesk(
         database, app.state.power_policy, enabled_providers(settings), counter=settings.payments.campus_card
@@ -63,7 +70,7 @@ def create_app(
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).
-    routers = (auth, me, rooms, devices, repairs, payments, simulation, health)
+    routers = (auth, me, rooms, devices, repairs, payments, schedules, zones, simulation, health)
     for module in routers:
         app.include_router(module.router)
     return app

@@ -17,6 +17,8 @@ from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
 
+CLAIM_BATCH = 200
+
 COMMANDS = Counter("houqin_commands_total", "Device commands sent", ["result"])
 
 
@@ -28,12 +30,13 @@ class CommandDispatcher:
         self.queue = queue
         self.devices = devices
         self.every = every
+        self._wake = queue.listen()  # a command queued in this process is sent now, not at the next tick
 
     async def run(self, stop: asyncio.Event) -> None:
         requeued = await self.queue.requeue_unfinished(self.devices, datetime.now(UTC))
         if requeued:
             log.info("sending again %d commands whose outcome was not known at the last stop", requeued)
-        await run_every(stop, self.every, self.dispatch_once, "command dispatch")
+        await run_every(stop, self.every, self.dispatch_once, "command dispatch", wake=self._wake)
 
     async def dispatch_once(self) -> None:
         raise NotImplementedError
@@ -64,14 +67,29 @@ class ModbusCommandDispatcher(CommandDispatcher):
         return "commands:modbus"
 
     async def dispatch_once(self) -> None:
-        for command in await self.queue.claim(self.devices, datetime.now(UTC)):
+        while True:
+            claimed = await self.queue.claim(self.devices, datetime.now(UTC), limit=CLAIM_BATCH)
+            # Buses are independent: each link's writes go out side by side, in order on their own bus.
+            by_link: dict[str, list[DeviceCommand]] = {}
+            for command in claimed:
+                by_link.setdefault(self.inventory.devices[command.device].gateway or "", []).append(command)
+            await asyncio.gather(*(self._send_in_order(commands) for commands in by_link.values()))
+            if len(claimed) < CLAIM_BATCH:
+                return
+
+    async def _send_in_order(self, commands: list[DeviceCommand]) -> None:
+        for command in commands:
             await self.send(command)
 
     async def send(self, command: DeviceCommand) -> None:
         device = self.inventory.devices[command.device]
         spec = self.inventory.model_of(device).commands[command.command]
         link = self.links[device.gateway or ""]
-        value = spec.actions[command.action]
+        try:
+            value = spec.render(command.action, command.arguments or {})
+        except (KeyError, ValueError) as exc:
+            await self.failed(command.id, command.device, f"arguments {command.arguments!r} do not fit: {exc}")
+            return
         unit, table, address = device.unit or 0, spec.table or "coil", spec.address or 0
         if isinstance(value, str):
             await self.failed(command.id, command.device, f"{value!r} is not a Modbus value")

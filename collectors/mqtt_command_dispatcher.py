@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 import orjson
 
-from collectors.command_dispatcher import COMMANDS, CommandDispatcher
+from collectors.command_dispatcher import CLAIM_BATCH, COMMANDS, CommandDispatcher
 from collectors.mqtt_link import MqttLink
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
@@ -31,6 +31,15 @@ class _Awaited:
     state_field: str | None
     expected: FieldValue | object
     deadline: datetime
+    echo_field: str | None = None
+    correlation: str = ""
+
+    def confirmed_by(self, fields: Mapping[str, FieldValue]) -> bool:
+        # A device that echoes command ids confirms exactly the command it applied, nothing older.
+        if self.echo_field is not None:
+            return fields.get(self.echo_field) == self.correlation
+        observed = fields.get(self.state_field) if self.state_field else None
+        return self.expected is _ANY or observed == self.expected
 
 
 def expected_state(command: Command, action: str) -> FieldValue | object:
@@ -70,8 +79,7 @@ class MqttCommandDispatcher(CommandDispatcher):
             awaited = self._awaited.get(reading.device)
             if awaited is None:
                 continue
-            observed = reading.fields.get(awaited.state_field) if awaited.state_field else None
-            if awaited.expected is _ANY or observed == awaited.expected:
+            if awaited.confirmed_by(reading.fields):
                 del self._awaited[reading.device]
                 await self.queue.confirm(awaited.command_id, datetime.now(UTC))
                 COMMANDS.labels("confirmed").inc()
@@ -85,18 +93,23 @@ class MqttCommandDispatcher(CommandDispatcher):
         if not self.link.connected.is_set():
             return
         # One command in flight per device: its confirmation must not be taken for another's.
-        free = self.devices - self._awaited.keys()
-        for command in await self.queue.claim(free, now):
-            await self.send(command)
+        while True:
+            free = self.devices - self._awaited.keys()
+            claimed = await self.queue.claim(free, now, limit=CLAIM_BATCH)
+            for command in claimed:
+                await self.send(command)
+            if len(claimed) < CLAIM_BATCH:
+                return
 
     async def send(self, row: DeviceCommand) -> None:
         device = self.inventory.devices[row.device]
         command = self.inventory.model_of(device).commands[row.command]
         try:
-            await self.link.send(device, row.command, row.action)
+            await self.link.send(device, row.command, row.action, row.arguments, row.correlation_id)
         except aiomqtt.MqttError as exc:
             await self.failed(row.id, row.device, f"not published: {exc}")
             return
         self._awaited[row.device] = _Awaited(
-            row.id, command.state_field, expected_state(command, row.action), datetime.now(UTC) + self.confirm_within
-        )
+            row.id, command.state_field, expected_state(command, row.action), datetime.now(UTC) + self.confirm_within,
+            echo_field=command.echo_field, correlation=row.correlation_id,
+        )  # fmt: skip

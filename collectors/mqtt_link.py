@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -224,10 +224,17 @@ class MqttLink:
         await self.publish(reading)
         return reading
 
-    async def send(self, device: Device, command_name: str, action: str) -> None:
+    async def send(
+        self,
+        device: Device,
+        command_name: str,
+        action: str,
+        arguments: Mapping[str, object] | None = None,
+        correlation: str = "",
+    ) -> None:
         """Publish a command (QoS 1). Raises ``aiomqtt.MqttError`` when the broker is not connected."""
         command = self.inventory.model_of(device).commands[command_name]
-        payload = command.actions[action]
+        payload = command.render(action, arguments or {}, correlation)
         if self._client is None:
             raise aiomqtt.MqttError("not connected to the broker")
         await self._client.publish(command_topic(device, command), str(payload).encode(), qos=1)

@@ -37,9 +37,14 @@ from houqin.inventory import Inventory, load_inventory
 from houqin.readiness import Readiness, influx_check, mqtt_broker_check
 from houqin.readings import ReadingSink
 from houqin.repairs.clock import RepairClock
+from houqin.repairs.command_faults import CommandFaults
 from houqin.repairs.faults import FaultBook
 from houqin.repairs.notifier import Notifier
 from houqin.repairs.orders import RepairDesk
+from houqin.schedules.book import ScheduleBook, ScheduleInvalidError, load_schedule_file
+from houqin.schedules.calendar import load_calendar_file
+from houqin.schedules.commander import ZoneCommander
+from houqin.schedules.scheduler import Scheduler
 from houqin.settings import Settings, masked_settings
 from houqin.simulation import FAULTS
 from houqin.store import Database, current_revision, head_revision, upgrade_database
@@ -65,8 +70,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The SQL store: schema migrations.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts of students, workers, staff and admins.", no_args_is_help=True)
+schedules_app = typer.Typer(help="Lighting and broadcast schedules and the school calendar.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(schedules_app, name="schedules")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -207,7 +214,12 @@ async def _serve(
     telemetry_task = asyncio.create_task(telemetry.run(telemetry_stop), name=telemetry.name)
     desk = RepairDesk(inventory, settings.repairs, settings.tz)
     notifier = Notifier(settings.notify, database)
-    commands = CommandQueue(database, inventory)
+    command_faults = CommandFaults(FaultBook(database, desk), inventory, notifier.notify)
+    commands = CommandQueue(database, inventory, on_failed=command_faults.failed,
+                            on_confirmed=command_faults.confirmed)  # fmt: skip
+    schedule_book = ScheduleBook(database, inventory, settings.tz)
+    await _seed_schedules(settings, schedule_book)
+    scheduler = Scheduler(schedule_book, ZoneCommander(database, inventory, commands), inventory, settings.schedules)
     engine = RulesEngine(rules, inventory, FaultBook(database, desk), settings.repairs, settings.tz,
                          on_order_change=notifier.notify, telemetry=telemetry, commands=commands)  # fmt: skip
     await ensure_wallets(database, sorted(inventory.rooms))
@@ -219,7 +231,7 @@ async def _serve(
         readiness = _readiness(settings, database)
         sinks: list[ReadingSink] = [telemetry, engine, billing, overload]
         services, collectors = await _collection(settings, inventory, simulate, sinks, commands)
-        collectors += [engine, RepairClock(database, desk, notifier.notify), notifier, policy]
+        collectors += [engine, RepairClock(database, desk, notifier.notify), notifier, policy, scheduler]
         simulator = next((service for service in services if isinstance(service, SimulatedCampus)), None)
         api = ApiServer(
             create_app(
@@ -230,6 +242,8 @@ async def _serve(
                 telemetry=telemetry,
                 simulator=simulator,
                 on_order_change=notifier.notify,
+                commands=commands,
+                schedule_book=schedule_book,
             ),
             settings.api_host,
             settings.api_port,
@@ -258,6 +272,17 @@ async def _serve(
         await database.close()
 
 
+async def _seed_schedules(settings: Settings, book: ScheduleBook) -> None:
+    """The calendar and schedule files the settings name, imported at start (by name: edits made through
+    the API to other schedules stay)."""
+    schedules = settings.schedules
+    if schedules.calendar_file is not None:
+        await book.import_calendar(load_calendar_file(schedules.calendar_file))
+    if schedules.seed_file is not None:
+        created, replaced = await book.seed(load_schedule_file(schedules.seed_file), "seed", datetime.now(UTC))
+        log.info("schedules from %s: %d created, %d replaced", schedules.seed_file, created, replaced)
+
+
 @app.command()
 def run(
     simulate: Annotated[
@@ -279,7 +304,7 @@ def run(
         event_loop.run(_serve(settings, inventory, rules, simulate=simulate))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
-    except (OSError, KeyFileError) as error:
+    except (OSError, KeyFileError, ConfigError, ScheduleInvalidError) as error:
         raise _fail(str(error)) from None
 
 
@@ -351,6 +376,9 @@ def demo(
     settings.mqtt_url = "embedded"
     settings.influx.url = "embedded"
     settings.payments.sandbox = True  # the demo tops up without real money
+    demo_files = Path(__file__).parent / "schedules" / "demo"
+    settings.schedules.calendar_file = base.schedules.calendar_file or demo_files / "calendar.yaml"
+    settings.schedules.seed_file = base.schedules.seed_file or demo_files / "schedules.yaml"
     _setup_logging(settings.log_level)
     inventory = _load_inventory_or_exit(settings.inventory)
     rules = _load_rules_or_exit(base, inventory)
@@ -362,7 +390,7 @@ def demo(
         event_loop.run(_serve(settings, inventory, rules, banner, simulate=True))
     except ComponentFailedError as failure:
         raise _fail(f"houqin stopped because a component failed: {failure}") from None
-    except (OSError, KeyFileError) as error:
+    except (OSError, KeyFileError, ConfigError, ScheduleInvalidError) as error:
         raise _fail(str(error)) from None
 
 
@@ -509,6 +537,53 @@ def users_list() -> None:
     for user in asyncio.run(_with_session(Settings(), work)):
         extra = user.team or ",".join(user.room_ids)
         typer.echo(f"{user.username:<24} {user.role:<8} {'active' if user.active else 'disabled':<9} {extra}")
+
+
+async def _with_book(settings: Settings, work: Callable[[ScheduleBook], Awaitable[T]]) -> T:
+    inventory = _load_inventory_or_exit(settings.inventory)
+    database = await _open_database(settings)
+    try:
+        return await work(ScheduleBook(database, inventory, settings.tz))
+    finally:
+        await database.close()
+
+
+@schedules_app.command("seed")
+def schedules_seed(file: Annotated[Path, typer.Argument(help="YAML file with a schedules list")]) -> None:
+    """Create or replace (by name) the schedules of a file; contradictions are reported and nothing is kept
+    of a schedule that has them."""
+    settings = Settings()
+    _setup_logging(settings.log_level)
+    try:
+        specs = load_schedule_file(file)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+    async def work(book: ScheduleBook) -> tuple[int, int]:
+        return await book.seed(specs, "cli", datetime.now(UTC))
+
+    try:
+        created, replaced = event_loop.run(_with_book(settings, work))
+    except ScheduleInvalidError as error:
+        raise _fail(f"{file}: {error}") from None
+    typer.echo(f"{created} schedules created, {replaced} replaced")
+
+
+@schedules_app.command("calendar")
+def schedules_calendar(file: Annotated[Path, typer.Argument(help="YAML file with terms and days")]) -> None:
+    """Import a school calendar: terms by name and days by date are added or replaced."""
+    settings = Settings()
+    _setup_logging(settings.log_level)
+    try:
+        content = load_calendar_file(file)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+    async def work(book: ScheduleBook) -> None:
+        await book.import_calendar(content)
+
+    event_loop.run(_with_book(settings, work))
+    typer.echo(f"{len(content.terms)} terms and {len(content.days)} days imported")
 
 
 @app.command()

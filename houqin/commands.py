@@ -5,12 +5,20 @@ claimed by the process that owns the device's link, sent, and confirmed by readi
 (or retried with backoff, then failed after ``max_attempts``). A request with a ``key`` is idempotent:
 asking twice (a retry after a crash, two processes reacting to one fault) queues one command. A newer
 command for the same output supersedes one still queued, so the last word wins and nothing flaps.
+
+A command may carry arguments (a dim level, a programme and its duration) and a deadline: it is not sent
+after it, and retries stop there (a bell rung late is worse than none). A command that fails for good is
+handed to ``on_failed`` (houqin raises a fault on the device, which opens a repair order); a confirmed one
+to ``on_confirmed`` (which clears it). Dispatchers in this process are woken at once by ``notify``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,14 +35,39 @@ class CommandError(ValueError):
     """A command the device's model does not have (unknown device, command or action)."""
 
 
+CommandHook = Callable[[DeviceCommand], Awaitable[None]]
+
+
 class CommandQueue:
-    def __init__(self, database: Database, inventory: Inventory, max_attempts: int = 5, backoff: float = 2.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        inventory: Inventory,
+        max_attempts: int = 5,
+        backoff: float = 2.0,
+        on_failed: CommandHook | None = None,
+        on_confirmed: CommandHook | None = None,
+    ) -> None:
         self.database = database
         self.inventory = inventory
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.on_failed = on_failed
+        self.on_confirmed = on_confirmed
+        self._listeners: list[asyncio.Event] = []
 
-    def check(self, device: str, command: str, action: str) -> None:
+    def listen(self) -> asyncio.Event:
+        """An event set whenever this process queues a command: a dispatcher waits on it between ticks."""
+        event = asyncio.Event()
+        self._listeners.append(event)
+        return event
+
+    def notify(self) -> None:
+        """Wake this process's dispatchers (after the transaction that queued commands committed)."""
+        for event in self._listeners:
+            event.set()
+
+    def check(self, device: str, command: str, action: str, arguments: Mapping[str, Any] | None = None) -> None:
         known = self.inventory.devices.get(device)
         if known is None:
             raise CommandError(f"no device {device!r}")
@@ -44,6 +77,9 @@ class CommandQueue:
         if action not in commands[command].actions:
             actions = ", ".join(sorted(commands[command].actions))
             raise CommandError(f"{device} command {command!r} has no action {action!r}; one of {actions}")
+        missing = sorted(commands[command].arguments_of(action) - set(arguments or {}))
+        if missing:
+            raise CommandError(f"{device} command {command!r} action {action!r} needs {', '.join(missing)}")
 
     async def enqueue(
         self,
@@ -56,13 +92,17 @@ class CommandQueue:
         reason: str = "",
         requested_by: str = "houqin",
         key: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        deadline: datetime | None = None,
     ) -> DeviceCommand:
         """Queue a command (or return the one already queued under ``key``)."""
         async with self.database.session() as session:
             try:
                 row = await self.enqueue_in(session, device, command, action, now, source=source, reason=reason,
-                                            requested_by=requested_by, key=key)  # fmt: skip
+                                            requested_by=requested_by, key=key, arguments=arguments,
+                                            deadline=deadline)  # fmt: skip
                 await session.commit()
+                self.notify()
                 return row
             except IntegrityError:
                 await session.rollback()
@@ -83,10 +123,13 @@ class CommandQueue:
         reason: str = "",
         requested_by: str = "houqin",
         key: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        deadline: datetime | None = None,
+        zone: str | None = None,
     ) -> DeviceCommand:
         """Queue a command in the caller's transaction, so that it exists exactly when what caused it does
-        (a ledger entry that cuts a room, a schedule that fired)."""
-        self.check(device, command, action)
+        (a ledger entry that cuts a room, a schedule that fired). The caller calls ``notify`` after commit."""
+        self.check(device, command, action, arguments)
         if key is not None:
             existing = (await session.execute(select(DeviceCommand).where(DeviceCommand.key == key))).scalar()
             if existing is not None:
@@ -98,7 +141,8 @@ class CommandQueue:
         )
         row = DeviceCommand(device=device, command=command, action=action, state="queued", source=source,
                             reason=reason, requested_by=requested_by, key=key, next_attempt_at=now,
-                            created_at=now)  # fmt: skip
+                            created_at=now, arguments=dict(arguments) if arguments else None,
+                            correlation_id=uuid.uuid4().hex, deadline=deadline, zone=zone)  # fmt: skip
         session.add(row)
         await session.flush()
         return row
@@ -121,40 +165,82 @@ class CommandQueue:
                 .with_for_update(skip_locked=True)
             )
             rows = list((await session.execute(query)).scalars())
+            due: list[DeviceCommand] = []
+            late: list[DeviceCommand] = []
             for row in rows:
+                if row.deadline is not None and row.deadline < now:
+                    row.state, row.finished_at = "failed", now
+                    row.last_error = f"not sent by its deadline {row.deadline.isoformat()}"
+                    late.append(row)
+                    continue
                 row.state = "sent"
                 row.attempts += 1
+                row.sent_at = now
+                due.append(row)
             await session.commit()
-            return rows
+        for row in late:
+            await self._failed_for_good(row)
+        return due
 
     async def confirm(self, command_id: int, now: datetime) -> None:
         async with self.database.session() as session:
-            await session.execute(
-                update(DeviceCommand).where(DeviceCommand.id == command_id).values(state="confirmed", finished_at=now)
-            )
+            row = await session.get(DeviceCommand, command_id)
+            if row is None:
+                return
+            row.state, row.finished_at = "confirmed", now
             await session.commit()
+        if self.on_confirmed is not None:
+            await self.on_confirmed(row)
 
     async def failed_attempt(self, command_id: int, now: datetime, error: str) -> str:
-        """Record a failed attempt; the command is queued again after a backoff, or failed for good.
-        Returns the new state."""
+        """Record a failed attempt; the command is queued again after a backoff, or failed for good (after
+        its attempts, or when the next one would come after its deadline). Returns the new state."""
         async with self.database.session() as session:
             row = await session.get(DeviceCommand, command_id)
             if row is None:
                 return "failed"
             row.last_error = error[:2000]
-            if row.attempts >= self.max_attempts:
+            retry_at = now + timedelta(seconds=self.backoff * 2 ** (row.attempts - 1))
+            if row.attempts >= self.max_attempts or (row.deadline is not None and retry_at > row.deadline):
                 row.state, row.finished_at = "failed", now
             else:
                 row.state = "queued"
-                row.next_attempt_at = now + timedelta(seconds=self.backoff * 2 ** (row.attempts - 1))
+                row.next_attempt_at = retry_at
             await session.commit()
-            return row.state
+        if row.state == "failed":
+            await self._failed_for_good(row)
+        return row.state
 
-    async def recent(self, device: str | None = None, limit: int = 100) -> list[DeviceCommand]:
+    async def _failed_for_good(self, row: DeviceCommand) -> None:
+        if self.on_failed is not None:
+            await self.on_failed(row)
+
+    async def recent(
+        self,
+        device: str | None = None,
+        limit: int = 100,
+        *,
+        state: str | None = None,
+        source: str | None = None,
+        zone: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[DeviceCommand]:
+        """The newest commands first, filtered by device, state, source, zone and creation time."""
         async with self.database.session() as session:
             query = select(DeviceCommand).order_by(DeviceCommand.id.desc()).limit(limit)
             if device is not None:
                 query = query.where(DeviceCommand.device == device)
+            if state is not None:
+                query = query.where(DeviceCommand.state == state)
+            if source is not None:
+                query = query.where(DeviceCommand.source == source)
+            if zone is not None:
+                query = query.where(DeviceCommand.zone == zone)
+            if since is not None:
+                query = query.where(DeviceCommand.created_at >= since)
+            if until is not None:
+                query = query.where(DeviceCommand.created_at < until)
             return list((await session.execute(query)).scalars())
 
     async def requeue_unfinished(self, devices: Collection[str], now: datetime) -> int:

@@ -165,6 +165,20 @@ class WechatPaySettings(BaseModel):
         return value
 
 
+class ScheduleSettings(BaseModel):
+    """Lighting and broadcast schedules (``HOUQIN_SCHEDULES__…``)."""
+
+    late_grace_s: float = Field(
+        default=30, ge=1, le=600,
+        description="A programme is played at most this late; later it is recorded as missed, not played",
+    )  # fmt: skip
+    command_deadline_s: float = Field(
+        default=300, ge=5, le=86400, description="A lighting command is retried until this long after it was due"
+    )
+    seed_file: Path | None = Field(default=None, description="Schedules (YAML) created or replaced at start")
+    calendar_file: Path | None = Field(default=None, description="A calendar (YAML) imported at start")
+
+
 class PaymentSettings(BaseModel):
     """Top-up providers. The sandbox credits whoever asks: for the demo and tests only."""
 
@@ -207,6 +221,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     timezone: str = "Asia/Shanghai"

@@ -42,6 +42,7 @@ class SimulatedMqttDevices:
         self.state: dict[str, dict[str, Any]] = {device.id: self._initial(device) for device in self.devices}
         self._last = {device.id: time.time() for device in self.devices}
         self._commands: dict[str, tuple[Device, str]] = {}
+        self._plays_until: dict[str, float] = {}  # broadcast device -> when its programme ends
         for device in self.devices:
             for name, command in inventory.model_of(device).commands.items():
                 if command.topic and device.topic:
@@ -53,8 +54,8 @@ class SimulatedMqttDevices:
         if kind == "water":
             return {"flow": 0.0, "total": 1000.0 + random.uniform(0, 500)}  # noqa: S311 - simulation
         if kind == "lighting":
-            return {"state": {"on": False}, "current": 0.0}
-        return {"playing": False, "programme": None, "volume": 70}
+            return {"state": {"on": False, "level": 0}, "current": 0.0, "command_id": ""}
+        return {"playing": False, "programme": None, "volume": 70, "command_id": ""}
 
     def payload(self, device: Device, now: float | None = None) -> bytes:
         """The device's state message now (advancing its totalizer)."""
@@ -73,7 +74,13 @@ class SimulatedMqttDevices:
             state["flow"] = round(flow, 3)
         elif kind == "lighting":
             on = bool(state["state"]["on"])
-            state["current"] = 1.2 if on and "lamp_failure" not in faults else 0.0
+            level = int(state["state"].get("level", 100))
+            state["current"] = round(1.2 * level / 100, 3) if on and "lamp_failure" not in faults else 0.0
+        elif kind == "broadcast":
+            ends = self._plays_until.get(device.id)
+            if ends is not None and now >= ends:  # the programme has played its duration
+                del self._plays_until[device.id]
+                state["playing"], state["programme"] = False, None
         self._last[device.id] = now
         return orjson.dumps(state)
 
@@ -83,12 +90,25 @@ class SimulatedMqttDevices:
         except orjson.JSONDecodeError:
             log.warning("%s: command %s with unreadable payload %r ignored", device.id, name, payload[:40])
             return
+        if not isinstance(body, dict):
+            log.warning("%s: command %s with a payload that is not an object ignored", device.id, name)
+            return
         state = self.state[device.id]
         if "on" in body:
-            state["state"]["on"] = bool(body["on"])
+            on = bool(body["on"])
+            state["state"]["on"] = on
+            state["state"]["level"] = int(body.get("level", 100)) if on else 0
         if "programme" in body:
+            # A new programme replaces the one playing, which does not resume afterwards.
             state["programme"] = body["programme"]
             state["playing"] = body["programme"] is not None
+            duration = body.get("duration_s")
+            if state["playing"] and isinstance(duration, int | float) and duration > 0:
+                self._plays_until[device.id] = time.time() + duration
+            else:
+                self._plays_until.pop(device.id, None)
+        if "command_id" in body:
+            state["command_id"] = str(body["command_id"])
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -6,7 +6,9 @@ Each class validates one entry on its own; references between entries are checke
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from datetime import time
 from typing import Annotated, Any, Literal
 
@@ -172,6 +174,10 @@ class PayloadMap(Entry):
         return self
 
 
+COMMAND_ARGUMENTS = ("level", "programme", "duration_s")
+COMMAND_ARGUMENT = re.compile(r"\{(\w+)\}")
+
+
 class Command(Entry):
     """A named output of a device and the value or payload for each action.
 
@@ -183,18 +189,58 @@ class Command(Entry):
     address: Address | None = None
     topic: str | None = None
     state_field: Ident | None = None
+    # An action's value may carry the command's arguments: ``{level}`` (dim %), ``{programme}``,
+    # ``{duration_s}``, and ``{correlation}`` (the command's id for the device to echo back). In an MQTT
+    # payload each is replaced by its JSON encoding; a Modbus action that is exactly ``"{level}"`` writes
+    # the level to its register.
     actions: dict[Ident, int | bool | str] = Field(min_length=1)
     # MQTT: the state_field value that confirms each action (a play command's payload names a programme,
     # the state that confirms it is playing: true). Without it, an action whose JSON payload carries the
     # state field confirms with that value, and any other with the device's next state message.
     states: dict[Ident, int | bool | str] = Field(default_factory=dict)
+    # MQTT: the state field in which the device echoes the correlation id of the last command it applied.
+    # When given, only a state message carrying this command's id confirms it.
+    echo_field: Ident | None = None
 
     @model_validator(mode="after")
     def _states_of_actions(self) -> Command:
         unknown = sorted(set(self.states) - set(self.actions))
         if unknown:
             raise ValueError(f"states: {', '.join(unknown)} is not an action")
+        for name, value in self.actions.items():
+            if isinstance(value, str):
+                unknown_args = sorted(set(COMMAND_ARGUMENT.findall(value)) - {*COMMAND_ARGUMENTS, "correlation"})
+                if unknown_args:
+                    known = ", ".join(f"{{{arg}}}" for arg in (*COMMAND_ARGUMENTS, "correlation"))
+                    raise ValueError(f"actions.{name}: unknown argument {{{unknown_args[0]}}}; use {known}")
         return self
+
+    def arguments_of(self, action: str) -> set[str]:
+        """The arguments (``level``, ``programme``, ``duration_s``) that ``action`` needs."""
+        value = self.actions[action]
+        return set(COMMAND_ARGUMENT.findall(value)) & set(COMMAND_ARGUMENTS) if isinstance(value, str) else set()
+
+    def render(self, action: str, arguments: Mapping[str, object], correlation: str = "") -> int | bool | str:
+        """The value or payload that carries out ``action`` with its ``arguments``."""
+        value = self.actions[action]
+        if not isinstance(value, str):
+            return value
+        if self.protocol_is_modbus and value == "{level}":
+            return int(str(arguments["level"]))
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name == "correlation":
+                return json.dumps(correlation)
+            if name in COMMAND_ARGUMENTS and name in arguments:
+                return json.dumps(arguments[name], ensure_ascii=False)
+            return match.group(0)
+
+        return COMMAND_ARGUMENT.sub(substitute, value)
+
+    @property
+    def protocol_is_modbus(self) -> bool:
+        return self.table is not None
 
 
 class DeviceModel(Entry):
@@ -296,11 +342,36 @@ class Room(Entry):
     power_limit_w: Annotated[float, _between(1, 100_000)] | None = None  # default: billing.power_limit_w
 
 
+def _zone_member(value: str) -> str:
+    device, _, command = value.partition(":")
+    _identifier(device)
+    if command:
+        _identifier(command)
+    return value
+
+
 class Zone(Entry):
+    """A named group of lighting circuits or broadcast areas that schedules drive together. A member is a
+    device (all its outputs of the zone's kind) or ``device:command`` (one circuit of a multi-circuit
+    controller)."""
+
     id: Ident
     name: str = ""
     kind: Literal["lighting", "broadcast"]
-    devices: list[Ident] = Field(min_length=1)
+    devices: list[Annotated[str, AfterValidator(_zone_member)]] = Field(min_length=1)
+    # What a lighting zone is left at when no schedule, override or entry says otherwise.
+    default: Literal["on", "off"] = "off"
+    building: str | None = None
+
+    @model_validator(mode="after")
+    def _default_of_kind(self) -> Zone:
+        if self.kind == "broadcast" and self.default != "off":
+            raise ValueError("default: a broadcast zone is silent unless something plays")
+        return self
+
+    def members(self) -> list[tuple[str, str | None]]:
+        """``(device, command or None)`` for every member."""
+        return [(device, command or None) for device, _, command in (m.partition(":") for m in self.devices)]
 
 
 class Team(Entry):

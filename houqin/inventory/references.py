@@ -120,7 +120,7 @@ def check_references(
             report((*at, "tariff"), f"unknown tariff {room.tariff!r}{_suggest(room.tariff, tariffs)}")
 
     for index, zone in _entries(sections, "zones", Zone):
-        for position, device_id in enumerate(zone.devices):
+        for position, (device_id, command) in enumerate(zone.members()):
             member = ("zones", index, "devices", position)
             if device_id not in declared["devices"]:
                 report(member, f"unknown device {device_id!r}{_suggest(device_id, declared['devices'])}")
@@ -129,11 +129,19 @@ def check_references(
                     member,
                     f"device {device_id!r} is a {kind} device; a {zone.kind} zone holds {zone.kind} devices",
                 )
+            elif (
+                command is not None
+                and (member_device := devices.get(device_id)) is not None
+                and (member_model := all_models.get(member_device.model)) is not None
+                and command not in member_model.commands
+            ):
+                have = ", ".join(sorted(member_model.commands)) or "none"
+                report(member, f"device {device_id!r} has no command {command!r}; it has {have}")
         seen: set[str] = set()
-        for position, device_id in enumerate(zone.devices):
-            if device_id in seen:
-                report(("zones", index, "devices", position), f"device {device_id!r} is listed twice")
-            seen.add(device_id)
+        for position, member_text in enumerate(zone.devices):
+            if member_text in seen:
+                report(("zones", index, "devices", position), f"{member_text!r} is listed twice")
+            seen.add(member_text)
 
     _check_teams(document, _entries(sections, "teams", Team), issues)
     return issues
