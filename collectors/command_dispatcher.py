@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
@@ -33,7 +32,7 @@ class CommandDispatcher:
         self._wake = queue.listen()  # a command queued in this process is sent now, not at the next tick
 
     async def run(self, stop: asyncio.Event) -> None:
-        requeued = await self.queue.requeue_unfinished(self.devices, datetime.now(UTC))
+        requeued = await self.queue.requeue_unfinished(self.devices, self.queue.clock())
         if requeued:
             log.info("sending again %d commands whose outcome was not known at the last stop", requeued)
         await run_every(stop, self.every, self.dispatch_once, "command dispatch", wake=self._wake)
@@ -42,7 +41,7 @@ class CommandDispatcher:
         raise NotImplementedError
 
     async def failed(self, command_id: int, device: str, why: str) -> None:
-        state = await self.queue.failed_attempt(command_id, datetime.now(UTC), why)
+        state = await self.queue.failed_attempt(command_id, self.queue.clock(), why)
         COMMANDS.labels("retry" if state == "queued" else "failed").inc()
         log.warning("command %d to %s: %s (%s)", command_id, device, why, state)
 
@@ -68,7 +67,7 @@ class ModbusCommandDispatcher(CommandDispatcher):
 
     async def dispatch_once(self) -> None:
         while True:
-            claimed = await self.queue.claim(self.devices, datetime.now(UTC), limit=CLAIM_BATCH)
+            claimed = await self.queue.claim(self.devices, self.queue.clock(), limit=CLAIM_BATCH)
             # Buses are independent: each link's writes go out side by side, in order on their own bus.
             by_link: dict[str, list[DeviceCommand]] = {}
             for command in claimed:
@@ -104,6 +103,6 @@ class ModbusCommandDispatcher(CommandDispatcher):
         if observed != expected:
             await self.failed(command.id, command.device, f"read back {observed!r}, expected {expected!r}")
             return
-        await self.queue.confirm(command.id, datetime.now(UTC))
+        await self.queue.confirm(command.id, self.queue.clock())
         COMMANDS.labels("confirmed").inc()
         log.info("%s %s %s confirmed (%s)", command.device, command.command, command.action, command.reason)

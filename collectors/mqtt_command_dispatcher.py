@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import aiomqtt
 import orjson
@@ -81,13 +81,14 @@ class MqttCommandDispatcher(CommandDispatcher):
                 continue
             if awaited.confirmed_by(reading.fields):
                 del self._awaited[reading.device]
-                await self.queue.confirm(awaited.command_id, datetime.now(UTC))
+                await self.queue.confirm(awaited.command_id, self.queue.clock())
                 COMMANDS.labels("confirmed").inc()
 
     async def dispatch_once(self) -> None:
-        now = datetime.now(UTC)
+        now = self.queue.clock()
         for device, awaited in list(self._awaited.items()):
-            if awaited.deadline <= now:
+            # A state message may have confirmed it while this loop awaited: pop, and only if it is still this one.
+            if awaited.deadline <= now and self._awaited.get(device) is awaited:
                 del self._awaited[device]
                 await self.failed(awaited.command_id, device, f"no state confirming it within {self.confirm_within}")
         if not self.link.connected.is_set():
@@ -110,6 +111,6 @@ class MqttCommandDispatcher(CommandDispatcher):
             await self.failed(row.id, row.device, f"not published: {exc}")
             return
         self._awaited[row.device] = _Awaited(
-            row.id, command.state_field, expected_state(command, row.action), datetime.now(UTC) + self.confirm_within,
+            row.id, command.state_field, expected_state(command, row.action), self.queue.clock() + self.confirm_within,
             echo_field=command.echo_field, correlation=row.correlation_id,
         )  # fmt: skip

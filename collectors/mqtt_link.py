@@ -91,6 +91,9 @@ def decode_payload(payload: bytes, payload_map: PayloadMap) -> dict[str, FieldVa
     return PayloadDecoder(payload_map).decode(payload)
 
 
+PUBLISH_TIMEOUT = 5.0
+
+
 def command_topic(device: Device, command: Command) -> str:
     """A command topic is absolute when it starts with '/', else it replaces the last level of the
     device's state topic (``campus/library/lighting/l1/state`` + ``set`` -> ``.../l1/set``)."""
@@ -237,4 +240,9 @@ class MqttLink:
         payload = command.render(action, arguments or {}, correlation)
         if self._client is None:
             raise aiomqtt.MqttError("not connected to the broker")
-        await self._client.publish(command_topic(device, command), str(payload).encode(), qos=1)
+        try:
+            # A QoS 1 publish waits for the broker's PUBACK, which never comes if the connection drops.
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                await self._client.publish(command_topic(device, command), str(payload).encode(), qos=1)
+        except TimeoutError:
+            raise aiomqtt.MqttError(f"the broker did not acknowledge within {PUBLISH_TIMEOUT:.0f} s") from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -47,7 +47,10 @@ class CommandQueue:
         backoff: float = 2.0,
         on_failed: CommandHook | None = None,
         on_confirmed: CommandHook | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        # Dispatchers read time from here: a test that drives the scheduler's clock drives theirs too.
+        self.clock = clock
         self.database = database
         self.inventory = inventory
         self.max_attempts = max_attempts

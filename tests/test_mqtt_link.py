@@ -116,11 +116,13 @@ async def test_commands_go_to_the_device_command_topic(
     device = demo_inventory.devices["library-lights-2"]
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as watcher:
         await watcher.subscribe("campus/library/lighting/library-lights-2/#", qos=1)
-        await link.send(device, "light", "on")
+        await link.send(device, "light", "dim", {"level": 35}, "c0ffee")
         async with asyncio.timeout(5):
             async for message in watcher.messages:
                 assert message.topic.value == "campus/library/lighting/library-lights-2/set"
-                assert orjson.loads(bytes(message.payload)) == {"on": True}  # type: ignore[arg-type]
+                # The arguments and the correlation id the device echoes back are filled into the payload.
+                payload = orjson.loads(bytes(message.payload))  # type: ignore[arg-type]
+                assert payload == {"on": True, "level": 35, "command_id": "c0ffee"}
                 break
 
 

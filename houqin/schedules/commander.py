@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_, update
@@ -45,7 +45,7 @@ class Firing:
 
     @property
     def key(self) -> str:
-        text = f"{self.zone}|{self.cause}|{self.due.isoformat()}"
+        text = f"{self.zone}|{self.cause}|{self.due.astimezone(UTC).isoformat()}"
         return text if len(text) <= 160 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 

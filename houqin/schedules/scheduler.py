@@ -215,7 +215,7 @@ class Scheduler:
             return None
         changed_at = self._changed_at(timeline, now)
         # A change that happened while houqin was down, or before it first ran, is a reconciliation.
-        reconcile = first_pass or changed_at is None or changed_at <= since or zone_id not in self._commanded
+        reconcile = first_pass or changed_at is None or changed_at < since or zone_id not in self._commanded
         due = now if reconcile else changed_at
         assert due is not None
         return Firing(

@@ -30,6 +30,7 @@ from houqin.schedules.calendar import SchoolCalendar
 from houqin.schedules.model import At, EntryIn, ScheduleIn
 
 Layer = Literal["emergency", "override", "dated", "regular", "default"]
+LAYERS: tuple[Layer, ...] = ("emergency", "override", "dated", "regular", "default")  # highest first
 LOOKBACK_DAYS = 8  # a regular lighting state carries over from the last entry up to this far back
 
 
@@ -278,7 +279,7 @@ class ZoneTimeline:
             # The emergency's end silences the zone, unless another emergency is still playing there.
             if not any(other.start <= emergency.end < other.end for other in self.emergencies if other != emergency):
                 resolved.append(Sound(emergency.end, emergency.end, "stop", None, "emergency", cause + ":end"))
-        return sorted(resolved, key=lambda sound: (sound.start, sound.layer != "emergency"))
+        return sorted(resolved, key=lambda sound: (sound.start, LAYERS.index(sound.layer)))
 
     def sounds(self) -> list[Sound]:
         """Programmes and stops starting inside the window, in order (suppressed ones included)."""
