@@ -58,18 +58,37 @@ zones:
 EVENING = [
     ScheduleIn.model_validate(spec)
     for spec in (
-        {"name": "hall", "zone": "hall", "day_types": ["school_day"],
-         "entries": [{"at": "18:00", "action": "on"}, {"at": "23:00", "action": "off"}]},
-        {"name": "lawn", "zone": "lawn", "day_types": ["school_day"],
-         "entries": [{"at": "18:00", "action": "dim", "level": 70}, {"at": "23:00", "action": "off"}]},
-        {"name": "bells", "zone": "bells", "day_types": ["school_day"], "entries": [
-            {"at": "19:00", "action": "play", "programme": "bell", "duration_s": 20},
-            {"at": "19:30", "action": "play", "programme": "bell", "duration_s": 20},
-            {"at": "20:00", "action": "play", "programme": "evening-news", "duration_s": 600, "play_if_missed": True},
-            {"at": "21:00", "action": "play", "programme": "bell", "duration_s": 60},
-        ]},
+        {
+            "name": "hall",
+            "zone": "hall",
+            "day_types": ["school_day"],
+            "entries": [{"at": "18:00", "action": "on"}, {"at": "23:00", "action": "off"}],
+        },
+        {
+            "name": "lawn",
+            "zone": "lawn",
+            "day_types": ["school_day"],
+            "entries": [{"at": "18:00", "action": "dim", "level": 70}, {"at": "23:00", "action": "off"}],
+        },
+        {
+            "name": "bells",
+            "zone": "bells",
+            "day_types": ["school_day"],
+            "entries": [
+                {"at": "19:00", "action": "play", "programme": "bell", "duration_s": 20},
+                {"at": "19:30", "action": "play", "programme": "bell", "duration_s": 20},
+                {
+                    "at": "20:00",
+                    "action": "play",
+                    "programme": "evening-news",
+                    "duration_s": 600,
+                    "play_if_missed": True,
+                },
+                {"at": "21:00", "action": "play", "programme": "bell", "duration_s": 60},
+            ],
+        },
     )
-]  # fmt: skip
+]
 
 
 def local(text: str) -> datetime:
@@ -88,8 +107,9 @@ class Campus:
     now: list[datetime] = field(default_factory=list)
 
     def scheduler(self) -> Scheduler:
-        return Scheduler(self.book, self.commander, self.inventory, ScheduleSettings(late_grace_s=30),
-                         clock=lambda: self.now[0])  # fmt: skip
+        return Scheduler(
+            self.book, self.commander, self.inventory, ScheduleSettings(late_grace_s=30), clock=lambda: self.now[0]
+        )
 
     async def until(self, check: Callable[[], bool], seconds: float = 5.0) -> None:
         async with asyncio.timeout(seconds):
@@ -124,8 +144,15 @@ async def campus(database: Database, mosquitto: Mosquitto, tmp_path: Path) -> As
     mqtt = SimulatedMqttDevices(inventory, url, SHANGHAI, {})
     faults = CommandFaults(FaultBook(database, RepairDesk(inventory, RepairSettings(), SHANGHAI)), inventory)
     now: list[datetime] = []  # the tests' clock, shared by the scheduler and the dispatchers; empty: real time
-    queue = CommandQueue(database, inventory, max_attempts=2, backoff=0.05, on_failed=faults.failed,
-                         on_confirmed=faults.confirmed, clock=lambda: now[0] if now else datetime.now(UTC))  # fmt: skip
+    queue = CommandQueue(
+        database,
+        inventory,
+        max_attempts=2,
+        backoff=0.05,
+        on_failed=faults.failed,
+        on_confirmed=faults.confirmed,
+        clock=lambda: now[0] if now else datetime.now(UTC),
+    )
     mqtt_dispatcher: MqttCommandDispatcher | None = None
 
     async def publish(reading: Reading) -> None:
@@ -145,7 +172,7 @@ async def campus(database: Database, mosquitto: Mosquitto, tmp_path: Path) -> As
         yield Campus(inventory, database, mqtt, panel, queue, book, ZoneCommander(database, inventory, queue), now)
     finally:
         stop.set()
-        done, pending = await asyncio.wait(tasks, timeout=10)
+        _, pending = await asyncio.wait(tasks, timeout=10)
         assert not pending, f"components that did not stop: {pending}"
         await modbus.close()
         await gateway.stop()
@@ -165,8 +192,14 @@ async def test_a_restart_mid_evening_reconciles_lights_and_records_missed_bells(
     campus.now[:] = [local("2026-09-07T20:05")]
     started = asyncio.get_running_loop().time()
     await second.tick()
-    await campus.until(lambda: campus.light("lawn-1")["on"] is True and campus.light("lawn-2")["level"] == 70
-                       and campus.panel.values["circuit1_on"] is True and campus.panel.values["circuit2_on"] is True)  # fmt: skip
+    await campus.until(
+        lambda: (
+            campus.light("lawn-1")["on"] is True
+            and campus.light("lawn-2")["level"] == 70
+            and campus.panel.values["circuit1_on"] is True
+            and campus.panel.values["circuit2_on"] is True
+        )
+    )
     assert asyncio.get_running_loop().time() - started < 5
     assert campus.panel.values["circuit3_on"] is False  # not a member of the zone
     await campus.until(lambda: campus.pa()["programme"] == "evening-news")  # play_if_missed: what remains of it
@@ -214,8 +247,13 @@ async def test_an_override_holds_until_it_expires_then_the_schedule_takes_over(c
 
 
 async def test_an_emergency_preempts_a_playing_bell_which_does_not_resume(campus: Campus) -> None:
-    bell = ScheduleIn.model_validate({"name": "bells", "zone": "bells", "entries": [
-        {"at": "10:00", "action": "play", "programme": "bell", "duration_s": 60}]})  # fmt: skip
+    bell = ScheduleIn.model_validate(
+        {
+            "name": "bells",
+            "zone": "bells",
+            "entries": [{"at": "10:00", "action": "play", "programme": "bell", "duration_s": 60}],
+        }
+    )
     await campus.book.save(bell, "li", local("2026-09-07T08:00"))
     scheduler = campus.scheduler()
     campus.now[:] = [local("2026-09-07T09:59:59")]
@@ -238,8 +276,13 @@ async def test_an_emergency_preempts_a_playing_bell_which_does_not_resume(campus
     await asyncio.sleep(0.5)
     assert campus.pa()["playing"] is False and campus.pa()["programme"] is None  # the bell did not resume
     async with campus.database.session() as session:
-        sent = (await session.execute(select(DeviceCommand.action, DeviceCommand.arguments)
-                                      .where(DeviceCommand.device == "pa-1").order_by(DeviceCommand.id))).all()  # fmt: skip
+        sent = (
+            await session.execute(
+                select(DeviceCommand.action, DeviceCommand.arguments)
+                .where(DeviceCommand.device == "pa-1")
+                .order_by(DeviceCommand.id)
+            )
+        ).all()
     assert [action for action, _ in sent] == ["play", "play", "stop"]
     assert (
         emergency_end("bells", row.id, until, until).key
@@ -282,8 +325,15 @@ async def test_a_controller_that_never_answers_fails_raises_a_fault_and_a_repair
 
 async def test_a_command_past_its_deadline_is_not_sent(campus: Campus) -> None:
     now = datetime.now(SHANGHAI)
-    late = await campus.queue.enqueue("pa-1", "play", "play", now, source="schedule", deadline=now - timedelta(seconds=1),
-                                      arguments={"programme": "bell", "duration_s": 20})  # fmt: skip
+    late = await campus.queue.enqueue(
+        "pa-1",
+        "play",
+        "play",
+        now,
+        source="schedule",
+        deadline=now - timedelta(seconds=1),
+        arguments={"programme": "bell", "duration_s": 20},
+    )
     async with asyncio.timeout(5):
         while (await campus.queue.recent("pa-1"))[0].state != "failed":
             await asyncio.sleep(0.05)
