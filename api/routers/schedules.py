@@ -187,28 +187,21 @@ async def preview(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"at most {MAX_PREVIEW.days} days at once")
     drivers = await book.drivers(start)
     timeline = book.timeline(drivers, found, start, end)
+    tz = request.app.state.settings.tz  # times in the campus's own clock, as staff read timetables
     segments = (
         [
-            SegmentOut(
-                start=s.start, end=s.end, state=s.state.action, level=s.state.level, layer=s.layer, cause=s.cause
-            )
+            SegmentOut(start=s.start.astimezone(tz), end=s.end.astimezone(tz), state=s.state.action,
+                       level=s.state.level, layer=s.layer, cause=s.cause)
             for s in timeline.segments()
         ]
         if found.kind == "lighting"
         else []
-    )
+    )  # fmt: skip
     sounds = [
-        SoundOut(
-            start=s.start,
-            end=s.end,
-            action=s.action,
-            programme=s.programme,
-            layer=s.layer,
-            cause=s.cause,
-            suppressed_by=s.suppressed_by,
-        )
+        SoundOut(start=s.start.astimezone(tz), end=s.end.astimezone(tz), action=s.action, programme=s.programme,
+                 layer=s.layer, cause=s.cause, suppressed_by=s.suppressed_by)
         for s in timeline.sounds()
-    ]
+    ]  # fmt: skip
     return PreviewOut(zone=zone, kind=found.kind, start=start, end=end, segments=segments, sounds=sounds)
 
 

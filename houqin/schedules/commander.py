@@ -76,11 +76,17 @@ class ZoneCommander:
                 return []
             rows: list[dict[str, Any]] = []
             commands: list[dict[str, Any]] = []
+            planned: set[tuple[str, str, str, str]] = set()
             for firing in new:
                 detail = firing.detail
                 if firing.outcome == "fired":
                     made, problems = self._commands(firing, now, requested_by)
-                    commands += made
+                    for command in made:
+                        # A device in two zones fired together (the campus PA and the teaching bells) gets it once.
+                        what = (command["device"], command["command"], command["action"], repr(command["arguments"]))
+                        if what not in planned:
+                            planned.add(what)
+                            commands.append(command)
                     if problems:
                         detail = "; ".join(filter(None, [detail, *problems]))
                 rows.append(

@@ -1,0 +1,163 @@
+"""The schedules API: who may do what, validation with named entries, the calendar import, the preview,
+overrides and emergency broadcasts that queue their commands at once, and the command audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from tests.api_client import sign_in
+
+LIBRARY = {
+    "name": "Library evenings",
+    "zone": "library",
+    "day_types": ["school_day", "exam_day"],
+    "entries": [
+        {"at": "08:00", "action": "on"},
+        {"at": "22:00", "action": "dim", "level": 40, "name": "closing soon"},
+        {"at": "22:30", "action": "off"},
+    ],
+}
+
+
+async def test_only_staff_change_schedules_and_anyone_signed_in_reads_the_calendar(client: httpx.AsyncClient) -> None:
+    alice = await sign_in(client, "alice")
+    assert (await client.post("/api/v1/schedules", json=LIBRARY, headers=alice)).status_code == 403
+    assert (await client.get("/api/v1/zones", headers=alice)).status_code == 403
+    emergency = {"programme": "evacuate", "duration_s": 60}
+    assert (await client.post("/api/v1/broadcast/emergency", json=emergency, headers=alice)).status_code == 403
+    assert (await client.get("/api/v1/calendar", headers=alice)).status_code == 200
+    assert (await client.get("/api/v1/calendar")).status_code == 401
+
+
+async def test_schedules_are_validated_stored_and_previewed(client: httpx.AsyncClient) -> None:
+    staff = await sign_in(client, "li")
+    bad = {**LIBRARY, "entries": [{"at": "22:00", "action": "on"}, {"at": "22:00", "action": "off", "name": "x"}]}
+    answer = await client.post("/api/v1/schedules", json=bad, headers=staff)
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == [
+        "entries #1 (22:00 on) and #2 'x' (22:00 off) set different states at the same moment"
+    ]
+    dim_corridor = {**LIBRARY, "zone": "dorm-1-corridors"}
+    answer = await client.post("/api/v1/schedules", json=dim_corridor, headers=staff)
+    assert answer.status_code == 422 and "cannot dim" in answer.json()["detail"][0]
+    garbage = {**LIBRARY, "entries": [{"at": "sunset+999", "action": "on"}]}
+    assert (await client.post("/api/v1/schedules", json=garbage, headers=staff)).status_code == 422
+
+    created = await client.post("/api/v1/schedules", json=LIBRARY, headers=staff)
+    assert created.status_code == 201, created.text
+    schedule = created.json()
+    assert schedule["updated_by"] == "li" and len(schedule["entries"]) == 3
+    assert (await client.post("/api/v1/schedules", json=LIBRARY, headers=staff)).status_code == 409
+    replaced = await client.put(
+        f"/api/v1/schedules/{schedule['id']}", json={**LIBRARY, "enabled": False}, headers=staff
+    )
+    assert replaced.status_code == 200 and replaced.json()["enabled"] is False
+    await client.put(f"/api/v1/schedules/{schedule['id']}", json=LIBRARY, headers=staff)
+    assert [s["name"] for s in (await client.get("/api/v1/schedules?zone=library", headers=staff)).json()] == [
+        "Library evenings"
+    ]
+
+    # A Monday in term: on at 08:00, dimmed at 22:00, off at 22:30, in the campus's local time; before
+    # 08:00 the zone is off because Friday's 22:30 entry still holds.
+    preview = await client.get(
+        "/api/v1/schedules/preview",
+        headers=staff,
+        params={"zone": "library", "from": "2026-09-07T00:00:00+08:00", "to": "2026-09-08T00:00:00+08:00"},
+    )
+    assert preview.status_code == 200, preview.text
+    segments = [(s["start"][11:16], s["state"], s["level"], s["layer"]) for s in preview.json()["segments"]]
+    assert segments == [
+        ("00:00", "off", None, "regular"),
+        ("08:00", "on", None, "regular"),
+        ("22:00", "dim", 40, "regular"),
+        ("22:30", "off", None, "regular"),
+    ]
+    naive = await client.get(
+        "/api/v1/schedules/preview",
+        headers=staff,
+        params={"zone": "library", "from": "2026-09-07T00:00", "to": "2026-09-08T00:00"},
+    )
+    assert naive.status_code == 422
+    assert (await client.delete(f"/api/v1/schedules/{schedule['id']}", headers=staff)).status_code == 204
+    assert (await client.get(f"/api/v1/schedules/{schedule['id']}", headers=staff)).status_code == 404
+
+
+async def test_the_calendar_is_imported_edited_and_resolved(client: httpx.AsyncClient) -> None:
+    staff = await sign_in(client, "li")
+    wrong = (
+        "terms:\n  - {name: autumn, start: 2026-09-01, end: 2027-01-22}\n"
+        "days:\n  - {date: 2026-10-10, type: school_day, follows: someday}\n"
+    )
+    answer = await client.post("/api/v1/calendar/import", content=wrong, headers=staff)
+    assert answer.status_code == 422 and answer.json()["detail"][0].startswith("calendar:4: days[0].follows:")
+    good = wrong.replace("someday", "monday") + "  - {date: 2026-10-01, until: 2026-10-07, type: holiday}\n"
+    answer = await client.post("/api/v1/calendar/import", content=good, headers=staff)
+    assert answer.json() == {"terms": 1, "days": 8}
+    days = (await client.get("/api/v1/calendar?from=2026-10-07&to=2026-10-11", headers=staff)).json()["days"]
+    assert [(d["date"][8:], d["type"], d["timetable"]) for d in days] == [
+        ("07", "holiday", "wednesday"),
+        ("08", "school_day", "thursday"),
+        ("09", "school_day", "friday"),
+        ("10", "school_day", "monday"),  # the make-up Saturday runs Monday's timetable
+        ("11", "weekend", "sunday"),
+    ]
+    put = await client.put("/api/v1/calendar/days/2026-10-09", json={"type": "sports_day"}, headers=staff)
+    assert put.status_code == 200 and put.json()["type"] == "sports_day"
+    assert (await client.delete("/api/v1/calendar/days/2026-10-09", headers=staff)).status_code == 204
+    assert (await client.delete("/api/v1/calendar/days/2026-10-09", headers=staff)).status_code == 404
+    february = (await client.get("/api/v1/calendar?from=2027-02-01&to=2027-02-01", headers=staff)).json()["days"]
+    assert february[0]["type"] == "vacation"  # after the only term
+
+
+async def test_overrides_and_emergency_broadcasts_queue_their_commands_at_once(client: httpx.AsyncClient) -> None:
+    staff = await sign_in(client, "li")
+    until = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    answer = await client.post(
+        "/api/v1/zones/library/override",
+        json={"action": "dim", "level": 40, "until": until, "reason": "exam revision"},
+        headers=staff,
+    )
+    assert answer.status_code == 201, answer.text
+    commands = (await client.get("/api/v1/commands?zone=library", headers=staff)).json()
+    assert sorted((c["device"], c["action"], c["arguments"]["level"]) for c in commands) == [
+        ("library-lights-1", "dim", 40),
+        ("library-lights-2", "dim", 40),
+        ("library-lights-3", "dim", 40),
+    ]
+    zone = (await client.get("/api/v1/zones/library", headers=staff)).json()
+    assert zone["override"]["reason"] == "exam revision" and zone["state"]["layer"] == "override"
+    assert {o["last_state"] for o in zone["outputs"]} == {"queued"}
+    assert (await client.delete("/api/v1/zones/library/override", headers=staff)).status_code == 204
+    assert (await client.delete("/api/v1/zones/library/override", headers=staff)).status_code == 404
+    wrong = await client.post(
+        "/api/v1/zones/dorm-1-corridors/override", json={"action": "dim", "level": 10, "until": until}, headers=staff
+    )
+    assert wrong.status_code == 422 and "cannot dim" in wrong.text
+    naive = await client.post(
+        "/api/v1/zones/library/override", json={"action": "on", "until": "2030-01-01T00:00"}, headers=staff
+    )
+    assert naive.status_code == 422
+
+    emergency = await client.post(
+        "/api/v1/broadcast/emergency",
+        json={"programme": "evacuate", "duration_s": 120, "reason": "fire drill"},
+        headers=staff,
+    )
+    assert emergency.status_code == 201, emergency.text
+    assert emergency.json()["zones"] == ["campus-pa", "teaching-bells"]
+    plays = (await client.get("/api/v1/commands?source=emergency", headers=staff)).json()
+    # teaching-a-pa is in both zones and gets the programme once
+    assert sorted(c["device"] for c in plays) == ["dorm-1-pa", "dorm-2-pa", "teaching-a-pa"]
+    assert {c["arguments"]["programme"] for c in plays} == {"evacuate"}
+    ended = await client.delete(f"/api/v1/broadcast/emergency/{emergency.json()['id']}", headers=staff)
+    assert ended.status_code == 200 and ended.json()["ended_by"] == "li"
+    stops = (await client.get("/api/v1/commands?source=emergency&state=queued", headers=staff)).json()
+    assert sorted(c["action"] for c in stops) == ["stop", "stop", "stop"]  # the queued plays were superseded
+    not_broadcast = await client.post(
+        "/api/v1/broadcast/emergency", json={"programme": "x", "duration_s": 60, "zones": ["library"]}, headers=staff
+    )
+    assert not_broadcast.status_code == 422
+    zones = (await client.get("/api/v1/zones", headers=staff)).json()
+    assert {z["id"] for z in zones} >= {"library", "campus-pa", "dorm-1-corridors"}
