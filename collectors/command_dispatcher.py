@@ -16,7 +16,7 @@ from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
 
-CLAIM_BATCH = 200
+CLAIM_BATCH = 500
 
 COMMANDS = Counter("houqin_commands_total", "Device commands sent", ["result"])
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -168,19 +168,28 @@ class CommandQueue:
                 .with_for_update(skip_locked=True)
             )
             rows = list((await session.execute(query)).scalars())
-            due: list[DeviceCommand] = []
-            late: list[DeviceCommand] = []
-            for row in rows:
-                if row.deadline is not None and row.deadline < now:
-                    row.state, row.finished_at = "failed", now
-                    row.last_error = f"not sent by its deadline {row.deadline.isoformat()}"
-                    late.append(row)
-                    continue
-                row.state = "sent"
-                row.attempts += 1
-                row.sent_at = now
-                due.append(row)
+            due = [row for row in rows if row.deadline is None or row.deadline >= now]
+            late = [row for row in rows if row.deadline is not None and row.deadline < now]
+            # Two statements for the whole batch, not one per row: hundreds of zones fire the same second.
+            if due:
+                await session.execute(
+                    update(DeviceCommand)
+                    .where(DeviceCommand.id.in_([row.id for row in due]))
+                    .values(state="sent", attempts=DeviceCommand.attempts + 1, sent_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            if late:
+                await session.execute(
+                    update(DeviceCommand)
+                    .where(DeviceCommand.id.in_([row.id for row in late]))
+                    .values(state="failed", finished_at=now, last_error="not sent by its deadline")
+                    .execution_options(synchronize_session=False)
+                )
             await session.commit()
+        for row in due:  # the caller's copies say what the database now says
+            row.state, row.attempts, row.sent_at = "sent", row.attempts + 1, now
+        for row in late:
+            row.state, row.finished_at, row.last_error = "failed", now, "not sent by its deadline"
         for row in late:
             await self._failed_for_good(row)
         return due
@@ -194,6 +203,22 @@ class CommandQueue:
             await session.commit()
         if self.on_confirmed is not None:
             await self.on_confirmed(row)
+
+    async def confirm_many(self, command_ids: Sequence[int], now: datetime) -> None:
+        """Confirm several commands in one transaction (only those still sent: a late echo of a command that
+        already failed does not revive it)."""
+        async with self.database.session() as session:
+            result = await session.execute(
+                update(DeviceCommand)
+                .where(DeviceCommand.id.in_(list(command_ids)), DeviceCommand.state == "sent")
+                .values(state="confirmed", finished_at=now)
+                .returning(DeviceCommand.id, DeviceCommand.device)
+            )
+            confirmed = result.all()
+            await session.commit()
+        if self.on_confirmed is not None:
+            for command_id, device in confirmed:
+                await self.on_confirmed(DeviceCommand(id=command_id, device=device))
 
     async def failed_attempt(self, command_id: int, now: datetime, error: str) -> str:
         """Record a failed attempt; the command is queued again after a backoff, or failed for good (after

@@ -144,6 +144,7 @@ class SimulatedMqttDevices:
         self.published += 1
 
     async def _listen(self, client: aiomqtt.Client) -> None:
+        echoes: set[asyncio.Task[None]] = set()
         async for message in client.messages:
             target = self._commands.get(message.topic.value)
             if target is None:
@@ -151,4 +152,8 @@ class SimulatedMqttDevices:
             device, name = target
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             self.command(device, name, payload)
-            await self._publish(client, device)  # state echo: how houqin confirms the command
+            # The state echo (how houqin confirms the command) goes out on its own: like a real controller,
+            # the next command is taken while the broker acknowledges the echo.
+            echo = asyncio.create_task(self._publish(client, device))
+            echoes.add(echo)
+            echo.add_done_callback(echoes.discard)

@@ -165,11 +165,13 @@ class Scheduler:
         self._planned_at, self._plan_end = now, end
 
     def _needs_plan(self, now: datetime, since: datetime) -> bool:
+        # The periodic refresh (for changes made through another process) waits until after a pass, so that
+        # it never delays what is due now; a change made here, or a plan running out, is planned first.
         return (
             self._stale.is_set()
             or self._planned_at is None
             or self._plan_end is None
-            or now - self._planned_at > timedelta(seconds=REPLAN_SECONDS)
+            or now > self._plan_end - HORIZON / 2
             or since < self._planned_at - LONGEST_CATCH_UP
         )
 
@@ -205,7 +207,12 @@ class Scheduler:
         if self._fired_through is None or now > self._fired_through:
             self._fired_through = now
             await self._save_progress(now)
-        return self._next_due(now)
+        due = self._next_due(now)
+        quiet = due is None or due - now > timedelta(seconds=2)  # never while commands are going out
+        if quiet and self._planned_at is not None and now - self._planned_at > timedelta(seconds=REPLAN_SECONDS):
+            await self._replan(now, now - timedelta(seconds=1))
+            due = self._next_due(now)
+        return due
 
     def _lighting(
         self, zone_id: str, timeline: ZoneTimeline, now: datetime, since: datetime, first_pass: bool
