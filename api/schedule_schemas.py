@@ -121,17 +121,20 @@ class OverrideIn(BaseModel):
         return self
 
 
-class OverrideOut(_Out):
+class _ManualSpanOut(_Out):
     id: int
-    zone: str
-    action: str
-    level: int | None
     starts_at: datetime
     until: datetime
     requested_by: str
     reason: str
     ended_at: datetime | None
     ended_by: str | None
+
+
+class OverrideOut(_ManualSpanOut):
+    zone: str
+    action: str
+    level: int | None
 
 
 class EmergencyIn(BaseModel):
@@ -142,16 +145,9 @@ class EmergencyIn(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-class EmergencyOut(_Out):
-    id: int
+class EmergencyOut(_ManualSpanOut):
     zones: list[str]
     programme: str
-    starts_at: datetime
-    until: datetime
-    requested_by: str
-    reason: str
-    ended_at: datetime | None
-    ended_by: str | None
 
 
 class OutputStateOut(BaseModel):

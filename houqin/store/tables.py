@@ -256,7 +256,18 @@ class Schedule(Base):
     updated_by: Mapped[str] = mapped_column(String(64), default="")
 
 
-class ZoneOverride(Base):
+class ManualSpan:
+    """Who set something by hand, why, from when until when, and who ended it early."""
+
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    until: Mapped[datetime] = mapped_column(UtcDateTime())
+    requested_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    ended_by: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class ZoneOverride(ManualSpan, Base):
     """A manual state for a zone until an expiry ("keep the library lights on until 23:30")."""
 
     __tablename__ = "zone_overrides"
@@ -265,15 +276,9 @@ class ZoneOverride(Base):
     zone: Mapped[str] = mapped_column(String(64), index=True)
     action: Mapped[str] = mapped_column(String(16))  # on | off | dim | stop
     level: Mapped[int | None] = mapped_column(Integer, default=None)
-    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    until: Mapped[datetime] = mapped_column(UtcDateTime())
-    requested_by: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
-    ended_by: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
-class EmergencyBroadcast(Base):
+class EmergencyBroadcast(ManualSpan, Base):
     """A programme played in broadcast zones now, above every schedule and override, until it ends."""
 
     __tablename__ = "emergency_broadcasts"
@@ -281,12 +286,6 @@ class EmergencyBroadcast(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     zones: Mapped[list[str]] = mapped_column(JSON)
     programme: Mapped[str] = mapped_column(String(64))
-    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    until: Mapped[datetime] = mapped_column(UtcDateTime())
-    requested_by: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
-    ended_by: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class ScheduleFiring(Base):
