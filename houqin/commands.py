@@ -195,14 +195,7 @@ class CommandQueue:
         return due
 
     async def confirm(self, command_id: int, now: datetime) -> None:
-        async with self.database.session() as session:
-            row = await session.get(DeviceCommand, command_id)
-            if row is None:
-                return
-            row.state, row.finished_at = "confirmed", now
-            await session.commit()
-        if self.on_confirmed is not None:
-            await self.on_confirmed(row)
+        await self.confirm_many([command_id], now)
 
     async def confirm_many(self, command_ids: Sequence[int], now: datetime) -> None:
         """Confirm several commands in one transaction (only those still sent: a late echo of a command that

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from houqin.config_file import ConfigError, ConfigIssue, load_document, validate_items
@@ -343,7 +343,7 @@ class ScheduleBook:
             if since is not None:
                 query = query.where(ScheduleFiring.due_at >= since)
             if until is not None:
-                query = query.where(or_(ScheduleFiring.due_at < until))
+                query = query.where(ScheduleFiring.due_at < until)
             return list((await session.execute(query)).scalars())
 
 
