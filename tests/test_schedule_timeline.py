@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -161,6 +162,16 @@ def test_dim_is_refused_for_zones_whose_circuits_cannot_dim(demo_inventory: Inve
     assert "d1-f1-corridor-lights:circuit1 cannot dim" in problem
     assert book.problems(spec.model_copy(update={"zone": "library"})) == []  # MQTT lights dim
     assert book.problems(spec.model_copy(update={"zone": "nowhere"}))[0].startswith("zone: no zone 'nowhere'")
+
+
+def test_sun_entries_need_the_sites_coordinates(demo_inventory: Inventory) -> None:
+    nowhere = dataclasses.replace(demo_inventory, site=Site(name="No coordinates"))
+    book = ScheduleBook(None, nowhere, SHANGHAI)  # type: ignore[arg-type]
+    mixed = ScheduleIn.model_validate({"name": "s", "zone": "library", "entries": [
+        {"at": "08:00", "action": "on"}, {"at": "sunset+10", "action": "off"}]})  # fmt: skip
+    assert book.problems(mixed) == ["entries: sunrise/sunset need the site's latitude and longitude in the inventory"]
+    clock_only = mixed.model_copy(update={"entries": mixed.entries[:1]})
+    assert book.problems(clock_only) == []
 
 
 def test_sunrise_and_sunset_at_the_demo_site_within_two_minutes_of_an_independent_almanac() -> None:

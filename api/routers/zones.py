@@ -66,10 +66,9 @@ async def _zones_out(request: Request, session: SessionDep, zones: list[Zone]) -
             last[(row.device, row.command)] = row
     result = []
     for zone in zones:
-        timeline = book.timeline(drivers, zone, now, now + timedelta(minutes=1))
         state = playing = None
         if zone.kind == "lighting":
-            light, layer, cause = timeline.state_at(now)
+            light, layer, cause = book.timeline(drivers, zone, now, now + timedelta(minutes=1)).state_at(now)
             state = SegmentOut(start=now, end=now, state=light.action, level=light.level, layer=layer, cause=cause)
         else:
             sounds = book.timeline(drivers, zone, now - timedelta(hours=4), now + timedelta(seconds=1)).sounds()

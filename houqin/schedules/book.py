@@ -146,10 +146,9 @@ class ScheduleBook:
                 check_zone_action(self.inventory, zone, "dim")
             except ZoneActionError as exc:
                 problems.append(f"dim: {exc}")
-        if any(not entry.at.startswith("sun") for entry in spec.entries):
-            return problems
+        follows_sun = any(text.startswith("sun") for entry in spec.entries for text in (entry.at, entry.until or ""))
         site = self.inventory.site
-        if site.latitude is None or site.longitude is None:
+        if follows_sun and (site.latitude is None or site.longitude is None):
             problems.append("entries: sunrise/sunset need the site's latitude and longitude in the inventory")
         return problems
 

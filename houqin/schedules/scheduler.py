@@ -182,7 +182,6 @@ class Scheduler:
         now = self.clock()
         if not await self._hold_lease(now):
             return None
-        first_pass = self._fired_through is None
         since = max(self._fired_through or now, now - LONGEST_CATCH_UP)
         if self._needs_plan(now, since):
             await self._replan(now, since - timedelta(seconds=1))
@@ -190,12 +189,12 @@ class Scheduler:
         commanded: dict[str, LightState] = {}
         for zone_id, timeline in self._plan.items():
             if timeline.zone.kind == "lighting":
-                firing = self._lighting(zone_id, timeline, now, since, first_pass)
+                firing = self._lighting(zone_id, timeline, now, since)
                 if firing is not None:
                     firings.append(firing)
                     commanded[zone_id] = timeline.state_at(now)[0]
             else:
-                firings += self._broadcast(zone_id, timeline, now, since, first_pass)
+                firings += self._broadcast(zone_id, timeline, now, since)
         if firings:
             written = await self.commander.record(firings, now)
             for firing in written:
@@ -214,15 +213,14 @@ class Scheduler:
             due = self._next_due(now)
         return due
 
-    def _lighting(
-        self, zone_id: str, timeline: ZoneTimeline, now: datetime, since: datetime, first_pass: bool
-    ) -> Firing | None:
+    def _lighting(self, zone_id: str, timeline: ZoneTimeline, now: datetime, since: datetime) -> Firing | None:
         state, layer, cause = timeline.state_at(now)
         if self._commanded.get(zone_id) == state:
             return None
         changed_at = self._changed_at(timeline, now)
-        # A change that happened while houqin was down, or before it first ran, is a reconciliation.
-        reconcile = first_pass or changed_at is None or changed_at < since or zone_id not in self._commanded
+        # A change that happened while houqin was down, or before it first ran, is a reconciliation (taking
+        # the lease empties what was commanded, so every zone's first firing is one).
+        reconcile = changed_at is None or changed_at < since or zone_id not in self._commanded
         due = now if reconcile else changed_at
         assert due is not None
         return Firing(
@@ -243,12 +241,11 @@ class Scheduler:
                 last = segment.start
         return last if last is not None and last > timeline.start else None
 
-    def _broadcast(
-        self, zone_id: str, timeline: ZoneTimeline, now: datetime, since: datetime, first_pass: bool
-    ) -> list[Firing]:
+    def _broadcast(self, zone_id: str, timeline: ZoneTimeline, now: datetime, since: datetime) -> list[Firing]:
         firings: list[Firing] = []
         for sound in timeline.sounds():
-            if not since < sound.start <= now or (first_pass and sound.start < now):
+            # On the very first pass ``since`` is now: nothing before houqin first ran counts as missed.
+            if not since < sound.start <= now:
                 continue
             firings.append(self._sound_firing(zone_id, sound, now))
         return firings
