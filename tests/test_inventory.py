@@ -306,3 +306,22 @@ models:
     assert any(
         re.search(r"devices\[2\]\.floor: the topic template of model 'floor-water' needs it", e) for e in errors
     ), errors
+
+
+def test_zone_circuit_members_and_defaults_are_checked(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "rooms:",
+        "  - {id: p1, model: modbus-lighting-4ch, gateway: gw1, unit: 2, building: b1}\nrooms:",
+    ) + (
+        "zones:\n"
+        "  - {id: z1, kind: lighting, devices: ['p1:circuit1', 'p1:circuit9', 'p1:circuit1']}\n"
+        "  - {id: z2, kind: broadcast, devices: [p1], default: 'on'}\n"
+    )
+    path = write(tmp_path, text)
+    errors = errors_of(path)
+    assert (
+        f"{path}:12: zones[0].devices[1]: device 'p1' has no command 'circuit9'; "
+        "it has circuit1, circuit2, circuit3, circuit4" in errors
+    )
+    assert f"{path}:12: zones[0].devices[2]: 'p1:circuit1' is listed twice" in errors
+    assert any(e.startswith(f"{path}:13: zones[1].default: a broadcast zone is silent") for e in errors), errors
