@@ -49,6 +49,10 @@ class DeviceHealth:
     last_success: float | None = None
     last_error: str = ""
     reported_online: bool | None = None  # what the last health reading said
+    # Since start, for error rates: health readings are sparse (on a change, or once per health_every),
+    # so a rate must come from counters, not from counting readings.
+    polls: int = 0
+    failures: int = 0
     reported_at: float = -math.inf
 
     @property
@@ -249,6 +253,7 @@ class ModbusBusPoller:
         self._poll_seconds.observe(latency)
         self._polls_ok.inc()
         self.polls += 1
+        health.polls += 1
         if health.consecutive_failures:
             log.info("%s answers again after %d failed polls", device.id, health.consecutive_failures)
         health.consecutive_failures = 0
@@ -268,6 +273,8 @@ class ModbusBusPoller:
 
     def _failed(self, device: Device, health: DeviceHealth, error: str) -> None:
         health.consecutive_failures += 1
+        health.polls += 1
+        health.failures += 1
         health.last_error = error
         if health.consecutive_failures == 1:
             log.error("%s: %s", device.id, error)
@@ -292,6 +299,8 @@ class ModbusBusPoller:
         fields: dict[str, Value] = {
             "online": latency is not None,
             "consecutive_failures": health.consecutive_failures,
+            "polls_total": health.polls,
+            "failures_total": health.failures,
         }
         if latency is not None:
             fields["poll_latency_ms"] = latency * 1000.0

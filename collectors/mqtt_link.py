@@ -24,7 +24,7 @@ import orjson
 from prometheus_client import Counter
 
 from houqin.inventory import Inventory
-from houqin.inventory.model import Command, Device, PayloadMap
+from houqin.inventory.model import Device, PayloadMap, command_topic
 from houqin.readings import GarbageLog, Reading
 
 log = logging.getLogger(__name__)
@@ -93,15 +93,6 @@ def decode_payload(payload: bytes, payload_map: PayloadMap) -> dict[str, FieldVa
 
 PUBLISH_TIMEOUT = 5.0
 INFLIGHT = 500
-
-
-def command_topic(device: Device, command: Command) -> str:
-    """A command topic is absolute when it starts with '/', else it replaces the last level of the
-    device's state topic (``campus/library/lighting/l1/state`` + ``set`` -> ``.../l1/set``)."""
-    assert command.topic is not None and device.topic is not None
-    if command.topic.startswith("/"):
-        return command.topic[1:]
-    return device.topic.rsplit("/", 1)[0] + "/" + command.topic if "/" in device.topic else command.topic
 
 
 class MqttLink:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from sqlalchemy import select
@@ -53,6 +54,7 @@ from houqin.supervisor import Component, ComponentFailedError, Service, install_
 from houqin.telemetry import TelemetryStore
 from houqin.telemetry.embedded_store import EmbeddedStore
 from houqin.telemetry.influx_store import InfluxStore
+from houqin.telemetry.self_report import SelfReport
 from houqin.telemetry.spool import Spool
 from rules.engine import RulesEngine
 from rules.loader import DEFAULT_RULES, applies, load_rules
@@ -74,6 +76,10 @@ schedules_app = typer.Typer(help="Lighting and broadcast schedules and the schoo
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(schedules_app, name="schedules")
+grafana_app = typer.Typer(help="Grafana dashboards: generate the JSON, publish to a running Grafana.", no_args_is_help=True)
+mqtt_app = typer.Typer(help="The MQTT broker's access rules for the inventory's devices.", no_args_is_help=True)
+app.add_typer(grafana_app, name="grafana")
+app.add_typer(mqtt_app, name="mqtt")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -161,7 +167,7 @@ async def _collection(
     pipeline = Pipeline()
     for sink in sinks:
         pipeline.add_sink(sink)  # blocks when full: no reading is shed on its way to storage or the rules
-    collectors: list[Component] = [pipeline]
+    collectors: list[Component] = [pipeline, SelfReport(pipeline.publish)]
     services: list[Service] = []
     links: dict[str, ModbusLink] = {}  # one per bus, shared by its poller and the command dispatcher
     campus = SimulatedCampus(inventory, settings.tz) if simulate else None
@@ -613,6 +619,79 @@ def fault(
         raise _fail(f"refused: {answer.json().get('detail', answer.status_code)}")
     active = answer.json()["faults"]
     typer.echo("active faults: " + (", ".join(f"{d}: {'+'.join(f)}" for d, f in active.items()) or "none"))
+
+
+@grafana_app.command("generate")
+def grafana_generate(
+    check: Annotated[bool, typer.Option("--check", help="Only report files that are out of date")] = False,
+) -> None:
+    """Write grafana/dashboards/*.json and the provisioning files from the dashboards as code."""
+    from grafana.generate import stale, write
+
+    changed = stale() if check else write()
+    for path in changed:
+        typer.echo(f"{'out of date' if check else 'written'}: {path}")
+    if check and changed:
+        raise _fail("generated Grafana files are out of date: run `houqin grafana generate`")
+
+
+@grafana_app.command("publish")
+def grafana_publish(
+    url: Annotated[str, typer.Option(help="Grafana's base URL, e.g. https://grafana.campus.edu.cn")],
+    token: Annotated[str, typer.Option(envvar="GRAFANA_TOKEN", help="A service account token (Editor or Admin)")],
+    influx_url: Annotated[
+        str | None, typer.Option(help="InfluxDB as Grafana reaches it (default: setting influx.url)")
+    ] = None,
+    postgres_host: Annotated[
+        str | None, typer.Option(help="PostgreSQL host:port as Grafana reaches it (default: from database_url)")
+    ] = None,
+    postgres_user: Annotated[
+        str | None, typer.Option(help="A read-only PostgreSQL role for Grafana (default: database_url's user)")
+    ] = None,
+    postgres_password: Annotated[
+        str | None, typer.Option(envvar="GRAFANA_DB_PASSWORD", help="That role's password")
+    ] = None,
+) -> None:
+    """Create or update the houqin folder, data sources and dashboards in a running Grafana."""
+    from grafana_client import GrafanaApi
+    from grafana_client.client import GrafanaException
+    from niquests.exceptions import RequestException
+
+    from grafana.generate import dashboards
+    from grafana.datasources import site_datasources
+    from grafana.publisher import GrafanaPublisher
+
+    settings = Settings()
+    try:
+        sources = site_datasources(settings, influx_url, postgres_host, postgres_user, postgres_password)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    publisher = GrafanaPublisher(GrafanaApi.from_url(url, credential=token, timeout=10.0))
+    try:
+        report = publisher.publish(sources, list(dashboards(settings.timezone).values()))
+    except GrafanaException as error:
+        raise _fail(f"Grafana at {url} refused: {error.message}") from None
+    except RequestException as error:
+        raise _fail(f"cannot reach Grafana at {url}: {error}") from None
+    for line in report.lines():
+        typer.echo(line)
+
+
+@mqtt_app.command("acl")
+def mqtt_acl(
+    houqin_user: Annotated[str | None, typer.Option(help="houqin's MQTT user (default: from setting mqtt_url)")] = None,
+) -> None:
+    """Print a Mosquitto ACL file: each MQTT device publishes only its own state topic and reads only its own
+    command topics; houqin reads every state topic and publishes every command."""
+    from houqin.mqtt_acl import mosquitto_acl
+
+    settings = Settings()
+    inventory = _load_inventory_or_exit(settings.inventory)
+    user = houqin_user or urlsplit(settings.mqtt_url).username or "houqin"
+    try:
+        typer.echo(mosquitto_acl(inventory, user), nl=False)
+    except ValueError as error:
+        raise _fail(str(error)) from None
 
 
 @app.command()

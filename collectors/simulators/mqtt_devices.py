@@ -17,9 +17,8 @@ from zoneinfo import ZoneInfo
 import aiomqtt
 import orjson
 
-from collectors.mqtt_link import command_topic
 from houqin.inventory import Inventory
-from houqin.inventory.model import Device
+from houqin.inventory.model import Device, command_topic
 
 log = logging.getLogger(__name__)
 

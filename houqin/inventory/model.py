@@ -448,3 +448,12 @@ TOP_LEVEL_KEYS: frozenset[str] = frozenset({"site", *SECTIONS})
 def entry_key(section: str, entry: Any) -> str:
     """The identifying key of an entry (models are named, everything else has an id)."""
     return str(entry.name if section == "models" else entry.id)
+
+
+def command_topic(device: Device, command: Command) -> str:
+    """A command topic is absolute when it starts with '/', else it replaces the last level of the
+    device's state topic (``campus/library/lighting/l1/state`` + ``set`` -> ``.../l1/set``)."""
+    assert command.topic is not None and device.topic is not None
+    if command.topic.startswith("/"):
+        return command.topic[1:]
+    return device.topic.rsplit("/", 1)[0] + "/" + command.topic if "/" in device.topic else command.topic

@@ -1,0 +1,196 @@
+"""A small builder for Grafana dashboard JSON: panels placed on the 24-column grid in reading order, data
+source references by uid, template variables. Only the parts of the dashboard model houqin's dashboards
+use; what it writes is what Grafana's own editor saves for schema version ``SCHEMA_VERSION``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = 39  # Grafana 11.0; newer versions migrate it on load
+GRID_COLUMNS = 24
+
+INFLUX_UID = "houqin-influxdb"
+POSTGRES_UID = "houqin-postgres"
+INFLUX = {"type": "influxdb", "uid": INFLUX_UID}
+POSTGRES = {"type": "grafana-postgresql-datasource", "uid": POSTGRES_UID}
+
+PanelType = Literal["stat", "timeseries", "table", "bargauge", "barchart", "piechart", "text"]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One target of a panel: raw InfluxQL, or SQL for PostgreSQL."""
+
+    text: str
+    source: Literal["influxdb", "postgres"] = "influxdb"
+    table: bool = False  # a table rather than time series
+    alias: str | None = None  # InfluxQL legend, e.g. "$tag_building"
+
+    def target(self, ref_id: str) -> dict[str, Any]:
+        if self.source == "influxdb":
+            target: dict[str, Any] = {
+                "datasource": INFLUX,
+                "refId": ref_id,
+                "rawQuery": True,
+                "query": self.text,
+                "resultFormat": "table" if self.table else "time_series",
+            }
+            if self.alias:
+                target["alias"] = self.alias
+            return target
+        return {
+            "datasource": POSTGRES,
+            "refId": ref_id,
+            "editorMode": "code",
+            "rawQuery": True,
+            "rawSql": self.text,
+            "format": "table" if self.table else "time_series",
+        }
+
+
+def influx(text: str, alias: str | None = None, table: bool = False) -> Query:
+    return Query(" ".join(text.split()), "influxdb", table, alias)
+
+
+def sql(text: str, table: bool = True) -> Query:
+    return Query(" ".join(text.split()), "postgres", table)
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    type: PanelType
+    queries: tuple[Query, ...] = ()
+    width: int = 12
+    height: int = 8
+    unit: str | None = None
+    description: str = ""
+    decimals: int | None = None
+    time_from: str | None = None  # a panel-level range, e.g. "now/d" for today so far
+    thresholds: tuple[tuple[float | None, str], ...] = ((None, "green"),)
+    mappings: tuple[dict[str, Any], ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    stack: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.width <= GRID_COLUMNS:
+            raise ValueError(f"panel {self.title!r}: width must be 1..{GRID_COLUMNS}")
+        sources = {query.source for query in self.queries}
+        if len(sources) > 1:
+            raise ValueError(f"panel {self.title!r}: one data source per panel")
+
+    def to_json(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
+        defaults: dict[str, Any] = {
+            "thresholds": {
+                "mode": "absolute",
+                "steps": [{"color": color, "value": value} for value, color in self.thresholds],
+            },
+        }
+        if self.unit:
+            defaults["unit"] = self.unit
+        if self.decimals is not None:
+            defaults["decimals"] = self.decimals
+        if self.mappings:
+            defaults["mappings"] = list(self.mappings)
+        if self.stack:
+            defaults["custom"] = {"stacking": {"mode": "normal", "group": "A"}}
+        panel: dict[str, Any] = {
+            "id": panel_id,
+            "type": self.type,
+            "title": self.title,
+            "gridPos": {"x": x, "y": y, "w": self.width, "h": self.height},
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": self.options,
+        }
+        if self.description:
+            panel["description"] = self.description
+        if self.queries:
+            source = INFLUX if self.queries[0].source == "influxdb" else POSTGRES
+            panel["datasource"] = source
+            panel["targets"] = [query.target(chr(ord("A") + index)) for index, query in enumerate(self.queries)]
+        if self.time_from:
+            panel["timeFrom"] = self.time_from
+        return panel
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A query variable: its values from InfluxDB tag values or a SQL query; several may be picked."""
+
+    name: str
+    label: str
+    query: Query
+    multi: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        source = INFLUX if self.query.source == "influxdb" else POSTGRES
+        return {
+            "name": self.name,
+            "label": self.label,
+            "type": "query",
+            "datasource": source,
+            "query": self.query.text,
+            "definition": self.query.text,
+            "refresh": 2,  # on time range change: a new room shows up without a reload
+            "multi": self.multi,
+            "includeAll": self.multi,
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if self.multi else {},
+            "sort": 3,  # natural order: D1-2 before D1-10
+            "options": [],
+            "hide": 0,
+        }
+
+
+@dataclass
+class Dashboard:
+    uid: str
+    title: str
+    description: str
+    tags: tuple[str, ...] = ()
+    variables: tuple[Variable, ...] = ()
+    time_from: str = "now-24h"
+    refresh: str = "1m"
+    rows: list[tuple[Panel, ...]] = field(default_factory=list)
+
+    def row(self, *panels: Panel) -> Dashboard:
+        """Panels side by side; a row wider than the grid wraps."""
+        self.rows.append(panels)
+        return self
+
+    def panels(self) -> list[Panel]:
+        return [panel for row in self.rows for panel in row]
+
+    def to_json(self) -> dict[str, Any]:
+        placed: list[dict[str, Any]] = []
+        y = 0
+        panel_id = 1
+        for row in self.rows:
+            x = 0
+            row_height = 0
+            for panel in row:
+                if x + panel.width > GRID_COLUMNS:
+                    x, y = 0, y + row_height
+                    row_height = 0
+                placed.append(panel.to_json(panel_id, x, y))
+                panel_id += 1
+                x += panel.width
+                row_height = max(row_height, panel.height)
+            y += row_height
+        return {
+            "uid": self.uid,
+            "title": self.title,
+            "description": self.description,
+            "tags": ["houqin", *self.tags],
+            "timezone": "browser",
+            "editable": True,
+            "graphTooltip": 1,  # shared crosshair
+            "schemaVersion": SCHEMA_VERSION,
+            "version": 1,
+            "time": {"from": self.time_from, "to": "now"},
+            "refresh": self.refresh,
+            "templating": {"list": [variable.to_json() for variable in self.variables]},
+            "annotations": {"list": []},
+            "links": [{"type": "dashboards", "tags": ["houqin"], "asDropdown": True, "title": "houqin"}],
+            "panels": placed,
+        }
