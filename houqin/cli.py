@@ -76,7 +76,9 @@ schedules_app = typer.Typer(help="Lighting and broadcast schedules and the schoo
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(schedules_app, name="schedules")
-grafana_app = typer.Typer(help="Grafana dashboards: generate the JSON, publish to a running Grafana.", no_args_is_help=True)
+grafana_app = typer.Typer(
+    help="Grafana dashboards: generate the JSON, publish to a running Grafana.", no_args_is_help=True
+)
 mqtt_app = typer.Typer(help="The MQTT broker's access rules for the inventory's devices.", no_args_is_help=True)
 app.add_typer(grafana_app, name="grafana")
 app.add_typer(mqtt_app, name="mqtt")
@@ -167,7 +169,7 @@ async def _collection(
     pipeline = Pipeline()
     for sink in sinks:
         pipeline.add_sink(sink)  # blocks when full: no reading is shed on its way to storage or the rules
-    collectors: list[Component] = [pipeline, SelfReport(pipeline.publish)]
+    collectors: list[Component] = [pipeline, SelfReport(pipeline.publish, settings.telemetry.self_report_seconds)]
     services: list[Service] = []
     links: dict[str, ModbusLink] = {}  # one per bus, shared by its poller and the command dispatcher
     campus = SimulatedCampus(inventory, settings.tz) if simulate else None

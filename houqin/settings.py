@@ -47,6 +47,9 @@ class TelemetrySettings(BaseModel):
     replay_points_per_second: int = Field(
         default=50_000, ge=100, description="Pace of writing the spool back once InfluxDB answers again"
     )
+    self_report_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How often houqin writes its own figures (measurement houqin)"
+    )
     latest_lookback_days: int = Field(default=7, ge=1, le=3650, description="How far back 'latest' values look")
     embedded_raw_days: int = Field(default=35, ge=1, le=3650, description="Embedded store: raw readings kept")
     embedded_rollup_days: int = Field(default=800, ge=1, le=36500, description="Embedded store: hourly rollups kept")

@@ -1,0 +1,197 @@
+"""The dashboards as code: the committed JSON and provisioning are what the code generates; every dashboard
+is well formed for the schema version it declares; every InfluxQL query, its variables filled with real
+values, answers series from a real influxd fed by the simulated campus; every SQL query answers rows from
+a real PostgreSQL holding what the campus's services recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import text
+
+from collectors.simulators.campus import SimulatedCampus
+from grafana.builder import GRID_COLUMNS, INFLUX_UID, POSTGRES_UID
+from grafana.generate import DASHBOARD_DIR, PROVISIONING_DIR, dashboards, stale
+from houqin.cli import _collection
+from houqin.settings import InfluxSettings, Settings, TelemetrySettings
+from houqin.store import Database
+from houqin.telemetry.influx_store import InfluxStore
+from houqin.telemetry.spool import Spool
+from tests.campus_history import record_campus_history
+from tests.conftest import create_pg_database
+from tests.servers import Influxd, Postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "campus"
+VARIABLE = re.compile(r"\$(\w+)")
+
+
+def queries(dashboard: dict[str, Any], source: str) -> list[tuple[str, str]]:
+    """(panel title, query) of every target of the given data source uid."""
+    found = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            if target["datasource"]["uid"] == source:
+                found.append((panel["title"], target.get("query") or target.get("rawSql")))
+    return found
+
+
+def all_dashboards() -> list[dict[str, Any]]:
+    return list(dashboards().values())
+
+
+# --- the files -------------------------------------------------------------------------------------------
+
+
+def test_generated_files_are_up_to_date() -> None:
+    assert stale() == [], "run `houqin grafana generate` and commit the result"
+
+
+def test_dashboards_are_well_formed_for_their_schema_version() -> None:
+    provisioned = yaml.safe_load((PROVISIONING_DIR / "datasources" / "houqin.yaml").read_text(encoding="utf-8"))
+    source_uids = {(source["type"], source["uid"]) for source in provisioned["datasources"]}
+    assert {uid for _, uid in source_uids} == {INFLUX_UID, POSTGRES_UID}
+    uids = set()
+    for dashboard in all_dashboards():
+        assert dashboard["schemaVersion"] == 39 and isinstance(dashboard["version"], int)
+        assert 1 <= len(dashboard["uid"]) <= 40 and dashboard["uid"] not in uids
+        uids.add(dashboard["uid"])
+        ids = [panel["id"] for panel in dashboard["panels"]]
+        assert len(ids) == len(set(ids)), f"{dashboard['title']}: panel ids repeat"
+        cells: set[tuple[int, int]] = set()
+        for panel in dashboard["panels"]:
+            grid = panel["gridPos"]
+            assert grid["x"] >= 0 and grid["w"] >= 1 and grid["x"] + grid["w"] <= GRID_COLUMNS, panel["title"]
+            area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                    for y in range(grid["y"], grid["y"] + grid["h"])}  # fmt: skip
+            assert not area & cells, f"{dashboard['title']}: {panel['title']} overlaps another panel"
+            cells |= area
+            references = [panel["datasource"], *(target["datasource"] for target in panel["targets"])]
+            for reference in references:
+                assert (reference["type"], reference["uid"]) in source_uids, (panel["title"], reference)
+            ref_ids = [target["refId"] for target in panel["targets"]]
+            assert len(ref_ids) == len(set(ref_ids))
+        names = [variable["name"] for variable in dashboard["templating"]["list"]]
+        for variable in dashboard["templating"]["list"]:
+            assert (variable["datasource"]["type"], variable["datasource"]["uid"]) in source_uids
+        used = {name for panel in dashboard["panels"] for target in panel["targets"]
+                for name in VARIABLE.findall(target.get("query") or target.get("rawSql"))}  # fmt: skip
+        builtin = {"timeFilter", "__interval", "__timeFilter", "tag_building", "tag_room", "tag_device",
+                   "tag_gateway", "tag_instance"}  # fmt: skip
+        assert used - builtin <= set(names), f"{dashboard['title']}: undefined variables {used - builtin - set(names)}"
+
+
+def test_provisioning_points_at_the_generated_dashboards() -> None:
+    providers = yaml.safe_load((PROVISIONING_DIR / "dashboards" / "houqin.yaml").read_text(encoding="utf-8"))
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    mounts = compose["services"]["grafana"]["volumes"]
+    path = providers["providers"][0]["options"]["path"]
+    assert f"./grafana/dashboards:{path}:ro" in mounts
+    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+    assert sorted(p.name for p in DASHBOARD_DIR.glob("*.json")) == sorted(dashboards())
+
+
+# --- InfluxQL against influxd fed by the simulated campus -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def campus_influx(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Influxd]:
+    """The demo campus (polled every second) collected for a while into a real influxd, one device offline."""
+    workdir = tmp_path_factory.mktemp("campus-influx")
+    inventory_file = workdir / "devices.yaml"
+    demo = (ROOT / "devices.yaml").read_text(encoding="utf-8")
+    inventory_file.write_text(re.sub(r"poll_interval: \d+", "poll_interval: 1", demo), encoding="utf-8")
+    from houqin.inventory import load_inventory
+
+    inventory = load_inventory(inventory_file)
+    telemetry = TelemetrySettings(batch_points=500, flush_seconds=0.2, self_report_seconds=1)
+    store = InfluxStore(InfluxSettings(url=influxd.url, api="v1", database=DATABASE), telemetry,
+                        Spool(workdir / "spool", telemetry.spool_max_bytes))  # fmt: skip
+    settings = Settings(data_dir=workdir, embedded_mqtt_port=0, telemetry=telemetry)
+    services, collectors = await _collection(settings, inventory, True, [store])
+    campus = next(service for service in services if isinstance(service, SimulatedCampus))
+    campus.inject("d1-110-meter", "offline")
+    stop, store_stop = asyncio.Event(), asyncio.Event()
+    store_task = asyncio.create_task(store.run(store_stop))
+    tasks = [asyncio.create_task(component.run(stop)) for component in collectors]
+    try:
+        await asyncio.sleep(8)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        store_stop.set()
+        await store_task
+        for service in reversed(services):
+            await service.stop()
+    yield influxd
+
+
+def influx_values(server: Influxd, query: str) -> list[str]:
+    return [str(row[1]) for series in server.query(DATABASE, query) for row in series["values"]]
+
+
+def fill_influxql(server: Influxd, dashboard: dict[str, Any], query: str) -> str:
+    """Grafana's substitutions: the time range, the interval, and each variable as every value it can take
+    (Grafana's "All" for a regex match: ``(a|b|c)``), the values asked of influxd the way Grafana asks."""
+    values: dict[str, str] = {}
+    for variable in dashboard["templating"]["list"]:
+        found = influx_values(server, fill(variable["query"], values))
+        assert found, f"variable {variable['name']}: no values"
+        values[variable["name"]] = "(" + "|".join(re.escape(value) for value in found) + ")"
+    return fill(query.replace("$timeFilter", "time > now() - 1h").replace("$__interval", "2s"), values)
+
+
+def fill(query: str, values: dict[str, str]) -> str:
+    return VARIABLE.sub(lambda match: values.get(match.group(1), match.group(0)), query)
+
+
+@pytest.mark.parametrize("name", sorted(dashboards()))
+async def test_every_influxql_query_returns_series(name: str, campus_influx: Influxd) -> None:
+    dashboard = dashboards()[name]
+    for title, query in queries(dashboard, INFLUX_UID):
+        filled = fill_influxql(campus_influx, dashboard, query)
+        series = await asyncio.to_thread(campus_influx.query, DATABASE, filled)
+        assert series, f"{name}: {title}: no series from\n{filled}"
+        assert any(value is not None for one in series for row in one["values"] for value in row[1:]), (title, series)
+
+
+async def test_the_offline_device_is_counted_offline(campus_influx: Influxd) -> None:
+    dashboard = dashboards()["device-health.json"]
+    (query,) = [query for title, query in queries(dashboard, INFLUX_UID) if title == "Devices offline"]
+    series = campus_influx.query(DATABASE, fill_influxql(campus_influx, dashboard, query))
+    assert series[0]["values"][0][1] == 1
+
+
+# --- SQL against PostgreSQL with what the services recorded ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def campus_pg(postgres: Postgres, demo_inventory: Any) -> AsyncIterator[Database]:
+    database = Database(await create_pg_database(postgres))
+    await record_campus_history(database, demo_inventory)
+    yield database
+    await database.close()
+
+
+def fill_sql(query: str, rooms: list[str], start: datetime, end: datetime) -> str:
+    """Grafana's PostgreSQL macros and a multi-value variable (quoted, comma-separated)."""
+    query = re.sub(r"\$__timeFilter\(([\w.]+)\)", rf"\1 BETWEEN '{start.isoformat()}' AND '{end.isoformat()}'", query)
+    return query.replace("$room", ",".join(f"'{room}'" for room in rooms))
+
+
+@pytest.mark.parametrize("name", sorted(dashboards()))
+async def test_every_sql_query_returns_rows(name: str, campus_pg: Database, demo_inventory: Any) -> None:
+    now = datetime.now(UTC)
+    rooms = sorted(demo_inventory.rooms)
+    for title, query in queries(dashboards()[name], POSTGRES_UID):
+        filled = fill_sql(query, rooms, now - timedelta(days=90), now + timedelta(hours=1))
+        async with campus_pg.session() as session:
+            rows = (await session.execute(text(filled))).all()
+        assert rows, f"{name}: {title}: no rows from\n{filled}"
