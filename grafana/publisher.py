@@ -36,7 +36,7 @@ class PublishReport:
 
 
 def _missing(error: GrafanaClientError) -> bool:
-    return error.status_code == 404
+    return bool(error.status_code == 404)
 
 
 class GrafanaPublisher:

@@ -659,8 +659,8 @@ def grafana_publish(
     from grafana_client.client import GrafanaException
     from niquests.exceptions import RequestException
 
-    from grafana.generate import dashboards
     from grafana.datasources import site_datasources
+    from grafana.generate import dashboards
     from grafana.publisher import GrafanaPublisher
 
     settings = Settings()
