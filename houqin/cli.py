@@ -200,7 +200,8 @@ async def _collection(
             pipeline.add_sink(mqtt_commands)  # it confirms commands by the devices' state messages
             collectors.append(mqtt_commands)
         if campus is not None:
-            collectors.append(campus.mqtt_devices(mqtt_url))
+            simulated_url = mqtt_url if settings.mqtt_embedded else settings.simulator_mqtt_url or mqtt_url
+            collectors.append(campus.mqtt_devices(simulated_url))
     return services, collectors
 
 
@@ -679,21 +680,76 @@ def grafana_publish(
         typer.echo(line)
 
 
+def _mqtt_login(url: str | None, what: str) -> tuple[str, str] | None:
+    parts = urlsplit(url or "")
+    if url is None or parts.scheme not in ("mqtt", "mqtts"):
+        return None
+    if not parts.username or not parts.password:
+        raise _fail(f"{what} names no user and password (mqtt://user:password@host:port)")
+    return parts.username, parts.password
+
+
+def _write_or_print(text: str, out: Path | None, mode: int = 0o644) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    out.chmod(mode)
+    typer.echo(f"written: {out}", err=True)
+
+
 @mqtt_app.command("acl")
-def mqtt_acl(
-    houqin_user: Annotated[str | None, typer.Option(help="houqin's MQTT user (default: from setting mqtt_url)")] = None,
-) -> None:
-    """Print a Mosquitto ACL file: each MQTT device publishes only its own state topic and reads only its own
-    command topics; houqin reads every state topic and publishes every command."""
+def mqtt_acl(out: Annotated[Path | None, typer.Option(help="Write to this file instead of printing")] = None) -> None:
+    """A Mosquitto ACL file: each MQTT device publishes only its own state topic and reads only its own
+    command topics; houqin (the user of setting mqtt_url) reads every state topic and publishes every
+    command; the user of setting simulator_mqtt_url, if any, speaks for every device."""
     from houqin.mqtt_acl import mosquitto_acl
 
     settings = Settings()
     inventory = _load_inventory_or_exit(settings.inventory)
-    user = houqin_user or urlsplit(settings.mqtt_url).username or "houqin"
+    houqin_login = _mqtt_login(settings.mqtt_url, "setting mqtt_url")
+    simulator = _mqtt_login(settings.simulator_mqtt_url, "setting simulator_mqtt_url")
     try:
-        typer.echo(mosquitto_acl(inventory, user), nl=False)
+        acl = mosquitto_acl(inventory, houqin_login[0] if houqin_login else "houqin", simulator and simulator[0])
     except ValueError as error:
         raise _fail(str(error)) from None
+    _write_or_print(acl, out)
+
+
+@mqtt_app.command("passwd")
+def mqtt_passwd(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of printing")] = None,
+) -> None:
+    """A Mosquitto password file: houqin's login (setting mqtt_url), the simulator's (simulator_mqtt_url) if
+    set, and every MQTT device with its password derived from setting mqtt_device_secret."""
+    from houqin.mqtt_acl import mosquitto_passwords
+
+    settings = Settings()
+    inventory = _load_inventory_or_exit(settings.inventory)
+    if settings.mqtt_device_secret is None:
+        raise _fail("set HOUQIN_MQTT_DEVICE_SECRET: device passwords are derived from it")
+    logins = [_mqtt_login(settings.mqtt_url, "setting mqtt_url"),
+              _mqtt_login(settings.simulator_mqtt_url, "setting simulator_mqtt_url")]  # fmt: skip
+    users = dict(login for login in logins if login is not None)
+    try:
+        text = mosquitto_passwords(inventory, settings.mqtt_device_secret.get_secret_value(), users)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    _write_or_print(text, out, 0o600)
+
+
+@mqtt_app.command("password")
+def mqtt_password(device: Annotated[str, typer.Argument(help="An MQTT device of the inventory")]) -> None:
+    """The broker password to configure on one device (its user name is its id)."""
+    from houqin.mqtt_acl import device_password
+
+    settings = Settings()
+    inventory = _load_inventory_or_exit(settings.inventory)
+    if settings.mqtt_device_secret is None:
+        raise _fail("set HOUQIN_MQTT_DEVICE_SECRET: device passwords are derived from it")
+    if device not in {found.id for found in inventory.mqtt_devices()}:
+        raise _fail(f"no MQTT device {device!r} in {settings.inventory}")
+    typer.echo(device_password(settings.mqtt_device_secret.get_secret_value(), device))
 
 
 @app.command()

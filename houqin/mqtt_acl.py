@@ -1,12 +1,23 @@
-"""The broker's access rules, generated from the inventory (Mosquitto's ``acl_file`` format): each MQTT
-device signs in with its id as user name, may publish only its own state topic and read only its own
-command topics; houqin reads every device's state and publishes every command. A stolen device password
-then speaks for one device, not for the campus."""
+"""The broker's access rules and password file, generated from the inventory (Mosquitto's ``acl_file`` and
+``password_file`` formats): each MQTT device signs in with its id as user name, may publish only its own
+state topic and read only its own command topics; houqin reads every device's state and publishes every
+command. A stolen device password then speaks for one device, not for the campus.
+
+Device passwords are derived from one site secret (HMAC-SHA256 of the device id), so adding a device
+needs no password list to keep: ``houqin mqtt password DEVICE`` tells the installer what to configure."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
+
 from houqin.inventory import Inventory
 from houqin.inventory.model import command_topic
+
+# mosquitto_passwd's format since 2.0: $7$ = PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt, 64-byte hash.
+_PBKDF2_ROUNDS = 101
 
 
 def _checked(what: str, text: str) -> str:
@@ -16,8 +27,33 @@ def _checked(what: str, text: str) -> str:
     return text
 
 
-def mosquitto_acl(inventory: Inventory, houqin_user: str = "houqin") -> str:
+def device_password(secret: str, device_id: str) -> str:
+    digest = hmac.new(secret.encode(), b"houqin-mqtt-device:" + device_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def password_line(user: str, password: str, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else os.urandom(12)
+    hashed = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _PBKDF2_ROUNDS, 64)
+    encoded = f"$7${_PBKDF2_ROUNDS}${base64.b64encode(salt).decode()}${base64.b64encode(hashed).decode()}"
+    return f"{_checked('user', user)}:{encoded}"
+
+
+def mosquitto_passwords(inventory: Inventory, device_secret: str, users: dict[str, str]) -> str:
+    """A password file: ``users`` (houqin, a simulator) with their passwords, and every MQTT device with
+    its derived password."""
+    if len(device_secret) < 16:
+        raise ValueError("the MQTT device secret must be at least 16 characters")
+    lines = [password_line(user, password) for user, password in users.items()]
+    lines += [password_line(device.id, device_password(device_secret, device.id))
+              for device in sorted(inventory.mqtt_devices(), key=lambda device: device.id)]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def mosquitto_acl(inventory: Inventory, houqin_user: str = "houqin", simulator_user: str | None = None) -> str:
+    """``simulator_user``, when given, may speak for every device (a simulated campus has one client)."""
     houqin_rules: list[str] = []
+    simulator_rules: list[str] = []
     device_blocks: list[str] = []
     for device in sorted(inventory.mqtt_devices(), key=lambda device: device.id):
         assert device.topic is not None
@@ -28,6 +64,8 @@ def mosquitto_acl(inventory: Inventory, houqin_user: str = "houqin") -> str:
             raise ValueError(f"device {device.id!r} has houqin's own MQTT user name")
         houqin_rules.append(f"topic read {state}")
         houqin_rules += [f"topic write {topic}" for topic in commands]
+        simulator_rules.append(f"topic write {state}")
+        simulator_rules += [f"topic read {topic}" for topic in commands]
         model = inventory.model_of(device).name
         block = [f"# {device.id} ({model}, {device.building})", f"user {_checked('device id', device.id)}",
                  f"topic write {state}", *(f"topic read {topic}" for topic in commands)]  # fmt: skip
@@ -39,4 +77,9 @@ def mosquitto_acl(inventory: Inventory, houqin_user: str = "houqin") -> str:
         "# houqin: reads every device's state, publishes every device's commands",
         f"user {_checked('houqin user', houqin_user)}",
     ]
-    return "\n".join([*header, *houqin_rules, "", *("\n\n".join(device_blocks),)]) + "\n"
+    if simulator_user is not None:
+        if simulator_user == houqin_user:
+            raise ValueError("the simulator needs an MQTT user of its own")
+        user = f"user {_checked('simulator user', simulator_user)}"
+        device_blocks.append("\n".join(["# the simulated campus: every device's part", user, *simulator_rules]))
+    return "\n".join([*header, *houqin_rules, "", "\n\n".join(device_blocks)]) + "\n"

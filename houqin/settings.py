@@ -218,6 +218,12 @@ class Settings(BaseSettings):
     mqtt_client_id: str = Field(
         default="houqin", description="Fixed MQTT client id: the broker keeps this session's messages while away"
     )
+    simulator_mqtt_url: str | None = Field(
+        default=None, description="With --simulate on a broker with access rules: the simulated devices' own login"
+    )
+    mqtt_device_secret: SecretStr | None = Field(
+        default=None, description="Derives each MQTT device's broker password (houqin mqtt passwd / password)"
+    )
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     repairs: RepairSettings = Field(default_factory=RepairSettings)

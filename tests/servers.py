@@ -142,9 +142,15 @@ class Mosquitto:
 
 
 @contextlib.contextmanager
-def mosquitto_server(users: dict[str, str] | None = None, persistence: bool = False) -> Iterator[Mosquitto]:
-    """A Mosquitto broker; with ``users`` it demands a username and password; with ``persistence`` it
-    keeps sessions and queued messages across a restart (``stop()`` then ``start()``)."""
+def mosquitto_server(
+    users: dict[str, str] | None = None,
+    persistence: bool = False,
+    password_file_text: str | None = None,
+    acl: str | None = None,
+) -> Iterator[Mosquitto]:
+    """A Mosquitto broker; with ``users`` (or a ready ``password_file_text``) it demands a username and
+    password; with ``acl`` it applies those access rules; with ``persistence`` it keeps sessions and
+    queued messages across a restart (``stop()`` then ``start()``)."""
     workdir = Path(tempfile.mkdtemp(prefix="houqin-mqtt-"))
     os.chmod(workdir, 0o777)  # the broker drops root for the mosquitto user and writes its database here
     port = free_port()
@@ -153,17 +159,26 @@ def mosquitto_server(users: dict[str, str] | None = None, persistence: bool = Fa
         lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 1"]
     else:
         lines.append("persistence false")
-    if users:
+    if users or password_file_text:
         password_file = workdir / "passwd"
-        password_file.write_text("".join(f"{name}:{password}\n" for name, password in users.items()))
-        subprocess.run([need("mosquitto_passwd", "mosquitto"), "-U", str(password_file)], check=True,
-                       capture_output=True)  # fmt: skip
-        if os.geteuid() == 0:
-            shutil.chown(password_file, "mosquitto")
-        os.chmod(password_file, 0o600)
+        if password_file_text:
+            password_file.write_text(password_file_text)
+        else:
+            password_file.write_text("".join(f"{name}:{password}\n" for name, password in (users or {}).items()))
+            subprocess.run([need("mosquitto_passwd", "mosquitto"), "-U", str(password_file)], check=True,
+                           capture_output=True)  # fmt: skip
         lines += ["allow_anonymous false", f"password_file {password_file}"]
     else:
         lines.append("allow_anonymous true")
+    if acl is not None:
+        (workdir / "acl").write_text(acl)
+        lines.append(f"acl_file {workdir / 'acl'}")
+    for name in ("passwd", "acl"):  # the broker drops root for the mosquitto user and must read them
+        path = workdir / name
+        if path.exists():
+            if os.geteuid() == 0:
+                shutil.chown(path, "mosquitto")
+            os.chmod(path, 0o600)
     config = workdir / "mosquitto.conf"
     config.write_text("\n".join(lines) + "\n")
     broker = Mosquitto(port, workdir, config)
