@@ -466,6 +466,28 @@ def db_current() -> None:
     typer.echo(f"database: {asyncio.run(read()) or 'empty'}; houqin needs: {head_revision()}")
 
 
+@db_app.command("grant-reader")
+def db_grant_reader(role: Annotated[str, typer.Argument(help="An existing PostgreSQL role, e.g. grafana")]) -> None:
+    """Let a PostgreSQL role read houqin's tables (not account secrets): the login Grafana's SQL panels use.
+    Run it again after `houqin db upgrade` so new tables are readable."""
+    from houqin.store.reader import grant_reader
+
+    settings = Settings()
+
+    async def grant() -> list[str]:
+        database = Database(settings.effective_database_url)
+        try:
+            return await grant_reader(database, role)
+        finally:
+            await database.close()
+
+    try:
+        tables = asyncio.run(grant())
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"{role} may read {len(tables)} tables and who each user is (not their password hashes)")
+
+
 async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     database = await _open_database(settings)
     try:

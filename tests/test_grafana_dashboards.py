@@ -195,3 +195,33 @@ async def test_every_sql_query_returns_rows(name: str, campus_pg: Database, demo
         async with campus_pg.session() as session:
             rows = (await session.execute(text(filled))).all()
         assert rows, f"{name}: {title}: no rows from\n{filled}"
+
+
+async def test_the_reader_role_reads_the_panels_tables_but_no_account_secrets(
+    campus_pg: Database, postgres: Postgres
+) -> None:
+    from sqlalchemy.exc import ProgrammingError
+
+    from houqin.store.reader import grant_reader
+
+    async with campus_pg.engine.begin() as connection:
+        await connection.execute(text("DROP ROLE IF EXISTS grafana_panels"))
+        await connection.execute(text("CREATE ROLE grafana_panels LOGIN PASSWORD 'panels'"))
+    assert "wallets" in await grant_reader(campus_pg, "grafana_panels")
+    await grant_reader(campus_pg, "grafana_panels")  # again: idempotent
+    reader = Database(campus_pg.url.set(username="grafana_panels", password="panels").render_as_string(False))
+    try:
+        async with reader.session() as session:
+            assert (await session.execute(text("SELECT count(*) FROM repair_orders"))).scalar()
+            assert (await session.execute(text("SELECT display_name FROM users WHERE role = 'worker'"))).all()
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                await session.execute(text("SELECT password_hash FROM users"))
+            await session.rollback()
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                await session.execute(text("UPDATE wallets SET balance_fen = 0"))
+    finally:
+        await reader.close()
+    with pytest.raises(ValueError, match="no PostgreSQL role"):
+        await grant_reader(campus_pg, "nobody_here")
+    with pytest.raises(ValueError, match="lower-case"):
+        await grant_reader(campus_pg, "x; DROP TABLE users")
