@@ -37,6 +37,13 @@ TABLE = {"showHeader": True, "cellHeight": "sm"}
 BARS = {"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True}
 
 
+def building_totals(measurement: str, counter: str, where: str, tz: str) -> str:
+    """How far each building's cumulative counters (kWh, m³) advanced in the panel's range: the advance of
+    each device, summed per building."""
+    return f"""SELECT sum("used") FROM (SELECT spread("{counter}") AS "used" FROM "{measurement}" WHERE {where}
+        GROUP BY "device", "building") GROUP BY "building" tz('{tz}')"""
+
+
 def campus_energy(tz: str) -> Dashboard:
     mains = "\"circuit\" = 'main' AND $timeFilter"
     board = Dashboard(
@@ -67,14 +74,7 @@ def campus_energy(tz: str) -> Dashboard:
         Panel(
             "kWh today by building",
             "bargauge",
-            (
-                influx(
-                    f"""
-            SELECT sum("kwh") FROM (SELECT spread("energy") AS "kwh" FROM "electricity" WHERE {mains}
-            GROUP BY "device", "building") GROUP BY "building" tz('{tz}')""",
-                    alias="$tag_building",
-                ),
-            ),
+            (influx(building_totals("electricity", "energy", mains, tz), alias="$tag_building"),),
             width=9,
             height=6,
             unit="kwatth",
@@ -84,14 +84,7 @@ def campus_energy(tz: str) -> Dashboard:
         Panel(
             "kWh this month by building",
             "bargauge",
-            (
-                influx(
-                    f"""
-            SELECT sum("kwh") FROM (SELECT spread("energy") AS "kwh" FROM "electricity" WHERE {mains}
-            GROUP BY "device", "building") GROUP BY "building" tz('{tz}')""",
-                    alias="$tag_building",
-                ),
-            ),
+            (influx(building_totals("electricity", "energy", mains, tz), alias="$tag_building"),),
             width=9,
             height=6,
             unit="kwatth",
@@ -300,14 +293,7 @@ def water(tz: str) -> Dashboard:
         Panel(
             "Water today by building",
             "bargauge",
-            (
-                influx(
-                    f"""
-            SELECT sum("m3") FROM (SELECT spread("total") AS "m3" FROM "water" WHERE {meters}
-            GROUP BY "device", "building") GROUP BY "building" tz('{tz}')""",
-                    alias="$tag_building",
-                ),
-            ),
+            (influx(building_totals("water", "total", meters, tz), alias="$tag_building"),),
             width=8,
             height=9,
             unit="m3",

@@ -6,6 +6,7 @@ overwritten (the code is the source; the dashboard's version history in Grafana 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +36,14 @@ class PublishReport:
         ]
 
 
-def _missing(error: GrafanaClientError) -> bool:
-    return bool(error.status_code == 404)
+def _stored(fetch: Callable[[str], Any], uid: str) -> Any:
+    """What Grafana holds under ``uid``, or None when it holds nothing there."""
+    try:
+        return fetch(uid)
+    except GrafanaClientError as error:
+        if error.status_code == 404:
+            return None
+        raise
 
 
 class GrafanaPublisher:
@@ -56,11 +63,8 @@ class GrafanaPublisher:
 
     def _folder(self, report: PublishReport) -> None:
         name = f"folder {self.folder_uid}"
-        try:
-            folder = self.api.folder.get_folder(self.folder_uid)
-        except GrafanaClientError as error:
-            if not _missing(error):
-                raise
+        folder = _stored(self.api.folder.get_folder, self.folder_uid)
+        if folder is None:
             self.api.folder.create_folder(self.folder_title, uid=self.folder_uid)
             report.created.append(name)
             return
@@ -73,11 +77,8 @@ class GrafanaPublisher:
     def _datasource(self, wanted: dict[str, Any], report: PublishReport) -> None:
         uid = wanted["uid"]
         name = f"data source {uid}"
-        try:
-            stored = self.api.datasource.get_datasource_by_uid(uid)
-        except GrafanaClientError as error:
-            if not _missing(error):
-                raise
+        stored = _stored(self.api.datasource.get_datasource_by_uid, uid)
+        if stored is None:
             self.api.datasource.create_datasource(wanted)
             report.created.append(name)
             return
@@ -93,12 +94,7 @@ class GrafanaPublisher:
     def _dashboard(self, wanted: dict[str, Any], report: PublishReport) -> None:
         uid = wanted["uid"]
         name = f"dashboard {uid}"
-        try:
-            stored = self.api.dashboard.get_dashboard(uid)
-        except GrafanaClientError as error:
-            if not _missing(error):
-                raise
-            stored = None
+        stored = _stored(self.api.dashboard.get_dashboard, uid)
         if stored is not None:
             current = {key: value for key, value in stored["dashboard"].items() if key not in _DASHBOARD_NOISE}
             mine = {key: value for key, value in wanted.items() if key not in _DASHBOARD_NOISE}
