@@ -44,6 +44,14 @@ def building_totals(measurement: str, counter: str, where: str, tz: str) -> str:
         GROUP BY "device", "building") GROUP BY "building" tz('{tz}')"""
 
 
+def building_curves(measurement: str, rate: str, where: str, scale: str = "") -> str:
+    """A building's rate (power, flow) over time: each device's mean per interval, summed per building (a
+    mean over all devices would halve a building with two incomers)."""
+    return f"""SELECT sum("mean"){scale} FROM (SELECT mean("{rate}") FROM "{measurement}" WHERE {where}
+        GROUP BY time($__interval), "device", "building") WHERE $timeFilter
+        GROUP BY time($__interval), "building" fill(none)"""
+
+
 def campus_energy(tz: str) -> Dashboard:
     mains = "\"circuit\" = 'main' AND $timeFilter"
     board = Dashboard(
@@ -96,15 +104,7 @@ def campus_energy(tz: str) -> Dashboard:
         Panel(
             "Building load",
             "timeseries",
-            (
-                influx(
-                    f"""
-            SELECT sum("p") / 1000 FROM (SELECT mean("power") AS "p" FROM "electricity" WHERE {mains}
-            GROUP BY time($__interval), "device", "building") WHERE $timeFilter
-            GROUP BY time($__interval), "building" fill(none)""",
-                    alias="$tag_building",
-                ),
-            ),
+            (influx(building_curves("electricity", "power", mains, scale=" / 1000"), alias="$tag_building"),),
             width=16,
             height=9,
             unit="kwatt",
@@ -277,15 +277,7 @@ def water(tz: str) -> Dashboard:
         Panel(
             "Flow by building",
             "timeseries",
-            (
-                influx(
-                    f"""
-            SELECT sum("f") FROM (SELECT mean("flow") AS "f" FROM "water" WHERE {meters}
-            GROUP BY time($__interval), "device", "building") WHERE $timeFilter
-            GROUP BY time($__interval), "building" fill(none)""",
-                    alias="$tag_building",
-                ),
-            ),
+            (influx(building_curves("water", "flow", meters), alias="$tag_building"),),
             width=16,
             height=9,
             unit="flowlpm",
