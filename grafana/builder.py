@@ -27,10 +27,14 @@ class Query:
     table: bool = False  # a table rather than time series
     alias: str | None = None  # InfluxQL legend, e.g. "$tag_building"
 
+    @property
+    def datasource(self) -> dict[str, str]:
+        return INFLUX if self.source == "influxdb" else POSTGRES
+
     def target(self, ref_id: str) -> dict[str, Any]:
         if self.source == "influxdb":
             target: dict[str, Any] = {
-                "datasource": INFLUX,
+                "datasource": self.datasource,
                 "refId": ref_id,
                 "rawQuery": True,
                 "query": self.text,
@@ -40,7 +44,7 @@ class Query:
                 target["alias"] = self.alias
             return target
         return {
-            "datasource": POSTGRES,
+            "datasource": self.datasource,
             "refId": ref_id,
             "editorMode": "code",
             "rawQuery": True,
@@ -106,8 +110,7 @@ class Panel:
         if self.description:
             panel["description"] = self.description
         if self.queries:
-            source = INFLUX if self.queries[0].source == "influxdb" else POSTGRES
-            panel["datasource"] = source
+            panel["datasource"] = self.queries[0].datasource
             panel["targets"] = [query.target(chr(ord("A") + index)) for index, query in enumerate(self.queries)]
         if self.time_from:
             panel["timeFrom"] = self.time_from
@@ -124,12 +127,11 @@ class Variable:
     multi: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        source = INFLUX if self.query.source == "influxdb" else POSTGRES
         return {
             "name": self.name,
             "label": self.label,
             "type": "query",
-            "datasource": source,
+            "datasource": self.query.datasource,
             "query": self.query.text,
             "definition": self.query.text,
             "refresh": 2,  # on time range change: a new room shows up without a reload
@@ -157,9 +159,6 @@ class Dashboard:
         """Panels side by side; a row wider than the grid wraps."""
         self.rows.append(panels)
         return self
-
-    def panels(self) -> list[Panel]:
-        return [panel for row in self.rows for panel in row]
 
     def to_json(self) -> dict[str, Any]:
         placed: list[dict[str, Any]] = []

@@ -74,7 +74,10 @@ def generated(tz: str = DEFAULT_TIMEZONE) -> dict[Path, str]:
 def stale(tz: str = DEFAULT_TIMEZONE) -> list[Path]:
     """Generated files that differ from what the code generates or are missing, and dashboard files no
     dashboard generates any more."""
-    wanted = generated(tz)
+    return _stale(generated(tz))
+
+
+def _stale(wanted: dict[Path, str]) -> list[Path]:
     found = set(DASHBOARD_DIR.glob("*.json")) | set(wanted)
     return sorted(path for path in found if not path.exists() or path.read_text(encoding="utf-8") != wanted.get(path))
 
@@ -82,7 +85,7 @@ def stale(tz: str = DEFAULT_TIMEZONE) -> list[Path]:
 def write(tz: str = DEFAULT_TIMEZONE) -> list[Path]:
     """Writes every generated file, removes dashboard files no dashboard generates; returns what changed."""
     wanted = generated(tz)
-    changed = stale(tz)
+    changed = _stale(wanted)
     for path in changed:
         if path in wanted:
             path.parent.mkdir(parents=True, exist_ok=True)

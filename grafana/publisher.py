@@ -5,15 +5,12 @@ overwritten (the code is the source; the dashboard's version history in Grafana 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError
-
-log = logging.getLogger(__name__)
 
 FOLDER_UID = "houqin"
 FOLDER_TITLE = "houqin 后勤"

@@ -430,22 +430,27 @@ def config() -> None:
     typer.echo(json.dumps(masked_settings(Settings()), indent=2, ensure_ascii=False, default=str))
 
 
+async def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """``work`` on the configured database as it is (no migration first), then the pool closed."""
+    database = Database(settings.effective_database_url)
+    try:
+        return await work(database)
+    finally:
+        await database.close()
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Apply schema migrations to the configured database."""
     settings = Settings()
 
-    async def upgrade() -> tuple[str | None, str | None]:
-        database = Database(settings.effective_database_url)
-        try:
-            before = await current_revision(database)
-            await upgrade_database(database, revision)
-            return before, await current_revision(database)
-        finally:
-            await database.close()
+    async def upgrade(database: Database) -> tuple[str | None, str | None]:
+        before = await current_revision(database)
+        await upgrade_database(database, revision)
+        return before, await current_revision(database)
 
     try:
-        before, after = asyncio.run(upgrade())
+        before, after = asyncio.run(_on_database(settings, upgrade))
     except OSError as error:
         raise _fail(f"cannot reach the database: {error}") from None
     typer.echo(f"database schema: {before or 'empty'} -> {after}")
@@ -456,14 +461,8 @@ def db_current() -> None:
     """Print the database's schema revision and the one this houqin needs."""
     settings = Settings()
 
-    async def read() -> str | None:
-        database = Database(settings.effective_database_url)
-        try:
-            return await current_revision(database)
-        finally:
-            await database.close()
-
-    typer.echo(f"database: {asyncio.run(read()) or 'empty'}; houqin needs: {head_revision()}")
+    revision = asyncio.run(_on_database(settings, current_revision))
+    typer.echo(f"database: {revision or 'empty'}; houqin needs: {head_revision()}")
 
 
 @db_app.command("grant-reader")
@@ -472,17 +471,11 @@ def db_grant_reader(role: Annotated[str, typer.Argument(help="An existing Postgr
     Run it again after `houqin db upgrade` so new tables are readable."""
     from houqin.store.reader import grant_reader
 
-    settings = Settings()
-
-    async def grant() -> list[str]:
-        database = Database(settings.effective_database_url)
-        try:
-            return await grant_reader(database, role)
-        finally:
-            await database.close()
+    async def grant(database: Database) -> list[str]:
+        return await grant_reader(database, role)
 
     try:
-        tables = asyncio.run(grant())
+        tables = asyncio.run(_on_database(Settings(), grant))
     except ValueError as error:
         raise _fail(str(error)) from None
     typer.echo(f"{role} may read {len(tables)} tables and who each user is (not their password hashes)")
@@ -711,6 +704,18 @@ def _mqtt_login(url: str | None, what: str) -> tuple[str, str] | None:
     return parts.username, parts.password
 
 
+def _mqtt_logins(settings: Settings) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+    """houqin's broker login and the simulator's, where their settings name one."""
+    return (_mqtt_login(settings.mqtt_url, "setting mqtt_url"),
+            _mqtt_login(settings.simulator_mqtt_url, "setting simulator_mqtt_url"))  # fmt: skip
+
+
+def _device_secret(settings: Settings) -> str:
+    if settings.mqtt_device_secret is None:
+        raise _fail("set HOUQIN_MQTT_DEVICE_SECRET: device passwords are derived from it")
+    return settings.mqtt_device_secret.get_secret_value()
+
+
 def _write_or_print(text: str, out: Path | None, mode: int = 0o644) -> None:
     if out is None:
         typer.echo(text, nl=False)
@@ -729,8 +734,7 @@ def mqtt_acl(out: Annotated[Path | None, typer.Option(help="Write to this file i
 
     settings = Settings()
     inventory = _load_inventory_or_exit(settings.inventory)
-    houqin_login = _mqtt_login(settings.mqtt_url, "setting mqtt_url")
-    simulator = _mqtt_login(settings.simulator_mqtt_url, "setting simulator_mqtt_url")
+    houqin_login, simulator = _mqtt_logins(settings)
     try:
         acl = mosquitto_acl(inventory, houqin_login[0] if houqin_login else "houqin", simulator and simulator[0])
     except ValueError as error:
@@ -748,13 +752,10 @@ def mqtt_passwd(
 
     settings = Settings()
     inventory = _load_inventory_or_exit(settings.inventory)
-    if settings.mqtt_device_secret is None:
-        raise _fail("set HOUQIN_MQTT_DEVICE_SECRET: device passwords are derived from it")
-    logins = [_mqtt_login(settings.mqtt_url, "setting mqtt_url"),
-              _mqtt_login(settings.simulator_mqtt_url, "setting simulator_mqtt_url")]  # fmt: skip
-    users = dict(login for login in logins if login is not None)
+    secret = _device_secret(settings)
+    users = dict(login for login in _mqtt_logins(settings) if login is not None)
     try:
-        text = mosquitto_passwords(inventory, settings.mqtt_device_secret.get_secret_value(), users)
+        text = mosquitto_passwords(inventory, secret, users)
     except ValueError as error:
         raise _fail(str(error)) from None
     _write_or_print(text, out, 0o600)
@@ -767,11 +768,10 @@ def mqtt_password(device: Annotated[str, typer.Argument(help="An MQTT device of 
 
     settings = Settings()
     inventory = _load_inventory_or_exit(settings.inventory)
-    if settings.mqtt_device_secret is None:
-        raise _fail("set HOUQIN_MQTT_DEVICE_SECRET: device passwords are derived from it")
+    secret = _device_secret(settings)
     if device not in {found.id for found in inventory.mqtt_devices()}:
         raise _fail(f"no MQTT device {device!r} in {settings.inventory}")
-    typer.echo(device_password(settings.mqtt_device_secret.get_secret_value(), device))
+    typer.echo(device_password(secret, device))
 
 
 @app.command()
