@@ -9,7 +9,22 @@ from fastapi import FastAPI
 
 from api import http_metrics
 from api.login_throttle import LoginThrottle
-from api.routers import auth, devices, health, me, payments, repairs, rooms, schedules, simulation, zones
+from api.routers import (
+    auth,
+    devices,
+    health,
+    me,
+    pages,
+    payments,
+    repair_photos,
+    repairs,
+    rooms,
+    schedules,
+    simulation,
+    site,
+    users,
+    zones,
+)
 from api.tokens import TokenIssuer
 from houqin import __version__
 from houqin.billing.desk import PaymentDesk
@@ -70,7 +85,8 @@ def create_app(
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).
-    routers = (auth, me, rooms, devices, repairs, payments, schedules, zones, simulation, health)
-    for module in routers:
+    routers = (auth, me, site, users, rooms, devices, repairs, repair_photos, payments, schedules, zones, simulation)
+    for module in (*routers, health, pages):
         app.include_router(module.router)
+    app.mount("/app/static", pages.web_assets(), name="web-assets")
     return app

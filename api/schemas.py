@@ -31,6 +31,8 @@ class RoomOut(BaseModel):
     meter: str
     relay: str | None
     tariff: str
+    balance_fen: int | None = Field(default=None, description="with ?wallets=true")
+    state: Literal["normal", "low", "cut_off", "tripped"] | None = Field(default=None, description="with ?wallets=true")
 
 
 class CheckOut(BaseModel):
@@ -62,6 +64,7 @@ class DeviceOut(BaseModel):
 class DeviceDetailOut(DeviceOut):
     fields: dict[str, float | bool | str]  # the latest reading
     health: dict[str, float | bool | str]  # the poller's view: online, consecutive failures, latency
+    commands: dict[str, list[str]] = Field(default_factory=dict, description="its model's commands and their actions")
 
 
 class SeriesPointOut(BaseModel):
@@ -300,3 +303,46 @@ class TopupOut(BaseModel):
 class CheckoutOut(BaseModel):
     order: TopupOut
     checkout: dict[str, str]
+
+
+class TariffOut(BaseModel):
+    id: str
+    description: str
+    price_fen_per_kwh: int | None = Field(description="a flat price; None for time of use")
+    periods: list[dict[str, str | int]] = Field(description="time-of-use bands: name, start, end, price")
+    free_kwh_per_month: float
+    free_kwh_per_bed_per_month: float
+    min_topup_fen: int
+    max_topup_fen: int
+
+
+class DashboardOut(BaseModel):
+    uid: str
+    title: str
+    title_zh: str
+    url: str
+
+
+class SiteOut(BaseModel):
+    timezone: str = Field(description="the campus clock (IANA name): the pages show times in it")
+    payment_methods: list[str] = Field(description="how this user may top up a room")
+    tariffs: list[TariffOut]
+    repair_categories: list[str]
+    buildings: list[str]
+    dashboards: list[DashboardOut] = Field(description="Grafana dashboards (staff and admins, when configured)")
+
+
+class UserOut(BaseModel):
+    username: str
+    display_name: str
+    role: str
+    team: str | None
+    active: bool
+
+
+class RepairPhotoOut(BaseModel):
+    id: int
+    uploaded_by: str
+    content_type: str
+    size: int
+    created_at: datetime

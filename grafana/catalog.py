@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from grafana.builder import Dashboard, Panel, Variable, influx, sql
+from houqin import dashboards as refs
 from houqin.repairs.orders import ACTIVE
 
 ON_OFF = (
@@ -55,8 +56,8 @@ def building_curves(measurement: str, rate: str, where: str, scale: str = "") ->
 def campus_energy(tz: str) -> Dashboard:
     mains = "\"circuit\" = 'main' AND $timeFilter"
     board = Dashboard(
-        "houqin-campus-energy",
-        "Campus energy",
+        refs.CAMPUS_ENERGY.uid,
+        refs.CAMPUS_ENERGY.title,
         "Load and consumption of the whole campus, by building "
         "(building incomers tagged circuit: main) and by dorm room.",
         tags=("energy",),
@@ -134,8 +135,8 @@ def campus_energy(tz: str) -> Dashboard:
 def dorm_electricity(tz: str) -> Dashboard:
     rooms = "room IN ($room)"
     board = Dashboard(
-        "houqin-dorm-electricity",
-        "Dorm electricity",
+        refs.DORM_ELECTRICITY.uid,
+        refs.DORM_ELECTRICITY.title,
         "Prepaid dorm rooms: power, energy, balances, rooms cut off or tripped, top-ups.",
         tags=("energy", "prepaid"),
         variables=(
@@ -267,8 +268,8 @@ def dorm_electricity(tz: str) -> Dashboard:
 def water(tz: str) -> Dashboard:
     meters = '"building" =~ /^$building$/ AND $timeFilter'
     board = Dashboard(
-        "houqin-water",
-        "Water",
+        refs.WATER.uid,
+        refs.WATER.title,
         "Flow and consumption by building, the night flow that betrays a leak, and the leaks houqin found.",
         tags=("water",),
         variables=(Variable("building", "Building", influx('SHOW TAG VALUES FROM "water" WITH KEY = "building"')),),
@@ -334,8 +335,8 @@ def water(tz: str) -> Dashboard:
 def device_health(tz: str) -> Dashboard:
     health = '"gateway" =~ /^$gateway$/ AND "device_kind" =~ /^$kind$/ AND $timeFilter'
     board = Dashboard(
-        "houqin-device-health",
-        "Device health",
+        refs.DEVICE_HEALTH.uid,
+        refs.DEVICE_HEALTH.title,
         "Which devices answer, how fast, how often they fail, and whether houqin keeps up (spool, write errors).",
         tags=("devices",),
         time_from="now-6h",
@@ -462,8 +463,8 @@ def device_health(tz: str) -> Dashboard:
 def repair_orders(tz: str) -> Dashboard:
     open_states = "status IN (" + ", ".join(f"'{status}'" for status in ACTIVE) + ")"
     board = Dashboard(
-        "houqin-repair-orders",
-        "Repair orders",
+        refs.REPAIR_ORDERS.uid,
+        refs.REPAIR_ORDERS.title,
         "The repair backlog: what is open, what is overdue, how fast orders are resolved, and by whom.",
         tags=("repairs",),
         time_from="now-30d",
@@ -563,8 +564,8 @@ def repair_orders(tz: str) -> Dashboard:
 
 def lighting_broadcast(tz: str) -> Dashboard:
     board = Dashboard(
-        "houqin-lighting-broadcast",
-        "Lighting and broadcast",
+        refs.LIGHTING_BROADCAST.uid,
+        refs.LIGHTING_BROADCAST.title,
         "Zone states, what the scheduler fired or missed, and how the controllers answered commands.",
         tags=("lighting", "broadcast"),
         time_from="now-24h",

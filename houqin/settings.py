@@ -234,6 +234,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     timezone: str = "Asia/Shanghai"
+    grafana_url: str | None = Field(
+        default=None, description="Where staff browsers open Grafana: the staff pages link to its dashboards"
+    )
     jwt_secret: SecretStr | None = Field(
         default=None, description="Signs API tokens; generated once into the data directory when unset"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 FAULTS: tuple[str, ...] = (
     "offline",  # the device stops answering
@@ -26,4 +26,8 @@ class FaultInjector(Protocol):
 
     def active_faults(self) -> dict[str, list[str]]:
         """Device id -> faults now active, for devices with any."""
+        ...
+
+    def device_state(self, device_id: str) -> dict[str, Any]:
+        """What a simulated device holds now, as the device itself reports it; ``UnknownDevice``."""
         ...

@@ -101,6 +101,7 @@ async def read_device(
         **out.model_dump(),
         fields=dict(data.fields) if data else {},
         health=dict(health.fields) if health else {},
+        commands={name: list(command.actions) for name, command in inventory.model_of(device).commands.items()},
     )
 
 

@@ -43,7 +43,7 @@ router = APIRouter(tags=["repairs"])
 STAFF = {Role.STAFF.value, Role.ADMIN.value}
 
 
-def _desk(request: Request) -> RepairDesk:
+def repair_desk(request: Request) -> RepairDesk:
     desk: RepairDesk = request.app.state.repairs
     return desk
 
@@ -91,7 +91,7 @@ def _may_see(user: User, order: RepairOrder) -> bool:
     return order.reporter_id == user.id
 
 
-async def _order(session: AsyncSession, order_id: int, user: User) -> RepairOrder:
+async def visible_order(session: AsyncSession, order_id: int, user: User) -> RepairOrder:
     order = await session.get(RepairOrder, order_id, with_for_update=True)
     if order is None or not _may_see(user, order):
         # The same answer whether it exists or not: nobody learns about orders they may not see.
@@ -175,7 +175,7 @@ async def create_order(
         priority = Priority.HIGH  # staff decide what is urgent
     new = NewOrder(title=body.title, category=body.category, priority=priority, description=body.description,
                    building=building, floor=floor, room=body.room, device=body.device, reporter=user)  # fmt: skip
-    order = await _desk(request).open(session, new, datetime.now(UTC))
+    order = await repair_desk(request).open(session, new, datetime.now(UTC))
     await session.commit()
     await _announce(request, OrderChange(order, "opened"))
     return (await _outs(session, [order]))[0]
@@ -216,12 +216,12 @@ async def read_stats(user: StaffUser, session: SessionDep) -> RepairStatsOut:
 
 @router.get("/api/v1/repairs/{order_id}", response_model=RepairOrderOut, summary="One repair order")
 async def read_order(order_id: int, user: CurrentUser, session: SessionDep) -> RepairOrderOut:
-    return (await _outs(session, [await _order(session, order_id, user)]))[0]
+    return (await _outs(session, [await visible_order(session, order_id, user)]))[0]
 
 
 @router.get("/api/v1/repairs/{order_id}/events", response_model=list[RepairEventOut], summary="Its event trail")
 async def read_events(order_id: int, user: CurrentUser, session: SessionDep) -> list[RepairEventOut]:
-    await _order(session, order_id, user)
+    await visible_order(session, order_id, user)
     events = await session.execute(select(RepairEvent).where(RepairEvent.order_id == order_id).order_by(RepairEvent.id))
     return [RepairEventOut(kind=e.kind, actor=e.actor, at=e.at, note=e.note, status=e.status) for e in events.scalars()]
 
@@ -241,70 +241,71 @@ def _reporter_or_staff(user: User, order: RepairOrder) -> None:
 
 @router.post("/api/v1/repairs/{order_id}/start", response_model=RepairOrderOut, summary="Start work (assignee)")
 async def start_order(order_id: int, user: CrewUser, session: SessionDep, request: Request) -> RepairOrderOut:
-    order = await _order(session, order_id, user)
+    order = await visible_order(session, order_id, user)
     _assignee_or_staff(user, order)
-    return await _step(session, order, lambda: _desk(request).start(session, order, user, datetime.now(UTC)))
+    return await _step(session, order, lambda: repair_desk(request).start(session, order, user, datetime.now(UTC)))
 
 
 @router.post("/api/v1/repairs/{order_id}/notes", response_model=RepairOrderOut, summary="Add a note")
 async def add_note(
     order_id: int, body: NoteIn, user: CurrentUser, session: SessionDep, request: Request
 ) -> RepairOrderOut:
-    order = await _order(session, order_id, user)
-    return await _step(session, order, lambda: _desk(request).note(session, order, user, datetime.now(UTC), body.text))
+    order = await visible_order(session, order_id, user)
+    now = datetime.now(UTC)
+    return await _step(session, order, lambda: repair_desk(request).note(session, order, user, now, body.text))
 
 
 @router.post("/api/v1/repairs/{order_id}/resolve", response_model=RepairOrderOut, summary="Resolve (assignee)")
 async def resolve_order(
     order_id: int, body: ReasonIn, user: CrewUser, session: SessionDep, request: Request
 ) -> RepairOrderOut:
-    order = await _order(session, order_id, user)
+    order = await visible_order(session, order_id, user)
     _assignee_or_staff(user, order)
     now = datetime.now(UTC)
-    out = await _step(session, order, lambda: _desk(request).resolve(session, order, user, now, body.reason))
+    out = await _step(session, order, lambda: repair_desk(request).resolve(session, order, user, now, body.reason))
     await _announce(request, OrderChange(order, "resolved"))
     return out
 
 
 @router.post("/api/v1/repairs/{order_id}/close", response_model=RepairOrderOut, summary="Confirm it is fixed")
 async def close_order(order_id: int, user: CurrentUser, session: SessionDep, request: Request) -> RepairOrderOut:
-    order = await _order(session, order_id, user)
+    order = await visible_order(session, order_id, user)
     _reporter_or_staff(user, order)
-    return await _step(session, order, lambda: _desk(request).close(session, order, user, datetime.now(UTC)))
+    return await _step(session, order, lambda: repair_desk(request).close(session, order, user, datetime.now(UTC)))
 
 
 @router.post("/api/v1/repairs/{order_id}/reopen", response_model=RepairOrderOut, summary="It is not fixed")
 async def reopen_order(
     order_id: int, body: ReasonIn, user: CurrentUser, session: SessionDep, request: Request
 ) -> RepairOrderOut:
-    order = await _order(session, order_id, user)
+    order = await visible_order(session, order_id, user)
     _reporter_or_staff(user, order)
     now = datetime.now(UTC)
-    return await _step(session, order, lambda: _desk(request).reopen(session, order, user, now, body.reason))
+    return await _step(session, order, lambda: repair_desk(request).reopen(session, order, user, now, body.reason))
 
 
 @router.post("/api/v1/repairs/{order_id}/cancel", response_model=RepairOrderOut, summary="Cancel with a reason")
 async def cancel_order(
     order_id: int, body: ReasonIn, user: CurrentUser, session: SessionDep, request: Request
 ) -> RepairOrderOut:
-    order = await _order(session, order_id, user)
+    order = await visible_order(session, order_id, user)
     _reporter_or_staff(user, order)
     if user.role not in STAFF and order.started_at is not None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "work has started: ask staff to cancel it")
     now = datetime.now(UTC)
-    return await _step(session, order, lambda: _desk(request).cancel(session, order, user, now, body.reason))
+    return await _step(session, order, lambda: repair_desk(request).cancel(session, order, user, now, body.reason))
 
 
 @router.post("/api/v1/repairs/{order_id}/assign", response_model=RepairOrderOut, summary="Assign (staff)")
 async def assign_order(
     order_id: int, body: AssignIn, user: StaffUser, session: SessionDep, request: Request
 ) -> RepairOrderOut:
-    order = await _order(session, order_id, user)
+    order = await visible_order(session, order_id, user)
     worker = await get_user(session, body.username)
     if worker is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no user {body.username!r}")
     now = datetime.now(UTC)
-    out = await _step(session, order, lambda: _desk(request).assign(session, order, worker, user, now))
+    out = await _step(session, order, lambda: repair_desk(request).assign(session, order, worker, user, now))
     await _announce(request, OrderChange(order, "assigned"))
     return out
 
@@ -313,11 +314,11 @@ async def assign_order(
 async def rate_order(
     order_id: int, body: RatingIn, user: CurrentUser, session: SessionDep, request: Request
 ) -> RepairOrderOut:
-    order = await _order(session, order_id, user)
+    order = await visible_order(session, order_id, user)
     if order.reporter_id != user.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only its reporter rates an order")
     now = datetime.now(UTC)
-    return await _step(session, order, lambda: _desk(request).rate(session, order, user, now, body.stars))
+    return await _step(session, order, lambda: repair_desk(request).rate(session, order, user, now, body.stars))
 
 
 @router.get("/api/v1/faults", response_model=list[FaultOut], summary="Faults the rules found (staff, worker)")

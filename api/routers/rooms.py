@@ -41,14 +41,40 @@ def _room_out(room: Room) -> RoomOut:
 
 
 @router.get("", response_model=list[RoomOut], summary="Rooms I may see (student: own; staff, cashier, admin: all)")
-async def list_rooms(user: CurrentUser, inventory: InventoryDep, building: str | None = None) -> list[RoomOut]:
+async def list_rooms(
+    user: CurrentUser,
+    inventory: InventoryDep,
+    session: SessionDep,
+    request: Request,
+    building: str | None = None,
+    wallets: Annotated[bool, Query(description="add each room's balance and state")] = False,
+) -> list[RoomOut]:
     if user.role in {Role.STAFF, Role.CASHIER, Role.ADMIN}:
         rooms = list(inventory.rooms.values())
     elif user.role == Role.STUDENT:
         rooms = [inventory.rooms[room_id] for room_id in user.room_ids if room_id in inventory.rooms]
     else:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "rooms are for students and staff")
-    return [_room_out(room) for room in rooms if building is None or room.building == building]
+    out = [_room_out(room) for room in rooms if building is None or room.building == building]
+    if wallets:
+        # One query for every room: a staff page lists a whole campus.
+        held = {w.room: w for w in (await session.execute(select(Wallet))).scalars()}
+        now = datetime.now(request.app.state.settings.tz)
+        for room in out:
+            wallet = held.get(room.id)
+            room.balance_fen = wallet.balance_fen if wallet else 0
+            room.state = _state(wallet, now)
+    return out
+
+
+def _state(wallet: Wallet | None, now: datetime) -> Literal["normal", "low", "cut_off", "tripped"]:
+    """A cut-off room stays cut off while tripped too: a top-up, not the trip's end, brings its power back."""
+    if wallet is None:
+        return "normal"
+    if wallet.tripped_until is not None and wallet.tripped_until > now and wallet.state != "cut_off":
+        return "tripped"
+    state: Literal["normal", "low", "cut_off"] = wallet.state  # type: ignore[assignment]
+    return state
 
 
 @router.get("/{room_id}", response_model=RoomDetailOut, summary="One room and its wallet (student: own; staff: any)")
@@ -103,11 +129,8 @@ async def _wallet(room: Room, session: AsyncSession, inventory: Inventory, reque
     wallet = await session.get(Wallet, room.id)
     tripped_until = wallet.tripped_until if wallet is not None else None
     tripped = tripped_until is not None and tripped_until > now
-    state = "normal" if wallet is None else wallet.state
-    if tripped and state != "cut_off":
-        state = "tripped"
     return WalletOut(
-        room=room.id, balance_fen=wallet.balance_fen if wallet else 0, state=state,
+        room=room.id, balance_fen=wallet.balance_fen if wallet else 0, state=_state(wallet, now),
         cut_pending=bool(wallet and wallet.cut_deferred), tripped_until=tripped_until if tripped else None,
         trips=wallet.trips if wallet else 0, power_limit_w=room.power_limit_w or settings.billing.power_limit_w,
         tariff=room.tariff, month=month, month_kwh=round(statement.kwh_charged + statement.kwh_free, 3),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel
 
@@ -40,3 +42,11 @@ async def set_fault(body: FaultIn, request: Request, _user: StaffUser) -> dict[s
     except UnknownDevice:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no simulated device {body.device!r}") from None
     return {"faults": injector.active_faults()}
+
+
+@router.get("/devices/{device_id}", summary="What a simulated device holds now, by its own account (staff, admin)")
+async def read_device(device_id: str, request: Request, _user: StaffUser) -> dict[str, Any]:
+    try:
+        return {"device": device_id, "state": _injector(request).device_state(device_id)}
+    except UnknownDevice:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no simulated device {device_id!r}") from None

@@ -3,8 +3,10 @@ that behave (dorm loads, relays that cut rooms, lighting circuits), and faults i
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
@@ -25,6 +27,7 @@ class SimulatedCampus:
         self.devices: dict[str, SimulatedModbusDevice] = {}
         self.faults: dict[str, set[str]] = {device_id: set() for device_id in inventory.devices}
         self.gateways: dict[str, SimulatedGateway] = {}
+        self._mqtt: SimulatedMqttDevices | None = None
         room_of_meter = {room.meter: room for room in inventory.rooms.values()}
         rooms_per_building: dict[str, int] = {}
         for room in inventory.rooms.values():
@@ -112,9 +115,19 @@ class SimulatedCampus:
     def active_faults(self) -> dict[str, list[str]]:
         return {device: sorted(faults) for device, faults in self.faults.items() if faults}
 
+    def device_state(self, device_id: str) -> dict[str, Any]:
+        """What a simulated device holds now (its register values, or an MQTT device's state), as the device
+        itself would report it, whatever houqin believes."""
+        if device_id in self.devices:
+            return dict(self.devices[device_id].values)
+        if self._mqtt is not None and device_id in self._mqtt.state:
+            return copy.deepcopy(self._mqtt.state[device_id])
+        raise UnknownDevice(f"no simulated device {device_id!r}")
+
     def mqtt_devices(self, url: str) -> SimulatedMqttDevices:
         """The campus's MQTT devices, publishing to the broker at ``url``, sharing this campus's faults."""
-        return SimulatedMqttDevices(self.inventory, url, self.timezone, self.faults)
+        self._mqtt = SimulatedMqttDevices(self.inventory, url, self.timezone, self.faults)
+        return self._mqtt
 
     def gateway_for_link(self, gateway: Gateway) -> Gateway:
         """The gateway as houqin's links must reach it: on the simulator's own address (a serial bus: on

@@ -52,6 +52,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     ESCALATED = "escalated"
     RATED = "rated"
+    PHOTO = "photo"
 
 
 ACTIVE = (OrderStatus.OPEN, OrderStatus.ASSIGNED, OrderStatus.IN_PROGRESS)
@@ -203,6 +204,10 @@ class RepairDesk:
         if not text.strip():
             raise RepairError("a note needs some text")
         self._event(session, order, EventKind.NOTE, actor, now, text.strip())
+
+    def photo(self, session: AsyncSession, order: RepairOrder, actor: User, now: datetime, photo_id: int) -> None:
+        """Record in the trail that a photo was attached (the photo itself is a ``RepairPhoto``)."""
+        self._event(session, order, EventKind.PHOTO, actor, now, f"photo {photo_id}")
 
     def resolve(
         self, session: AsyncSession, order: RepairOrder, actor: User | None, now: datetime, note: str = ""

@@ -1,0 +1,80 @@
+"""The web pages: a small static front end (HTML, CSS, JavaScript modules) served by houqin itself, so a
+campus network cut off from the internet still has them. The pages call the same API with the same
+tokens, so a page can show nothing its user could not read through the API. Public: a page without a
+token shows the sign-in form."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+# Everything comes from houqin: no CDN, no inline script or style an injected string could use; photos are
+# shown from blob: URLs made of what the API returned.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(WEB / f"{name}.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+
+@router.get("/")
+async def root() -> Response:
+    return RedirectResponse("/app/", status_code=307)
+
+
+@router.get("/app")
+@router.get("/app/")
+async def sign_in_page() -> FileResponse:
+    return _page("index")
+
+
+# A page's own path names what it shows (a room, an order); its script reads it and asks the API, which
+# decides whether this user may see it.
+@router.get("/app/student")
+@router.get("/app/student/{rest:path}")
+async def student_page() -> FileResponse:
+    return _page("student")
+
+
+@router.get("/app/worker")
+@router.get("/app/worker/{rest:path}")
+async def worker_page() -> FileResponse:
+    return _page("worker")
+
+
+@router.get("/app/staff")
+@router.get("/app/staff/{rest:path}")
+async def staff_page() -> FileResponse:
+    return _page("staff")
+
+
+class WebAssets(StaticFiles):
+    """The pages' scripts, styles and icons, with the same headers as the pages."""
+
+    def file_response(
+        self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+
+def web_assets() -> WebAssets:
+    return WebAssets(directory=WEB / "static")

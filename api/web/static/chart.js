@@ -1,0 +1,64 @@
+// A bar chart drawn as SVG, with the same figures in a table for screen readers and for reading exact
+// values: no charting library to download.
+import { el } from "./core.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// bars: [{label, value (number or null), title}], shown left to right.
+export function barChart({ caption, bars, unit, tableHeads }) {
+  const width = 360;
+  const height = 200;
+  const left = 34;
+  const bottom = 24;
+  const top = 10;
+  const values = bars.map((bar) => bar.value ?? 0);
+  const peak = Math.max(...values, 0);
+  const scale = peak > 0 ? niceCeiling(peak) : 1;
+  const plotWidth = width - left - 8;
+  const plotHeight = height - top - bottom;
+  const step = plotWidth / Math.max(bars.length, 1);
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": caption });
+  for (let i = 0; i <= 4; i += 1) {
+    const y = top + plotHeight - (plotHeight * i) / 4;
+    chart.append(svg("line", { x1: left, x2: width - 8, y1: y, y2: y, class: "grid" }));
+    chart.append(svg("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, formatTick((scale * i) / 4)));
+  }
+  const labelEvery = Math.ceil(bars.length / 12);
+  bars.forEach((bar, index) => {
+    const value = bar.value ?? 0;
+    const barHeight = (plotHeight * value) / scale;
+    const x = left + index * step + step * 0.15;
+    const rect = svg("rect", { x, y: top + plotHeight - barHeight, width: step * 0.7, height: Math.max(barHeight, 0), class: bar.value === null ? "bar missing" : "bar" });
+    rect.append(svg("title", {}, bar.title || `${bar.label}: ${value} ${unit}`));
+    chart.append(rect);
+    if (index % labelEvery === 0) {
+      chart.append(svg("text", { x: x + step * 0.35, y: height - 6, class: "axis", "text-anchor": "middle" }, bar.label));
+    }
+  });
+  const table = el("table", { class: "figures" },
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, tableHeads[0]), el("th", { scope: "col" }, tableHeads[1]))),
+    el("tbody", {}, bars.map((bar) => el("tr", {}, el("th", { scope: "row" }, bar.label), el("td", {}, bar.value === null ? "—" : bar.value.toFixed(2))))));
+  return el("figure", { class: "chart-figure" },
+    chart,
+    el("figcaption", {}, caption),
+    el("details", {}, el("summary", {}, tableHeads[2]), table));
+}
+
+function niceCeiling(value) {
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const factor of [1, 2, 2.5, 5, 10]) {
+    if (value <= factor * power) return factor * power;
+  }
+  return 10 * power;
+}
+
+function formatTick(value) {
+  return value >= 10 ? value.toFixed(0) : value.toFixed(value >= 1 ? 1 : 2);
+}
