@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from houqin.store import head_revision
 from tests.conftest import DEMO_INVENTORY, create_pg_database
+from tests.live_demo import HOUQIN, houqin_serving, served_url
 from tests.servers import Influxd, Postgres
-
-HOUQIN = [sys.executable, "-m", "houqin"]
 
 
 def houqin(
@@ -101,42 +96,10 @@ def wait_for_metric(url: str, pattern: str, seconds: float = 30) -> float:
     raise AssertionError(f"{pattern} not at least 1 in /metrics within {seconds:.0f} s")
 
 
-@contextlib.contextmanager
-def houqin_serving(
-    *args: str, data: Path, env: dict[str, str] | None = None, pipe_stderr: bool = False
-) -> Iterator[subprocess.Popen[str]]:
-    """``houqin ARGS`` with its own data directory and the demo inventory, stopped by SIGTERM (which must
-    end it cleanly) or killed if the test failed first. Its log goes to ``houqin.log`` there unless the
-    test reads it from the pipe."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")}
-    environment |= {"HOUQIN_DATA_DIR": str(data / "data"), "HOUQIN_INVENTORY": str(DEMO_INVENTORY), **(env or {})}
-    log = (data / "houqin.log").open("w")
-    stderr = subprocess.PIPE if pipe_stderr else log
-    process = subprocess.Popen([*HOUQIN, *args], cwd=data, env=environment, stderr=stderr, text=True)
-    try:
-        yield process
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
-
-
 def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
     with houqin_serving("demo", "--port", "0", data=tmp_path, pipe_stderr=True) as process:
         started = time.monotonic()
-        url, lines = None, []
-        assert process.stderr is not None
-        while url is None and time.monotonic() - started < 60:
-            line = process.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            if match := re.search(r"houqin is up: (http://\S+)", line):
-                url = match.group(1)
-        assert url, "".join(lines)
+        url = served_url(process)
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         assert time.monotonic() - started < 60
         assert "swagger" in httpx.get(f"{url}/docs", timeout=5).text.lower()

@@ -106,7 +106,8 @@ function topupCard(room, refresh) {
     amount = custom.value && Number.isFinite(fen) ? fen : presets[0] ?? min;
     update();
   });
-  const form = el("form", { class: "topup" },
+  // Our own check, not the browser's bubble: it names the limits and is read out.
+  const form = el("form", { class: "topup", novalidate: true },
     el("fieldset", {}, el("legend", {}, t("topup.amount")), el("div", { class: "presets" }, presetButtons)),
     field(t("topup.custom"), custom, t("topup.limits", { min: yuan(min), max: yuan(max) })),
     method ? field(t("topup.method"), method) : null,

@@ -1,0 +1,397 @@
+"""The web pages in a real browser: Debian's Chromium, driven by Playwright, against a live ``houqin demo``
+(simulated campus, embedded broker, SQLite). Screenshots of every page at phone and desktop size go to
+``test-artifacts/screenshots`` (``HOUQIN_TEST_ARTIFACTS`` moves them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from houqin.inventory import load_inventory
+from tests.conftest import DEMO_INVENTORY, ROOT
+from tests.live_demo import houqin_serving, served_url
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("HOUQIN_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+
+
+@dataclass
+class Demo:
+    url: str
+    logins: dict[str, str]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, who: str) -> dict[str, str]:
+        if who not in self.tokens:
+            answer = httpx.post(f"{self.url}/api/v1/auth/token", data={"username": who, "password": self.logins[who]})
+            self.tokens[who] = answer.json()["access_token"]
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def get(self, who: str, path: str) -> object:
+        answer = httpx.get(f"{self.url}{path}", headers=self.headers(who), timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def post(self, who: str, path: str, body: dict[str, object]) -> dict[str, object]:
+        answer = httpx.post(f"{self.url}{path}", json=body, headers=self.headers(who), timeout=10)
+        assert answer.status_code < 300, answer.text
+        result: dict[str, object] = answer.json()
+        return result
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    data = tmp_path_factory.mktemp("web-demo")
+    with houqin_serving("demo", "--port", "0", data=data, pipe_stderr=True) as process:
+        url = served_url(process, log=data / "houqin.log")
+        logins = json.loads((data / "data" / "demo" / "demo-logins.json").read_text())
+        yield Demo(url, logins)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "Debian's chromium is not installed (scripts/test.sh installs it)"
+    # Chromium's sandbox needs an unprivileged user; the tests may run as root.
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    yield browser
+    browser.close()
+
+
+class Visit:
+    """One browser context as one user at one screen size, failing on any script error in the page."""
+
+    def __init__(self, browser: Browser, demo: Demo, size: dict[str, int]) -> None:
+        self.context = browser.new_context(viewport=size, locale="zh-CN", timezone_id="Asia/Shanghai")
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(15_000)
+        self.demo = demo
+        self.phone = size == PHONE
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("request", lambda request: self.requests.append(request.url))
+
+    def sign_in(self, who: str) -> Page:
+        """Through the sign-in form, with the keyboard only."""
+        page = self.page
+        page.goto(f"{self.demo.url}/app/")
+        page.get_by_label("账号").focus()
+        page.keyboard.type(who)
+        page.keyboard.press("Tab")
+        page.keyboard.type(self.demo.logins[who])
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*/app/(student|worker|staff)/.*"))
+        page.locator("main h1").first.wait_for()  # the page has asked the API and drawn what it answered
+        return page
+
+    def shoot(self, name: str) -> None:
+        """A screenshot as an artifact; on a phone the page must not scroll sideways."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.wait_for_load_state("networkidle")
+        size = "phone" if self.phone else "desktop"
+        self.page.screenshot(path=ARTIFACTS / f"{name}-{size}.png", full_page=True)
+        if self.phone:
+            overflow = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{name} scrolls sideways by {overflow} px on a phone"
+
+    def close(self) -> None:
+        self.context.close()
+        assert not self.errors, self.errors
+        foreign = {url for url in self.requests if urlsplit(url).netloc not in {urlsplit(self.demo.url).netloc, ""}}
+        assert not {url for url in foreign if not url.startswith(("blob:", "data:"))}, foreign
+
+
+@pytest.fixture
+def visits(browser: Browser, demo: Demo) -> Iterator[list[Visit]]:
+    opened: list[Visit] = []
+    yield opened
+    for visit in opened:
+        visit.close()
+
+
+def visit(visits: list[Visit], browser: Browser, demo: Demo, size: dict[str, int]) -> Visit:
+    opened = Visit(browser, demo, size)
+    visits.append(opened)
+    return opened
+
+
+def fen(text: str) -> int:
+    match = re.fullmatch(r"(-?)¥(\d+)\.(\d\d)", text.strip())
+    assert match, text
+    return (-1 if match.group(1) else 1) * (int(match.group(2)) * 100 + int(match.group(3)))
+
+
+def tiny_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xc0\x30\x30" * 4 for _ in range(4))
+    header = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_a_student_tops_up_20_yuan_and_sees_the_balance_rise(browser: Browser, demo: Demo, visits: list[Visit]) -> None:
+    phone = visit(visits, browser, demo, PHONE)
+    page = phone.sign_in("student")
+    assert page.url.endswith("/app/student/rooms/D1-101")
+    balance = page.get_by_test_id("balance")
+    before = fen(balance.inner_text())
+    phone.shoot("student-balance")
+    page.get_by_role("button", name="¥20.00", exact=True).click()
+    page.get_by_role("button", name="充值 ¥20.00").click()
+    dialog = page.get_by_role("dialog")
+    assert "D1-101" in dialog.inner_text() and "¥20.00" in dialog.inner_text()
+    phone.shoot("student-sandbox-payment")
+    dialog.get_by_role("button", name="确认支付").click()
+    # The new balance shows without a reload, and it is what the ledger says.
+    page.wait_for_function(
+        "expected => document.querySelector('[data-testid=balance]').textContent.trim() === expected",
+        arg=f"¥{(before + 2000) / 100:.2f}",
+    )
+    wallet = demo.get("student", "/api/v1/rooms/D1-101/wallet")
+    assert isinstance(wallet, dict) and wallet["balance_fen"] == before + 2000
+    ledger = demo.get("student", "/api/v1/rooms/D1-101/ledger?limit=1")
+    assert isinstance(ledger, list) and ledger[0]["kind"] == "topup" and ledger[0]["amount_fen"] == 2000
+    phone.shoot("student-topped-up")
+
+    # A custom amount outside the tariff's limits is refused before anything is ordered.
+    page.get_by_label("其他金额（元）").fill("0.5")
+    page.get_by_role("button", name="充值 ¥0.50").click()
+    assert "金额需在" in page.get_by_role("alert").inner_text()
+
+    for tab, name in (("用电", "student-usage"), ("账单", "student-ledger"), ("报修", "student-reports")):
+        page.get_by_role("link", name=tab, exact=True).click()
+        page.wait_for_url(re.compile(r".*/(usage|ledger|reports)$"))
+        page.get_by_role("heading", level=2).first.wait_for()
+        phone.shoot(name)
+    assert page.get_by_role("heading", name="我的报修").is_visible()
+
+    desktop = visit(visits, browser, demo, DESKTOP)
+    desktop.sign_in("student")
+    desktop.page.get_by_test_id("balance").wait_for()
+    desktop.shoot("student-balance")
+
+
+def test_a_student_reports_a_problem_with_a_photo(browser: Browser, demo: Demo, visits: list[Visit]) -> None:
+    phone = visit(visits, browser, demo, PHONE)
+    page = phone.sign_in("student")
+    page.get_by_role("link", name="报修", exact=True).click()
+    page.get_by_label("类别").select_option("plumbing")
+    page.get_by_label("问题").fill("卫生间水龙头一直滴水")
+    page.get_by_label("详细描述（选填）").fill("关紧以后还在滴")
+    page.get_by_label("照片（选填）").set_input_files(
+        files=[{"name": "tap.png", "mimeType": "image/png", "buffer": tiny_png()}]
+    )
+    page.get_by_role("button", name="提交报修").click()
+    report = page.get_by_role("link", name=re.compile("卫生间水龙头一直滴水"))
+    report.click()
+    page.get_by_role("img", name=re.compile("student")).wait_for()
+    phone.shoot("student-report")
+    orders = demo.get("staff", "/api/v1/repairs?category=plumbing")
+    assert isinstance(orders, list)
+    mine = next(order for order in orders if order["title"] == "卫生间水龙头一直滴水")
+    assert mine["room"] == "D1-101" and mine["reporter"] == "student"
+    photos = demo.get("staff", f"/api/v1/repairs/{mine['id']}/photos")
+    assert isinstance(photos, list) and [p["content_type"] for p in photos] == ["image/png"]
+
+
+def test_a_student_who_edits_the_url_to_another_room_gets_an_error_page(
+    browser: Browser, demo: Demo, visits: list[Visit]
+) -> None:
+    other = demo.get("staff", "/api/v1/rooms/D1-102")
+    assert isinstance(other, dict)
+    phone = visit(visits, browser, demo, PHONE)
+    page = phone.sign_in("student")
+    page.get_by_test_id("balance").wait_for()
+    for path in ("", "/ledger", "/usage"):
+        page.goto(f"{demo.url}/app/student/rooms/D1-102{path}")
+        alert = page.get_by_role("alert")
+        assert "无权查看此房间" in alert.inner_text()
+        assert page.get_by_test_id("balance").count() == 0
+        assert "D1-102" not in page.locator("main").inner_text()
+    phone.shoot("student-other-room")
+    # In English too, and the way back leads to the student's own room.
+    page.get_by_role("button", name="English").click()
+    assert "This is not your room" in page.get_by_role("alert").inner_text()
+    page.get_by_role("link", name="My room").click()
+    page.get_by_test_id("balance").wait_for()
+    assert page.url.endswith("/app/student/rooms/D1-101")
+    page.get_by_role("button", name="中文").click()
+    page.get_by_test_id("balance").wait_for()
+    # A student who opens the staff pages is told they are not theirs, and sees no staff data.
+    page.goto(f"{demo.url}/app/staff/orders")
+    assert "此页面不适用于你的账号" in page.get_by_role("alert").inner_text()
+    assert page.locator("table").count() == 0
+
+
+def test_a_worker_resolves_an_order_and_the_staff_board_shows_it(
+    browser: Browser, demo: Demo, visits: list[Visit]
+) -> None:
+    order = demo.post("staff", "/api/v1/repairs", {
+        "title": "D1-101 插座不通电", "category": "electrical", "room": "D1-101", "device": "d1-101-meter",
+        "description": "书桌旁的插座没有电", "priority": "high",
+    })  # fmt: skip
+    demo.post("staff", f"/api/v1/repairs/{order['id']}/assign", {"username": "worker"})
+
+    phone = visit(visits, browser, demo, PHONE)
+    page = phone.sign_in("worker")
+    card = page.get_by_role("link", name=re.compile("D1-101 插座不通电"))
+    phone.shoot("worker-orders")
+    card.click()
+    page.get_by_role("heading", name="D1-101 插座不通电").wait_for()
+    page.get_by_role("heading", name="设备读数").wait_for()
+    phone.shoot("worker-order")
+    page.get_by_role("button", name="开始处理").click()
+    page.get_by_text("处理中").first.wait_for()
+    page.get_by_label("备注").fill("更换了插座面板")
+    page.get_by_label("照片（选填）").set_input_files(
+        files=[{"name": "socket.png", "mimeType": "image/png", "buffer": tiny_png()}]
+    )
+    page.get_by_role("button", name="添加记录").click()
+    page.get_by_text("更换了插座面板").wait_for()
+    page.get_by_label("备注").fill("已通电测试")
+    page.get_by_role("button", name="处理完成").click()
+    page.locator(".badge-resolved").first.wait_for()
+    phone.shoot("worker-resolved")
+
+    desktop = visit(visits, browser, demo, DESKTOP)
+    staff = desktop.sign_in("staff")
+    staff.get_by_label("状态").select_option("resolved")
+    staff.get_by_role("button", name="筛选").click()
+    staff.wait_for_url(re.compile(r".*status=resolved.*"))
+    row = staff.locator(f"tr[data-order='{order['number']}']")
+    assert "已完成" in row.inner_text() and "worker" in row.inner_text()
+    desktop.shoot("staff-board")
+    events = demo.get("staff", f"/api/v1/repairs/{order['id']}/events")
+    assert isinstance(events, list)
+    assert [e["kind"] for e in events][-4:] == ["started", "photo", "note", "resolved"]
+
+
+def _simulated_outputs(demo: Demo, zone: str) -> dict[tuple[str, str], bool]:
+    """What the zone's simulated controllers hold, output by output, by their own account."""
+    inventory = load_inventory(DEMO_INVENTORY)
+    held = {}
+    details = demo.get("staff", f"/api/v1/zones/{zone}")
+    assert isinstance(details, dict)
+    for output in details["outputs"]:
+        device = inventory.devices[output["device"]]
+        state_field = inventory.model_of(device).commands[output["command"]].state_field
+        simulated = demo.get("staff", f"/api/v1/simulation/devices/{device.id}")
+        assert isinstance(simulated, dict) and state_field
+        held[(device.id, output["command"])] = bool(simulated["state"][state_field])
+    return held
+
+
+def test_staff_override_changes_the_zone_in_the_simulator(browser: Browser, demo: Demo, visits: list[Visit]) -> None:
+    zone = "dorm-1-corridors"
+    desktop = visit(visits, browser, demo, DESKTOP)
+    page = desktop.sign_in("staff")
+    page.get_by_role("link", name="照明与广播").click()
+    page.get_by_role("link", name="Dorm 1 corridor lighting").click()
+    page.get_by_role("heading", name="手动控制").wait_for()
+    before = _simulated_outputs(demo, zone)
+    assert len(set(before.values())) == 1, before  # the schedule holds the whole zone one way
+    wanted = not next(iter(before.values()))
+    page.get_by_label("动作").select_option("on" if wanted else "off")
+    page.get_by_label("原因").fill("晚自习延长")
+    page.get_by_role("button", name="保持").click()
+    page.get_by_role("button", name="结束手动控制").wait_for()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and set(_simulated_outputs(demo, zone).values()) != {wanted}:
+        time.sleep(0.25)
+    assert set(_simulated_outputs(demo, zone).values()) == {wanted}
+    assert "手动" in page.get_by_test_id("zone-state").inner_text() or "开灯" in page.inner_text("main") or "关灯" in page.inner_text("main")
+    desktop.shoot("staff-zone")
+    # Ending it hands the zone back to its schedule, in the simulator too.
+    page.get_by_role("button", name="结束手动控制").click()
+    page.get_by_role("button", name="结束手动控制").wait_for(state="detached")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and set(_simulated_outputs(demo, zone).values()) != {not wanted}:
+        time.sleep(0.25)
+    assert set(_simulated_outputs(demo, zone).values()) == {not wanted}
+
+
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_every_staff_page_renders(browser: Browser, demo: Demo, visits: list[Visit], size: dict[str, int]) -> None:
+    screen = visit(visits, browser, demo, size)
+    page = screen.sign_in("staff")
+    for section, name, ready in (
+        ("工单", "staff-orders", "table"),
+        ("宿舍", "staff-rooms", "table tbody tr"),
+        ("设备", "staff-devices", "table tbody tr"),
+        ("照明与广播", "staff-zones", "table tbody tr"),
+        ("校历", "staff-calendar", "table.calendar"),
+        ("数据看板", "staff-dashboards", "main p, main ul"),
+    ):
+        page.get_by_role("navigation").get_by_role("link", name=section, exact=True).click()
+        page.get_by_role("heading", level=1, name=section, exact=True).wait_for()
+        page.locator(ready).first.wait_for()
+        assert page.get_by_role("navigation").get_by_role("link", name=section, exact=True).get_attribute("aria-current") == "page"
+        screen.shoot(name)
+    page.goto(f"{demo.url}/app/staff/rooms/D1-101")
+    page.get_by_test_id("balance").wait_for()
+    screen.shoot("staff-room")
+    page.goto(f"{demo.url}/app/staff/devices/d1-101-meter")
+    page.get_by_role("heading", name="最新读数").wait_for()
+    screen.shoot("staff-device")
+    page.goto(f"{demo.url}/app/")
+    page.get_by_role("main").wait_for()
+
+
+def test_the_emergency_broadcast_asks_for_confirmation(browser: Browser, demo: Demo, visits: list[Visit]) -> None:
+    desktop = visit(visits, browser, demo, DESKTOP)
+    page = desktop.sign_in("staff")
+    page.goto(f"{demo.url}/app/staff/zones")
+    page.get_by_label("节目或文本编号").fill("fire-drill")
+    page.get_by_role("button", name="发布紧急广播").click()
+    dialog = page.get_by_role("dialog")
+    assert "fire-drill" in dialog.inner_text()
+    desktop.shoot("staff-emergency-confirm")
+    dialog.get_by_role("button", name="取消").click()
+    assert demo.get("staff", "/api/v1/broadcast/emergency") == []
+    page.get_by_role("button", name="发布紧急广播").click()
+    page.get_by_role("dialog").get_by_role("button", name="发布紧急广播").click()
+    page.get_by_role("heading", name="正在进行的紧急广播").wait_for()
+    active = demo.get("staff", "/api/v1/broadcast/emergency")
+    assert isinstance(active, list) and [e["programme"] for e in active] == ["fire-drill"]
+    page.get_by_role("button", name="结束").click()
+    page.get_by_role("heading", name="正在进行的紧急广播").wait_for(state="detached")
+
+
+def test_pages_and_assets_come_from_houqin_alone(demo: Demo) -> None:
+    """No CDN: every page and asset is served by houqin under a policy that forbids loading from elsewhere."""
+    web = ROOT / "api" / "web"
+    assets = sorted(path for path in web.rglob("*") if path.is_file())
+    assert {path.suffix for path in assets} <= {".html", ".js", ".css", ".svg"}
+    for path in assets:
+        text = path.read_text(encoding="utf-8")
+        links = set(re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[^\s\"')]*", text))
+        assert links <= {"http://www.w3.org/2000/svg"}, (path, links)
+        served = httpx.get(f"{demo.url}/app/static/{path.relative_to(web / 'static')}" if path.parent.name == "static"
+                           else f"{demo.url}/app/{'' if path.stem == 'index' else path.stem + '/'}")  # fmt: skip
+        assert served.status_code == 200, path
+        policy = served.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "script-src 'self'" in policy
+        assert served.headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(f"{demo.url}/").headers["location"] == "/app/"
