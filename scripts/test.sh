@@ -13,6 +13,9 @@ command -v socat >/dev/null || missing+=(socat)
 command -v mbpoll >/dev/null || missing+=(mbpoll)
 command -v runuser >/dev/null || missing+=(util-linux)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+# the browser tests drive Debian's Chromium; a CJK font so that the pages' screenshots show Chinese
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2

@@ -321,7 +321,9 @@ def test_staff_override_changes_the_zone_in_the_simulator(browser: Browser, demo
     while time.monotonic() < deadline and set(_simulated_outputs(demo, zone).values()) != {wanted}:
         time.sleep(0.25)
     assert set(_simulated_outputs(demo, zone).values()) == {wanted}
-    assert "手动" in page.get_by_test_id("zone-state").inner_text() or "开灯" in page.inner_text("main") or "关灯" in page.inner_text("main")
+    page.reload()
+    assert page.get_by_test_id("zone-state").inner_text() == ("开灯" if wanted else "关灯")
+    assert "手动控制" in page.locator(".zone-now").inner_text()
     desktop.shoot("staff-zone")
     # Ending it hands the zone back to its schedule, in the simulator too.
     page.get_by_role("button", name="结束手动控制").click()
@@ -330,6 +332,43 @@ def test_staff_override_changes_the_zone_in_the_simulator(browser: Browser, demo
     while time.monotonic() < deadline and set(_simulated_outputs(demo, zone).values()) != {not wanted}:
         time.sleep(0.25)
     assert set(_simulated_outputs(demo, zone).values()) == {not wanted}
+
+
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_every_student_and_worker_page_renders(
+    browser: Browser, demo: Demo, visits: list[Visit], size: dict[str, int]
+) -> None:
+    screen = visit(visits, browser, demo, size)
+    page = screen.page
+    page.goto(f"{demo.url}/app/")
+    page.get_by_label("账号").wait_for()
+    screen.shoot("sign-in")
+    page.get_by_label("账号").fill("student")
+    page.get_by_label("密码").fill("not the password")
+    page.get_by_role("button", name="登录").click()
+    assert "账号或密码不正确" in page.get_by_role("alert").inner_text()
+    screen.shoot("sign-in-refused")
+    screen.sign_in("student")
+    student_pages = (
+        ("", "student-balance", "充值"),
+        ("/usage", "student-usage", "用电情况"),
+        ("/ledger", "student-ledger", "账单明细"),
+        ("/reports", "student-reports", "我的报修"),
+    )
+    for suffix, name, heading in student_pages:
+        page.goto(f"{demo.url}/app/student/rooms/D1-101{suffix}")
+        page.get_by_role("heading", name=heading, exact=True).wait_for()
+        screen.shoot(name)
+    page.get_by_role("button", name="退出").click()
+    page.wait_for_url(re.compile(r".*/app/$"))
+    screen.sign_in("worker")
+    page.get_by_role("heading", name="指派给我").wait_for()
+    screen.shoot("worker-orders")
+    cards = page.locator("main a.link-card")
+    if cards.count():
+        cards.first.click()
+        page.get_by_role("heading", name="处理进度").wait_for()
+        screen.shoot("worker-order")
 
 
 @pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
@@ -347,7 +386,8 @@ def test_every_staff_page_renders(browser: Browser, demo: Demo, visits: list[Vis
         page.get_by_role("navigation").get_by_role("link", name=section, exact=True).click()
         page.get_by_role("heading", level=1, name=section, exact=True).wait_for()
         page.locator(ready).first.wait_for()
-        assert page.get_by_role("navigation").get_by_role("link", name=section, exact=True).get_attribute("aria-current") == "page"
+        link = page.get_by_role("navigation").get_by_role("link", name=section, exact=True)
+        assert link.get_attribute("aria-current") == "page"
         screen.shoot(name)
     page.goto(f"{demo.url}/app/staff/rooms/D1-101")
     page.get_by_test_id("balance").wait_for()
@@ -355,6 +395,14 @@ def test_every_staff_page_renders(browser: Browser, demo: Demo, visits: list[Vis
     page.goto(f"{demo.url}/app/staff/devices/d1-101-meter")
     page.get_by_role("heading", name="最新读数").wait_for()
     screen.shoot("staff-device")
+    page.goto(f"{demo.url}/app/staff/zones/dorm-1-corridors")
+    page.locator(".timeline .segment").first.wait_for()
+    assert page.get_by_label("亮度（%）").is_hidden()  # only for dimming
+    screen.shoot("staff-zone")
+    page.goto(f"{demo.url}/app/staff/zones/teaching-bells")
+    page.get_by_role("heading", name="时间线预览").wait_for()
+    page.locator(".timeline-area > *").first.wait_for()
+    screen.shoot("staff-zone-broadcast")
     page.goto(f"{demo.url}/app/")
     page.get_by_role("main").wait_for()
 

@@ -347,7 +347,7 @@ async function zoneDetail(zoneId) {
     const to = `${next}T00:00:00${campusOffset(new Date(`${next}T12:00:00Z`))}`;
     try {
       const preview = await api(`/api/v1/schedules/preview?zone=${enc(zone.id)}&from=${enc(from)}&to=${enc(to)}`);
-      timeline.replaceChildren(previewView(preview));
+      timeline.replaceChildren(...[previewView(preview)].flat());
     } catch (error) {
       timeline.replaceChildren(errorBox(error.message));
     }
