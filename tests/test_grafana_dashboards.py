@@ -20,6 +20,7 @@ from collectors.simulators.campus import SimulatedCampus
 from grafana.builder import GRID_COLUMNS, INFLUX_UID, POSTGRES_UID
 from grafana.generate import DASHBOARD_DIR, PROVISIONING_DIR, dashboards, stale
 from houqin.cli import _collection
+from houqin.dashboards import CAMPUS_ENERGY, SHIPPED
 from houqin.settings import InfluxSettings, Settings, TelemetrySettings
 from houqin.store import Database
 from houqin.telemetry.influx_store import InfluxStore
@@ -52,6 +53,12 @@ def all_dashboards() -> list[dict[str, Any]]:
 
 def test_generated_files_are_up_to_date() -> None:
     assert stale() == [], "run `houqin grafana generate` and commit the result"
+
+
+def test_the_web_pages_link_to_the_dashboards_that_are_built() -> None:
+    built = {(board["uid"], board["title"]) for board in dashboards().values()}
+    assert built == {(ref.uid, ref.title) for ref in SHIPPED}
+    assert CAMPUS_ENERGY.url("http://grafana.campus:3000/") == "http://grafana.campus:3000/d/houqin-campus-energy"
 
 
 def test_dashboards_are_well_formed_for_their_schema_version() -> None:
