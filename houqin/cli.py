@@ -268,7 +268,7 @@ async def _serve(
             len(inventory.devices),
             len(inventory.rooms),
         )
-        typer.echo(f"houqin is up: {api.url}  (API docs: {api.url}/docs)", err=True)
+        typer.echo(f"houqin is up: {api.url}  (web pages: {api.url}/app/  API docs: {api.url}/docs)", err=True)
         for line in banner or []:
             typer.echo(line, err=True)
         await supervise(components, stop)
