@@ -78,6 +78,40 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
+# WCAG 2 contrast of every visible piece of text against the background it is drawn on: at least 4.5:1,
+# or 3:1 for large text (24 px, or 18.7 px bold).
+CONTRAST = """() => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => {
+    const channel = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  const background = (node) => {
+    for (let at = node; at; at = at.parentElement) {
+      const colour = rgb(getComputedStyle(at).backgroundColor);
+      if (colour.length === 3 || (colour.length === 4 && colour[3] === 1)) return colour.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const failures = [];
+  for (const node of document.querySelectorAll("body *")) {
+    if (node.closest("svg, dialog:not([open])")) continue;
+    const own = [...node.childNodes].some((child) => child.nodeType === 3 && child.textContent.trim());
+    if (!own || !node.getClientRects().length) continue;
+    const style = getComputedStyle(node);
+    if (style.visibility === "hidden" || Number(style.opacity) === 0) continue;
+    const colour = rgb(style.color).slice(0, 3);
+    const [a, b] = [luminance(colour), luminance(background(node))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    const text = node.textContent.trim().slice(0, 30);
+    if (ratio < (large ? 3 : 4.5)) failures.push(`${node.tagName}.${node.className} "${text}" ${ratio.toFixed(2)}`);
+  }
+  return failures;
+}"""
+
+
 class Visit:
     """One browser context as one user at one screen size, failing on any script error in the page."""
 
@@ -111,6 +145,7 @@ class Visit:
         self.page.wait_for_load_state("networkidle")
         size = "phone" if self.phone else "desktop"
         self.page.screenshot(path=ARTIFACTS / f"{name}-{size}.png", full_page=True)
+        assert self.page.evaluate(CONTRAST) == [], f"{name}: text below the contrast WCAG asks for"
         if self.phone:
             overflow = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{name} scrolls sideways by {overflow} px on a phone"
