@@ -471,10 +471,13 @@ def test_pages_and_assets_come_from_houqin_alone(demo: Demo) -> None:
         text = path.read_text(encoding="utf-8")
         links = set(re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[^\s\"')]*", text))
         assert links <= {"http://www.w3.org/2000/svg"}, (path, links)
-        served = httpx.get(f"{demo.url}/app/static/{path.relative_to(web / 'static')}" if path.parent.name == "static"
-                           else f"{demo.url}/app/{'' if path.stem == 'index' else path.stem + '/'}")  # fmt: skip
-        assert served.status_code == 200, path
+    pages = ["/app/", "/app/student/", "/app/worker/orders/1", "/app/staff/zones"]
+    served_assets = [f"/app/static/{path.name}" for path in assets if path.parent.name == "static"]
+    for address in pages + served_assets:
+        served = httpx.get(f"{demo.url}{address}")
+        assert served.status_code == 200, address
         policy = served.headers["content-security-policy"]
         assert "default-src 'self'" in policy and "script-src 'self'" in policy
         assert served.headers["x-content-type-options"] == "nosniff"
+    assert '<script type="module" src="/app/static/worker.js">' in httpx.get(f"{demo.url}/app/worker/").text
     assert httpx.get(f"{demo.url}/").headers["location"] == "/app/"

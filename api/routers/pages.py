@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from string import Template
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -30,8 +31,14 @@ SECURITY_HEADERS = {
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
-def _page(name: str) -> FileResponse:
-    return FileResponse(WEB / f"{name}.html", media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+# One shell for every page: its title and its script are all that differ.
+_SHELL = Template((WEB / "page.html").read_text(encoding="utf-8"))
+_TITLES = {"index": "登录", "student": "我的宿舍", "worker": "维修工单", "staff": "管理"}
+
+
+def _page(name: str) -> HTMLResponse:
+    html = _SHELL.substitute(title=_TITLES[name], script=name)
+    return HTMLResponse(html, headers=SECURITY_HEADERS)
 
 
 @router.get("/")
@@ -41,7 +48,7 @@ async def root() -> Response:
 
 @router.get("/app")
 @router.get("/app/")
-async def sign_in_page() -> FileResponse:
+async def sign_in_page() -> HTMLResponse:
     return _page("index")
 
 
@@ -49,19 +56,19 @@ async def sign_in_page() -> FileResponse:
 # decides whether this user may see it.
 @router.get("/app/student")
 @router.get("/app/student/{rest:path}")
-async def student_page() -> FileResponse:
+async def student_page() -> HTMLResponse:
     return _page("student")
 
 
 @router.get("/app/worker")
 @router.get("/app/worker/{rest:path}")
-async def worker_page() -> FileResponse:
+async def worker_page() -> HTMLResponse:
     return _page("worker")
 
 
 @router.get("/app/staff")
 @router.get("/app/staff/{rest:path}")
-async def staff_page() -> FileResponse:
+async def staff_page() -> HTMLResponse:
     return _page("staff")
 
 
