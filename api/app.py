@@ -86,7 +86,8 @@ def create_app(
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).
     routers = (auth, me, site, users, rooms, devices, repairs, repair_photos, payments, schedules, zones, simulation)
+    # The assets first: the pages' own routes take any other /app/... path.
+    app.mount("/app/static", pages.web_assets(), name="web-assets")
     for module in (*routers, health, pages):
         app.include_router(module.router)
-    app.mount("/app/static", pages.web_assets(), name="web-assets")
     return app

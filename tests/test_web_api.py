@@ -3,21 +3,10 @@ rooms with their balances, and photos on repair orders (stored in SQLite and Pos
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import httpx
 
 from tests.api_client import sign_in
-
-
-def png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00" + b"\xff\x00\x00" * 2 + b"\x00" + b"\x00\xff\x00" * 2)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+from tests.images import png
 
 
 async def test_the_site_tells_each_user_what_they_may_use(client: httpx.AsyncClient) -> None:

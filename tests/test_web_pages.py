@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from houqin.inventory import load_inventory
 from tests.conftest import DEMO_INVENTORY, ROOT
+from tests.images import png
 from tests.live_demo import houqin_serving, served_url
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -177,15 +176,6 @@ def fen(text: str) -> int:
     return (-1 if match.group(1) else 1) * (int(match.group(2)) * 100 + int(match.group(3)))
 
 
-def tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\xc0\x30\x30" * 4 for _ in range(4))
-    header = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
 def test_a_student_tops_up_20_yuan_and_sees_the_balance_rise(browser: Browser, demo: Demo, visits: list[Visit]) -> None:
     phone = visit(visits, browser, demo, PHONE)
     page = phone.sign_in("student")
@@ -236,7 +226,7 @@ def test_a_student_reports_a_problem_with_a_photo(browser: Browser, demo: Demo, 
     page.get_by_label("问题").fill("卫生间水龙头一直滴水")
     page.get_by_label("详细描述（选填）").fill("关紧以后还在滴")
     page.get_by_label("照片（选填）").set_input_files(
-        files=[{"name": "tap.png", "mimeType": "image/png", "buffer": tiny_png()}]
+        files=[{"name": "tap.png", "mimeType": "image/png", "buffer": png(4, 4)}]
     )
     page.get_by_role("button", name="提交报修").click()
     report = page.get_by_role("link", name=re.compile("卫生间水龙头一直滴水"))
@@ -301,7 +291,7 @@ def test_a_worker_resolves_an_order_and_the_staff_board_shows_it(
     page.get_by_text("处理中").first.wait_for()
     page.get_by_label("备注").fill("更换了插座面板")
     page.get_by_label("照片（选填）").set_input_files(
-        files=[{"name": "socket.png", "mimeType": "image/png", "buffer": tiny_png()}]
+        files=[{"name": "socket.png", "mimeType": "image/png", "buffer": png(4, 4)}]
     )
     page.get_by_role("button", name="添加记录").click()
     page.get_by_text("更换了插座面板").wait_for()
@@ -481,3 +471,4 @@ def test_pages_and_assets_come_from_houqin_alone(demo: Demo) -> None:
         assert served.headers["x-content-type-options"] == "nosniff"
     assert '<script type="module" src="/app/static/worker.js">' in httpx.get(f"{demo.url}/app/worker/").text
     assert httpx.get(f"{demo.url}/").headers["location"] == "/app/"
+    assert httpx.get(f"{demo.url}/app/nowhere/at-all").status_code == 404

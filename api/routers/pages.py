@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from string import Template
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -34,6 +34,7 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 # One shell for every page: its title and its script are all that differ.
 _SHELL = Template((WEB / "page.html").read_text(encoding="utf-8"))
 _TITLES = {"index": "登录", "student": "我的宿舍", "worker": "维修工单", "staff": "管理"}
+_SECTIONS = set(_TITLES) - {"index"}
 
 
 def _page(name: str) -> HTMLResponse:
@@ -54,22 +55,12 @@ async def sign_in_page() -> HTMLResponse:
 
 # A page's own path names what it shows (a room, an order); its script reads it and asks the API, which
 # decides whether this user may see it.
-@router.get("/app/student")
-@router.get("/app/student/{rest:path}")
-async def student_page() -> HTMLResponse:
-    return _page("student")
-
-
-@router.get("/app/worker")
-@router.get("/app/worker/{rest:path}")
-async def worker_page() -> HTMLResponse:
-    return _page("worker")
-
-
-@router.get("/app/staff")
-@router.get("/app/staff/{rest:path}")
-async def staff_page() -> HTMLResponse:
-    return _page("staff")
+@router.get("/app/{section}")
+@router.get("/app/{section}/{rest:path}")
+async def section_page(section: str) -> HTMLResponse:
+    if section not in _SECTIONS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no page {section!r}")
+    return _page(section)
 
 
 class WebAssets(StaticFiles):

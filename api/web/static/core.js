@@ -328,6 +328,11 @@ export function campusOffset(when = new Date()) {
   return match ? `${match[1]}:${match[2] || "00"}` : "+00:00";
 }
 
+// A device's reading as text: numbers to at most three decimals.
+export function reading(value) {
+  return typeof value === "number" ? String(Math.round(value * 1000) / 1000) : String(value);
+}
+
 export function number(value, digits = 1) {
   return value === null || value === undefined ? "—" : Number(value).toFixed(digits);
 }

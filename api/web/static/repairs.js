@@ -15,14 +15,13 @@ export async function uploadPhoto(orderId, file) {
 export async function photoList(orderId) {
   const photos = await api(`/api/v1/repairs/${orderId}/photos`);
   if (!photos.length) return null;
-  const list = el("ul", { class: "photos", "aria-label": t("photos") });
-  for (const photo of photos) {
+  const items = await Promise.all(photos.map(async (photo) => {
     const response = await api(`/api/v1/repairs/${orderId}/photos/${photo.id}`, { raw: true });
     const url = URL.createObjectURL(await response.blob());
-    list.append(el("li", {}, el("a", { href: url, target: "_blank", rel: "noopener" },
-      el("img", { src: url, alt: t("photo_by", { who: photo.uploaded_by, at: dateTime(photo.created_at) }), loading: "lazy" }))));
-  }
-  return list;
+    return el("li", {}, el("a", { href: url, target: "_blank", rel: "noopener" },
+      el("img", { src: url, alt: t("photo_by", { who: photo.uploaded_by, at: dateTime(photo.created_at) }), loading: "lazy" })));
+  }));
+  return el("ul", { class: "photos", "aria-label": t("photos") }, items);
 }
 
 export function reportTrail(events) {

@@ -2,7 +2,7 @@
 // their commands, zones with schedules, overrides and emergency broadcast, the calendar, and Grafana.
 import {
   ApiError, announce, api, badge, campusDate, campusOffset, clock, confirmDialog, dateTime, el, errorBox, field,
-  header, idempotencyKey, label, lang, number, render, router, select, session, setTimezone, t, timezone, yuan,
+  header, idempotencyKey, label, lang, number, reading, render, router, select, session, setTimezone, t, timezone, yuan,
 } from "./core.js";
 import { photoList, reportTrail } from "./repairs.js";
 
@@ -214,14 +214,10 @@ async function devices() {
   draw();
 }
 
-function valueText(value) {
-  return typeof value === "number" ? String(Math.round(value * 1000) / 1000) : String(value);
-}
-
 async function deviceDetail(deviceId) {
   const [device, commands] = await Promise.all([api(`/api/v1/devices/${enc(deviceId)}`), api(`/api/v1/devices/${enc(deviceId)}/commands`)]);
   const readings = (values) => Object.keys(values).length
-    ? el("dl", { class: "readings" }, Object.entries(values).map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, valueText(v)))))
+    ? el("dl", { class: "readings" }, Object.entries(values).map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, reading(v)))))
     : el("p", { class: "muted" }, t("devices.no_reading"));
   const commandRows = commands.map((c) => el("tr", {}, el("td", {}, dateTime(c.created_at)), el("td", {}, `${c.command} ${c.action}`),
     el("td", {}, badge(c.state, label("command_state", c.state))), el("td", {}, c.requested_by || c.source), el("td", {}, c.attempts), el("td", {}, c.last_error || "")));

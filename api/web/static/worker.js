@@ -1,7 +1,7 @@
 // The maintenance worker's page (mobile): my open repair orders by due time, each with where it is and
 // what the device reads now; start, add a note or photo, resolve.
 import {
-  announce, api, badge, dateTime, el, errorBox, field, header, label, render, router, session, setTimezone, t,
+  announce, api, badge, dateTime, el, errorBox, field, header, label, reading, render, router, session, setTimezone, t,
 } from "./core.js";
 import { photoInput, photoList, reportTrail, uploadPhoto } from "./repairs.js";
 
@@ -45,7 +45,7 @@ async function readings(order) {
       device.last_seen ? el("span", { class: "muted" }, ` · ${t("last_seen", { at: dateTime(device.last_seen) })}`) : null));
     const fields = Object.entries(device.fields);
     if (fields.length) {
-      parts.push(el("dl", { class: "readings" }, fields.map(([name, value]) => el("div", {}, el("dt", {}, name), el("dd", {}, typeof value === "number" ? String(Math.round(value * 1000) / 1000) : String(value))))));
+      parts.push(el("dl", { class: "readings" }, fields.map(([name, value]) => el("div", {}, el("dt", {}, name), el("dd", {}, reading(value))))));
     }
   } catch (error) {
     parts.push(errorBox(error.message));
@@ -54,7 +54,7 @@ async function readings(order) {
     const faults = await api(`/api/v1/faults?device=${encodeURIComponent(order.device)}&rule=${encodeURIComponent(order.rule_id)}&limit=1`).catch(() => []);
     if (faults.length) {
       const fault = faults[0];
-      parts.unshift(el("p", { class: "notice" }, `${fault.title}`, fault.value !== null ? ` (${Math.round(fault.value * 1000) / 1000})` : "", ` · ${label("fault", fault.state)}`));
+      parts.unshift(el("p", { class: "notice" }, `${fault.title}`, fault.value !== null ? ` (${reading(fault.value)})` : "", ` · ${label("fault", fault.state)}`));
     }
   }
   return el("section", { class: "card", "aria-labelledby": "readings-title" }, el("h2", { id: "readings-title" }, t("worker.readings")), ...parts);
