@@ -111,7 +111,7 @@ def _load_inventory_or_exit(path: Path) -> Inventory:
 
 async def _open_database(settings: Settings) -> Database:
     """Open the store; SQLite is upgraded in place, PostgreSQL must have been upgraded by the operator."""
-    database = Database(settings.effective_database_url)
+    database = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
     if database.is_sqlite:
         await upgrade_database(database)
         return database
@@ -432,7 +432,7 @@ def config() -> None:
 
 async def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """``work`` on the configured database as it is (no migration first), then the pool closed."""
-    database = Database(settings.effective_database_url)
+    database = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
     try:
         return await work(database)
     finally:

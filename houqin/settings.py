@@ -211,6 +211,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is a SQLite file in the data directory"
     )
+    database_pool_size: int = Field(
+        default=20, ge=1, le=500, description="PostgreSQL connections this process keeps open (up to 10 more at peaks)"
+    )
     mqtt_url: str = Field(default=EMBEDDED, description="mqtt://user:pass@host:port, or 'embedded'")
     embedded_mqtt_port: int = Field(
         default=0, ge=0, le=65535, description="Port of the embedded broker on 127.0.0.1 (0: any free port)"

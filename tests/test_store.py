@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from houqin.accounts import (
@@ -20,6 +23,8 @@ from houqin.accounts import (
 from houqin.inventory import Inventory
 from houqin.store import Database, current_revision, head_revision, upgrade_database
 from houqin.store.tables import Base, User
+from tests.conftest import create_pg_database
+from tests.servers import Postgres
 
 
 async def test_migrations_reach_head_and_match_the_tables(database: Database) -> None:
@@ -103,3 +108,23 @@ async def test_csv_import_is_all_or_nothing(database: Database, demo_inventory: 
         assert student is not None and student.room_ids == ["D1-101", "D1-102"]
         with pytest.raises(AccountError, match=r"people\.csv:2: username 's1' is taken"):
             await import_accounts(session, good, "people.csv", demo_inventory)
+
+
+async def test_postgresql_keeps_the_pools_connections_between_bursts(postgres: Postgres) -> None:
+    """A burst as large as the pool is served by the same server processes the next time: none is
+    closed and forked anew per request (what made top-up notifications slow under load)."""
+    database = Database(await create_pg_database(postgres), pool_size=8)
+
+    async def backend() -> int:
+        async with database.session() as session:
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            await asyncio.sleep(0.05)  # held, so that the eight are open at once
+            return int(pid)
+
+    try:
+        first = set(await asyncio.gather(*(backend() for _ in range(8))))
+        second = set(await asyncio.gather(*(backend() for _ in range(8))))
+    finally:
+        await database.close()
+    assert len(first) == 8
+    assert second == first

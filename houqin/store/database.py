@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 class Database:
     """Owns the engine; hands out sessions. ``close()`` disposes the pool."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = make_url(url)
         options: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
@@ -25,7 +25,12 @@ class Database:
             # SQLite allows one writer: wait for the lock instead of failing at once.
             options["connect_args"] = {"timeout": 30}
         else:
+            # A connection checked out is pinged first (one round trip), so a PostgreSQL restart costs no
+            # failed request. The pool keeps ``pool_size`` connections open: with fewer than the requests in
+            # flight, the overflow ones are opened and closed for every request (a server process forked
+            # each time), which tripled the p99 of paying notifications under 50 concurrent clients.
             options["pool_pre_ping"] = True
+            options["pool_size"] = pool_size
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
