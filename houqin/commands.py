@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,7 @@ from houqin.store import Database
 from houqin.store.tables import DeviceCommand
 
 OPEN = ("queued", "sent")
+LATE = "not sent by its deadline"
 
 
 class CommandError(ValueError):
@@ -151,48 +152,46 @@ class CommandQueue:
         return row
 
     async def claim(self, devices: Collection[str], now: datetime, limit: int = 20) -> list[DeviceCommand]:
-        """Due commands for ``devices``, marked sent (one attempt more): the caller sends them now.
+        """Due commands for ``devices``, marked sent (one attempt more): the caller sends them now, in the
+        order they were queued. Ones past their deadline are failed instead (and handed to ``on_failed``).
         On PostgreSQL, rows another process is claiming are skipped, never sent twice."""
         if not devices:
             return []
-        async with self.database.session() as session:
-            query = (
-                select(DeviceCommand)
-                .where(
-                    DeviceCommand.state == "queued",
-                    DeviceCommand.next_attempt_at <= now,
-                    DeviceCommand.device.in_(list(devices)),
-                )
-                .order_by(DeviceCommand.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+        # One statement for the whole batch, the rows back from it: hundreds of zones fire the same second,
+        # and their commands are on the wire one round trip after they were committed.
+        picked = (
+            select(DeviceCommand.id)
+            .where(
+                DeviceCommand.state == "queued",
+                DeviceCommand.next_attempt_at <= now,
+                DeviceCommand.device.in_(list(devices)),
             )
-            rows = list((await session.execute(query)).scalars())
-            due = [row for row in rows if row.deadline is None or row.deadline >= now]
-            late = [row for row in rows if row.deadline is not None and row.deadline < now]
-            # Two statements for the whole batch, not one per row: hundreds of zones fire the same second.
-            if due:
-                await session.execute(
-                    update(DeviceCommand)
-                    .where(DeviceCommand.id.in_([row.id for row in due]))
-                    .values(state="sent", attempts=DeviceCommand.attempts + 1, sent_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-            if late:
-                await session.execute(
-                    update(DeviceCommand)
-                    .where(DeviceCommand.id.in_([row.id for row in late]))
-                    .values(state="failed", finished_at=now, last_error="not sent by its deadline")
-                    .execution_options(synchronize_session=False)
-                )
+            .order_by(DeviceCommand.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("picked")
+        )
+        in_time = or_(DeviceCommand.deadline.is_(None), DeviceCommand.deadline >= now)
+        claimed = (
+            update(DeviceCommand)
+            .where(DeviceCommand.id.in_(select(picked.c.id)))
+            .values(
+                state=case((in_time, "sent"), else_="failed"),
+                attempts=case((in_time, DeviceCommand.attempts + 1), else_=DeviceCommand.attempts),
+                sent_at=case((in_time, now), else_=DeviceCommand.sent_at),
+                finished_at=case((in_time, DeviceCommand.finished_at), else_=now),
+                last_error=case((in_time, DeviceCommand.last_error), else_=LATE),
+            )
+            .returning(DeviceCommand)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.database.session() as session:
+            rows = sorted((await session.execute(claimed)).scalars(), key=lambda row: row.id)
             await session.commit()
-        for row in due:  # the caller's copies say what the database now says
-            row.state, row.attempts, row.sent_at = "sent", row.attempts + 1, now
-        for row in late:
-            row.state, row.finished_at, row.last_error = "failed", now, "not sent by its deadline"
-        for row in late:
-            await self._failed_for_good(row)
-        return due
+        for row in rows:
+            if row.state == "failed":
+                await self._failed_for_good(row)
+        return [row for row in rows if row.state == "sent"]
 
     async def confirm(self, command_id: int, now: datetime) -> None:
         await self.confirm_many([command_id], now)

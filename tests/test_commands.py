@@ -4,8 +4,10 @@ retried then failed when the device does not take it, idempotent by key, resumed
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy import update
 
 from collectors.command_dispatcher import ModbusCommandDispatcher
 from collectors.modbus_link import ModbusLink
@@ -13,6 +15,7 @@ from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory, load_inventory
 from houqin.store import Database
+from houqin.store.tables import DeviceCommand
 
 INVENTORY = """
 site: {name: Command test}
@@ -77,3 +80,44 @@ async def test_commands_are_confirmed_by_read_back_or_fail_after_their_attempts(
     finally:
         await link.close()
         await sim.stop()
+
+
+async def test_a_claim_hands_out_each_due_command_once_in_order_and_fails_the_late_ones(
+    database: Database, demo_inventory: Inventory
+) -> None:
+    """Four dispatchers claiming side by side (on PostgreSQL each skips the rows another holds) get every
+    due relay command exactly once, each batch in queue order; one past its deadline is failed, not sent;
+    one waiting for its retry is left alone."""
+    failed: list[DeviceCommand] = []
+
+    async def on_failed(row: DeviceCommand) -> None:
+        failed.append(row)
+
+    queue = CommandQueue(database, demo_inventory, on_failed=on_failed)
+    relays = sorted(device for device in demo_inventory.devices if device.endswith("-relay"))[:40]
+    now = datetime.now(UTC)
+    queued = [
+        await queue.enqueue(relay, "relay", "off", now - timedelta(seconds=1), source="bench") for relay in relays
+    ]
+    late = await queue.enqueue(relays[0], "relay", "on", now - timedelta(seconds=1), source="schedule",
+                               deadline=now - timedelta(milliseconds=1))  # fmt: skip
+    async with database.session() as session:  # the first relay's "off" was superseded by the late "on"
+        await session.execute(update(DeviceCommand).where(DeviceCommand.id == queued[1].id)
+                              .values(next_attempt_at=now + timedelta(seconds=30)))  # fmt: skip
+        await session.commit()
+
+    async def dispatcher() -> list[list[DeviceCommand]]:
+        batches = []
+        while batch := await queue.claim(set(relays), now, limit=7):
+            batches.append(batch)
+        return batches
+
+    batches = [batch for batches in await asyncio.gather(*(dispatcher() for _ in range(4))) for batch in batches]
+    claimed = [row.id for batch in batches for row in batch]
+    assert sorted(claimed) == [row.id for row in queued[2:]]  # each once; not the waiting one, not the late one
+    assert all([row.id for row in batch] == sorted(row.id for row in batch) for batch in batches)
+    assert all(row.state == "sent" and row.attempts == 1 and row.sent_at is not None for b in batches for row in b)
+    assert [row.id for row in failed] == [late.id] and failed[0].last_error == "not sent by its deadline"
+    states = {row.id: (row.state, row.attempts) for row in await queue.recent(limit=100)}
+    assert states[late.id] == ("failed", 0) and states[queued[0].id][0] == "superseded"
+    assert states[queued[1].id] == ("queued", 0)

@@ -189,10 +189,10 @@ class Scheduler:
         commanded: dict[str, LightState] = {}
         for zone_id, timeline in self._plan.items():
             if timeline.zone.kind == "lighting":
-                firing = self._lighting(zone_id, timeline, now, since)
-                if firing is not None:
-                    firings.append(firing)
-                    commanded[zone_id] = timeline.state_at(now)[0]
+                change = self._lighting(zone_id, timeline, now, since)
+                if change is not None:
+                    firings.append(change[0])
+                    commanded[zone_id] = change[1]
             else:
                 firings += self._broadcast(zone_id, timeline, now, since)
         if firings:
@@ -213,17 +213,21 @@ class Scheduler:
             due = self._next_due(now)
         return due
 
-    def _lighting(self, zone_id: str, timeline: ZoneTimeline, now: datetime, since: datetime) -> Firing | None:
+    def _lighting(
+        self, zone_id: str, timeline: ZoneTimeline, now: datetime, since: datetime
+    ) -> tuple[Firing, LightState] | None:
+        """The firing that brings the zone to the state it should hold now, and that state; None when
+        it was last commanded to it."""
         state, layer, cause = timeline.state_at(now)
         if self._commanded.get(zone_id) == state:
             return None
-        changed_at = self._changed_at(timeline, now)
+        changed_at = timeline.changed_at(now)
         # A change that happened while houqin was down, or before it first ran, is a reconciliation (taking
         # the lease empties what was commanded, so every zone's first firing is one).
         reconcile = changed_at is None or changed_at < since or zone_id not in self._commanded
         due = now if reconcile else changed_at
         assert due is not None
-        return Firing(
+        firing = Firing(
             zone_id,
             ("reconcile:" if reconcile else "") + cause,
             state.action,
@@ -232,14 +236,7 @@ class Scheduler:
             level=state.level,
             deadline=due + self.command_deadline,
         )
-
-    @staticmethod
-    def _changed_at(timeline: ZoneTimeline, now: datetime) -> datetime | None:
-        last = None
-        for segment in timeline.segments():
-            if segment.start <= now:
-                last = segment.start
-        return last if last is not None and last > timeline.start else None
+        return firing, state
 
     def _broadcast(self, zone_id: str, timeline: ZoneTimeline, now: datetime, since: datetime) -> list[Firing]:
         firings: list[Firing] = []

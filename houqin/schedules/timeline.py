@@ -105,13 +105,19 @@ class _Span:
 class _Layer:
     points: list[_Point] = field(default_factory=list)
     spans: list[_Span] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)  # the points' times, for bisecting
+
+    def seal(self) -> None:
+        """Entries are all added: order the points (asked hundreds of times a pass, never changed)."""
+        self.points.sort(key=lambda point: point.at)
+        self.times = [point.at for point in self.points]
 
     def state_at(self, moment: datetime) -> tuple[LightState, str] | None:
         covering = [span for span in self.spans if span.start <= moment < span.end]
         if covering:
             span = max(covering, key=lambda span: span.start)
             return span.state, span.cause
-        index = bisect.bisect_right([point.at for point in self.points], moment) - 1
+        index = bisect.bisect_right(self.times, moment) - 1
         if index < 0:
             return None
         point = self.points[index]
@@ -146,7 +152,8 @@ def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
 
 
 class ZoneTimeline:
-    """Everything that drives one zone, evaluated on demand for any moment in a window."""
+    """Everything that drives one zone, evaluated on demand for any moment in a window. Built once per
+    plan and not changed after: its edges and segments are worked out once, on first use."""
 
     def __init__(
         self,
@@ -176,7 +183,10 @@ class ZoneTimeline:
                     self._add_day(row, day, calendar, site)
             day += timedelta(days=1)
         for layer in (self._regular, self._dated):
-            layer.points.sort(key=lambda point: point.at)
+            layer.seal()
+        self._edge_list: list[datetime] | None = None
+        self._segment_list: list[Segment] | None = None
+        self._segment_starts: list[datetime] = []
         if zone.kind == "broadcast":
             self._sounds = self._resolve_sounds()
 
@@ -230,23 +240,35 @@ class ZoneTimeline:
         return LightState(self.zone.default), "default", "default"
 
     def _edges(self) -> list[datetime]:
-        edges = self._regular.edges() + self._dated.edges()
-        for override in self.overrides:
-            edges += [override.start, override.end]
-        return sorted({edge for edge in edges if self.start < edge < self.end})
+        if self._edge_list is None:
+            edges = self._regular.edges() + self._dated.edges()
+            for override in self.overrides:
+                edges += [override.start, override.end]
+            self._edge_list = sorted({edge for edge in edges if self.start < edge < self.end})
+        return self._edge_list
 
     def segments(self) -> list[Segment]:
         """The lighting timeline over the window, adjacent equal states merged."""
-        result: list[Segment] = []
-        moments = [self.start, *self._edges()]
-        for index, moment in enumerate(moments):
-            end = moments[index + 1] if index + 1 < len(moments) else self.end
-            state, layer, cause = self.state_at(moment)
-            if result and result[-1].state == state and result[-1].cause == cause:
-                result[-1] = Segment(result[-1].start, end, state, layer, cause)
-            else:
-                result.append(Segment(moment, end, state, layer, cause))
-        return result
+        if self._segment_list is None:
+            result: list[Segment] = []
+            moments = [self.start, *self._edges()]
+            for index, moment in enumerate(moments):
+                end = moments[index + 1] if index + 1 < len(moments) else self.end
+                state, layer, cause = self.state_at(moment)
+                if result and result[-1].state == state and result[-1].cause == cause:
+                    result[-1] = Segment(result[-1].start, end, state, layer, cause)
+                else:
+                    result.append(Segment(moment, end, state, layer, cause))
+            self._segment_list = result
+            self._segment_starts = [segment.start for segment in result]
+        return list(self._segment_list)
+
+    def changed_at(self, moment: datetime) -> datetime | None:
+        """When the state holding at ``moment`` began, or None if it already held when the window opened."""
+        if self._segment_list is None:
+            self.segments()
+        index = bisect.bisect_right(self._segment_starts, moment) - 1
+        return self._segment_starts[index] if index > 0 else None
 
     def next_change(self, after: datetime) -> datetime | None:
         """The first edge after ``after`` (where the state may change), inside the window."""
