@@ -4,9 +4,11 @@ confirmation.
 A throw-away PostgreSQL cluster and Mosquitto; N lighting zones, each one MQTT light, each with a schedule
 entry at the same second; the scheduler, the MQTT link and the MQTT command dispatcher of one houqin
 process on the real clock; the simulated controllers in their own process (what is measured is houqin,
-not the load), which note when each command arrives and echo it back as state. "sent" is due → the
-controller has the command; "confirmed" is due → houqin recorded the echo. A round with one zone, in the
-same run, is the baseline.
+not the load), which echo each command back as state. "sent" is due → the command reached a subscriber on
+the command topics that does nothing else (a process of its own: what one real controller, idle, would
+see); "handled" is due → the simulators, 500 controllers in one Python process taking one message at a
+time, got to it; "confirmed" is due → houqin recorded the echo. A round with one zone, in the same run, is
+the baseline.
 
     .venv/bin/python bench/scheduler.py [--zones 500]
 """
@@ -23,8 +25,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import paho.mqtt.client as mqtt
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +41,7 @@ from collectors.simulators.mqtt_devices import SimulatedMqttDevices  # noqa: E40
 from houqin import event_loop  # noqa: E402
 from houqin.commands import CommandQueue  # noqa: E402
 from houqin.inventory import Inventory, load_inventory  # noqa: E402
-from houqin.inventory.model import Device  # noqa: E402
+from houqin.inventory.model import Device, command_topic  # noqa: E402
 from houqin.schedules.book import ScheduleBook  # noqa: E402
 from houqin.schedules.commander import ZoneCommander  # noqa: E402
 from houqin.schedules.model import ScheduleIn  # noqa: E402
@@ -69,6 +73,30 @@ class TimedDevices(SimulatedMqttDevices):
     def command(self, device: Device, name: str, payload: bytes) -> None:
         self.received.setdefault(device.id, []).append(time.time())
         super().command(device, name, payload)
+
+
+def run_tap(inventory_path: str, url: str, stop_after: float, results: Any, ready: Any) -> None:
+    """In its own process: when each command arrives at the broker's subscribers (by device)."""
+    inventory = load_inventory(Path(inventory_path))
+    topics = {command_topic(device, command): device.id for device in inventory.mqtt_devices()
+              for command in inventory.model_of(device).commands.values() if command.topic}  # fmt: skip
+    received: dict[str, list[float]] = {}
+
+    def on_message(_client: Any, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        received.setdefault(topics.get(message.topic, message.topic), []).append(time.time())
+
+    parts = urlsplit(url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-tap")
+    client.on_message = on_message
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    client.subscribe([(topic, 1) for topic in topics])
+    client.loop_start()
+    time.sleep(2.0)  # subscribed
+    ready.set()
+    time.sleep(stop_after)
+    client.loop_stop()
+    client.disconnect()
+    results.put(received)
 
 
 def run_controllers(inventory_path: str, url: str, stop_after: float, results: Any, ready: Any) -> None:
@@ -128,6 +156,10 @@ async def run(zones: int, workdir: Path) -> None:
         controllers = context.Process(target=run_controllers, args=(str(inventory_path), url, 120.0, results, ready))
         controllers.start()
         await asyncio.to_thread(ready.wait, 30)
+        tapped, tap_ready = context.Queue(), context.Event()
+        tap = context.Process(target=run_tap, args=(str(inventory_path), url, 110.0, tapped, tap_ready))
+        tap.start()
+        await asyncio.to_thread(tap_ready.wait, 30)
 
         queue = CommandQueue(database, inventory)
         pipeline = Pipeline()  # as in houqin run: the dispatcher confirms from the pipeline's batches
@@ -159,19 +191,25 @@ async def run(zones: int, workdir: Path) -> None:
                 await asyncio.sleep(1)
         stop.set()
         await asyncio.gather(*tasks)
-        received: dict[str, list[float]] = await asyncio.to_thread(results.get, True, 120)
+        handled: dict[str, list[float]] = await asyncio.to_thread(results.get, True, 120)
+        arrived: dict[str, list[float]] = await asyncio.to_thread(tapped.get, True, 120)
         await asyncio.to_thread(controllers.join, 30)
+        await asyncio.to_thread(tap.join, 30)
         await database.close()
+
+    def first_after(received: dict[str, list[float]], devices: list[str], due_ts: float) -> tuple[float, float]:
+        arrivals = [min((t for t in received.get(d, []) if t >= due_ts - 0.5), default=None) for d in devices]
+        delays = [t - due_ts for t in arrivals if t is not None and t - due_ts < 30]
+        return percentiles(delays) if len(delays) == len(devices) else (float("nan"), float("nan"))
 
     lines = []
     sent: dict[str, tuple[float, float]] = {}
-    for name, (_, _, _, due_ts) in figures.items():
-        devices = ["l0"] if name == "baseline" else list(received)
-        arrivals = [min((t for t in received.get(d, []) if t >= due_ts - 0.5), default=None) for d in devices]
-        delays = [t - due_ts for t in arrivals if t is not None and t - due_ts < 30]
-        sent[name] = percentiles(delays) if delays else (float("nan"), float("nan"))
-        c50, c99, count, _ = figures[name]
+    for name, (c50, c99, count, due_ts) in figures.items():
+        devices = ["l0"] if name == "baseline" else [f"l{n}" for n in range(zones)]
+        sent[name] = first_after(arrived, devices, due_ts)
+        h50, h99 = first_after(handled, devices, due_ts)
         lines.append(f"{name}: {int(count)} confirmed; sent p50 {sent[name][0]:.1f} ms p99 {sent[name][1]:.1f} ms; "
+                     f"handled by the simulators p50 {h50:.1f} ms p99 {h99:.1f} ms; "
                      f"confirmed p50 {c50:.1f} ms p99 {c99:.1f} ms")  # fmt: skip
     print("\n".join(lines))
     base, full = figures["baseline"], figures["all"]

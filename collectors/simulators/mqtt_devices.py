@@ -112,7 +112,9 @@ class SimulatedMqttDevices:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier="houqin-simulators") as client:
+                client = aiomqtt.Client(self.host, self.port, identifier="houqin-simulators")
+                client.pending_calls_threshold = max(10, len(self.devices))  # echoes of a campus-wide bell
+                async with client:
                     if self._commands:
                         await client.subscribe([(topic, 1) for topic in self._commands])
                     tasks = [asyncio.create_task(self._report(client, device, stop)) for device in self.devices]
