@@ -169,6 +169,7 @@ async def run(zones: int, workdir: Path) -> None:
         book = ScheduleBook(database, inventory, SHANGHAI)
         scheduler = Scheduler(book, ZoneCommander(database, inventory, queue), inventory, ScheduleSettings())
         stop = asyncio.Event()
+        event_loop.settle()  # as houqin run does before it starts its components
         tasks = [asyncio.create_task(c.run(stop)) for c in (pipeline, link, dispatcher, scheduler)]
         await asyncio.wait_for(link.connected.wait(), 10)
         await asyncio.sleep(3)  # the start-up reconciliation (every zone off) is sent and confirmed

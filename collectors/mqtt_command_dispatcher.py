@@ -70,6 +70,13 @@ class MqttCommandDispatcher(CommandDispatcher):
         self.inventory = inventory
         self.confirm_within = timedelta(seconds=confirm_within)
         self._awaited: dict[str, _Awaited] = {}  # device -> the command its next state should confirm
+        self._publishing: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await super().run(stop)
+        finally:  # publishes under way finish (or fail and are recorded) before the link closes
+            await asyncio.gather(*self._publishing, return_exceptions=True)
 
     @property
     def name(self) -> str:
@@ -100,20 +107,30 @@ class MqttCommandDispatcher(CommandDispatcher):
         while True:
             free = self.devices - self._awaited.keys()
             claimed = await self.queue.claim(free, now, limit=CLAIM_BATCH)
-            # Published side by side: each QoS 1 publish waits for the broker's acknowledgement.
-            await asyncio.gather(*(self.send(command) for command in claimed))
+            for row in claimed:
+                # Published side by side, not waited for here: each QoS 1 publish waits for the broker's
+                # acknowledgement, and meanwhile the next batch is claimed (the scheduler commits hundreds of
+                # zones in batches). The device is awaited from now on, so it is not claimed again.
+                publishing = asyncio.create_task(self._publish(row, self._expect(row)))
+                self._publishing.add(publishing)
+                publishing.add_done_callback(self._publishing.discard)
             if len(claimed) < CLAIM_BATCH:
                 return
 
-    async def send(self, row: DeviceCommand) -> None:
+    def _expect(self, row: DeviceCommand) -> _Awaited:
+        """What will confirm ``row``: noted before it is published, as the device's answer can arrive before
+        the broker's acknowledgement."""
         device = self.inventory.devices[row.device]
         command = self.inventory.model_of(device).commands[row.command]
-        # Awaited before it is published: the device's answer can arrive before the broker's acknowledgement.
         awaited = _Awaited(
             row.id, command.state_field, expected_state(command, row.action), self.queue.clock() + self.confirm_within,
             echo_field=command.echo_field, correlation=row.correlation_id,
         )  # fmt: skip
         self._awaited[row.device] = awaited
+        return awaited
+
+    async def _publish(self, row: DeviceCommand, awaited: _Awaited) -> None:
+        device = self.inventory.devices[row.device]
         try:
             await self.link.send(device, row.command, row.action, row.arguments, row.correlation_id)
         except aiomqtt.MqttError as exc:

@@ -92,7 +92,10 @@ def decode_payload(payload: bytes, payload_map: PayloadMap) -> dict[str, FieldVa
 
 
 PUBLISH_TIMEOUT = 5.0
-INFLIGHT = 500
+# QoS 1 publishes awaiting the broker's acknowledgement at once. aiomqtt and paho each look through every
+# pending publish when one is made or acknowledged, so 500 at once cost half again the CPU of 100 at a
+# time (measured: 500 commands, 52–68 ms against 40 ms), and the campus's bells go out together.
+INFLIGHT = 100
 
 
 class MqttLink:
@@ -141,6 +144,7 @@ class MqttLink:
         self._unknown_count = MESSAGES.labels("unknown_topic")
         self.unknown = 0
         self.connections = 0
+        self._window = asyncio.Semaphore(INFLIGHT)
 
     def _new_client(self) -> aiomqtt.Client:
         client = aiomqtt.Client(
@@ -159,7 +163,7 @@ class MqttLink:
         )
         # aiomqtt logs a warning for every publish made while more than 10 await their acknowledgement: at
         # the 08:00 bell that was hundreds of lines (and a tenth of the time it took to send them).
-        client.pending_calls_threshold = INFLIGHT
+        client.pending_calls_threshold = INFLIGHT + 10
         return client
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -240,8 +244,9 @@ class MqttLink:
         if self._client is None:
             raise aiomqtt.MqttError("not connected to the broker")
         try:
-            # A QoS 1 publish waits for the broker's PUBACK, which never comes if the connection drops.
-            async with asyncio.timeout(PUBLISH_TIMEOUT):
-                await self._client.publish(command_topic(device, command), str(payload).encode(), qos=1)
+            async with self._window:
+                # A QoS 1 publish waits for the broker's PUBACK, which never comes if the connection drops.
+                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                    await self._client.publish(command_topic(device, command), str(payload).encode(), qos=1)
         except TimeoutError:
             raise aiomqtt.MqttError(f"the broker did not acknowledge within {PUBLISH_TIMEOUT:.0f} s") from None

@@ -271,6 +271,7 @@ async def _serve(
         typer.echo(f"houqin is up: {api.url}  (web pages: {api.url}/app/  API docs: {api.url}/docs)", err=True)
         for line in banner or []:
             typer.echo(line, err=True)
+        event_loop.settle()
         await supervise(components, stop)
         log.info("houqin stopped")
     finally:

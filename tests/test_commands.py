@@ -7,15 +7,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from collectors.command_dispatcher import ModbusCommandDispatcher
 from collectors.modbus_link import ModbusLink
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory, load_inventory
+from houqin.schedules.commander import Firing, ZoneCommander
 from houqin.store import Database
-from houqin.store.tables import DeviceCommand
+from houqin.store.tables import DeviceCommand, ScheduleFiring
 
 INVENTORY = """
 site: {name: Command test}
@@ -121,3 +122,28 @@ async def test_a_claim_hands_out_each_due_command_once_in_order_and_fails_the_la
     states = {row.id: (row.state, row.attempts) for row in await queue.recent(limit=100)}
     assert states[late.id] == ("failed", 0) and states[queued[0].id][0] == "superseded"
     assert states[queued[1].id] == ("queued", 0)
+
+
+async def test_firings_are_recorded_once_in_batches_even_by_two_writers_at_once(
+    database: Database, demo_inventory: Inventory
+) -> None:
+    """More firings than one batch holds, recorded by two writers side by side (a restart replaying its
+    last second while the old process still runs): every firing is written once by one of them, and each
+    output is left with one command waiting, however many batches and writers saw it."""
+    queue = CommandQueue(database, demo_inventory)
+    commander = ZoneCommander(database, demo_inventory, queue)
+    now = datetime.now(UTC).replace(microsecond=0)
+    lighting = [zone.id for zone in demo_inventory.zones.values() if zone.kind == "lighting"]
+    firings = [Firing(zone, "schedule:1#1", "on", now - timedelta(seconds=second))
+               for second in range(60) for zone in lighting]  # fmt: skip
+    assert len(firings) > 2 * 100
+    first, second = await asyncio.gather(commander.record(firings, now), commander.record(firings, now))
+    assert sorted(f.key for f in first + second) == sorted(f.key for f in firings)
+    assert await commander.record(firings, now) == []  # asked again: nothing
+    commands = await queue.recent(limit=1000)
+    outputs = [(row.device, row.command) for row in commands if row.state == "queued"]
+    expected = {(output.device, output.command) for zone in lighting for output in commander.outputs[zone]}
+    assert sorted(outputs) == sorted(expected)  # one each: a twin from the other writer superseded
+    async with database.session() as session:
+        written = (await session.execute(select(func.count()).select_from(ScheduleFiring))).scalar_one()
+    assert written == len(firings)

@@ -15,10 +15,10 @@ from datetime import datetime
 
 from sqlalchemy import Table, bindparam, select, update
 
-from houqin.billing.ledger import insert_unless_keyed, upsert_for
 from houqin.billing.policy import PowerPolicy
 from houqin.billing.providers import NotificationRejected, PaymentProvider
 from houqin.store import Database
+from houqin.store.keyed import insert_unless_keyed, upsert_for
 from houqin.store.tables import PaymentNotification, PaymentOrder
 
 log = logging.getLogger(__name__)

@@ -9,20 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Table, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import ReturningInsert
 
 from houqin.store import Database
+from houqin.store.keyed import insert_unless_keyed, upsert_for
 from houqin.store.tables import LedgerEntry, Wallet
 
 KINDS = ("topup", "charge", "allowance", "adjustment", "refund")
-
-
-def upsert_for(session: AsyncSession):  # type: ignore[no-untyped-def]
-    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL alike)."""
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def _open_wallet(session: AsyncSession, room: str, now: datetime) -> None:
@@ -63,13 +56,6 @@ _MOVE = (
     .returning(_WALLETS.c.balance_fen, _WALLETS.c.state, _WALLETS.c.low_level, _WALLETS.c.cut_deferred,
                _WALLETS.c.tripped_until)
 )  # fmt: skip
-
-
-def insert_unless_keyed(table: Table) -> dict[str, ReturningInsert[tuple[int]]]:
-    """``INSERT … ON CONFLICT (key) DO NOTHING RETURNING id`` on ``table``, built once per dialect: the
-    id, or nothing when a row with that key exists."""
-    return {name: dialect_insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
-            for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))}  # fmt: skip
 
 
 _INSERT = insert_unless_keyed(_ENTRIES)

@@ -13,19 +13,26 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Table, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.schedules.zones import Output, ZoneActionError, device_action, zone_outputs
 from houqin.store import Database
+from houqin.store.keyed import insert_unless_keyed
 from houqin.store.tables import DeviceCommand, ScheduleFiring
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 400  # keys per IN (...) list
+_CHUNK = 400  # ids per IN (...) list
+_BATCH = 100  # firings per transaction
+_COMMANDS: Table = DeviceCommand.__table__  # type: ignore[assignment]
+# Core statements, not the ORM's bulk insert: hundreds of zones fire in the same second.
+_INSERT_FIRING = insert_unless_keyed(ScheduleFiring.__table__, returning="key")  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class Firing:
     duration_s: int | None = None
     deadline: datetime | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
         text = f"{self.zone}|{self.cause}|{self.due.astimezone(UTC).isoformat()}"
         return text if len(text) <= 160 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
@@ -61,64 +68,73 @@ class ZoneCommander:
         self.outputs = {zone.id: zone_outputs(inventory, zone) for zone in inventory.zones.values()}
 
     async def record(self, firings: Sequence[Firing], now: datetime, requested_by: str = "scheduler") -> list[Firing]:
-        """Write the firings not written before and queue the commands of those that fired; the ones written."""
+        """Write the firings not written before and queue the commands of those that fired; the ones written.
+
+        In batches, each its own transaction, committed and handed to the dispatchers before the next is
+        written: when hundreds of zones fire together, the first lights switch while the last rows are still
+        being written. A stop between batches loses nothing: the next pass finds the rest unwritten."""
         if not firings:
             return []
         unique = list({firing.key: firing for firing in firings}.values())
+        written: list[Firing] = []
+        queued: set[tuple[str, str, str, str]] = set()
+        for start in range(0, len(unique), _BATCH):
+            written += await self._record_batch(unique[start : start + _BATCH], now, requested_by, queued)
+        return written
+
+    async def _record_batch(
+        self, firings: list[Firing], now: datetime, requested_by: str, queued: set[tuple[str, str, str, str]]
+    ) -> list[Firing]:
+        planned = {firing.key: self._plan(firing, now, requested_by) for firing in firings}
         async with self.database.session() as session:
-            existing: set[str] = set()
-            for start in range(0, len(unique), _CHUNK):
-                keys = [firing.key for firing in unique[start : start + _CHUNK]]
-                found = await session.execute(select(ScheduleFiring.key).where(ScheduleFiring.key.in_(keys)))
-                existing.update(found.scalars())
-            new = [firing for firing in unique if firing.key not in existing]
-            if not new:
-                return []
-            rows: list[dict[str, Any]] = []
+            connection = await session.connection()
+            # Written unless their key is there (a restart replaying its last second, two processes reacting
+            # to one emergency): the keys that come back are the firings this call owns.
+            rows = [{"key": firing.key, "zone": firing.zone, "cause": firing.cause, "action": firing.action,
+                     "due_at": firing.due, "recorded_at": now, "outcome": firing.outcome,
+                     "detail": planned[firing.key][1]} for firing in firings]  # fmt: skip
+            inserted = await connection.execute(_INSERT_FIRING[connection.dialect.name], rows)
+            written = {str(key) for key in inserted.scalars()}
+            new = [firing for firing in firings if firing.key in written]
             commands: list[dict[str, Any]] = []
-            planned: set[tuple[str, str, str, str]] = set()
             for firing in new:
-                detail = firing.detail
-                if firing.outcome == "fired":
-                    made, problems = self._commands(firing, now, requested_by)
-                    for command in made:
-                        # A device in two zones fired together (the campus PA and the teaching bells) gets it once.
-                        what = (command["device"], command["command"], command["action"], repr(command["arguments"]))
-                        if what not in planned:
-                            planned.add(what)
-                            commands.append(command)
-                    if problems:
-                        detail = "; ".join(filter(None, [detail, *problems]))
-                rows.append(
-                    {
-                        "key": firing.key,
-                        "zone": firing.zone,
-                        "cause": firing.cause,
-                        "action": firing.action,
-                        "due_at": firing.due,
-                        "recorded_at": now,
-                        "outcome": firing.outcome,
-                        "detail": detail,
-                    }
-                )
+                for command in planned[firing.key][0]:
+                    # A device in two zones fired together (the campus PA and the teaching bells) gets it once.
+                    what = (command["device"], command["command"], command["action"], repr(command["arguments"]))
+                    if what not in queued:
+                        queued.add(what)
+                        commands.append(command)
             if commands:
-                # A newer command for an output supersedes the older one still waiting to be sent.
-                pairs = list({(command["device"], command["command"]) for command in commands})
-                for start in range(0, len(pairs), _CHUNK):
-                    await session.execute(
-                        update(DeviceCommand)
-                        .where(
-                            DeviceCommand.state == "queued",
-                            tuple_(DeviceCommand.device, DeviceCommand.command).in_(pairs[start : start + _CHUNK]),
-                        )
-                        .values(state="superseded", finished_at=now)
-                    )
-                await session.execute(insert(DeviceCommand), commands)
-            await session.execute(insert(ScheduleFiring), rows)
+                await self._supersede(
+                    connection, {(command["device"], command["command"]) for command in commands}, now
+                )
+                await connection.execute(_COMMANDS.insert(), commands)
             await session.commit()
         if commands:
             self.commands.notify()
         return new
+
+    @staticmethod
+    async def _supersede(connection: AsyncConnection, outputs: set[tuple[str, str]], now: datetime) -> None:
+        """A newer command for an output supersedes the older one still waiting to be sent. The waiting ones
+        are few (retries in their backoff), so they are read and matched here, not by a 500-pair IN list."""
+        waiting = await connection.execute(
+            select(DeviceCommand.id, DeviceCommand.device, DeviceCommand.command).where(DeviceCommand.state == "queued")
+        )
+        older = [command_id for command_id, device, command in waiting if (device, command) in outputs]
+        for start in range(0, len(older), _CHUNK):
+            await connection.execute(
+                update(DeviceCommand)
+                .where(DeviceCommand.id.in_(older[start : start + _CHUNK]), DeviceCommand.state == "queued")
+                .values(state="superseded", finished_at=now)
+            )
+
+    def _plan(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[dict[str, Any]], str]:
+        """The commands a firing queues (none unless it fired) and its detail, with any output it cannot drive."""
+        if firing.outcome != "fired":
+            return [], firing.detail
+        made, problems = self._commands(firing, now, requested_by)
+        return made, "; ".join(filter(None, [firing.detail, *problems]))
 
     def _commands(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[dict[str, Any]], list[str]]:
         made: list[dict[str, Any]] = []
