@@ -86,3 +86,11 @@ def test_billing_and_payment_settings_are_checked(tmp_path: Path, monkeypatch: p
     assert settings.payments.wechat is not None
     assert settings.payments.wechat.platform_keys == {"PUB_KEY_ID_01": Path("/etc/houqin/pub_key.pem")}
     assert "k" * 32 not in repr(masked_settings(settings))
+
+
+def test_the_database_pool_size_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOUQIN_DATABASE_POOL_SIZE", "0")
+    with pytest.raises(ValidationError, match="database_pool_size"):
+        Settings()
+    monkeypatch.setenv("HOUQIN_DATABASE_POOL_SIZE", "40")
+    assert Settings().database_pool_size == 40
