@@ -109,9 +109,14 @@ def _load_inventory_or_exit(path: Path) -> Inventory:
         raise _fail(f"{error}\n{path}: {count} error{'s' if count != 1 else ''}") from None
 
 
+def _database(settings: Settings) -> Database:
+    """The configured store, not yet opened or upgraded."""
+    return Database(settings.effective_database_url, pool_size=settings.database_pool_size)
+
+
 async def _open_database(settings: Settings) -> Database:
     """Open the store; SQLite is upgraded in place, PostgreSQL must have been upgraded by the operator."""
-    database = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
+    database = _database(settings)
     if database.is_sqlite:
         await upgrade_database(database)
         return database
@@ -433,7 +438,7 @@ def config() -> None:
 
 async def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """``work`` on the configured database as it is (no migration first), then the pool closed."""
-    database = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
+    database = _database(settings)
     try:
         return await work(database)
     finally:

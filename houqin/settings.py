@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from houqin.store.database import POOL_SIZE
+
 EMBEDDED = "embedded"
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
 
@@ -212,7 +214,10 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default is a SQLite file in the data directory"
     )
     database_pool_size: int = Field(
-        default=20, ge=1, le=500, description="PostgreSQL connections this process keeps open (up to 10 more at peaks)"
+        default=POOL_SIZE,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections this process keeps open (up to 10 more at peaks)",
     )
     mqtt_url: str = Field(default=EMBEDDED, description="mqtt://user:pass@host:port, or 'embedded'")
     embedded_mqtt_port: int = Field(

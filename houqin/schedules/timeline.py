@@ -185,8 +185,7 @@ class ZoneTimeline:
         for layer in (self._regular, self._dated):
             layer.seal()
         self._edge_list: list[datetime] | None = None
-        self._segment_list: list[Segment] | None = None
-        self._segment_starts: list[datetime] = []
+        self._segments: tuple[list[Segment], list[datetime]] | None = None
         if zone.kind == "broadcast":
             self._sounds = self._resolve_sounds()
 
@@ -249,7 +248,17 @@ class ZoneTimeline:
 
     def segments(self) -> list[Segment]:
         """The lighting timeline over the window, adjacent equal states merged."""
-        if self._segment_list is None:
+        return list(self._worked_segments()[0])
+
+    def changed_at(self, moment: datetime) -> datetime | None:
+        """When the state holding at ``moment`` began, or None if it already held when the window opened."""
+        starts = self._worked_segments()[1]
+        index = bisect.bisect_right(starts, moment) - 1
+        return starts[index] if index > 0 else None
+
+    def _worked_segments(self) -> tuple[list[Segment], list[datetime]]:
+        """The segments and their starts (for bisecting), worked out on first use."""
+        if self._segments is None:
             result: list[Segment] = []
             moments = [self.start, *self._edges()]
             for index, moment in enumerate(moments):
@@ -259,16 +268,8 @@ class ZoneTimeline:
                     result[-1] = Segment(result[-1].start, end, state, layer, cause)
                 else:
                     result.append(Segment(moment, end, state, layer, cause))
-            self._segment_list = result
-            self._segment_starts = [segment.start for segment in result]
-        return list(self._segment_list)
-
-    def changed_at(self, moment: datetime) -> datetime | None:
-        """When the state holding at ``moment`` began, or None if it already held when the window opened."""
-        if self._segment_list is None:
-            self.segments()
-        index = bisect.bisect_right(self._segment_starts, moment) - 1
-        return self._segment_starts[index] if index > 0 else None
+            self._segments = result, [segment.start for segment in result]
+        return self._segments
 
     def next_change(self, after: datetime) -> datetime | None:
         """The first edge after ``after`` (where the state may change), inside the window."""

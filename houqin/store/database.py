@@ -11,11 +11,13 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+POOL_SIZE = 20  # PostgreSQL connections a process keeps open (HOUQIN_DATABASE_POOL_SIZE)
+
 
 class Database:
     """Owns the engine; hands out sessions. ``close()`` disposes the pool."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = POOL_SIZE) -> None:
         self.url = make_url(url)
         options: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
