@@ -1,5 +1,9 @@
 """Sends the queued commands of MQTT devices through the MQTT link, and confirms each by the device's own
-state message: a pipeline sink that watches the readings of the devices it is waiting on."""
+state message: a pipeline sink that watches the readings of the devices it is waiting on.
+
+It is also the queue's direct sender for its devices: a command queued in this process for a device with
+nothing in flight is published as soon as its transaction commits, without a claim (the campus's 08:00
+bell is hundreds of zones in one second)."""
 
 from __future__ import annotations
 
@@ -15,15 +19,18 @@ import orjson
 
 from collectors.command_dispatcher import CLAIM_BATCH, COMMANDS, CommandDispatcher
 from collectors.mqtt_link import MqttLink
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, Outgoing, Sendable
 from houqin.inventory import Inventory
 from houqin.inventory.model import Command
 from houqin.readings import FieldValue, Reading
-from houqin.store.tables import DeviceCommand
 
 log = logging.getLogger(__name__)
 
 _ANY = object()  # the next state message confirms
+# Confirmations are written once no command has gone out for this long (at most CONFIRM_AT_MOST later):
+# while the campus's bells are going out, sending comes first; a command has seconds to be confirmed.
+CONFIRM_QUIET = 0.05
+CONFIRM_AT_MOST = 1.0
 
 
 @dataclass
@@ -70,13 +77,47 @@ class MqttCommandDispatcher(CommandDispatcher):
         self.inventory = inventory
         self.confirm_within = timedelta(seconds=confirm_within)
         self._awaited: dict[str, _Awaited] = {}  # device -> the command its next state should confirm
+        self._reserved: set[str] = set()  # devices whose command is being written, to be delivered here
         self._publishing: set[asyncio.Task[None]] = set()
+        self._last_start = 0.0  # the event loop's time when the last command went out
+        self._confirmed: list[int] = []  # confirmed by their devices, not yet written
+        self._confirming: asyncio.Task[None] | None = None
+        self._running = False
+        queue.send_directly(self)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._running = True
         try:
             await super().run(stop)
         finally:  # publishes under way finish (or fail and are recorded) before the link closes
+            self._running = False
             await asyncio.gather(*self._publishing, return_exceptions=True)
+            if self._confirming is not None:
+                self._confirming.cancel()
+                await asyncio.gather(self._confirming, return_exceptions=True)
+            if self._confirmed:
+                await self._write_confirmed()
+
+    # --- the queue's direct sender ---------------------------------------------------------------------
+
+    def reserve(self, device: str) -> bool:
+        if (
+            not self._running
+            or not self.link.connected.is_set()
+            or device not in self.devices
+            or device in self._awaited
+            or device in self._reserved
+        ):
+            return False
+        self._reserved.add(device)
+        return True
+
+    def release(self, device: str) -> None:
+        self._reserved.discard(device)
+
+    def deliver(self, command: Outgoing) -> None:
+        self._reserved.discard(command.device)
+        self._start(command)
 
     @property
     def name(self) -> str:
@@ -90,9 +131,37 @@ class MqttCommandDispatcher(CommandDispatcher):
                 del self._awaited[reading.device]
                 confirmed.append(awaited.command_id)
         if confirmed:
-            # One write for every confirmation in the batch: hundreds of lights answer the same second.
-            await self.queue.confirm_many(confirmed, self.queue.clock())
-            COMMANDS.labels("confirmed").inc(len(confirmed))
+            self._confirmed += confirmed
+            if self._confirming is None:
+                self._confirming = asyncio.create_task(self._confirm_when_quiet())
+
+    async def _confirm_when_quiet(self) -> None:
+        """Write the confirmations gathered, in one transaction, once no command has gone out for
+        ``CONFIRM_QUIET`` (hundreds of lights answer the same second; a failed write is tried again)."""
+        loop = asyncio.get_running_loop()
+        first = loop.time()
+        while self._confirmed:
+            now = loop.time()
+            wait = min(CONFIRM_QUIET - (now - self._last_start), CONFIRM_AT_MOST - (now - first))
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await self._write_confirmed()
+            except Exception:
+                log.exception("confirmations not written; trying again in %.0f s", CONFIRM_AT_MOST)
+                await asyncio.sleep(CONFIRM_AT_MOST)
+            first = loop.time()
+        self._confirming = None
+
+    async def _write_confirmed(self) -> None:
+        ids, self._confirmed = self._confirmed, []
+        try:
+            await self.queue.confirm_many(ids, self.queue.clock())
+        except BaseException:
+            self._confirmed[:0] = ids
+            raise
+        COMMANDS.labels("confirmed").inc(len(ids))
 
     async def dispatch_once(self) -> None:
         now = self.queue.clock()
@@ -105,19 +174,23 @@ class MqttCommandDispatcher(CommandDispatcher):
             return
         # One command in flight per device: its confirmation must not be taken for another's.
         while True:
-            free = self.devices - self._awaited.keys()
+            free = self.devices - self._awaited.keys() - self._reserved
             claimed = await self.queue.claim(free, now, limit=CLAIM_BATCH)
             for row in claimed:
-                # Published side by side, not waited for here: each QoS 1 publish waits for the broker's
-                # acknowledgement, and meanwhile the next batch is claimed (the scheduler commits hundreds of
-                # zones in batches). The device is awaited from now on, so it is not claimed again.
-                publishing = asyncio.create_task(self._publish(row, self._expect(row)))
-                self._publishing.add(publishing)
-                publishing.add_done_callback(self._publishing.discard)
+                self._start(row)
             if len(claimed) < CLAIM_BATCH:
                 return
 
-    def _expect(self, row: DeviceCommand) -> _Awaited:
+    def _start(self, row: Sendable) -> None:
+        """Publish ``row`` (marked sent) in a task of its own: each QoS 1 publish waits for the broker's
+        acknowledgement, and meanwhile more are claimed or delivered. The device is awaited from now on, so it
+        is not claimed again."""
+        self._last_start = asyncio.get_running_loop().time()
+        publishing = asyncio.create_task(self._publish(row, self._expect(row)))
+        self._publishing.add(publishing)
+        publishing.add_done_callback(self._publishing.discard)
+
+    def _expect(self, row: Sendable) -> _Awaited:
         """What will confirm ``row``: noted before it is published, as the device's answer can arrive before
         the broker's acknowledgement."""
         device = self.inventory.devices[row.device]
@@ -129,7 +202,7 @@ class MqttCommandDispatcher(CommandDispatcher):
         self._awaited[row.device] = awaited
         return awaited
 
-    async def _publish(self, row: DeviceCommand, awaited: _Awaited) -> None:
+    async def _publish(self, row: Sendable, awaited: _Awaited) -> None:
         device = self.inventory.devices[row.device]
         try:
             await self.link.send(device, row.command, row.action, row.arguments, row.correlation_id)

@@ -10,6 +10,11 @@ A command may carry arguments (a dim level, a programme and its duration) and a 
 after it, and retries stop there (a bell rung late is worse than none). A command that fails for good is
 handed to ``on_failed`` (houqin raises a fault on the device, which opens a repair order); a confirmed one
 to ``on_confirmed`` (which clears it). Dispatchers in this process are woken at once by ``notify``.
+
+A dispatcher may also take commands straight from the transaction that queues them (``send_directly``):
+those for its devices with nothing in flight are written ``sent`` and handed to it after the commit, with
+no claim in between. The row still exists before anything is sent, and a stop between the commit and
+the send leaves it ``sent``, which the next start sends again (``requeue_unfinished``).
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import Table, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from houqin.inventory import Inventory
 from houqin.store import Database
@@ -37,6 +43,109 @@ class CommandError(ValueError):
 
 
 CommandHook = Callable[[DeviceCommand], Awaitable[None]]
+
+_COMMANDS: Table = DeviceCommand.__table__  # type: ignore[assignment]
+# Core, not the ORM: hundreds of zones fire in the same second. The ids come back in the rows' order.
+_INSERT = _COMMANDS.insert().returning(_COMMANDS.c.id, sort_by_parameter_order=True)
+
+
+class Sendable(Protocol):
+    """What a dispatcher reads of a command to send it: a claimed row, or an ``Outgoing`` handed over."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def command(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def arguments(self) -> dict[str, Any] | None: ...
+    @property
+    def correlation_id(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A command committed ``sent`` and handed to its dispatcher. Not an ORM row: building hundreds of those
+    cost more than writing them."""
+
+    id: int
+    device: str
+    command: str
+    action: str
+    arguments: dict[str, Any] | None
+    correlation_id: str
+
+
+class DirectSender(Protocol):
+    """A dispatcher of this process that sends commands the moment the transaction queuing them commits."""
+
+    def reserve(self, device: str) -> bool:
+        """Hold ``device`` for a command about to be written ``sent``; False when it is not this sender's,
+        has a command in flight, or cannot be reached now."""
+        ...
+
+    def release(self, device: str) -> None:
+        """The transaction that reserved ``device`` did not commit."""
+        ...
+
+    def deliver(self, command: Outgoing) -> None:
+        """Send ``command``, committed ``sent`` (one attempt) for a device this sender reserved."""
+        ...
+
+
+class Handover:
+    """Commands written in one transaction, handed on when it has committed: to the direct sender that
+    reserved their device, or (the rest, queued) to the dispatchers woken by ``notify``. Used as an async
+    context manager around the transaction; leaving it without ``committed()`` releases the reservations."""
+
+    def __init__(self, queue: CommandQueue) -> None:
+        self.queue = queue
+        self._reserved: list[tuple[DirectSender, str]] = []
+        self._direct: list[tuple[DirectSender, Outgoing]] = []
+        self._queued = 0
+        self._committed = False
+
+    async def __aenter__(self) -> Handover:
+        return self
+
+    async def add(self, connection: AsyncConnection, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        """Insert command rows (their columns, ``state`` queued) in the caller's transaction; those a direct
+        sender takes are written sent, one attempt made."""
+        values: list[dict[str, Any]] = []
+        senders: list[DirectSender | None] = []
+        for row in rows:
+            # Reserved before the insert awaits, so that no claim can take the device meanwhile.
+            sender = self.queue.direct_sender(row["device"], now, row.get("deadline"))
+            senders.append(sender)
+            if sender is None:
+                values.append(dict(row))
+            else:
+                self._reserved.append((sender, row["device"]))
+                values.append({**row, "state": "sent", "attempts": 1, "sent_at": now})
+        ids = (await connection.execute(_INSERT, values)).scalars().all()
+        for value, sender, command_id in zip(values, senders, ids, strict=True):
+            if sender is None:
+                self._queued += 1
+            else:
+                command = Outgoing(command_id, value["device"], value["command"], value["action"],
+                                   value.get("arguments"), value.get("correlation_id", ""))  # fmt: skip
+                self._direct.append((sender, command))
+
+    def committed(self) -> None:
+        self._committed = True
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if not self._committed:
+            for sender, device in self._reserved:
+                sender.release(device)
+            return
+        for sender, command in self._direct:
+            sender.deliver(command)
+        if self._queued:
+            self.queue.notify()
 
 
 class CommandQueue:
@@ -59,6 +168,7 @@ class CommandQueue:
         self.on_failed = on_failed
         self.on_confirmed = on_confirmed
         self._listeners: list[asyncio.Event] = []
+        self._direct_senders: list[DirectSender] = []
 
     def listen(self) -> asyncio.Event:
         """An event set whenever this process queues a command: a dispatcher waits on it between ticks."""
@@ -70,6 +180,20 @@ class CommandQueue:
         """Wake this process's dispatchers (after the transaction that queued commands committed)."""
         for event in self._listeners:
             event.set()
+
+    def send_directly(self, sender: DirectSender) -> None:
+        """Hand ``sender`` the commands for its devices as soon as the transaction queuing them commits."""
+        self._direct_senders.append(sender)
+
+    def direct_sender(self, device: str, now: datetime, deadline: datetime | None = None) -> DirectSender | None:
+        """The sender that reserved ``device`` for a command due now, if one can take it at once."""
+        if deadline is not None and deadline < now:
+            return None  # a claim fails it, as it fails every command past its deadline
+        return next((sender for sender in self._direct_senders if sender.reserve(device)), None)
+
+    def handover(self) -> Handover:
+        """``async with queue.handover() as handover:`` around a transaction that queues commands."""
+        return Handover(self)
 
     def check(self, device: str, command: str, action: str, arguments: Mapping[str, Any] | None = None) -> None:
         known = self.inventory.devices.get(device)
@@ -157,6 +281,21 @@ class CommandQueue:
         On PostgreSQL, rows another process is claiming are skipped, never sent twice."""
         if not devices:
             return []
+        # Dispatchers ask twice a second and mostly find nothing: which devices have a command due is a small
+        # read on the state index, where the claim names every device it may take (hundreds).
+        async with self.database.session() as session:
+            due = set(
+                (
+                    await session.execute(
+                        select(DeviceCommand.device)
+                        .distinct()
+                        .where(DeviceCommand.state == "queued", DeviceCommand.next_attempt_at <= now)
+                    )
+                ).scalars()
+            )
+        wanted = sorted(due.intersection(devices))
+        if not wanted:
+            return []
         # One statement for the whole batch, the rows back from it: hundreds of zones fire the same second,
         # and their commands are on the wire one round trip after they were committed.
         picked = (
@@ -164,7 +303,7 @@ class CommandQueue:
             .where(
                 DeviceCommand.state == "queued",
                 DeviceCommand.next_attempt_at <= now,
-                DeviceCommand.device.in_(list(devices)),
+                DeviceCommand.device.in_(wanted),
             )
             .order_by(DeviceCommand.id)
             .limit(limit)

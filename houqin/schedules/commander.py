@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from houqin.commands import CommandQueue
@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 400  # ids per IN (...) list
 _BATCH = 100  # firings per transaction
-_COMMANDS: Table = DeviceCommand.__table__  # type: ignore[assignment]
-# Core statements, not the ORM's bulk insert: hundreds of zones fire in the same second.
+# A Core statement, not the ORM's bulk insert: hundreds of zones fire in the same second.
 _INSERT_FIRING = insert_unless_keyed(ScheduleFiring.__table__, returning="key")  # type: ignore[arg-type]
 
 
@@ -86,7 +85,7 @@ class ZoneCommander:
         self, firings: list[Firing], now: datetime, requested_by: str, queued: set[tuple[str, str, str, str]]
     ) -> list[Firing]:
         planned = {firing.key: self._plan(firing, now, requested_by) for firing in firings}
-        async with self.database.session() as session:
+        async with self.commands.handover() as handover, self.database.session() as session:
             connection = await session.connection()
             # Written unless their key is there (a restart replaying its last second, two processes reacting
             # to one emergency): the keys that come back are the firings this call owns.
@@ -108,10 +107,10 @@ class ZoneCommander:
                 await self._supersede(
                     connection, {(command["device"], command["command"]) for command in commands}, now
                 )
-                await connection.execute(_COMMANDS.insert(), commands)
+                # Sent the moment this batch commits, by this process's dispatchers where they can.
+                await handover.add(connection, commands, now)
             await session.commit()
-        if commands:
-            self.commands.notify()
+            handover.committed()
         return new
 
     @staticmethod
