@@ -121,7 +121,7 @@ class Handover:
             sender = self.queue.direct_sender(row["device"], now, row.get("deadline"))
             senders.append(sender)
             if sender is None:
-                values.append(dict(row))
+                values.append({**row, "sent_at": None})  # every row of one INSERT names the same columns
             else:
                 self._reserved.append((sender, row["device"]))
                 values.append({**row, "state": "sent", "attempts": 1, "sent_at": now})
@@ -353,7 +353,8 @@ class CommandQueue:
 
     async def failed_attempt(self, command_id: int, now: datetime, error: str) -> str:
         """Record a failed attempt; the command is queued again after a backoff, or failed for good (after
-        its attempts, or when the next one would come after its deadline). Returns the new state."""
+        its attempts, or when the next one would come after its deadline), or superseded when a newer command
+        for the same output was queued meanwhile (retrying the older would undo it). Returns the new state."""
         async with self.database.session() as session:
             row = await session.get(DeviceCommand, command_id)
             if row is None:
@@ -362,6 +363,8 @@ class CommandQueue:
             retry_at = now + timedelta(seconds=self.backoff * 2 ** (row.attempts - 1))
             if row.attempts >= self.max_attempts or (row.deadline is not None and retry_at > row.deadline):
                 row.state, row.finished_at = "failed", now
+            elif await self._newer_for_output(session, row):
+                row.state, row.finished_at = "superseded", now
             else:
                 row.state = "queued"
                 row.next_attempt_at = retry_at
@@ -369,6 +372,13 @@ class CommandQueue:
         if row.state == "failed":
             await self._failed_for_good(row)
         return row.state
+
+    @staticmethod
+    async def _newer_for_output(session: AsyncSession, row: DeviceCommand) -> bool:
+        newer = select(DeviceCommand.id).where(
+            DeviceCommand.device == row.device, DeviceCommand.command == row.command, DeviceCommand.id > row.id
+        )
+        return (await session.execute(newer.limit(1))).first() is not None
 
     async def _failed_for_good(self, row: DeviceCommand) -> None:
         if self.on_failed is not None:

@@ -28,7 +28,7 @@ from houqin.repairs.command_faults import COMMAND_RULE, CommandFaults
 from houqin.repairs.faults import FaultBook
 from houqin.repairs.orders import RepairDesk
 from houqin.schedules.book import ScheduleBook
-from houqin.schedules.commander import ZoneCommander, emergency_end, emergency_start
+from houqin.schedules.commander import Firing, ZoneCommander, emergency_end, emergency_start
 from houqin.schedules.model import ScheduleIn
 from houqin.schedules.scheduler import Scheduler
 from houqin.settings import RepairSettings, ScheduleSettings
@@ -223,6 +223,37 @@ async def test_a_restart_mid_evening_reconciles_lights_and_records_missed_bells(
     await campus.until(lambda: campus.light("lawn-1")["on"] is False and campus.panel.values["circuit1_on"] is False)
 
 
+async def test_a_pass_prepared_ahead_gives_way_to_a_change_and_to_lateness(campus: Campus) -> None:
+    for spec in EVENING:
+        await campus.book.save(spec, "li", local("2026-09-07T08:00"))
+    scheduler = campus.scheduler()
+    campus.now[:] = [local("2026-09-07T17:59:59")]
+    assert await scheduler.tick() == local("2026-09-07T18:00")  # reconciled to off; 18:00 is prepared
+    [hall] = await campus.book.schedules("hall")
+    await campus.book.delete(hall.id)  # a second before 18:00: the hall is not lit tonight
+    campus.now[:] = [local("2026-09-07T18:00")]
+    await scheduler.tick()
+    await campus.until(lambda: campus.light("lawn-2")["level"] == 70)
+    await asyncio.sleep(0.3)
+    assert campus.panel.values["circuit1_on"] is False
+    [only] = [cause for zone, cause, _ in await campus.firings() if zone == "hall"]
+    assert only.startswith("reconcile:")  # at 17:59:59, and nothing at 18:00
+
+    campus.now[:] = [local("2026-09-07T18:59:59")]
+    assert await scheduler.tick() == local("2026-09-07T19:00")  # the 19:00 bell is prepared...
+    campus.now[:] = [local("2026-09-07T19:00:45")]  # ...but reached 45 s late (the grace is 30 s)
+    await scheduler.tick()
+    assert ("bells", "schedule:3#1", "missed") in await campus.firings()
+    assert await campus.queue.recent("pa-1") == []
+
+    campus.now[:] = [local("2026-09-07T22:59:59")]
+    assert await scheduler.tick() == local("2026-09-07T23:00")
+    campus.now[:] = [local("2026-09-07T23:00:00.004")]  # on time: the prepared pass fires
+    await scheduler.tick()
+    await campus.until(lambda: campus.light("lawn-1")["on"] is False and campus.light("lawn-2")["on"] is False)
+    assert ("lawn", "schedule:2#2", "fired") in await campus.firings()
+
+
 async def test_an_override_holds_until_it_expires_then_the_schedule_takes_over(campus: Campus) -> None:
     await campus.book.save(EVENING[1], "li", local("2026-09-07T08:00"))
     scheduler = campus.scheduler()
@@ -328,6 +359,62 @@ async def test_a_controller_that_never_answers_fails_raises_a_fault_and_a_repair
             if fault.state == "cleared":
                 break
             await asyncio.sleep(0.1)
+
+
+async def zone_commands(campus: Campus, zone: str) -> list[DeviceCommand]:
+    async with campus.database.session() as session:
+        query = select(DeviceCommand).where(DeviceCommand.zone == zone).order_by(DeviceCommand.id)
+        return list((await session.execute(query)).scalars())
+
+
+async def test_zone_commands_go_out_as_their_firing_commits_unless_the_device_is_busy(campus: Campus) -> None:
+    campus.mqtt.faults["lawn-2"] = {"offline"}  # takes commands, never confirms one: it stays in flight
+    # Recorded at a time of their own: a dispatcher's claim would stamp the (real) time it sent them.
+    on_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    window = timedelta(minutes=5)
+    await campus.commander.record([Firing("lawn", "test:on", "on", on_at, deadline=on_at + window)], on_at)
+    sent = [
+        (row.device, row.action, row.state, row.attempts, row.sent_at) for row in await zone_commands(campus, "lawn")
+    ]
+    assert sent == [("lawn-1", "on", "sent", 1, on_at), ("lawn-2", "on", "sent", 1, on_at)]
+
+    off_at = on_at + timedelta(seconds=1)
+    await campus.commander.record([Firing("lawn", "test:off", "off", off_at, deadline=off_at + window)], off_at)
+    rows = {(row.device, row.action): row for row in await zone_commands(campus, "lawn")}
+    # lawn-2's "on" awaits its confirmation: one command in flight per device, so "off" waits its turn.
+    assert (rows["lawn-2", "off"].state, rows["lawn-2", "off"].attempts) == ("queued", 0)
+    await campus.until(lambda: campus.light("lawn-1")["on"] is False)
+
+    async def after_on_expired() -> dict[tuple[str, str], DeviceCommand]:
+        async with asyncio.timeout(10):
+            while True:
+                rows = {(row.device, row.action): row for row in await zone_commands(campus, "lawn")}
+                if rows["lawn-2", "on"].state != "sent" and rows["lawn-1", "off"].state == "confirmed":
+                    return rows
+                await asyncio.sleep(0.05)
+
+    rows = await after_on_expired()
+    # Unconfirmed, it is not tried again: the newer "off" for the same output is what should hold.
+    assert rows["lawn-2", "on"].state == "superseded" and rows["lawn-2", "on"].attempts == 1
+
+    # A transaction that does not commit hands nothing over and leaves the device free.
+    now = datetime.now(UTC).replace(microsecond=0)
+    command = {"device": "lawn-1", "command": "light", "action": "on", "state": "queued", "source": "test",
+               "reason": "", "requested_by": "test", "key": "test:rolled-back", "attempts": 0,
+               "next_attempt_at": now, "created_at": now, "last_error": "", "arguments": None,
+               "correlation_id": "rolled-back", "deadline": None, "zone": "lawn"}  # fmt: skip
+    with pytest.raises(RuntimeError):
+        async with campus.queue.handover() as handover, campus.database.session() as session:
+            await handover.add(await session.connection(), [command], now)
+            raise RuntimeError("stopped before the commit")
+    assert campus.light("lawn-1")["on"] is False
+    again = now + timedelta(seconds=1)
+    await campus.commander.record([Firing("lawn", "test:again", "on", again, deadline=again + window)], again)
+    rows = {(row.device, row.action, row.reason): row for row in await zone_commands(campus, "lawn")}
+    assert ("lawn-1", "on", "") not in rows  # the rolled-back row
+    latest = rows["lawn-1", "on", "zone lawn: test:again"]
+    assert (latest.state, latest.sent_at) in {("sent", again), ("confirmed", again)}
+    await campus.until(lambda: campus.light("lawn-1")["on"] is True)
 
 
 async def test_a_command_past_its_deadline_is_not_sent(campus: Campus) -> None:

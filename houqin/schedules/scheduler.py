@@ -11,6 +11,10 @@ due, and then:
   (recorded as such) or later than the grace — then it is recorded as **missed**, not played late,
   unless its entry says ``play_if_missed`` and some of it remains.
 
+What is due next is worked out shortly before it is due (a pass prepared from the same plan), so that at
+the due second the scheduler only writes and sends: at a campus-wide bell, working out hundreds of zones'
+actions took as long as writing them.
+
 Only one scheduler is active per database: a lease row, renewed every few seconds, taken over when it
 expires (a conditional UPDATE, atomic on SQLite and PostgreSQL). The lease row also keeps how far the
 holder has fired, which is how a restart knows what it missed.
@@ -24,7 +28,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter, Gauge
@@ -49,6 +53,20 @@ RENEW_SECONDS = 5.0
 HORIZON = timedelta(hours=36)
 REPLAN_SECONDS = 30.0  # picks up changes made through another process's API
 LONGEST_CATCH_UP = timedelta(days=2)  # missed programmes older than this are not listed one by one
+SOON = timedelta(seconds=2)  # what is due this soon is prepared, and no periodic replan runs before it
+PREPARED_LATENESS = timedelta(seconds=1)  # a prepared pass reached later than this is worked out again
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What fires at ``at``: the firings, and the lighting states they command. Prepared ahead, it holds
+    while the plan, what was commanded and how far the scheduler fired have not changed (``version``)."""
+
+    at: datetime
+    since: datetime
+    version: int
+    firings: list[Firing]
+    commanded: dict[str, LightState]
 
 
 def _utcnow() -> datetime:
@@ -81,6 +99,8 @@ class Scheduler:
         self._commanded: dict[str, LightState] = {}
         self._fired_through: datetime | None = None
         self._lease_until: datetime | None = None
+        self._version = 0  # moves whenever a prepared pass may no longer hold
+        self._prepared: _Pass | None = None
         book.on_change(self.invalidate)
 
     def invalidate(self) -> None:
@@ -126,6 +146,7 @@ class Scheduler:
             log.info("scheduler active in this process (%s)", self.holder)
             self._commanded.clear()  # reconcile every lighting zone
             self._fired_through = fired_through
+            self._version += 1
         elif not held and self.active:
             log.warning("scheduler lease lost to another process; standing by")
         self.active = held
@@ -163,6 +184,7 @@ class Scheduler:
         end = now + HORIZON
         self._plan = {zone.id: self.book.timeline(drivers, zone, since, end) for zone in self.inventory.zones.values()}
         self._planned_at, self._plan_end = now, end
+        self._version += 1
 
     def _needs_plan(self, now: datetime, since: datetime) -> bool:
         # The periodic refresh (for changes made through another process) waits until after a pass, so that
@@ -185,33 +207,61 @@ class Scheduler:
         since = max(self._fired_through or now, now - LONGEST_CATCH_UP)
         if self._needs_plan(now, since):
             await self._replan(now, since - timedelta(seconds=1))
-        firings: list[Firing] = []
-        commanded: dict[str, LightState] = {}
-        for zone_id, timeline in self._plan.items():
-            if timeline.zone.kind == "lighting":
-                change = self._lighting(zone_id, timeline, now, since)
-                if change is not None:
-                    firings.append(change[0])
-                    commanded[zone_id] = change[1]
-            else:
-                firings += self._broadcast(zone_id, timeline, now, since)
-        if firings:
-            written = await self.commander.record(firings, now)
+        prepared = self._prepared
+        if (
+            prepared is not None
+            and prepared.version == self._version
+            and prepared.since == since
+            and prepared.at <= now < prepared.at + PREPARED_LATENESS
+        ):
+            # Fired as of its moment: what falls due between then and now is the next pass's, at once.
+            done = prepared
+        else:
+            done = self._pass(now, since)
+        if done.firings:
+            written = await self.commander.record(done.firings, now)
             for firing in written:
                 FIRINGS.labels(firing.outcome).inc()
                 log.info(
                     "zone %s: %s %s (%s) %s", firing.zone, firing.action, firing.outcome, firing.cause, firing.detail
                 )
-        self._commanded.update(commanded)
-        if self._fired_through is None or now > self._fired_through:
-            self._fired_through = now
-            await self._save_progress(now)
-        due = self._next_due(now)
-        quiet = due is None or due - now > timedelta(seconds=2)  # never while commands are going out
-        if quiet and self._planned_at is not None and now - self._planned_at > timedelta(seconds=REPLAN_SECONDS):
+        if done.commanded:
+            self._commanded.update(done.commanded)
+            self._version += 1
+        if self._fired_through is None or done.at > self._fired_through:
+            self._fired_through = done.at
+            self._version += 1
+            await self._save_progress(done.at)
+        due = self._next_due(done.at)
+        if (
+            (due is None or due - now > SOON)
+            and self._planned_at is not None
+            and (now - self._planned_at > timedelta(seconds=REPLAN_SECONDS))
+        ):
             await self._replan(now, now - timedelta(seconds=1))
-            due = self._next_due(now)
+            due = self._next_due(done.at)
+        ready = self._prepared
+        if (
+            due is not None
+            and due - now <= SOON
+            and (ready is None or (ready.at, ready.version) != (due, self._version))
+        ):
+            self._prepared = self._pass(due, self._fired_through or done.at)
         return due
+
+    def _pass(self, at: datetime, since: datetime) -> _Pass:
+        """Everything due at ``at`` that the last pass (which fired through ``since``) did not fire."""
+        firings: list[Firing] = []
+        commanded: dict[str, LightState] = {}
+        for zone_id, timeline in self._plan.items():
+            if timeline.zone.kind == "lighting":
+                change = self._lighting(zone_id, timeline, at, since)
+                if change is not None:
+                    firings.append(change[0])
+                    commanded[zone_id] = change[1]
+            else:
+                firings += self._broadcast(zone_id, timeline, at, since)
+        return _Pass(at, since, self._version, firings, commanded)
 
     def _lighting(
         self, zone_id: str, timeline: ZoneTimeline, now: datetime, since: datetime
