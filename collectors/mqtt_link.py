@@ -143,6 +143,9 @@ class MqttLink:
         self.unknown = 0
         self.connections = 0
         self._window = asyncio.Semaphore(INFLIGHT)
+        self._sending = 0
+        self._drained = asyncio.Event()  # set while no publish awaits its acknowledgement
+        self._drained.set()
 
     def _new_client(self) -> aiomqtt.Client:
         client = aiomqtt.Client(
@@ -185,6 +188,10 @@ class MqttLink:
                     if receiving in done:
                         receiving.result()  # raises the MqttError that ended it
                     else:
+                        # Commands going out as houqin stops get their acknowledgement (or their timeout)
+                        # before the connection closes, instead of waiting on a closed one.
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._drained.wait(), PUBLISH_TIMEOUT)
                         receiving.cancel()
                         await asyncio.gather(receiving, return_exceptions=True)
             except aiomqtt.MqttError as error:
@@ -241,12 +248,19 @@ class MqttLink:
         """Publish a command (QoS 1). Raises ``aiomqtt.MqttError`` when the broker is not connected."""
         command = self.inventory.model_of(device).commands[command_name]
         payload = command.render(action, arguments or {}, correlation)
-        if self._client is None:
+        client = self._client
+        if client is None:
             raise aiomqtt.MqttError("not connected to the broker")
+        self._sending += 1
+        self._drained.clear()
         try:
             async with self._window:
                 # A QoS 1 publish waits for the broker's PUBACK, which never comes if the connection drops.
                 async with asyncio.timeout(PUBLISH_TIMEOUT):
-                    await self._client.publish(command_topic(device, command), str(payload).encode(), qos=1)
+                    await client.publish(command_topic(device, command), str(payload).encode(), qos=1)
         except TimeoutError:
             raise aiomqtt.MqttError(f"the broker did not acknowledge within {PUBLISH_TIMEOUT:.0f} s") from None
+        finally:
+            self._sending -= 1
+            if not self._sending:
+                self._drained.set()

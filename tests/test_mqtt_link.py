@@ -126,6 +126,20 @@ async def test_commands_go_to_the_device_command_topic(
                 break
 
 
+async def test_commands_going_out_as_the_link_stops_are_acknowledged(
+    mosquitto: Mosquitto, demo_inventory: Inventory
+) -> None:
+    link = MqttLink(f"mqtt://127.0.0.1:{mosquitto.port}", demo_inventory, Collected().publish, client_id="houqin-stop")
+    stop, task = await start_link(link)
+    device = demo_inventory.devices["library-lights-2"]
+    sending = [asyncio.create_task(link.send(device, "light", "on", None, f"c{n}")) for n in range(50)]
+    await asyncio.sleep(0)  # published, not yet acknowledged
+    stop.set()
+    async with asyncio.timeout(2):  # a publish cut off by the closing connection waited 5 s, then failed
+        await asyncio.gather(*sending)
+        await task
+
+
 def test_payload_maps() -> None:
     nested = PayloadMap.model_validate(
         {"fields": {"on": {"path": "state.on", "type": "bool"}, "amps": {"path": "i", "scale": 0.001}}}
