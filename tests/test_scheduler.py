@@ -6,6 +6,7 @@ never answers, and the lease that keeps one scheduler active."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from collectors.command_dispatcher import ModbusCommandDispatcher
@@ -30,7 +32,7 @@ from houqin.repairs.orders import RepairDesk
 from houqin.schedules.book import ScheduleBook
 from houqin.schedules.commander import Firing, ZoneCommander, emergency_end, emergency_start
 from houqin.schedules.model import ScheduleIn
-from houqin.schedules.scheduler import Scheduler
+from houqin.schedules.scheduler import REPLAN_SETTLE_MAX, Scheduler
 from houqin.settings import RepairSettings, ScheduleSettings
 from houqin.store import Database
 from houqin.store.tables import DeviceCommand, Fault, RepairOrder, ScheduleFiring
@@ -252,6 +254,28 @@ async def test_a_pass_prepared_ahead_gives_way_to_a_change_and_to_lateness(campu
     await scheduler.tick()
     await campus.until(lambda: campus.light("lawn-1")["on"] is False and campus.light("lawn-2")["on"] is False)
     assert ("lawn", "schedule:2#2", "fired") in await campus.firings()
+
+
+async def test_a_run_of_schedule_changes_is_planned_once_they_pause(campus: Campus) -> None:
+    campus.now[:] = [local("2026-09-07T12:00")]
+    scheduler = campus.scheduler()
+    stop = asyncio.Event()
+    running = asyncio.create_task(scheduler.run(stop))
+    await campus.until(lambda: scheduler.active)
+    await asyncio.sleep(0.3)
+    before = REGISTRY.get_sample_value("houqin_schedule_plans_total") or 0.0
+    started = asyncio.get_running_loop().time()
+    for n in range(30):  # a term's timetable imported schedule by schedule
+        spec = {"name": f"lawn-{n}", "zone": "lawn", "day_types": ["exam_day"],
+                "entries": [{"at": f"19:{n:02d}", "until": f"19:{n:02d}:30", "action": "on"}]}  # fmt: skip
+        await campus.book.save(ScheduleIn.model_validate(spec), "li", campus.now[0])
+    saving = asyncio.get_running_loop().time() - started
+    await asyncio.sleep(1.5)
+    stop.set()
+    await running
+    plans = (REGISTRY.get_sample_value("houqin_schedule_plans_total") or 0.0) - before
+    # At most one plan per second of saving, and one after (a plan per save made 7 of them here, 30 at worst).
+    assert 1 <= plans <= math.ceil(saving / REPLAN_SETTLE_MAX) + 1, (plans, saving)
 
 
 async def test_an_override_holds_until_it_expires_then_the_schedule_takes_over(campus: Campus) -> None:

@@ -45,6 +45,7 @@ from houqin.store.tables import SchedulerLease
 log = logging.getLogger(__name__)
 
 FIRINGS = Counter("houqin_schedule_firings_total", "Zone actions the scheduler recorded", ["outcome"])
+PLANS = Counter("houqin_schedule_plans_total", "Times the scheduler worked out every zone's timeline")
 ACTIVE = Gauge("houqin_scheduler_active", "1 while this process holds the scheduler lease")
 
 LEASE = "scheduler"
@@ -54,6 +55,10 @@ HORIZON = timedelta(hours=36)
 REPLAN_SECONDS = 30.0  # picks up changes made through another process's API
 LONGEST_CATCH_UP = timedelta(days=2)  # missed programmes older than this are not listed one by one
 SOON = timedelta(seconds=2)  # what is due this soon is prepared, and no periodic replan runs before it
+# After a change, the plan is made again once changes pause this long (at most REPLAN_SETTLE_MAX): a term's
+# timetable arrives schedule by schedule, and 500 saves made 500 plans. A pass due meanwhile plans first.
+REPLAN_SETTLE = 0.2
+REPLAN_SETTLE_MAX = 1.0
 PREPARED_LATENESS = timedelta(seconds=1)  # a prepared pass reached later than this is worked out again
 
 
@@ -96,6 +101,7 @@ class Scheduler:
         self._planned_at: datetime | None = None
         self._plan_end: datetime | None = None
         self._stale = asyncio.Event()
+        self._changes = 0
         self._commanded: dict[str, LightState] = {}
         self._fired_through: datetime | None = None
         self._lease_until: datetime | None = None
@@ -105,6 +111,7 @@ class Scheduler:
 
     def invalidate(self) -> None:
         """Plan again before the next pass (a schedule, the calendar, an override changed)."""
+        self._changes += 1
         self._stale.set()
 
     # --- the lease --------------------------------------------------------------------------------------
@@ -180,6 +187,7 @@ class Scheduler:
 
     async def _replan(self, now: datetime, since: datetime) -> None:
         self._stale.clear()
+        PLANS.inc()
         drivers = await self.book.drivers(since)
         end = now + HORIZON
         self._plan = {zone.id: self.book.timeline(drivers, zone, since, end) for zone in self.inventory.zones.values()}
@@ -345,5 +353,21 @@ class Scheduler:
                 await asyncio.wait([stopping, replanning], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
                 stopping.cancel()
                 replanning.cancel()
+                if replanning.done() and not stop.is_set():
+                    await self._changes_pause(due)
         finally:
             await self.release()
+
+    async def _changes_pause(self, due: datetime | None) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            seen = self._changes
+            left = REPLAN_SETTLE_MAX - (loop.time() - started)
+            if due is not None:
+                left = min(left, (due - self.clock()).total_seconds())
+            if left <= 0:
+                return
+            await asyncio.sleep(min(REPLAN_SETTLE, left))
+            if self._changes == seen:
+                return
