@@ -92,7 +92,8 @@ def decode_payload(payload: bytes, payload_map: PayloadMap) -> dict[str, FieldVa
 
 
 PUBLISH_TIMEOUT = 5.0
-# QoS 1 publishes awaiting the broker's acknowledgement at once.
+# QoS 1 publishes awaiting the broker's acknowledgement at once: above the largest campus-wide bell (the
+# window is not what paces a burst), a bound on what piles up while a broker stalls.
 INFLIGHT = 1000
 
 
