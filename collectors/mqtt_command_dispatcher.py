@@ -82,6 +82,7 @@ class MqttCommandDispatcher(CommandDispatcher):
         self._last_start = 0.0  # the event loop's time when the last command went out
         self._confirmed: list[int] = []  # confirmed by their devices, not yet written
         self._confirming: asyncio.Task[None] | None = None
+        self._flush = asyncio.Event()  # set at stop: write what is gathered without waiting for a pause
         self._running = False
         queue.send_directly(self)
 
@@ -92,11 +93,11 @@ class MqttCommandDispatcher(CommandDispatcher):
         finally:  # publishes under way finish (or fail and are recorded) before the link closes
             self._running = False
             await asyncio.gather(*self._publishing, return_exceptions=True)
+            # Confirmations gathered are written now, not cancelled: a write cut off mid-transaction can
+            # leave the database locked for the next writer.
+            self._flush.set()
             if self._confirming is not None:
-                self._confirming.cancel()
-                await asyncio.gather(self._confirming, return_exceptions=True)
-            if self._confirmed:
-                await self._write_confirmed()
+                await self._confirming
 
     # --- the queue's direct sender ---------------------------------------------------------------------
 
@@ -143,22 +144,29 @@ class MqttCommandDispatcher(CommandDispatcher):
         while self._confirmed:
             now = loop.time()
             wait = min(CONFIRM_QUIET - (now - self._last_start), CONFIRM_AT_MOST - (now - first))
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0 and not self._flush.is_set():
+                await self._pause(wait)
                 continue
             try:
                 await self._write_confirmed()
             except Exception:
+                if self._flush.is_set():  # stopping: the commands stay sent, and are sent again at the next start
+                    log.exception("%d confirmations not written at stop", len(self._confirmed))
+                    break
                 log.exception("confirmations not written; trying again in %.0f s", CONFIRM_AT_MOST)
-                await asyncio.sleep(CONFIRM_AT_MOST)
+                await self._pause(CONFIRM_AT_MOST)
             first = loop.time()
         self._confirming = None
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._flush.wait(), seconds)
 
     async def _write_confirmed(self) -> None:
         ids, self._confirmed = self._confirmed, []
         try:
             await self.queue.confirm_many(ids, self.queue.clock())
-        except BaseException:
+        except Exception:
             self._confirmed[:0] = ids
             raise
         COMMANDS.labels("confirmed").inc(len(ids))
