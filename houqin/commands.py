@@ -96,6 +96,24 @@ class DirectSender(Protocol):
         ...
 
 
+_CHUNK = 400  # ids per IN (...) list
+
+
+async def _supersede(connection: AsyncConnection, outputs: set[tuple[str, str]], now: datetime) -> None:
+    """A newer command for an output supersedes the older one still waiting to be sent. The waiting ones are
+    few (retries in their backoff), so they are read and matched here, not by a 500-pair IN list."""
+    waiting = await connection.execute(
+        select(DeviceCommand.id, DeviceCommand.device, DeviceCommand.command).where(DeviceCommand.state == "queued")
+    )
+    older = [command_id for command_id, device, command in waiting if (device, command) in outputs]
+    for start in range(0, len(older), _CHUNK):
+        await connection.execute(
+            update(DeviceCommand)
+            .where(DeviceCommand.id.in_(older[start : start + _CHUNK]), DeviceCommand.state == "queued")
+            .values(state="superseded", finished_at=now)
+        )
+
+
 class Handover:
     """Commands written in one transaction, handed on when it has committed: to the direct sender that
     reserved their device, or (the rest, queued) to the dispatchers woken by ``notify``. Used as an async
@@ -112,8 +130,10 @@ class Handover:
         return self
 
     async def add(self, connection: AsyncConnection, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
-        """Insert command rows (their columns, ``state`` queued) in the caller's transaction; those a direct
-        sender takes are written sent, one attempt made."""
+        """Insert command rows (their columns, ``state`` queued) in the caller's transaction, superseding the
+        older ones still queued for the same outputs; those a direct sender takes are written sent, one
+        attempt made."""
+        await _supersede(connection, {(row["device"], row["command"]) for row in rows}, now)
         values: list[dict[str, Any]] = []
         senders: list[DirectSender | None] = []
         for row in rows:
@@ -281,50 +301,42 @@ class CommandQueue:
         On PostgreSQL, rows another process is claiming are skipped, never sent twice."""
         if not devices:
             return []
-        # Dispatchers ask twice a second and mostly find nothing: which devices have a command due is a small
-        # read on the state index, where the claim names every device it may take (hundreds).
         async with self.database.session() as session:
-            due = set(
-                (
-                    await session.execute(
-                        select(DeviceCommand.device)
-                        .distinct()
-                        .where(DeviceCommand.state == "queued", DeviceCommand.next_attempt_at <= now)
-                    )
-                ).scalars()
+            # Dispatchers ask twice a second and mostly find nothing: which devices have a command due is a
+            # small read on the state index, where the claim names every device it may take (hundreds).
+            due = select(DeviceCommand.device).distinct()
+            due = due.where(DeviceCommand.state == "queued", DeviceCommand.next_attempt_at <= now)
+            wanted = sorted(set((await session.execute(due)).scalars()).intersection(devices))
+            if not wanted:
+                return []
+            # One statement for the whole batch, the rows back from it: hundreds of zones fire the same
+            # second, and their commands are on the wire one round trip after they were committed.
+            picked = (
+                select(DeviceCommand.id)
+                .where(
+                    DeviceCommand.state == "queued",
+                    DeviceCommand.next_attempt_at <= now,
+                    DeviceCommand.device.in_(wanted),
+                )
+                .order_by(DeviceCommand.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .cte("picked")
             )
-        wanted = sorted(due.intersection(devices))
-        if not wanted:
-            return []
-        # One statement for the whole batch, the rows back from it: hundreds of zones fire the same second,
-        # and their commands are on the wire one round trip after they were committed.
-        picked = (
-            select(DeviceCommand.id)
-            .where(
-                DeviceCommand.state == "queued",
-                DeviceCommand.next_attempt_at <= now,
-                DeviceCommand.device.in_(wanted),
+            in_time = or_(DeviceCommand.deadline.is_(None), DeviceCommand.deadline >= now)
+            claimed = (
+                update(DeviceCommand)
+                .where(DeviceCommand.id.in_(select(picked.c.id)))
+                .values(
+                    state=case((in_time, "sent"), else_="failed"),
+                    attempts=case((in_time, DeviceCommand.attempts + 1), else_=DeviceCommand.attempts),
+                    sent_at=case((in_time, now), else_=DeviceCommand.sent_at),
+                    finished_at=case((in_time, DeviceCommand.finished_at), else_=now),
+                    last_error=case((in_time, DeviceCommand.last_error), else_=LATE),
+                )
+                .returning(DeviceCommand)
+                .execution_options(synchronize_session=False)
             )
-            .order_by(DeviceCommand.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("picked")
-        )
-        in_time = or_(DeviceCommand.deadline.is_(None), DeviceCommand.deadline >= now)
-        claimed = (
-            update(DeviceCommand)
-            .where(DeviceCommand.id.in_(select(picked.c.id)))
-            .values(
-                state=case((in_time, "sent"), else_="failed"),
-                attempts=case((in_time, DeviceCommand.attempts + 1), else_=DeviceCommand.attempts),
-                sent_at=case((in_time, now), else_=DeviceCommand.sent_at),
-                finished_at=case((in_time, DeviceCommand.finished_at), else_=now),
-                last_error=case((in_time, DeviceCommand.last_error), else_=LATE),
-            )
-            .returning(DeviceCommand)
-            .execution_options(synchronize_session=False)
-        )
-        async with self.database.session() as session:
             rows = sorted((await session.execute(claimed)).scalars(), key=lambda row: row.id)
             await session.commit()
         for row in rows:

@@ -16,19 +16,15 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.schedules.zones import Output, ZoneActionError, device_action, zone_outputs
 from houqin.store import Database
 from houqin.store.keyed import insert_unless_keyed
-from houqin.store.tables import DeviceCommand, ScheduleFiring
+from houqin.store.tables import ScheduleFiring
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 400  # ids per IN (...) list
 _BATCH = 100  # firings per transaction
 # A Core statement, not the ORM's bulk insert: hundreds of zones fire in the same second.
 _INSERT_FIRING = insert_unless_keyed(ScheduleFiring.__table__, returning="key")  # type: ignore[arg-type]
@@ -104,29 +100,11 @@ class ZoneCommander:
                         queued.add(what)
                         commands.append(command)
             if commands:
-                await self._supersede(
-                    connection, {(command["device"], command["command"]) for command in commands}, now
-                )
                 # Sent the moment this batch commits, by this process's dispatchers where they can.
                 await handover.add(connection, commands, now)
             await session.commit()
             handover.committed()
         return new
-
-    @staticmethod
-    async def _supersede(connection: AsyncConnection, outputs: set[tuple[str, str]], now: datetime) -> None:
-        """A newer command for an output supersedes the older one still waiting to be sent. The waiting ones
-        are few (retries in their backoff), so they are read and matched here, not by a 500-pair IN list."""
-        waiting = await connection.execute(
-            select(DeviceCommand.id, DeviceCommand.device, DeviceCommand.command).where(DeviceCommand.state == "queued")
-        )
-        older = [command_id for command_id, device, command in waiting if (device, command) in outputs]
-        for start in range(0, len(older), _CHUNK):
-            await connection.execute(
-                update(DeviceCommand)
-                .where(DeviceCommand.id.in_(older[start : start + _CHUNK]), DeviceCommand.state == "queued")
-                .values(state="superseded", finished_at=now)
-            )
 
     def _plan(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[dict[str, Any]], str]:
         """The commands a firing queues (none unless it fired) and its detail, with any output it cannot drive."""
