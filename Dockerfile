@@ -2,12 +2,13 @@
 # Built by docker-compose.yml; slim, runs as an unprivileged user, healthy when /readyz answers 200.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml constraints.txt README.md LICENSE ./
 COPY houqin houqin
 COPY collectors collectors
 COPY rules rules
 COPY api api
 COPY grafana grafana
+COPY assembly assembly
 # The versions the test suite passed with; only what houqin itself needs is installed.
 RUN pip install --no-cache-dir --root-user-action=ignore --prefix=/install -c constraints.txt .
 

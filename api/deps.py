@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import jwt
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.context import ApiContext
+from api.services import ApiServices, OrderListener
 from api.tokens import TokenIssuer
 from houqin.accounts import Role
+from houqin.billing.desk import PaymentDesk
+from houqin.billing.policy import PowerPolicy
+from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
+from houqin.readiness import Readiness
+from houqin.repairs.orders import RepairDesk
+from houqin.schedules.book import ScheduleBook
+from houqin.schedules.commander import ZoneCommander
+from houqin.settings import Settings
+from houqin.simulation import FaultInjector
 from houqin.store import Database
 from houqin.store.tables import User
 from houqin.telemetry import TelemetryStore
@@ -21,19 +33,32 @@ from houqin.telemetry import TelemetryStore
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_database(request: Request) -> Database:
-    database: Database = request.app.state.database
-    return database
+def get_context(request: Request) -> ApiContext:
+    """The application's context: the one place ``app.state`` is read, so every dependency below is typed."""
+    context: ApiContext = request.app.state.context
+    return context
 
 
-def get_inventory(request: Request) -> Inventory:
-    inventory: Inventory = request.app.state.inventory
-    return inventory
+ContextDep = Annotated[ApiContext, Depends(get_context)]
 
 
-def get_tokens(request: Request) -> TokenIssuer:
-    tokens: TokenIssuer = request.app.state.tokens
-    return tokens
+def get_services(context: ContextDep) -> ApiServices:
+    return context.services
+
+
+ServicesDep = Annotated[ApiServices, Depends(get_services)]
+
+
+def get_database(services: ServicesDep) -> Database:
+    return services.database
+
+
+def get_inventory(services: ServicesDep) -> Inventory:
+    return services.inventory
+
+
+def get_tokens(context: ContextDep) -> TokenIssuer:
+    return context.tokens
 
 
 async def get_session(database: Annotated[Database, Depends(get_database)]) -> AsyncIterator[AsyncSession]:
@@ -41,15 +66,70 @@ async def get_session(database: Annotated[Database, Depends(get_database)]) -> A
         yield session
 
 
-def get_telemetry(request: Request) -> TelemetryStore:
-    store: TelemetryStore = request.app.state.telemetry
-    return store
+def get_telemetry(services: ServicesDep) -> TelemetryStore:
+    return services.telemetry
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def get_timezone(services: ServicesDep) -> ZoneInfo:
+    return services.settings.tz
+
+
+def get_commands(services: ServicesDep) -> CommandQueue:
+    return services.commands
+
+
+def get_repair_desk(services: ServicesDep) -> RepairDesk:
+    return services.repairs
+
+
+def get_schedule_book(services: ServicesDep) -> ScheduleBook:
+    return services.schedules
+
+
+def get_zone_commander(services: ServicesDep) -> ZoneCommander:
+    return services.zone_commander
+
+
+def get_power_policy(services: ServicesDep) -> PowerPolicy:
+    return services.power_policy
+
+
+def get_payment_desk(services: ServicesDep) -> PaymentDesk:
+    return services.payments
+
+
+def get_readiness(services: ServicesDep) -> Readiness:
+    return services.readiness
+
+
+def get_order_listener(services: ServicesDep) -> OrderListener | None:
+    return services.on_order_change
+
+
+def get_simulator(services: ServicesDep) -> FaultInjector | None:
+    return services.simulator
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 TelemetryDep = Annotated[TelemetryStore, Depends(get_telemetry)]
 InventoryDep = Annotated[Inventory, Depends(get_inventory)]
 TokensDep = Annotated[TokenIssuer, Depends(get_tokens)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+TimezoneDep = Annotated[ZoneInfo, Depends(get_timezone)]
+CommandsDep = Annotated[CommandQueue, Depends(get_commands)]
+RepairDeskDep = Annotated[RepairDesk, Depends(get_repair_desk)]
+ScheduleBookDep = Annotated[ScheduleBook, Depends(get_schedule_book)]
+ZoneCommanderDep = Annotated[ZoneCommander, Depends(get_zone_commander)]
+PowerPolicyDep = Annotated[PowerPolicy, Depends(get_power_policy)]
+PaymentDeskDep = Annotated[PaymentDesk, Depends(get_payment_desk)]
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
+OrderListenerDep = Annotated[OrderListener | None, Depends(get_order_listener)]
+SimulatorDep = Annotated[FaultInjector | None, Depends(get_simulator)]
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 

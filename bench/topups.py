@@ -29,13 +29,11 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.app import create_app  # noqa: E402
-from api.server import ApiServer  # noqa: E402
+from assembly import ProcessRole, assemble  # noqa: E402
 from houqin import event_loop  # noqa: E402
 from houqin.billing.ledger import ensure_wallets  # noqa: E402
 from houqin.billing.providers.sandbox import SandboxProvider  # noqa: E402
 from houqin.inventory import load_inventory  # noqa: E402
-from houqin.readiness import Readiness  # noqa: E402
 from houqin.settings import PaymentSettings, Settings, TelemetrySettings  # noqa: E402
 from houqin.store import Database, upgrade_database  # noqa: E402
 from houqin.store.tables import LedgerEntry, PaymentOrder  # noqa: E402
@@ -110,26 +108,28 @@ async def run(orders: int, clients: int, workdir: Path) -> None:
                                  created_at=datetime.now(UTC)) for n in range(orders)]  # fmt: skip
             session.add_all(rows)
             await session.commit()
-        settings = Settings(data_dir=workdir, payments=PaymentSettings(sandbox=True))
+        settings = Settings(data_dir=workdir, payments=PaymentSettings(sandbox=True), api_port=0)
         provider = SandboxProvider(settings.sandbox_key())
         telemetry = EmbeddedStore(workdir / "telemetry.sqlite3", TelemetrySettings())
-        app = create_app(settings, inventory=inventory, database=database, readiness=Readiness(), telemetry=telemetry)
-        api = ApiServer(app, "127.0.0.1", 0)
-        stop = asyncio.Event()
-        serving = asyncio.create_task(api.run(stop))
-        deliveries = [await provider.checkout(order) for order in rows]
-        deliveries += random.Random(7).sample(deliveries, orders // 10)  # a tenth sent twice
-        random.Random(8).shuffle(deliveries)
-        # The clients run in their own process: what is measured is houqin, not the load generator.
-        context = multiprocessing.get_context("spawn")
-        results = context.Queue()
-        load = context.Process(target=deliver_all, args=(api.url, deliveries, clients, results), daemon=True)
-        await asyncio.sleep(0.2)
-        load.start()
-        latencies, credited, elapsed = await asyncio.to_thread(results.get, True, 600)
-        await asyncio.to_thread(load.join, 30)
-        stop.set()
-        await serving
+        async with assemble(settings, inventory, roles={ProcessRole.API}, database=database,
+                            telemetry=telemetry) as houqin:  # fmt: skip
+            api = houqin.api
+            assert api is not None
+            stop = asyncio.Event()
+            serving = asyncio.create_task(api.run(stop))
+            deliveries = [await provider.checkout(order) for order in rows]
+            deliveries += random.Random(7).sample(deliveries, orders // 10)  # a tenth sent twice
+            random.Random(8).shuffle(deliveries)
+            # The clients run in their own process: what is measured is houqin, not the load generator.
+            context = multiprocessing.get_context("spawn")
+            results = context.Queue()
+            load = context.Process(target=deliver_all, args=(api.url, deliveries, clients, results), daemon=True)
+            await asyncio.sleep(0.2)
+            load.start()
+            latencies, credited, elapsed = await asyncio.to_thread(results.get, True, 600)
+            await asyncio.to_thread(load.join, 30)
+            stop.set()
+            await serving
         async with database.session() as session:
             entries = (await session.execute(select(func.count()).select_from(LedgerEntry)
                                              .where(LedgerEntry.kind == "topup"))).scalar_one()  # fmt: skip

@@ -23,6 +23,7 @@ import aiomqtt
 import orjson
 from prometheus_client import Counter
 
+from collectors.mqtt_flow import FlowControlledClient
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, PayloadMap, command_topic
 from houqin.readings import GarbageLog, Reading
@@ -133,7 +134,8 @@ class MqttLink:
             assert payload_map is not None  # checked when the inventory was loaded
             decoder = decoders.setdefault(device.model, PayloadDecoder(payload_map))
             self._routes[topic] = (device, decoder, self._tags[device.id])
-        self._client: aiomqtt.Client | None = None
+        self._client: FlowControlledClient | None = None
+        self.peak_backlog = 0  # the most received messages that waited for the pipeline at once
         self.connected = asyncio.Event()
         self.received = 0
         self.garbage = GarbageLog(log)
@@ -148,8 +150,9 @@ class MqttLink:
         self._drained = asyncio.Event()  # set while no publish awaits its acknowledgement
         self._drained.set()
 
-    def _new_client(self) -> aiomqtt.Client:
-        client = aiomqtt.Client(
+    def _new_client(self) -> FlowControlledClient:
+        # Bounded: while the pipeline is blocked, what the broker sends waits at the broker (see mqtt_flow).
+        client = FlowControlledClient(
             self.host,
             self.port,
             username=self.username,
@@ -203,6 +206,8 @@ class MqttLink:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
             finally:
+                if self._client is not None:
+                    self.peak_backlog = max(self.peak_backlog, self._client.peak_backlog)
                 self._client = None
                 self.connected.clear()
 

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grafana_client import GrafanaApi
-from grafana_client.client import GrafanaClientError
+from grafana.http_api import GrafanaError, GrafanaHttpApi
 
 FOLDER_UID = "houqin"
 FOLDER_TITLE = "houqin 后勤"
@@ -37,14 +36,14 @@ def _stored(fetch: Callable[[str], Any], uid: str) -> Any:
     """What Grafana holds under ``uid``, or None when it holds nothing there."""
     try:
         return fetch(uid)
-    except GrafanaClientError as error:
+    except GrafanaError as error:
         if error.status_code == 404:
             return None
         raise
 
 
 class GrafanaPublisher:
-    def __init__(self, api: GrafanaApi, folder_uid: str = FOLDER_UID, folder_title: str = FOLDER_TITLE) -> None:
+    def __init__(self, api: GrafanaHttpApi, folder_uid: str = FOLDER_UID, folder_title: str = FOLDER_TITLE) -> None:
         self.api = api
         self.folder_uid = folder_uid
         self.folder_title = folder_title
@@ -60,23 +59,23 @@ class GrafanaPublisher:
 
     def _folder(self, report: PublishReport) -> None:
         name = f"folder {self.folder_uid}"
-        folder = _stored(self.api.folder.get_folder, self.folder_uid)
+        folder = _stored(self.api.get_folder, self.folder_uid)
         if folder is None:
-            self.api.folder.create_folder(self.folder_title, uid=self.folder_uid)
+            self.api.create_folder(self.folder_title, uid=self.folder_uid)
             report.created.append(name)
             return
         if folder.get("title") == self.folder_title:
             report.unchanged.append(name)
             return
-        self.api.folder.update_folder(self.folder_uid, title=self.folder_title, overwrite=True)
+        self.api.update_folder(self.folder_uid, title=self.folder_title)
         report.updated.append(name)
 
     def _datasource(self, wanted: dict[str, Any], report: PublishReport) -> None:
         uid = wanted["uid"]
         name = f"data source {uid}"
-        stored = _stored(self.api.datasource.get_datasource_by_uid, uid)
+        stored = _stored(self.api.get_datasource, uid)
         if stored is None:
-            self.api.datasource.create_datasource(wanted)
+            self.api.create_datasource(wanted)
             report.created.append(name)
             return
         # Grafana never returns secrets, so a data source with secrets is always written again: a changed
@@ -85,13 +84,13 @@ class GrafanaPublisher:
         if _SECRET not in wanted and all(stored.get(key) == value for key, value in public.items()):
             report.unchanged.append(name)
             return
-        self.api.datasource.update_datasource_by_uid(uid, {**wanted, "id": stored.get("id")})
+        self.api.update_datasource(uid, {**wanted, "id": stored.get("id")})
         report.updated.append(name)
 
     def _dashboard(self, wanted: dict[str, Any], report: PublishReport) -> None:
         uid = wanted["uid"]
         name = f"dashboard {uid}"
-        stored = _stored(self.api.dashboard.get_dashboard, uid)
+        stored = _stored(self.api.get_dashboard, uid)
         if stored is not None:
             current = {key: value for key, value in stored["dashboard"].items() if key not in _DASHBOARD_NOISE}
             mine = {key: value for key, value in wanted.items() if key not in _DASHBOARD_NOISE}
@@ -104,5 +103,5 @@ class GrafanaPublisher:
             "overwrite": True,
             "message": "published by houqin",
         }
-        self.api.dashboard.update_dashboard(body)
+        self.api.save_dashboard(body)
         (report.updated if stored is not None else report.created).append(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -10,12 +11,12 @@ import asyncpg
 import httpx
 import pytest
 
-from api.app import create_app
+from assembly import ProcessRole, assemble
 from houqin.accounts import NewAccount, Role, add_account
 from houqin.inventory import Inventory, load_inventory
-from houqin.readiness import Readiness
 from houqin.settings import Settings, TelemetrySettings
 from houqin.store import Database, upgrade_database
+from houqin.telemetry import TelemetryStore
 from houqin.telemetry.embedded_store import EmbeddedStore
 from tests.api_client import PASSWORD
 from tests.servers import Influxd, Mosquitto, Postgres, influxd_server, mosquitto_server, postgres_server
@@ -98,11 +99,19 @@ async def client(  # the API in process, with a student in D1-101 (alice) and D1
         ):
             await add_account(session, account, demo_inventory)
         await session.commit()
-    readiness = Readiness()
-    readiness.add("database", database.ping)
-    app = create_app(
-        Settings(data_dir=tmp_path), inventory=demo_inventory, database=database, readiness=readiness,
-        telemetry=telemetry,
-    )  # fmt: skip
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
+    async with in_process_api(Settings(data_dir=tmp_path), demo_inventory, database, telemetry) as http:
+        yield http
+
+
+@contextlib.asynccontextmanager
+async def in_process_api(
+    settings: Settings, inventory: Inventory, database: Database, telemetry: TelemetryStore
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of houqin's API as the assembly builds it for a process of the api role, on the test's own
+    stores, called in process (not listening)."""
+    async with (
+        assemble(settings, inventory, roles={ProcessRole.API}, listen=False, database=database,
+                 telemetry=telemetry) as houqin,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=houqin.app), base_url="http://houqin") as http,
+    ):  # fmt: skip
         yield http

@@ -17,7 +17,7 @@ from typing import IO
 
 from tests.conftest import DEMO_INVENTORY
 
-HOUQIN = [sys.executable, "-m", "houqin"]
+HOUQIN = [sys.executable, "-m", "assembly"]
 
 
 @contextlib.contextmanager

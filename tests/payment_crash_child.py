@@ -13,11 +13,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
-from api.server import ApiServer
+from assembly import ProcessRole, assemble
 from houqin.billing.policy import PowerPolicy
 from houqin.inventory import load_inventory
-from houqin.readiness import Readiness
 from houqin.settings import PaymentSettings, Settings, TelemetrySettings
 from houqin.store import Database
 from houqin.store.tables import LedgerEntry
@@ -50,12 +48,12 @@ async def serve(url: str, data_dir: Path) -> None:
     database = Database(url)
     telemetry = EmbeddedStore(data_dir / "telemetry.sqlite3", TelemetrySettings())
     await telemetry.open()
-    settings = Settings(data_dir=data_dir, payments=PaymentSettings(sandbox=True))
-    app = create_app(settings, inventory=load_inventory(REPO / "devices.yaml"), database=database,
-                     readiness=Readiness(), telemetry=telemetry)  # fmt: skip
-    server = ApiServer(app, "127.0.0.1", 0)
-    print(server.url, flush=True)
-    await server.run(asyncio.Event())
+    settings = Settings(data_dir=data_dir, payments=PaymentSettings(sandbox=True), api_port=0)
+    inventory = load_inventory(REPO / "devices.yaml")
+    async with assemble(settings, inventory, roles={ProcessRole.API}, database=database, telemetry=telemetry) as houqin:
+        assert houqin.api is not None
+        print(houqin.api.url, flush=True)
+        await houqin.api.run(asyncio.Event())
 
 
 if __name__ == "__main__":

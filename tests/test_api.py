@@ -7,10 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from api.app import create_app
+from assembly import ProcessRole, assemble
 from houqin.accounts import NewAccount, Role, add_account, get_user, set_password
 from houqin.inventory import Inventory
-from houqin.readiness import Readiness
 from houqin.settings import Settings
 from houqin.store import Database
 from houqin.telemetry.embedded_store import EmbeddedStore
@@ -81,7 +80,7 @@ async def test_password_change_and_disabling_end_old_tokens(client: httpx.AsyncC
 
 async def test_expired_and_forged_tokens_are_refused(client: httpx.AsyncClient) -> None:
     app = client._transport.app  # type: ignore[attr-defined]
-    tokens = app.state.tokens
+    tokens = app.state.context.tokens
     me = (await client.get("/api/v1/me", headers=await sign_in(client, "li"))).json()
     old = tokens.issue(me["id"], "staff", 0, now=datetime.now(UTC) - timedelta(days=60))
     expired = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {old}"})
@@ -124,24 +123,23 @@ async def test_password_guessing_is_slowed(client: httpx.AsyncClient) -> None:
 async def test_fault_injection_is_for_staff_and_only_when_simulating(
     database: Database, demo_inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
 ) -> None:
-    from zoneinfo import ZoneInfo
-
-    from collectors.simulators.campus import SimulatedCampus
-
     async with database.session() as session:
         await add_account(session, NewAccount("li", Role.STAFF, PASSWORD), demo_inventory)
         await add_account(session, NewAccount("alice", Role.STUDENT, PASSWORD, ("D1-101",)), demo_inventory)
         await session.commit()
-    campus = SimulatedCampus(demo_inventory, ZoneInfo("Asia/Shanghai"))
-    for simulator, expected in ((campus, 200), (None, 404)):
-        app = create_app(Settings(data_dir=tmp_path), inventory=demo_inventory, database=database,
-                         readiness=Readiness(), telemetry=telemetry, simulator=simulator)  # fmt: skip
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
+    # The assembly hands the API the simulated campus when it simulates, and nothing otherwise.
+    for simulate, expected in ((True, 200), (False, 404)):
+        async with (
+            assemble(Settings(data_dir=tmp_path), demo_inventory, roles={ProcessRole.API, ProcessRole.COLLECT},
+                     simulate=simulate, listen=False, database=database, telemetry=telemetry) as houqin,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=houqin.app), base_url="http://houqin") as http,
+        ):  # fmt: skip
+            campus = houqin.simulator
             staff = await sign_in(http, "li")
             body = {"device": "d2-110-meter", "fault": "illegal_appliance"}
             answer = await http.post("/api/v1/simulation/faults", json=body, headers=staff)
             assert answer.status_code == expected, answer.text
-            if simulator is None:
+            if campus is None:
                 continue
             assert answer.json()["faults"] == {"d2-110-meter": ["illegal_appliance"]}
             assert campus.faults["d2-110-meter"] == {"illegal_appliance"}

@@ -10,19 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from collectors.simulators.campus import SimulatedCampus
-from houqin.billing.desk import PaymentDesk
+from assembly import Houqin, ProcessRole, assemble
+from assembly.graph import Tuning
 from houqin.billing.ledger import ensure_wallets, post
-from houqin.billing.metering import RoomBilling
-from houqin.billing.policy import PowerPolicy
-from houqin.billing.providers.sandbox import SandboxProvider
-from houqin.cli import _collection
-from houqin.commands import CommandQueue
 from houqin.inventory import load_inventory
-from houqin.settings import Settings
+from houqin.settings import PaymentSettings, Settings
 from houqin.store import Database, upgrade_database
 from houqin.store.tables import PaymentOrder, Wallet
-from houqin.supervisor import Component
 
 INVENTORY = """
 site: {name: Billing campus, timezone: Asia/Shanghai}
@@ -48,15 +42,25 @@ async def test_a_room_that_runs_out_is_cut_and_a_top_up_restores_it(tmp_path: Pa
     async with database.session() as session:
         await post(session, "R101", "adjustment", 3, datetime.now(UTC), key="opening", cause="test")
         await session.commit()
-    commands = CommandQueue(database, inventory, backoff=0.1)
-    policy = PowerPolicy(inventory, commands)
-    billing = RoomBilling(database, inventory, zone, policy=policy)
-    services, collectors = await _collection(Settings(data_dir=tmp_path), inventory, True, [billing], commands)
-    simulator = next(service for service in services if isinstance(service, SimulatedCampus))
-    relay, meter = simulator.devices["r101-relay"], simulator.devices["r101-meter"]
-    stop = asyncio.Event()
-    components: list[Component] = list(collectors)
-    tasks = [asyncio.create_task(component.run(stop)) for component in components]
+    settings = Settings(data_dir=tmp_path, timezone=zone.key, payments=PaymentSettings(sandbox=True))
+    roles = {ProcessRole.COLLECT, ProcessRole.BILLING}
+    async with assemble(settings, inventory, roles=roles, simulate=True, database=database,
+                        tuning=Tuning(command_backoff_s=0.1)) as houqin:  # fmt: skip
+        assert houqin.simulator is not None
+        stop = asyncio.Event()
+        running = asyncio.create_task(houqin.run(stop))
+        try:
+            await _run_down_and_top_up(houqin)
+        finally:
+            stop.set()
+            await running
+    await database.close()
+
+
+async def _run_down_and_top_up(houqin: Houqin) -> None:
+    database, commands = houqin.database, houqin.commands
+    assert houqin.simulator is not None
+    relay, meter = houqin.simulator.devices["r101-relay"], houqin.simulator.devices["r101-meter"]
 
     async def wallet() -> Wallet:
         async with database.session() as session:
@@ -70,33 +74,26 @@ async def test_a_room_that_runs_out_is_cut_and_a_top_up_restores_it(tmp_path: Pa
             assert time.monotonic() < deadline, what
             await asyncio.sleep(0.1)
 
-    try:
-        await wait(lambda: not relay.values["relay_closed"], "the relay was not cut when the money ran out")
-        await wait(lambda: meter.values["power"] == 0, "the meter still draws power")
-        drained = await wallet()
-        assert drained.state == "cut_off" and drained.balance_fen <= 0
-        # A sandbox top-up: an order, then the provider's signed notification, delivered twice.
-        async with database.session() as session:
-            order = PaymentOrder(room="R101", provider="sandbox", amount_fen=2000, state="created", requested_by="s1",
-                                 idempotency_key="campus-1", created_at=datetime.now(UTC))  # fmt: skip
-            session.add(order)
-            await session.commit()
-        sandbox = SandboxProvider(b"campus-test-key")
-        desk = PaymentDesk(database, policy, {"sandbox": sandbox})
-        paid = await sandbox.checkout(order)
-        headers = {"x-sandbox-signature": paid["signature"]}
-        assert await desk.apply("sandbox", headers, paid["notification"].encode(), datetime.now(UTC))
-        assert not await desk.apply("sandbox", headers, paid["notification"].encode(), datetime.now(UTC))
-        await wait(lambda: relay.values["relay_closed"], "the relay was not restored after the top-up")
-        await wait(lambda: meter.values["power"] > 0, "the power did not return")
-        restored = await wallet()
-        assert restored.state == "normal" and 0 < restored.balance_fen <= 2000
-        [cut, restore] = sorted(await commands.recent("r101-relay"), key=lambda c: c.id)
-        assert (cut.action, cut.source, cut.state) == ("off", "billing", "confirmed")
-        assert (restore.action, restore.state) == ("on", "confirmed")
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-        for service in reversed(services):
-            await service.stop()
-        await database.close()
+    await wait(lambda: not relay.values["relay_closed"], "the relay was not cut when the money ran out")
+    await wait(lambda: meter.values["power"] == 0, "the meter still draws power")
+    drained = await wallet()
+    assert drained.state == "cut_off" and drained.balance_fen <= 0
+    # A sandbox top-up: an order, then the provider's signed notification, delivered twice.
+    async with database.session() as session:
+        order = PaymentOrder(room="R101", provider="sandbox", amount_fen=2000, state="created", requested_by="s1",
+                             idempotency_key="campus-1", created_at=datetime.now(UTC))  # fmt: skip
+        session.add(order)
+        await session.commit()
+    desk = houqin.payments  # the process's own desk, its sandbox provider enabled by the settings
+    sandbox = desk.providers["sandbox"]
+    paid = await sandbox.checkout(order)
+    headers = {"x-sandbox-signature": paid["signature"]}
+    assert await desk.apply("sandbox", headers, paid["notification"].encode(), datetime.now(UTC))
+    assert not await desk.apply("sandbox", headers, paid["notification"].encode(), datetime.now(UTC))
+    await wait(lambda: relay.values["relay_closed"], "the relay was not restored after the top-up")
+    await wait(lambda: meter.values["power"] > 0, "the power did not return")
+    restored = await wallet()
+    assert restored.state == "normal" and 0 < restored.balance_fen <= 2000
+    [cut, restore] = sorted(await commands.recent("r101-relay"), key=lambda c: c.id)
+    assert (cut.action, cut.source, cut.state) == ("off", "billing", "confirmed")
+    assert (restore.action, restore.state) == ("on", "confirmed")

@@ -16,15 +16,12 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from collectors.simulators.campus import SimulatedCampus
+from assembly import ProcessRole, assemble
 from grafana.builder import GRID_COLUMNS, INFLUX_UID, POSTGRES_UID
 from grafana.generate import DASHBOARD_DIR, PROVISIONING_DIR, dashboards, stale
-from houqin.cli import _collection
 from houqin.dashboards import CAMPUS_ENERGY, SHIPPED
 from houqin.settings import InfluxSettings, Settings, TelemetrySettings
 from houqin.store import Database
-from houqin.telemetry.influx_store import InfluxStore
-from houqin.telemetry.spool import Spool
 from tests.campus_history import record_campus_history
 from tests.conftest import create_pg_database
 from tests.servers import Influxd, Postgres
@@ -119,24 +116,18 @@ async def campus_influx(influxd: Influxd, tmp_path_factory: pytest.TempPathFacto
 
     inventory = load_inventory(inventory_file)
     telemetry = TelemetrySettings(batch_points=500, flush_seconds=0.2, self_report_seconds=1)
-    store = InfluxStore(InfluxSettings(url=influxd.url, api="v1", database=DATABASE), telemetry,
-                        Spool(workdir / "spool", telemetry.spool_max_bytes))  # fmt: skip
-    settings = Settings(data_dir=workdir, embedded_mqtt_port=0, telemetry=telemetry)
-    services, collectors = await _collection(settings, inventory, True, [store])
-    campus = next(service for service in services if isinstance(service, SimulatedCampus))
-    campus.inject("d1-110-meter", "offline")
-    stop, store_stop = asyncio.Event(), asyncio.Event()
-    store_task = asyncio.create_task(store.run(store_stop))
-    tasks = [asyncio.create_task(component.run(stop)) for component in collectors]
-    try:
-        await asyncio.sleep(8)
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-        store_stop.set()
-        await store_task
-        for service in reversed(services):
-            await service.stop()
+    influx = InfluxSettings(url=influxd.url, api="v1", database=DATABASE)
+    settings = Settings(data_dir=workdir, embedded_mqtt_port=0, telemetry=telemetry, influx=influx)
+    async with assemble(settings, inventory, roles={ProcessRole.COLLECT}, simulate=True) as houqin:
+        assert houqin.simulator is not None
+        houqin.simulator.inject("d1-110-meter", "offline")
+        stop = asyncio.Event()
+        running = asyncio.create_task(houqin.run(stop))
+        try:
+            await asyncio.sleep(8)
+        finally:
+            stop.set()
+            await running
     yield influxd
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from assembly.cli import app
 from grafana.generate import dashboards
-from houqin.cli import app
 
 TOKEN = "glsa_test_token"
 

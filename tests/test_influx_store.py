@@ -178,3 +178,42 @@ async def test_no_reading_lost_or_doubled_across_an_outage_and_a_restart(
     assert counts == {f"m{d}": len(range(d, expected, 5)) for d in range(5)}
     [total] = influxd.query("outage", 'SELECT count("index"), sum("index") FROM electricity')
     assert total["values"][0][1:] == [expected, expected * (expected - 1) // 2]  # each index exactly once
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_retry_after_from_a_busy_influxdb_is_honoured(api: str, tmp_path: Path) -> None:
+    """A 429 with Retry-After: 2 keeps houqin away for 2 s (its own backoff would come back after 0.5 s);
+    the readings meanwhile go to the spool, and once InfluxDB takes writes they are all written."""
+    from aiohttp import web
+
+    attempts: list[float] = []
+    written: list[bytes] = []
+    loop = asyncio.get_running_loop()
+
+    async def write(request: web.Request) -> web.Response:
+        attempts.append(loop.time())
+        if len(attempts) == 1:
+            return web.Response(status=429, text='{"error": "too many requests"}', headers={"Retry-After": "2"})
+        written.append(await request.read())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/write", write)
+    app.router.add_post("/api/v2/write", write)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings = InfluxSettings(url=f"http://127.0.0.1:{port}", api=api, token=SecretStr("t"), database="houqin")
+    store = InfluxStore(settings, FAST, Spool(tmp_path / "spool", FAST.spool_max_bytes))
+    try:
+        async with Running(store):
+            for second in range(30):
+                await store.consume([electricity("m1", T0 + timedelta(seconds=second), power=float(second))])
+                await asyncio.sleep(0.1)
+            await wait_for(lambda: store.written_points == 30, 10)
+        assert attempts[1] - attempts[0] >= 1.95, attempts[:3]
+        assert sum(body.count(b"\n") for body in written) == 30
+    finally:
+        await runner.cleanup()

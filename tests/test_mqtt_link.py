@@ -151,3 +151,42 @@ def test_payload_maps() -> None:
     for bad, payload_map in ((b"NaN", plain), (b"abc", plain), (b'{"i": "x"}', nested), (b"{}", nested)):
         with pytest.raises(PayloadError):
             decode_payload(bad, payload_map)
+
+
+async def test_a_blocked_pipeline_leaves_messages_with_the_broker_and_loses_none(
+    mosquitto: Mosquitto, demo_inventory: Inventory
+) -> None:
+    """While the pipeline does not take readings (a ``block`` sink stalled), what houqin holds in memory stays
+    bounded: the link stops reading, the broker keeps the QoS 1 messages, and every one arrives after."""
+    from collectors.mqtt_flow import BACKLOG_HIGH
+
+    flowing = asyncio.Event()
+    received: list[Reading] = []
+
+    async def stalled(reading: Reading) -> None:
+        await flowing.wait()
+        received.append(reading)
+
+    link = MqttLink(f"mqtt://127.0.0.1:{mosquitto.port}", demo_inventory, stalled, client_id="houqin-stalled")
+    stop, task = await start_link(link)
+    count = 4 * BACKLOG_HIGH
+    try:
+        await publish(mosquitto.port, [(WATER, orjson.dumps({"flow": n, "total": n})) for n in range(count)])
+        client = link._client
+        assert client is not None
+        async with asyncio.timeout(10):  # the link reaches its bound and pauses
+            while not client.paused:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # a paused link takes nothing more
+        held = client.backlog
+        assert BACKLOG_HIGH <= held < BACKLOG_HIGH + 100, held
+        flowing.set()
+        async with asyncio.timeout(30):
+            while len(received) < count:
+                await asyncio.sleep(0.05)
+        assert sorted(int(r.fields["flow"]) for r in received) == list(range(count))
+        assert client.pauses >= 1 and client.peak_backlog < BACKLOG_HIGH + 100
+    finally:
+        flowing.set()
+        stop.set()
+        await task

@@ -14,15 +14,14 @@ import httpx
 import orjson
 import pytest
 
-from api.app import create_app
 from houqin.billing.providers.enabled import enabled_providers
 from houqin.billing.providers.rsa_keys import KeyFileError
 from houqin.inventory import Inventory
-from houqin.readiness import Readiness
 from houqin.settings import AlipaySettings, PaymentSettings, Settings
 from houqin.store import Database
 from houqin.telemetry.embedded_store import EmbeddedStore
 from tests.api_client import sign_in
+from tests.conftest import in_process_api
 from tests.payment_providers import Alipay, WechatPay, new_key
 
 
@@ -47,8 +46,7 @@ async def api(
     payments = PaymentSettings(public_url="https://houqin.example.edu", alipay=alipay.settings(),
                                wechat=wechat.settings())  # fmt: skip
     settings = Settings(data_dir=tmp_path, payments=payments)
-    app = create_app(settings, inventory=demo_inventory, database=database, readiness=Readiness(), telemetry=telemetry)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
+    async with in_process_api(settings, demo_inventory, database, telemetry) as http:
         yield http
 
 

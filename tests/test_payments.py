@@ -11,14 +11,13 @@ import httpx
 import orjson
 import pytest
 
-from api.app import create_app
 from houqin.billing.providers.sandbox import SandboxProvider
 from houqin.inventory import Inventory
-from houqin.readiness import Readiness
 from houqin.settings import PaymentSettings, Settings
 from houqin.store import Database
 from houqin.telemetry.embedded_store import EmbeddedStore
 from tests.api_client import sign_in
+from tests.conftest import in_process_api
 
 
 @pytest.fixture
@@ -27,8 +26,7 @@ async def paying(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API with the sandbox provider enabled (the accounts come from the ``client`` fixture)."""
     settings = Settings(data_dir=tmp_path, payments=PaymentSettings(sandbox=True))
-    app = create_app(settings, inventory=demo_inventory, database=database, readiness=Readiness(), telemetry=telemetry)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://houqin") as http:
+    async with in_process_api(settings, demo_inventory, database, telemetry) as http:
         yield http
 
 

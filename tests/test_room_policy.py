@@ -152,7 +152,7 @@ async def test_an_overloaded_room_trips_and_gets_power_back(database: Database, 
 async def test_the_room_api_shows_the_state_notices_and_a_statement(client: httpx.AsyncClient, database: Database,
                                                                     demo_inventory: Inventory) -> None:  # fmt: skip
     alice, bob = await sign_in(client, "alice"), await sign_in(client, "bob")
-    policy = client._transport.app.state.power_policy  # type: ignore[attr-defined]
+    policy = client._transport.app.state.context.services.power_policy  # type: ignore[attr-defined]
     room = Room(database, policy, "D1-101")
     now = datetime.now(UTC)
     await room.move(1200, now)

@@ -15,19 +15,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from assembly import ProcessRole, assemble
+from assembly.graph import Tuning
 from collectors.modbus_link import ModbusLink
 from collectors.simulators.campus import SimulatedCampus
 from houqin.accounts import NewAccount, Role, add_account
-from houqin.cli import _collection
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory, load_inventory
-from houqin.repairs.faults import FaultBook
-from houqin.repairs.orders import RepairDesk
-from houqin.settings import RepairSettings, Settings
+from houqin.settings import Settings
 from houqin.store import Database, upgrade_database
 from houqin.store.tables import RepairEvent, RepairOrder, User
-from houqin.supervisor import Component
-from rules.engine import RulesEngine
 from rules.loader import load_rules
 from tests.api_client import PASSWORD
 
@@ -139,22 +136,19 @@ async def campus(tmp_path: Path) -> AsyncIterator[Campus]:
         await add_account(session, NewAccount("zhang", Role.WORKER, PASSWORD, team="electrical"), inventory)
         await add_account(session, NewAccount("liu", Role.WORKER, PASSWORD, team="plumbing"), inventory)
         await session.commit()
-    desk = RepairDesk(inventory, RepairSettings(), zone)
-    commands = CommandQueue(database, inventory)
-    engine = RulesEngine(load_rules([tmp_path / "rules.yaml"], inventory), inventory, FaultBook(database, desk),
-                         RepairSettings(), zone, tick=0.2, commands=commands)  # fmt: skip
-    services, collectors = await _collection(settings, inventory, True, [engine], commands)
-    simulator = next(service for service in services if isinstance(service, SimulatedCampus))
-    stop = asyncio.Event()
-    components: list[Component] = [*collectors, engine]
-    tasks = [asyncio.create_task(component.run(stop)) for component in components]
+    rules = load_rules([tmp_path / "rules.yaml"], inventory)
     try:
-        yield Campus(inventory, database, simulator, commands)
+        async with assemble(settings, inventory, roles={ProcessRole.COLLECT, ProcessRole.RULES}, rules=rules,
+                            simulate=True, database=database, tuning=Tuning(rules_tick_s=0.2)) as houqin:  # fmt: skip
+            assert houqin.simulator is not None
+            stop = asyncio.Event()
+            running = asyncio.create_task(houqin.run(stop))
+            try:
+                yield Campus(inventory, database, houqin.simulator, houqin.commands)
+            finally:
+                stop.set()
+                await running
     finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-        for service in reversed(services):
-            await service.stop()
         await database.close()
 
 

@@ -42,3 +42,26 @@ def test_a_full_spool_drops_the_oldest_and_says_so(tmp_path: Path, caplog: pytes
     oldest = spool.oldest()
     assert oldest is not None and oldest.read() == batch(3)
     assert sum("spool full" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR) == 2
+
+
+def test_a_batch_reported_written_survives_a_power_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch's data is synced, and so is its directory once it holds the batch's final name: a rename
+    is not durable until then, and a power cut could lose a batch the spool had reported written."""
+    import os
+    import stat
+
+    synced: list[tuple[str, list[str]]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        mode = os.fstat(fd).st_mode
+        synced.append(("directory" if stat.S_ISDIR(mode) else "file", sorted(p.name for p in tmp_path.iterdir())))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(batch(1), 10)
+    final = spool.oldest()
+    assert final is not None
+    assert [kind for kind, _ in synced] == ["file", "directory"]
+    assert synced[1][1] == [final.path.name]  # the directory was synced holding the final name, not the .tmp

@@ -80,7 +80,7 @@ async def test_photos_on_a_repair_order(client: httpx.AsyncClient) -> None:
 
 async def test_staff_get_links_to_grafana_when_it_is_configured(client: httpx.AsyncClient) -> None:
     alice, li = [await sign_in(client, name) for name in ("alice", "li")]
-    settings = client._transport.app.state.settings  # type: ignore[attr-defined]
+    settings = client._transport.app.state.context.services.settings  # type: ignore[attr-defined]
     settings.grafana_url = "http://grafana.campus:3000"
     try:
         links = (await client.get("/api/v1/site", headers=li)).json()["dashboards"]

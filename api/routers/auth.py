@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import SessionDep, TokensDep
-from api.login_throttle import LoginThrottle
+from api.deps import ContextDep, SessionDep, TokensDep
 from api.schemas import TokenOut
 from houqin.accounts import authenticate
 
@@ -21,9 +20,9 @@ async def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     tokens: TokensDep,
+    context: ContextDep,
 ) -> TokenOut:
-    by_name: LoginThrottle = request.app.state.login_throttle_by_name
-    by_address: LoginThrottle = request.app.state.login_throttle_by_address
+    by_name, by_address = context.login_throttle_by_name, context.login_throttle_by_address
     name = form.username.lower()
     address = request.client.host if request.client else "-"
     wait = max(by_name.retry_after(name), by_address.retry_after(address))

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import CrewUser, InventoryDep, StaffUser, TelemetryDep
+from api.deps import CommandsDep, CrewUser, InventoryDep, StaffUser, TelemetryDep
 from api.schemas import CommandIn, CommandOut, DeviceDetailOut, DeviceOut, SeriesOut, SeriesPointOut
-from houqin.commands import CommandError, CommandQueue
+from houqin.commands import CommandError
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
 from houqin.telemetry import AGGREGATES, LatestPoint, SeriesQuery, SeriesUnavailable
@@ -157,11 +157,6 @@ async def read_series(
     )  # fmt: skip
 
 
-def _commands(request: Request) -> CommandQueue:
-    queue: CommandQueue = request.app.state.commands
-    return queue
-
-
 @router.post(
     "/{device_id}/commands",
     response_model=CommandOut,
@@ -169,11 +164,11 @@ def _commands(request: Request) -> CommandQueue:
     summary="Queue a command (staff): sent through the device's link and confirmed by reading it back",
 )
 async def send_command(
-    device_id: str, body: CommandIn, user: StaffUser, inventory: InventoryDep, request: Request
+    device_id: str, body: CommandIn, user: StaffUser, inventory: InventoryDep, queue: CommandsDep
 ) -> CommandOut:
     _known_device(inventory, device_id)
     try:
-        row = await _commands(request).enqueue(
+        row = await queue.enqueue(
             device_id, body.command, body.action, datetime.now(UTC), source="user",
             reason=body.reason, requested_by=user.username,
         )  # fmt: skip
@@ -183,7 +178,9 @@ async def send_command(
 
 
 @router.get("/{device_id}/commands", response_model=list[CommandOut], summary="A device's recent commands (staff)")
-async def list_commands(device_id: str, user: StaffUser, inventory: InventoryDep, request: Request) -> list[CommandOut]:
+async def list_commands(
+    device_id: str, user: StaffUser, inventory: InventoryDep, queue: CommandsDep
+) -> list[CommandOut]:
     _known_device(inventory, device_id)
-    rows = await _commands(request).recent(device_id)
+    rows = await queue.recent(device_id)
     return [CommandOut.model_validate(row, from_attributes=True) for row in rows]

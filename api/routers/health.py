@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from api.deps import ReadinessDep
 from api.schemas import CheckOut, ReadinessOut
-from houqin.readiness import Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -18,8 +18,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=ReadinessOut, summary="Every dependency answers (public)")
-async def readyz(request: Request) -> JSONResponse:
-    readiness: Readiness = request.app.state.readiness
+async def readyz(readiness: ReadinessDep) -> JSONResponse:
     results = await readiness.run()
     body = ReadinessOut(
         ready=all(result.ok for result in results),

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
-from api.deps import AccessibleRoom, CurrentUser, InventoryDep, SessionDep
+from api.deps import AccessibleRoom, CurrentUser, InventoryDep, PaymentDeskDep, SessionDep
 from api.schemas import CheckoutOut, TopupIn, TopupOut
 from houqin.accounts import Role
 from houqin.billing.desk import COUNTER, OrderConflict, PaymentDesk
@@ -26,16 +26,11 @@ from houqin.billing.providers.wechat import CheckoutFailed
 from houqin.inventory.model import Room, Tariff
 from houqin.store.tables import PaymentOrder, User
 
-router = APIRouter(tags=["payments"])
-
-
-def _desk(request: Request) -> PaymentDesk:
-    desk: PaymentDesk = request.app.state.payments
-    return desk
+router = APIRouter(prefix="/api/v1", tags=["payments"])
 
 
 @router.post(
-    "/api/v1/rooms/{room_id}/topups",
+    "/rooms/{room_id}/topups",
     response_model=CheckoutOut,
     status_code=status.HTTP_201_CREATED,
     summary="Start a top-up (the room's student, staff): returns what the client needs to pay",
@@ -46,10 +41,9 @@ async def create_topup(
     user: CurrentUser,
     session: SessionDep,
     inventory: InventoryDep,
-    request: Request,
+    desk: PaymentDeskDep,
     idempotency_key: Annotated[str, Header(min_length=8, max_length=100)],
 ) -> CheckoutOut:
-    desk = _desk(request)
     if body.provider == COUNTER and desk.counter:
         return await _pay_at_counter(desk, room, inventory.tariffs[room.tariff], body, user, idempotency_key)
     provider = desk.providers.get(body.provider)
@@ -96,15 +90,14 @@ async def _pay_at_counter(
                        checkout={"paid_at": "counter", "cashier": user.username})  # fmt: skip
 
 
-@router.get("/api/v1/rooms/{room_id}/topups", response_model=list[TopupOut], summary="A room's top-ups")
+@router.get("/rooms/{room_id}/topups", response_model=list[TopupOut], summary="A room's top-ups")
 async def list_topups(room: AccessibleRoom, session: SessionDep) -> list[TopupOut]:
     query = select(PaymentOrder).where(PaymentOrder.room == room.id).order_by(PaymentOrder.id.desc()).limit(200)
     return [TopupOut.model_validate(order, from_attributes=True) for order in (await session.execute(query)).scalars()]
 
 
-@router.post("/api/v1/payments/{provider}/notify", summary="A payment provider's notification (the provider, signed)")
-async def notify(provider: str, request: Request) -> Response:
-    desk = _desk(request)
+@router.post("/payments/{provider}/notify", summary="A payment provider's notification (the provider, signed)")
+async def notify(provider: str, request: Request, desk: PaymentDeskDep) -> Response:
     if provider not in desk.providers:
         return JSONResponse({"code": "FAIL", "message": f"no provider {provider!r}"}, status.HTTP_404_NOT_FOUND)
     body = await request.body()

@@ -6,17 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, File, HTTPException, Path, UploadFile, status
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
-from api.deps import CurrentUser, SessionDep
-from api.routers.repairs import repair_desk, visible_order
+from api.repair_access import MAX_ORDER_ID, ViewerStep
 from api.schemas import RepairPhotoOut
 from houqin.repairs.orders import OrderStatus
 from houqin.store.tables import RepairPhoto
 
-router = APIRouter(tags=["repairs"])
+router = APIRouter(prefix="/api/v1/repairs/{order_id}/photos", tags=["repairs"])
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_PHOTOS_PER_ORDER = 12
@@ -37,19 +36,13 @@ def _image_type(head: bytes) -> str | None:
 
 
 @router.post(
-    "/api/v1/repairs/{order_id}/photos",
+    "",
     response_model=RepairPhotoOut,
     status_code=status.HTTP_201_CREATED,
     summary="Attach a photo: JPEG, PNG or WebP up to 5 MB (whoever may see the order)",
 )
-async def add_photo(
-    order_id: int,
-    photo: Annotated[UploadFile, File(description="the photo")],
-    user: CurrentUser,
-    session: SessionDep,
-    request: Request,
-) -> RepairPhotoOut:
-    order = await visible_order(session, order_id, user)
+async def add_photo(photo: Annotated[UploadFile, File(description="the photo")], step: ViewerStep) -> RepairPhotoOut:
+    order, session, user = step.order, step.session, step.user
     if order.status in {OrderStatus.CLOSED, OrderStatus.CANCELLED}:
         raise HTTPException(status.HTTP_409_CONFLICT, f"{order.number} is {order.status}: no more photos")
     data = await photo.read(MAX_PHOTO_BYTES + 1)
@@ -66,28 +59,28 @@ async def add_photo(
                       data=data, created_at=now)  # fmt: skip
     session.add(row)
     await session.flush()
-    repair_desk(request).photo(session, order, user, now, row.id)
+    step.desk.photo(session, order, user, now, row.id)
     await session.commit()
     return RepairPhotoOut.model_validate(row, from_attributes=True)
 
 
-@router.get("/api/v1/repairs/{order_id}/photos", response_model=list[RepairPhotoOut], summary="An order's photos")
-async def list_photos(order_id: int, user: CurrentUser, session: SessionDep) -> list[RepairPhotoOut]:
-    order = await visible_order(session, order_id, user)
+@router.get("", response_model=list[RepairPhotoOut], summary="An order's photos")
+async def list_photos(step: ViewerStep) -> list[RepairPhotoOut]:
+    order, session = step.order, step.session
     query = select(RepairPhoto.id, RepairPhoto.uploaded_by, RepairPhoto.content_type, RepairPhoto.size,
                    RepairPhoto.created_at).where(RepairPhoto.order_id == order.id).order_by(RepairPhoto.id)  # fmt: skip
     return [RepairPhotoOut.model_validate(row, from_attributes=True) for row in (await session.execute(query)).all()]
 
 
 @router.get(
-    "/api/v1/repairs/{order_id}/photos/{photo_id}",
+    "/{photo_id}",
     summary="One photo's image (whoever may see the order)",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}},
 )
-async def read_photo(order_id: int, photo_id: int, user: CurrentUser, session: SessionDep) -> Response:
-    order = await visible_order(session, order_id, user)
-    photo = await session.get(RepairPhoto, photo_id)
+async def read_photo(photo_id: Annotated[int, Path(ge=1, le=MAX_ORDER_ID)], step: ViewerStep) -> Response:
+    order = step.order
+    photo = await step.session.get(RepairPhoto, photo_id)
     if photo is None or photo.order_id != order.id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo {photo_id} on {order.number}")
     headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",

@@ -7,11 +7,22 @@ import io
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import AccessibleRoom, AdminUser, CurrentUser, InventoryDep, SessionDep, TelemetryDep
+from api.deps import (
+    AccessibleRoom,
+    AdminUser,
+    CurrentUser,
+    DatabaseDep,
+    InventoryDep,
+    PowerPolicyDep,
+    SessionDep,
+    SettingsDep,
+    TelemetryDep,
+    TimezoneDep,
+)
 from api.schemas import (
     AdjustmentIn,
     LedgerEntryOut,
@@ -29,6 +40,7 @@ from houqin.billing.credits import credit
 from houqin.billing.statement import month_statement
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
+from houqin.settings import Settings
 from houqin.store.tables import LedgerEntry, RoomNotice, Wallet
 from houqin.telemetry import SeriesUnavailable
 from houqin.telemetry.usage import Period, energy_usage, usage_boundaries
@@ -45,7 +57,7 @@ async def list_rooms(
     user: CurrentUser,
     inventory: InventoryDep,
     session: SessionDep,
-    request: Request,
+    timezone: TimezoneDep,
     building: str | None = None,
     wallets: Annotated[bool, Query(description="add each room's balance and state")] = False,
 ) -> list[RoomOut]:
@@ -59,7 +71,7 @@ async def list_rooms(
     if wallets:
         # One query for every room: a staff page lists a whole campus.
         held = {w.room: w for w in (await session.execute(select(Wallet))).scalars()}
-        now = datetime.now(request.app.state.settings.tz)
+        now = datetime.now(timezone)
         for room in out:
             wallet = held.get(room.id)
             room.balance_fen = wallet.balance_fen if wallet else 0
@@ -79,9 +91,9 @@ def _state(wallet: Wallet | None, now: datetime) -> Literal["normal", "low", "cu
 
 @router.get("/{room_id}", response_model=RoomDetailOut, summary="One room and its wallet (student: own; staff: any)")
 async def read_room(
-    room: AccessibleRoom, session: SessionDep, inventory: InventoryDep, request: Request
+    room: AccessibleRoom, session: SessionDep, inventory: InventoryDep, settings: SettingsDep
 ) -> RoomDetailOut:
-    wallet = await _wallet(room, session, inventory, request)
+    wallet = await _wallet(room, session, inventory, settings)
     return RoomDetailOut(**_room_out(room).model_dump(), wallet=wallet)
 
 
@@ -93,11 +105,10 @@ async def read_room(
 async def read_usage(
     room: AccessibleRoom,
     telemetry: TelemetryDep,
-    request: Request,
+    timezone: TimezoneDep,
     period: Annotated[Period, Query(description="day: per hour; month: per day")] = "day",
     on: Annotated[date | None, Query(alias="date", description="a day in the period, local; default today")] = None,
 ) -> UsageOut:
-    timezone = request.app.state.settings.tz
     day = on or datetime.now(timezone).date()
     boundaries = usage_boundaries(period, day, timezone)
     try:
@@ -116,13 +127,12 @@ async def read_usage(
 
 @router.get("/{room_id}/wallet", response_model=WalletOut, summary="Balance, state and this month (student: own)")
 async def read_wallet(
-    room: AccessibleRoom, session: SessionDep, inventory: InventoryDep, request: Request
+    room: AccessibleRoom, session: SessionDep, inventory: InventoryDep, settings: SettingsDep
 ) -> WalletOut:
-    return await _wallet(room, session, inventory, request)
+    return await _wallet(room, session, inventory, settings)
 
 
-async def _wallet(room: Room, session: AsyncSession, inventory: Inventory, request: Request) -> WalletOut:
-    settings = request.app.state.settings
+async def _wallet(room: Room, session: AsyncSession, inventory: Inventory, settings: Settings) -> WalletOut:
     now = datetime.now(settings.tz)
     month = now.strftime("%Y-%m")
     statement = await month_statement(session, room, inventory.tariffs[room.tariff], month, settings.tz)
@@ -161,11 +171,10 @@ async def read_statement(
     room: AccessibleRoom,
     session: SessionDep,
     inventory: InventoryDep,
-    request: Request,
+    timezone: TimezoneDep,
     month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; default now")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> StatementOut | Response:
-    timezone = request.app.state.settings.tz
     month = month or datetime.now(timezone).strftime("%Y-%m")
     statement = await month_statement(session, room, inventory.tariffs[room.tariff], month, timezone)
     out = StatementOut(
@@ -216,7 +225,8 @@ async def adjust(
     user: AdminUser,
     session: SessionDep,
     inventory: InventoryDep,
-    request: Request,
+    database: DatabaseDep,
+    policy: PowerPolicyDep,
     idempotency_key: Annotated[str, Header(min_length=8, max_length=100)],
 ) -> LedgerEntryOut:
     if room_id not in inventory.rooms:
@@ -228,7 +238,7 @@ async def adjust(
             raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key was used for a different request")
         return LedgerEntryOut.model_validate(existing, from_attributes=True)
     now = datetime.now(UTC)
-    entry = await credit(request.app.state.database, request.app.state.power_policy, room_id, body.kind,
+    entry = await credit(database, policy, room_id, body.kind,
                          body.amount_fen, now, key=key, cause=f"staff:{user.username}", note=body.reason)  # fmt: skip
     if entry is None:  # the same key, posted concurrently a moment ago
         entry = (await session.execute(select(LedgerEntry).where(LedgerEntry.key == key))).scalar_one()

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel
 
-from api.deps import StaffUser
+from api.deps import SimulatorDep, StaffUser
 from houqin.simulation import FAULTS, FaultInjector, UnknownDevice
 
 router = APIRouter(prefix="/api/v1/simulation", tags=["simulation"])
@@ -20,21 +20,22 @@ class FaultIn(BaseModel):
     active: bool = True
 
 
-def _injector(request: Request) -> FaultInjector:
-    injector: FaultInjector | None = request.app.state.simulator
+def _injector(injector: SimulatorDep) -> FaultInjector:
     if injector is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "houqin is not simulating devices")
     return injector
 
 
+InjectorDep = Annotated[FaultInjector, Depends(_injector)]
+
+
 @router.get("/faults", summary="Active simulated faults (staff, admin)")
-async def list_faults(request: Request, _user: StaffUser) -> dict[str, object]:
-    return {"faults": _injector(request).active_faults(), "known": list(FAULTS)}
+async def list_faults(_user: StaffUser, injector: InjectorDep) -> dict[str, object]:
+    return {"faults": injector.active_faults(), "known": list(FAULTS)}
 
 
 @router.post("/faults", summary="Start or end a simulated fault (staff, admin)")
-async def set_fault(body: FaultIn, request: Request, _user: StaffUser) -> dict[str, object]:
-    injector = _injector(request)
+async def set_fault(body: FaultIn, _user: StaffUser, injector: InjectorDep) -> dict[str, object]:
     if body.fault not in FAULTS:
         raise HTTPException(422, f"unknown fault {body.fault!r}; one of {', '.join(FAULTS)}")
     try:
@@ -45,8 +46,8 @@ async def set_fault(body: FaultIn, request: Request, _user: StaffUser) -> dict[s
 
 
 @router.get("/devices/{device_id}", summary="What a simulated device holds now, by its own account (staff, admin)")
-async def read_device(device_id: str, request: Request, _user: StaffUser) -> dict[str, Any]:
+async def read_device(device_id: str, _user: StaffUser, injector: InjectorDep) -> dict[str, Any]:
     try:
-        return {"device": device_id, "state": _injector(request).device_state(device_id)}
+        return {"device": device_id, "state": injector.device_state(device_id)}
     except UnknownDevice:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no simulated device {device_id!r}") from None

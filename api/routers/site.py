@@ -3,12 +3,12 @@ buildings, and where Grafana's dashboards are. Any signed-in user; the dashboard
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from api.deps import CurrentUser, InventoryDep
+from api.deps import CurrentUser, InventoryDep, PaymentDeskDep, SettingsDep
 from api.schemas import DashboardOut, SiteOut, TariffOut
 from houqin.accounts import Role
-from houqin.billing.desk import COUNTER, PaymentDesk
+from houqin.billing.desk import COUNTER
 from houqin.dashboards import SHIPPED
 from houqin.inventory.model import Tariff
 
@@ -29,9 +29,7 @@ def _tariff_out(tariff: Tariff) -> TariffOut:
 
 
 @router.get("/site", response_model=SiteOut, summary="The campus as the web pages need it (any signed-in user)")
-async def read_site(user: CurrentUser, inventory: InventoryDep, request: Request) -> SiteOut:
-    settings = request.app.state.settings
-    desk: PaymentDesk = request.app.state.payments
+async def read_site(user: CurrentUser, inventory: InventoryDep, settings: SettingsDep, desk: PaymentDeskDep) -> SiteOut:
     # Only a cashier (or an admin) records a counter payment, so nobody else is offered it.
     methods = [m for m in desk.methods if m != COUNTER or user.role in {Role.CASHIER, Role.ADMIN}]
     tariffs = [_tariff_out(tariff) for tariff in inventory.tariffs.values()]

@@ -7,18 +7,12 @@ broadcast take effect at once (their commands are queued in the request), not at
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from pydantic import AwareDatetime
+from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy import select
 
-from api.deps import SessionDep, StaffUser
-from api.routers.schedules import book_of
+from api.deps import InventoryDep, ScheduleBookDep, SessionDep, StaffUser, ZoneCommanderDep
 from api.schedule_schemas import (
-    CommandAuditOut,
-    EmergencyIn,
-    EmergencyOut,
     OutputStateOut,
     OverrideIn,
     OverrideOut,
@@ -26,31 +20,27 @@ from api.schedule_schemas import (
     SoundOut,
     ZoneOut,
 )
-from houqin.commands import CommandQueue
 from houqin.inventory.model import Zone
-from houqin.schedules.commander import ZoneCommander, emergency_end, emergency_start, override_firing
+from houqin.schedules.book import ScheduleBook
+from houqin.schedules.commander import ZoneCommander, override_firing
 from houqin.schedules.zones import ZoneActionError, check_zone_action
 from houqin.store.tables import DeviceCommand
 
-router = APIRouter(tags=["zones"])
+router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
 
 MAX_OVERRIDE = timedelta(days=14)
 
 
-def _commander(request: Request) -> ZoneCommander:
-    commander: ZoneCommander = request.app.state.zone_commander
-    return commander
-
-
-def _zone(request: Request, zone_id: str) -> Zone:
+def _zone(book: ScheduleBook, zone_id: str) -> Zone:
     try:
-        return book_of(request).zone(zone_id)
+        return book.zone(zone_id)
     except KeyError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc).strip("'\"")) from None
 
 
-async def _zones_out(request: Request, session: SessionDep, zones: list[Zone]) -> list[ZoneOut]:
-    book, commander = book_of(request), _commander(request)
+async def _zones_out(
+    book: ScheduleBook, commander: ZoneCommander, session: SessionDep, zones: list[Zone]
+) -> list[ZoneOut]:
     now = datetime.now(UTC)
     drivers = await book.drivers(now)
     overrides = {row.zone: row for row in await book.overrides(now) if row.ended_at is None and row.starts_at <= now}
@@ -114,26 +104,36 @@ async def _zones_out(request: Request, session: SessionDep, zones: list[Zone]) -
     return result
 
 
-@router.get("/api/v1/zones", response_model=list[ZoneOut], summary="Every zone and its state now (staff)")
-async def list_zones(user: StaffUser, request: Request, session: SessionDep) -> list[ZoneOut]:
-    inventory = request.app.state.inventory
-    return await _zones_out(request, session, list(inventory.zones.values()))
+@router.get("", response_model=list[ZoneOut], summary="Every zone and its state now (staff)")
+async def list_zones(
+    user: StaffUser, session: SessionDep, inventory: InventoryDep, book: ScheduleBookDep, commander: ZoneCommanderDep
+) -> list[ZoneOut]:
+    return await _zones_out(book, commander, session, list(inventory.zones.values()))
 
 
-@router.get("/api/v1/zones/{zone_id}", response_model=ZoneOut, summary="One zone and its state now (staff)")
-async def read_zone(zone_id: str, user: StaffUser, request: Request, session: SessionDep) -> ZoneOut:
-    [zone] = await _zones_out(request, session, [_zone(request, zone_id)])
+@router.get("/{zone_id}", response_model=ZoneOut, summary="One zone and its state now (staff)")
+async def read_zone(
+    zone_id: str, user: StaffUser, session: SessionDep, book: ScheduleBookDep, commander: ZoneCommanderDep
+) -> ZoneOut:
+    [zone] = await _zones_out(book, commander, session, [_zone(book, zone_id)])
     return zone
 
 
 @router.post(
-    "/api/v1/zones/{zone_id}/override",
+    "/{zone_id}/override",
     response_model=OverrideOut,
     status_code=status.HTTP_201_CREATED,
     summary="Hold a zone in a state until a time (staff); replaces the zone's active override",
 )
-async def start_override(zone_id: str, body: OverrideIn, user: StaffUser, request: Request) -> OverrideOut:
-    zone = _zone(request, zone_id)
+async def start_override(
+    zone_id: str,
+    body: OverrideIn,
+    user: StaffUser,
+    inventory: InventoryDep,
+    book: ScheduleBookDep,
+    commander: ZoneCommanderDep,
+) -> OverrideOut:
+    zone = _zone(book, zone_id)
     now = datetime.now(UTC)
     allowed = {"on", "off", "dim"} if zone.kind == "lighting" else {"stop"}
     if body.action not in allowed:
@@ -142,7 +142,7 @@ async def start_override(zone_id: str, body: OverrideIn, user: StaffUser, reques
         )
     if body.action == "dim":
         try:
-            check_zone_action(request.app.state.inventory, zone, "dim")
+            check_zone_action(inventory, zone, "dim")
         except ZoneActionError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     if body.until <= now:
@@ -151,96 +151,19 @@ async def start_override(zone_id: str, body: OverrideIn, user: StaffUser, reques
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"an override lasts at most {MAX_OVERRIDE.days} days"
         )
-    book = book_of(request)
     row = await book.start_override(zone, body.action, body.level, body.until, user.username, body.reason, now)
     firing = override_firing(zone.id, row.id, row.action, row.level, row.starts_at, row.until)
-    await _commander(request).record([firing], now, requested_by=user.username)
+    await commander.record([firing], now, requested_by=user.username)
     return OverrideOut.model_validate(row)
 
 
 @router.delete(
-    "/api/v1/zones/{zone_id}/override",
+    "/{zone_id}/override",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End a zone's override now: its schedule takes over again (staff)",
 )
-async def end_override(zone_id: str, user: StaffUser, request: Request) -> Response:
-    zone = _zone(request, zone_id)
-    if not await book_of(request).end_override(zone.id, user.username, datetime.now(UTC)):
+async def end_override(zone_id: str, user: StaffUser, book: ScheduleBookDep) -> Response:
+    zone = _zone(book, zone_id)
+    if not await book.end_override(zone.id, user.username, datetime.now(UTC)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"zone {zone.id!r} has no active override")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.post(
-    "/api/v1/broadcast/emergency",
-    response_model=EmergencyOut,
-    status_code=status.HTTP_201_CREATED,
-    summary="Play an emergency programme now in broadcast zones, above every schedule (staff, admin)",
-)
-async def start_emergency(body: EmergencyIn, user: StaffUser, request: Request) -> EmergencyOut:
-    inventory = request.app.state.inventory
-    broadcast = sorted(zone.id for zone in inventory.zones.values() if zone.kind == "broadcast")
-    zones = body.zones or broadcast
-    wrong = [zone for zone in zones if zone not in broadcast]
-    if wrong:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"not broadcast zones: {', '.join(wrong)}; broadcast zones: {', '.join(broadcast)}",
-        )
-    now = datetime.now(UTC)
-    row = await book_of(request).start_emergency(
-        zones, body.programme, now + timedelta(seconds=body.duration_s), user.username, body.reason, now
-    )
-    firings = [emergency_start(zone, row.id, row.programme, row.starts_at, row.until) for zone in row.zones]
-    await _commander(request).record(firings, now, requested_by=user.username)
-    return EmergencyOut.model_validate(row)
-
-
-@router.get(
-    "/api/v1/broadcast/emergency",
-    response_model=list[EmergencyOut],
-    summary="Emergency broadcasts of the last days, newest first (staff)",
-)
-async def list_emergencies(
-    user: StaffUser, request: Request, days: Annotated[int, Query(ge=1, le=365)] = 7
-) -> list[EmergencyOut]:
-    rows = await book_of(request).emergencies(datetime.now(UTC) - timedelta(days=days))
-    return [EmergencyOut.model_validate(row) for row in reversed(rows)]
-
-
-@router.delete(
-    "/api/v1/broadcast/emergency/{emergency_id}",
-    response_model=EmergencyOut,
-    summary="End an emergency broadcast now (staff)",
-)
-async def end_emergency(emergency_id: int, user: StaffUser, request: Request) -> EmergencyOut:
-    now = datetime.now(UTC)
-    row = await book_of(request).end_emergency(emergency_id, user.username, now)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no emergency broadcast {emergency_id}")
-    if row.ended_at == now:
-        grace = timedelta(seconds=request.app.state.settings.schedules.command_deadline_s)
-        await _commander(request).record(
-            [emergency_end(zone, row.id, now, now + grace) for zone in row.zones], now, requested_by=user.username
-        )
-    return EmergencyOut.model_validate(row)
-
-
-@router.get(
-    "/api/v1/commands",
-    response_model=list[CommandAuditOut],
-    summary="Device commands, newest first, with their status (staff)",
-)
-async def command_audit(
-    user: StaffUser,
-    request: Request,
-    device: str | None = None,
-    zone: str | None = None,
-    state: Annotated[str | None, Query(pattern="^(queued|sent|confirmed|failed|superseded)$")] = None,
-    source: str | None = None,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[CommandAuditOut]:
-    queue: CommandQueue = request.app.state.commands
-    rows = await queue.recent(device, limit, state=state, source=source, zone=zone, since=start, until=end)
-    return [CommandAuditOut.model_validate(row) for row in rows]

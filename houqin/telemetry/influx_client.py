@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -24,7 +26,28 @@ log = logging.getLogger(__name__)
 
 
 class InfluxUnavailable(Exception):  # noqa: N818 - reads as a state
-    """InfluxDB cannot take the request now; the same request may succeed later."""
+    """InfluxDB cannot take the request now; the same request may succeed later, not before
+    ``retry_after`` seconds when InfluxDB said so (a 429 or 503 with ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A ``Retry-After`` header's wait in seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class WriteRejected(Exception):  # noqa: N818 - reads as what happened
@@ -90,7 +113,8 @@ class InfluxClient:
             return
         message = _error_text(response.content)
         if _transient(response.status_code):
-            raise InfluxUnavailable(f"{response.status_code}: {message}")
+            wait = retry_after_seconds(response.headers.get("retry-after"))
+            raise InfluxUnavailable(f"{response.status_code}: {message}", wait)
         raise WriteRejected(response.status_code, message)
 
     async def _write_v2(self, body: bytes) -> None:
@@ -110,7 +134,9 @@ class InfluxClient:
             status = int(exc.status or 0)
             message = _error_text(exc.body.encode() if isinstance(exc.body, str) else exc.body or b"")
             if status == 0 or _transient(status):
-                raise InfluxUnavailable(f"{status}: {message or exc.reason}") from None
+                headers: Any = exc.headers or {}  # aiohttp's case-insensitive headers, or urllib3's
+                wait = retry_after_seconds(headers.get("Retry-After") or headers.get("retry-after"))
+                raise InfluxUnavailable(f"{status}: {message or exc.reason}", wait) from None
             raise WriteRejected(status, message or str(exc.reason)) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise InfluxUnavailable(f"{type(exc).__name__}: {exc}") from None

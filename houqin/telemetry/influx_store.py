@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 WRITTEN = Counter("houqin_telemetry_points_written_total", "Points written to InfluxDB", ["path"])
 WRITE_ERRORS = Counter("houqin_telemetry_write_errors_total", "Failed InfluxDB writes", ["reason"])
+# The longest InfluxDB may ask houqin to wait (Retry-After) before writes are tried again.
+MAX_RETRY_AFTER_S = 600.0
 REJECTED = Counter("houqin_telemetry_points_rejected_total", "Points InfluxDB refused as bad data; not retried")
 
 # Statuses that say nothing about the data (credentials, a missing database): retrying later is right,
@@ -218,6 +220,11 @@ class InfluxStore:
         self._failures += 1
         WRITE_ERRORS.labels("unavailable").inc()
         delay = min(30.0, 0.5 * 2 ** min(self._failures - 1, 10)) * random.uniform(0.75, 1.0)  # noqa: S311
+        # InfluxDB's own word on when to come back wins over the backoff (up to a limit: readings are
+        # spooled meanwhile, and a wrong header must not silence writes for a day).
+        asked = getattr(exc, "retry_after", None)
+        if asked is not None:
+            delay = max(delay, min(asked, MAX_RETRY_AFTER_S))
         self._retry_at = time.monotonic() + delay
         level = logging.ERROR if self._failures == 1 else logging.DEBUG
         log.log(level, "InfluxDB write failed (%s); spooling, next try in %.1f s", exc, delay)

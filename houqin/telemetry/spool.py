@@ -90,11 +90,14 @@ class Spool:
         temporary = path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, body)
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
         temporary.rename(path)
+        _sync_directory(self.directory)
         self._batches.append(SpooledBatch(path, self._next, points, size))
         self._next += 1
         self.bytes += size
@@ -119,3 +122,13 @@ class Spool:
     def _publish(self) -> None:
         SPOOL_BYTES.set(self.bytes)
         SPOOL_POINTS.set(self.points)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable: the file's data is on disk after its own fsync, but its new
+    name is an entry of the directory, which a power cut can lose until the directory is synced too."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

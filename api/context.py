@@ -1,0 +1,17 @@
+"""What one API application holds: the services it was given and the parts that are the API's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.login_throttle import LoginThrottle
+from api.services import ApiServices
+from api.tokens import TokenIssuer
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    services: ApiServices
+    tokens: TokenIssuer
+    login_throttle_by_name: LoginThrottle
+    login_throttle_by_address: LoginThrottle

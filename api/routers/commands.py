@@ -1,0 +1,33 @@
+"""The command audit: every device command, newest first, with its status. Staff and admins."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from api.deps import CommandsDep, StaffUser
+from api.schedule_schemas import CommandAuditOut
+
+router = APIRouter(prefix="/api/v1/commands", tags=["zones"])
+
+
+@router.get(
+    "",
+    response_model=list[CommandAuditOut],
+    summary="Device commands, newest first, with their status (staff)",
+)
+async def command_audit(
+    user: StaffUser,
+    queue: CommandsDep,
+    device: str | None = None,
+    zone: str | None = None,
+    state: Annotated[str | None, Query(pattern="^(queued|sent|confirmed|failed|superseded)$")] = None,
+    source: str | None = None,
+    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[CommandAuditOut]:
+    rows = await queue.recent(device, limit, state=state, source=source, zone=zone, since=start, until=end)
+    return [CommandAuditOut.model_validate(row) for row in rows]

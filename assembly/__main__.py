@@ -1,0 +1,5 @@
+"""``python -m assembly``: the ``houqin`` command."""
+
+from assembly.cli import main
+
+main()

@@ -1,0 +1,97 @@
+"""The collecting part of a process: the pipeline, a link and poller per bus, the MQTT link, the command
+dispatchers, and (simulating) the simulated campus and the embedded broker they need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from collectors.command_dispatcher import ModbusCommandDispatcher
+from collectors.embedded_broker import EmbeddedBroker
+from collectors.modbus_link import ModbusLink
+from collectors.modbus_poller import ModbusBusPoller
+from collectors.mqtt_command_dispatcher import MqttCommandDispatcher
+from collectors.mqtt_link import MqttLink
+from collectors.pipeline import Pipeline
+from collectors.simulators.campus import SimulatedCampus
+from houqin.commands import CommandQueue
+from houqin.inventory import Inventory
+from houqin.readings import ReadingSink
+from houqin.settings import Settings
+from houqin.supervisor import Component, Service
+from houqin.telemetry.self_report import SelfReport
+
+
+@dataclass
+class Collection:
+    """What collects: its components, and the services started for them (stopped after the components)."""
+
+    pipeline: Pipeline
+    components: list[Component] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    simulator: SimulatedCampus | None = None
+
+
+async def start_collection(
+    settings: Settings,
+    inventory: Inventory,
+    sinks: Sequence[ReadingSink],
+    commands: CommandQueue,
+    simulate: bool = False,
+) -> Collection:
+    """Build the collection and start the services it needs; on a failure the started ones are stopped."""
+    pipeline = Pipeline()
+    collection = Collection(pipeline)
+    try:
+        await _build(collection, settings, inventory, sinks, commands, simulate)
+    except BaseException:
+        for service in reversed(collection.services):
+            await service.stop()
+        raise
+    return collection
+
+
+async def _build(
+    collection: Collection,
+    settings: Settings,
+    inventory: Inventory,
+    sinks: Sequence[ReadingSink],
+    commands: CommandQueue,
+    simulate: bool,
+) -> None:
+    pipeline = collection.pipeline
+    for sink in sinks:
+        pipeline.add_sink(sink)  # blocks when full: no reading is shed on its way to storage or the rules
+    components = collection.components
+    components += [pipeline, SelfReport(pipeline.publish, settings.telemetry.self_report_seconds)]
+    links: dict[str, ModbusLink] = {}  # one per bus, shared by its poller and the command dispatcher
+    campus = SimulatedCampus(inventory, settings.tz) if simulate else None
+    if campus is not None:
+        await campus.start()  # links need the simulators' ports
+        collection.services.append(campus)
+        collection.simulator = campus
+    for gateway in inventory.gateways.values():
+        if campus is not None:
+            if gateway.id not in campus.gateways:
+                continue
+            gateway = campus.gateway_for_link(gateway)
+        devices = inventory.devices_on(gateway.id)
+        link = links[gateway.id] = ModbusLink(gateway)
+        components.append(ModbusBusPoller(link, devices, inventory, pipeline.publish))
+    if links:
+        components.append(ModbusCommandDispatcher(commands, links, inventory))
+    if not inventory.mqtt_devices():
+        return
+    mqtt_url = settings.mqtt_url
+    if settings.mqtt_embedded:
+        broker = EmbeddedBroker(settings.embedded_mqtt_port)
+        await broker.start()
+        collection.services.append(broker)
+        mqtt_url = broker.url
+    mqtt_link = MqttLink(mqtt_url, inventory, pipeline.publish, client_id=settings.mqtt_client_id)
+    mqtt_commands = MqttCommandDispatcher(commands, mqtt_link, inventory)
+    pipeline.add_sink(mqtt_commands)  # it confirms commands by the devices' state messages
+    components += [mqtt_link, mqtt_commands]
+    if campus is not None:
+        simulated_url = mqtt_url if settings.mqtt_embedded else settings.simulator_mqtt_url or mqtt_url
+        components.append(campus.mqtt_devices(simulated_url))

@@ -1,3 +1,0 @@
-from houqin.cli import main
-
-main()
