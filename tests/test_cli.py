@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -97,9 +98,15 @@ def wait_for_metric(url: str, pattern: str, seconds: float = 30) -> float:
 
 
 def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
-    with houqin_serving("demo", "--port", "0", data=tmp_path, pipe_stderr=True) as process:
+    # The documented setting is honoured (a --port flag would win over it; the page tests use one).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"HOUQIN_API_PORT": str(port)}
+    with houqin_serving("demo", data=tmp_path, env=env, pipe_stderr=True) as process:
         started = time.monotonic()
         url = served_url(process)
+        assert url == f"http://127.0.0.1:{port}"
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         assert time.monotonic() - started < 60
         assert "swagger" in httpx.get(f"{url}/docs", timeout=5).text.lower()
