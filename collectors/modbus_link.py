@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from houqin.backoff import Backoff
 from houqin.inventory.model import Gateway
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ class ModbusLink:
 
     def __init__(self, gateway: Gateway, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
         self.gateway = gateway
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        # Jittered: the links of a campus that lost its network together do not all reconnect together.
+        self.backoff = Backoff(backoff_base, backoff_max, jitter=0.5)
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
         for _ in range(gateway.max_in_flight):
             self._idle.put_nowait(_Connection(self._new_client()))
@@ -199,8 +199,7 @@ class ModbusLink:
             connection.failures = 0
             return
         connection.failures += 1
-        delay = min(self.backoff_max, self.backoff_base * 2 ** (connection.failures - 1))
-        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security: spread reconnects apart
+        delay = self.backoff.delay(connection.failures)
         connection.down_until = time.monotonic() + delay
         level = logging.ERROR if connection.failures == 1 else logging.DEBUG
         log.log(level, "%s: cannot connect (attempt %d), retrying in %.1f s", self.gateway.id, connection.failures,

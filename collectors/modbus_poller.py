@@ -27,6 +27,7 @@ from prometheus_client import Counter, Histogram
 from collectors.modbus_link import DeviceTimeout, LinkError, ModbusLink
 from collectors.read_plan import plan_reads
 from collectors.registers import BlockDecoder, Value
+from houqin.backoff import Backoff
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
 from houqin.readings import GarbageLog, Reading
@@ -283,7 +284,7 @@ class ModbusBusPoller:
         if health.consecutive_failures >= self.failures_to_open:
             # Probe after 2, 4, 8... intervals, at most probe_max: a meter that comes back is found soon,
             # a dead one costs its bus one timeout per probe.
-            backoff = min(self.probe_max, device.poll_interval * 2 ** (health.opened + 1))
+            backoff = Backoff(2 * device.poll_interval, self.probe_max).delay(health.opened + 1)
             health.open_until = time.monotonic() + backoff
             health.opened += 1
 

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ import orjson
 from prometheus_client import Counter
 
 from collectors.mqtt_flow import FlowControlledClient
+from houqin.backoff import Backoff
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, PayloadMap, command_topic
 from houqin.readings import GarbageLog, Reading
@@ -124,7 +124,7 @@ class MqttLink:
         self.publish = publish
         self.client_id = client_id
         self.shared_group = shared_group
-        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.backoff = Backoff(backoff_base, backoff_max, jitter=0.5)
         self.devices = {device.topic: device for device in inventory.mqtt_devices() if device.enabled and device.topic}
         self._tags = {device.id: inventory.device_tags(device) for device in self.devices.values()}
         decoders: dict[str, PayloadDecoder] = {}
@@ -200,7 +200,7 @@ class MqttLink:
                         await asyncio.gather(receiving, return_exceptions=True)
             except aiomqtt.MqttError as error:
                 failures += 1
-                delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
+                delay = self.backoff.delay(failures)
                 level = logging.ERROR if failures == 1 else logging.DEBUG
                 log.log(level, "MQTT broker %s:%d: %s; retrying in %.1f s", self.host, self.port, error, delay)
                 with contextlib.suppress(TimeoutError):

@@ -30,6 +30,7 @@ from sqlalchemy import Table, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from houqin.backoff import Backoff
 from houqin.inventory import Inventory
 from houqin.store import Database
 from houqin.store.tables import DeviceCommand
@@ -185,6 +186,7 @@ class CommandQueue:
         self.inventory = inventory
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.retry = Backoff(backoff)  # no jitter: a command's retries are part of its audit trail
         self.on_failed = on_failed
         self.on_confirmed = on_confirmed
         self._listeners: list[asyncio.Event] = []
@@ -372,7 +374,7 @@ class CommandQueue:
             if row is None:
                 return "failed"
             row.last_error = error[:2000]
-            retry_at = now + timedelta(seconds=self.backoff * 2 ** (row.attempts - 1))
+            retry_at = now + timedelta(seconds=self.retry.delay(row.attempts))
             if row.attempts >= self.max_attempts or (row.deadline is not None and retry_at > row.deadline):
                 row.state, row.finished_at = "failed", now
             elif await self._newer_for_output(session, row):

@@ -21,6 +21,7 @@ from urllib.parse import quote_plus
 import httpx
 from prometheus_client import Counter
 
+from houqin.backoff import Backoff
 from houqin.repairs.faults import OrderChange
 from houqin.settings import NotifySettings, Webhook
 from houqin.store import Database
@@ -145,7 +146,7 @@ class Notifier:
             except (httpx.HTTPError, RuntimeError) as exc:
                 if attempt == self.settings.max_attempts or stop.is_set():
                     break
-                delay = min(300.0, self.backoff * 2 ** (attempt - 1))
+                delay = Backoff(self.backoff, 300.0).delay(attempt)
                 log.warning("%s notification failed (%s); retry %d in %.0f s", hook.kind, exc, attempt, delay)
                 await asyncio.sleep(delay)
         self.lost += 1

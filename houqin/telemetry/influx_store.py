@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from houqin.backoff import Backoff
 from houqin.readings import FieldValue, GarbageLog, Reading
 from houqin.settings import InfluxSettings, TelemetrySettings
 from houqin.telemetry.influx_client import InfluxClient, InfluxUnavailable, WriteRejected
@@ -35,6 +35,7 @@ WRITTEN = Counter("houqin_telemetry_points_written_total", "Points written to In
 WRITE_ERRORS = Counter("houqin_telemetry_write_errors_total", "Failed InfluxDB writes", ["reason"])
 # The longest InfluxDB may ask houqin to wait (Retry-After) before writes are tried again.
 MAX_RETRY_AFTER_S = 600.0
+_RETRY = Backoff(0.5, 30.0, jitter=0.25)
 REJECTED = Counter("houqin_telemetry_points_rejected_total", "Points InfluxDB refused as bad data; not retried")
 
 # Statuses that say nothing about the data (credentials, a missing database): retrying later is right,
@@ -219,7 +220,7 @@ class InfluxStore:
     def _down(self, exc: Exception) -> None:
         self._failures += 1
         WRITE_ERRORS.labels("unavailable").inc()
-        delay = min(30.0, 0.5 * 2 ** min(self._failures - 1, 10)) * random.uniform(0.75, 1.0)  # noqa: S311
+        delay = _RETRY.delay(self._failures)
         # InfluxDB's own word on when to come back wins over the backoff (up to a limit: readings are
         # spooled meanwhile, and a wrong header must not silence writes for a day).
         asked = getattr(exc, "retry_after", None)
