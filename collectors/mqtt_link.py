@@ -179,13 +179,20 @@ class MqttLink:
             try:
                 async with self._new_client() as client:
                     self._client = client
-                    await self._subscribe(client)
+                    # Messages are taken from the start: a persistent session's waiting messages arrive before
+                    # the subscriptions are acknowledged, and reading pauses while nobody takes them.
+                    receiving = asyncio.create_task(self._receive(client))
+                    try:
+                        await self._subscribe(client)
+                    except BaseException:
+                        receiving.cancel()
+                        await asyncio.gather(receiving, return_exceptions=True)
+                        raise
                     self.connections += 1
                     if failures:
                         log.info("MQTT broker %s:%d reached again", self.host, self.port)
                     failures = 0
                     self.connected.set()
-                    receiving = asyncio.create_task(self._receive(client))
                     stopping = asyncio.create_task(stop.wait())
                     done, _ = await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     stopping.cancel()

@@ -167,13 +167,27 @@ async def test_a_blocked_pipeline_leaves_messages_with_the_broker_and_loses_none
         await flowing.wait()
         received.append(reading)
 
-    link = MqttLink(f"mqtt://127.0.0.1:{mosquitto.port}", demo_inventory, stalled, client_id="houqin-stalled")
+    url = f"mqtt://127.0.0.1:{mosquitto.port}"
+    # Half the messages wait at the broker for the link's persistent session (they arrive before its
+    # subscriptions are acknowledged when it comes back), half come while it is connected.
+    link = MqttLink(url, demo_inventory, stalled, client_id="houqin-stalled")
     stop, task = await start_link(link)
+    stop.set()
+    flowing.set()
+    await task
+    flowing.clear()
     count = 4 * BACKLOG_HIGH
+    messages = [(WATER, orjson.dumps({"flow": n, "total": n})) for n in range(count)]
+    await publish(mosquitto.port, messages[: count // 2])
+    link = MqttLink(url, demo_inventory, stalled, client_id="houqin-stalled")
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
     try:
-        await publish(mosquitto.port, [(WATER, orjson.dumps({"flow": n, "total": n})) for n in range(count)])
+        async with asyncio.timeout(10):
+            while link._client is None:
+                await asyncio.sleep(0.01)
         client = link._client
-        assert client is not None
+        await publish(mosquitto.port, messages[count // 2 :])
         async with asyncio.timeout(10):  # the link reaches its bound and pauses
             while not client.paused:
                 await asyncio.sleep(0.05)
