@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.context import ApiContext
 from api.services import ApiServices, OrderListener
 from api.tokens import TokenIssuer
-from houqin.accounts import Role
 from houqin.billing.desk import PaymentDesk
 from houqin.billing.policy import PowerPolicy
 from houqin.commands import CommandQueue
@@ -27,7 +26,7 @@ from houqin.schedules.commander import ZoneCommander
 from houqin.settings import Settings
 from houqin.simulation import FaultInjector
 from houqin.store import Database
-from houqin.store.tables import User
+from houqin.store.tables import Role, User
 from houqin.telemetry import TelemetryStore
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)

@@ -20,10 +20,9 @@ from api.deps import CrewUser, CurrentUser, OrderListenerDep, RepairDeskDep, Ses
 from api.repair_views import order_out
 from api.schemas import RepairOrderOut
 from api.services import OrderListener
-from houqin.accounts import Role
 from houqin.repairs.faults import OrderChange
 from houqin.repairs.orders import RepairDesk, RepairError
-from houqin.store.tables import RepairOrder, User
+from houqin.store.tables import RepairOrder, Role, User
 
 STAFF = {Role.STAFF.value, Role.ADMIN.value}
 # Ids are 64-bit rows: anything beyond is no order, and must not reach the database's integer parser.

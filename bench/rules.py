@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from collectors.pipeline import Pipeline  # noqa: E402
-from houqin.accounts import NewAccount, Role, add_account  # noqa: E402
+from houqin.accounts import NewAccount, add_account  # noqa: E402
 from houqin.inventory import Inventory, load_inventory  # noqa: E402
 from houqin.readings import Reading  # noqa: E402
 from houqin.repairs.faults import FaultBook, OrderChange  # noqa: E402
 from houqin.repairs.orders import RepairDesk  # noqa: E402
 from houqin.settings import RepairSettings  # noqa: E402
 from houqin.store import Database, upgrade_database  # noqa: E402
+from houqin.store.tables import Role  # noqa: E402
 from rules.engine import RulesEngine  # noqa: E402
 from rules.loader import DEFAULT_RULES, load_rules  # noqa: E402
 

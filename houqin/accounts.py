@@ -8,7 +8,6 @@ import io
 import re
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,16 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.inventory import Inventory
-from houqin.store.tables import User, UserRoom
-
-
-class Role(StrEnum):
-    STUDENT = "student"
-    WORKER = "worker"
-    STAFF = "staff"
-    CASHIER = "cashier"  # takes payments at the counter (campus card, cash) and credits rooms
-    ADMIN = "admin"
-
+from houqin.store.tables import Role, User, UserRoom
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$")
 MIN_PASSWORD = 8

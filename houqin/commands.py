@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from houqin.backoff import Backoff
 from houqin.inventory import Inventory
 from houqin.store import Database
-from houqin.store.tables import DeviceCommand
+from houqin.store.tables import CommandSource, CommandState, DeviceCommand
 
 OPEN = ("queued", "sent")
 LATE = "not sent by its deadline"
@@ -238,7 +238,7 @@ class CommandQueue:
         action: str,
         now: datetime,
         *,
-        source: str,
+        source: CommandSource,
         reason: str = "",
         requested_by: str = "houqin",
         key: str | None = None,
@@ -269,7 +269,7 @@ class CommandQueue:
         action: str,
         now: datetime,
         *,
-        source: str,
+        source: CommandSource,
         reason: str = "",
         requested_by: str = "houqin",
         key: str | None = None,
@@ -342,7 +342,7 @@ class CommandQueue:
             rows = sorted((await session.execute(claimed)).scalars(), key=lambda row: row.id)
             await session.commit()
         for row in rows:
-            if row.state == "failed":
+            if row.state == CommandState.FAILED:
                 await self._failed_for_good(row)
         return [row for row in rows if row.state == "sent"]
 
@@ -372,18 +372,18 @@ class CommandQueue:
         async with self.database.session() as session:
             row = await session.get(DeviceCommand, command_id)
             if row is None:
-                return "failed"
+                return CommandState.FAILED
             row.last_error = error[:2000]
             retry_at = now + timedelta(seconds=self.retry.delay(row.attempts))
             if row.attempts >= self.max_attempts or (row.deadline is not None and retry_at > row.deadline):
-                row.state, row.finished_at = "failed", now
+                row.state, row.finished_at = CommandState.FAILED, now
             elif await self._newer_for_output(session, row):
-                row.state, row.finished_at = "superseded", now
+                row.state, row.finished_at = CommandState.SUPERSEDED, now
             else:
-                row.state = "queued"
+                row.state = CommandState.QUEUED
                 row.next_attempt_at = retry_at
             await session.commit()
-        if row.state == "failed":
+        if row.state == CommandState.FAILED:
             await self._failed_for_good(row)
         return row.state
 
@@ -403,8 +403,8 @@ class CommandQueue:
         device: str | None = None,
         limit: int = 100,
         *,
-        state: str | None = None,
-        source: str | None = None,
+        state: CommandState | None = None,
+        source: CommandSource | None = None,
         zone: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,

@@ -23,8 +23,8 @@ from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
-from houqin.repairs.orders import Priority
 from houqin.settings import RepairSettings
+from houqin.store.tables import CommandSource, Priority
 from houqin.telemetry import TelemetryStore
 from rules.anomaly import judge_anomaly
 from rules.conditions import Transition, Verdict, Watch, elapse, observe
@@ -235,7 +235,7 @@ class RulesEngine:
             log.error("rule %s wants to switch the relay of %s, which has none houqin can command",
                       watch.rule.id, watch.device.id)  # fmt: skip
             return
-        await self.commands.enqueue(relay.id, "relay", action, now, source="rule", reason=reason,
+        await self.commands.enqueue(relay.id, "relay", action, now, source=CommandSource.RULE, reason=reason,
                                     key=f"fault:{watch.fault_id}:relay:{action}")  # fmt: skip
 
     def _undo(self, watch: Watch, transition: Transition) -> None:

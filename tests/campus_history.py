@@ -10,19 +10,19 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from houqin.accounts import NewAccount, Role, add_account
+from houqin.accounts import NewAccount, add_account
 from houqin.billing.desk import PaymentDesk
 from houqin.billing.ledger import ensure_wallets
 from houqin.billing.policy import PowerPolicy
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
-from houqin.repairs.orders import NewOrder, Priority, RepairDesk
+from houqin.repairs.orders import NewOrder, RepairDesk
 from houqin.schedules.book import ScheduleBook
 from houqin.schedules.commander import ZoneCommander
 from houqin.schedules.scheduler import Scheduler
 from houqin.settings import Settings
 from houqin.store import Database, upgrade_database
-from houqin.store.tables import DeviceCommand, User
+from houqin.store.tables import DeviceCommand, Priority, Role, User
 from tests.api_client import PASSWORD
 
 

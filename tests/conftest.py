@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from assembly import ProcessRole, assemble
-from houqin.accounts import NewAccount, Role, add_account
+from houqin.accounts import NewAccount, add_account
 from houqin.inventory import Inventory, load_inventory
 from houqin.settings import Settings, TelemetrySettings
 from houqin.store import Database, upgrade_database
+from houqin.store.tables import Role
 from houqin.telemetry import TelemetryStore
 from houqin.telemetry.embedded_store import EmbeddedStore
 from tests.api_client import PASSWORD

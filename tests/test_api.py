@@ -8,10 +8,11 @@ from pathlib import Path
 import httpx
 
 from assembly import ProcessRole, assemble
-from houqin.accounts import NewAccount, Role, add_account, get_user, set_password
+from houqin.accounts import NewAccount, add_account, get_user, set_password
 from houqin.inventory import Inventory
 from houqin.settings import Settings
 from houqin.store import Database
+from houqin.store.tables import Role
 from houqin.telemetry.embedded_store import EmbeddedStore
 from tests.api_client import PASSWORD, sign_in
 

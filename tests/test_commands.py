@@ -97,9 +97,7 @@ async def test_a_claim_hands_out_each_due_command_once_in_order_and_fails_the_la
     queue = CommandQueue(database, demo_inventory, on_failed=on_failed)
     relays = sorted(device for device in demo_inventory.devices if device.endswith("-relay"))[:40]
     now = datetime.now(UTC)
-    queued = [
-        await queue.enqueue(relay, "relay", "off", now - timedelta(seconds=1), source="bench") for relay in relays
-    ]
+    queued = [await queue.enqueue(relay, "relay", "off", now - timedelta(seconds=1), source="user") for relay in relays]
     late = await queue.enqueue(relays[0], "relay", "on", now - timedelta(seconds=1), source="schedule",
                                deadline=now - timedelta(milliseconds=1))  # fmt: skip
     async with database.session() as session:  # the first relay's "off" was superseded by the late "on"

@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import SecretStr
 
-from houqin.accounts import NewAccount, Role, add_account
+from houqin.accounts import NewAccount, add_account
 from houqin.inventory import Inventory
 from houqin.repairs.faults import OrderChange
 from houqin.repairs.notifier import Notifier
-from houqin.repairs.orders import NewOrder, Priority, RepairDesk
+from houqin.repairs.orders import NewOrder, RepairDesk
 from houqin.settings import NotifySettings, RepairSettings, Webhook
 from houqin.store import Database
+from houqin.store.tables import Priority, Role
 from tests.api_client import PASSWORD
 
 

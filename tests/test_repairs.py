@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from houqin.accounts import NewAccount, Role, add_account, get_user
+from houqin.accounts import NewAccount, add_account, get_user
 from houqin.inventory import Inventory
 from houqin.repairs.faults import FaultBook, FaultSpec
-from houqin.repairs.orders import NewOrder, OrderStatus, Priority, RepairDesk, RepairError
+from houqin.repairs.orders import NewOrder, RepairDesk, RepairError
 from houqin.settings import RepairSettings
 from houqin.store import Database
-from houqin.store.tables import Fault, RepairEvent, RepairOrder, User
+from houqin.store.tables import Fault, OrderStatus, Priority, RepairEvent, RepairOrder, Role, User
 from tests.api_client import PASSWORD
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from houqin.accounts import NewAccount, Role, add_account
+from houqin.accounts import NewAccount, add_account
 from houqin.config_file import ConfigError
 from houqin.inventory import Inventory
 from houqin.readings import Reading
@@ -19,7 +19,7 @@ from houqin.repairs.faults import FaultBook
 from houqin.repairs.orders import RepairDesk
 from houqin.settings import RepairSettings
 from houqin.store import Database
-from houqin.store.tables import Fault, RepairEvent, RepairOrder
+from houqin.store.tables import Fault, RepairEvent, RepairOrder, Role
 from rules.conditions import Transition, Verdict, Watch
 from rules.engine import RulesEngine, render_title
 from rules.loader import DEFAULT_RULES, load_rules

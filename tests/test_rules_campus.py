@@ -19,12 +19,12 @@ from assembly import ProcessRole, assemble
 from assembly.graph import Tuning
 from collectors.modbus_link import ModbusLink
 from collectors.simulators.campus import SimulatedCampus
-from houqin.accounts import NewAccount, Role, add_account
+from houqin.accounts import NewAccount, add_account
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory, load_inventory
 from houqin.settings import Settings
 from houqin.store import Database, upgrade_database
-from houqin.store.tables import RepairEvent, RepairOrder, User
+from houqin.store.tables import RepairEvent, RepairOrder, Role, User
 from rules.loader import load_rules
 from tests.api_client import PASSWORD
 

@@ -396,14 +396,16 @@ async def test_zone_commands_go_out_as_their_firing_commits_unless_the_device_is
     # Recorded at a time of their own: a dispatcher's claim would stamp the (real) time it sent them.
     on_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
     window = timedelta(minutes=5)
-    await campus.commander.record([Firing("lawn", "test:on", "on", on_at, deadline=on_at + window)], on_at)
+    await campus.commander.record([Firing("lawn", "schedule:on", "on", on_at, deadline=on_at + window)], on_at)
     sent = [
         (row.device, row.action, row.state, row.attempts, row.sent_at) for row in await zone_commands(campus, "lawn")
     ]
     assert sent == [("lawn-1", "on", "sent", 1, on_at), ("lawn-2", "on", "sent", 1, on_at)]
 
     off_at = on_at + timedelta(seconds=1)
-    await campus.commander.record([Firing("lawn", "test:off", "off", off_at, deadline=off_at + window)], off_at)
+    await campus.commander.record(
+        [Firing("lawn", "schedule:off", "off", off_at, deadline=off_at + window)], off_at
+    )
     rows = {(row.device, row.action): row for row in await zone_commands(campus, "lawn")}
     # lawn-2's "on" awaits its confirmation: one command in flight per device, so "off" waits its turn.
     assert (rows["lawn-2", "off"].state, rows["lawn-2", "off"].attempts) == ("queued", 0)
@@ -423,7 +425,7 @@ async def test_zone_commands_go_out_as_their_firing_commits_unless_the_device_is
 
     # A transaction that does not commit hands nothing over and leaves the device free.
     now = datetime.now(UTC).replace(microsecond=0)
-    command = {"device": "lawn-1", "command": "light", "action": "on", "state": "queued", "source": "test",
+    command = {"device": "lawn-1", "command": "light", "action": "on", "state": "queued", "source": "user",
                "reason": "", "requested_by": "test", "key": "test:rolled-back", "attempts": 0,
                "next_attempt_at": now, "created_at": now, "last_error": "", "arguments": None,
                "correlation_id": "rolled-back", "deadline": None, "zone": "lawn"}  # fmt: skip
@@ -433,10 +435,10 @@ async def test_zone_commands_go_out_as_their_firing_commits_unless_the_device_is
             raise RuntimeError("stopped before the commit")
     assert campus.light("lawn-1")["on"] is False
     again = now + timedelta(seconds=1)
-    await campus.commander.record([Firing("lawn", "test:again", "on", again, deadline=again + window)], again)
+    await campus.commander.record([Firing("lawn", "schedule:again", "on", again, deadline=again + window)], again)
     rows = {(row.device, row.action, row.reason): row for row in await zone_commands(campus, "lawn")}
     assert ("lawn-1", "on", "") not in rows  # the rolled-back row
-    latest = rows["lawn-1", "on", "zone lawn: test:again"]
+    latest = rows["lawn-1", "on", "zone lawn: schedule:again"]
     assert (latest.state, latest.sent_at) in {("sent", again), ("confirmed", again)}
     await campus.until(lambda: campus.light("lawn-1")["on"] is True)
 

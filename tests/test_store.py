@@ -10,19 +10,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from houqin.accounts import (
-    AccountError,
-    NewAccount,
-    Role,
-    add_account,
-    authenticate,
-    get_user,
-    import_accounts,
-    set_password,
-)
+from houqin.accounts import AccountError, NewAccount, add_account, authenticate, get_user, import_accounts, set_password
 from houqin.inventory import Inventory
 from houqin.store import Database, current_revision, head_revision, upgrade_database
-from houqin.store.tables import Base, User
+from houqin.store.tables import Base, Role, User
 from tests.conftest import create_pg_database
 from tests.servers import Postgres
 

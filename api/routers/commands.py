@@ -9,6 +9,7 @@ from pydantic import AwareDatetime
 
 from api.deps import CommandsDep, StaffUser
 from api.schedule_schemas import CommandAuditOut
+from houqin.store.tables import CommandSource, CommandState
 
 router = APIRouter(prefix="/api/v1/commands", tags=["zones"])
 
@@ -23,8 +24,8 @@ async def command_audit(
     queue: CommandsDep,
     device: str | None = None,
     zone: str | None = None,
-    state: Annotated[str | None, Query(pattern="^(queued|sent|confirmed|failed|superseded)$")] = None,
-    source: str | None = None,
+    state: CommandState | None = None,
+    source: CommandSource | None = None,
     start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

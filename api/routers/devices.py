@@ -16,6 +16,7 @@ from api.schemas import CommandIn, CommandOut, DeviceDetailOut, DeviceOut, Serie
 from houqin.commands import CommandError
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
+from houqin.store.tables import CommandSource
 from houqin.telemetry import AGGREGATES, LatestPoint, SeriesQuery, SeriesUnavailable
 from houqin.telemetry.model import SELECTORS, Aggregate
 
@@ -169,7 +170,7 @@ async def send_command(
     _known_device(inventory, device_id)
     try:
         row = await queue.enqueue(
-            device_id, body.command, body.action, datetime.now(UTC), source="user",
+            device_id, body.command, body.action, datetime.now(UTC), source=CommandSource.USER,
             reason=body.reason, requested_by=user.username,
         )  # fmt: skip
     except CommandError as exc:

@@ -19,12 +19,11 @@ from sqlalchemy import select
 
 from api.deps import AccessibleRoom, CurrentUser, InventoryDep, PaymentDeskDep, SessionDep
 from api.schemas import CheckoutOut, TopupIn, TopupOut
-from houqin.accounts import Role
 from houqin.billing.desk import COUNTER, OrderConflict, PaymentDesk
 from houqin.billing.providers import NotificationRejected
 from houqin.billing.providers.wechat import CheckoutFailed
 from houqin.inventory.model import Room, Tariff
-from houqin.store.tables import PaymentOrder, User
+from houqin.store.tables import PaymentOrder, Role, User
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 

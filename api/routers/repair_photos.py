@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 
 from api.repair_access import MAX_ORDER_ID, ViewerStep
 from api.schemas import RepairPhotoOut
-from houqin.repairs.orders import OrderStatus
-from houqin.store.tables import RepairPhoto
+from houqin.store.tables import OrderStatus, RepairPhoto
 
 router = APIRouter(prefix="/api/v1/repairs/{order_id}/photos", tags=["repairs"])
 

@@ -33,10 +33,10 @@ from api.schemas import (
     RepairStatsOut,
     RepairStatsRow,
 )
-from houqin.accounts import Role, get_user
+from houqin.accounts import get_user
 from houqin.repairs.faults import OrderChange
-from houqin.repairs.orders import ACTIVE, FINISHED, NewOrder, OrderStatus, Priority
-from houqin.store.tables import RepairEvent, RepairOrder
+from houqin.repairs.orders import ACTIVE, FINISHED, NewOrder
+from houqin.store.tables import OrderStatus, Priority, RepairEvent, RepairOrder, Role
 
 router = APIRouter(prefix="/api/v1/repairs", tags=["repairs"])
 

@@ -35,13 +35,12 @@ from api.schemas import (
     UsageWindowOut,
     WalletOut,
 )
-from houqin.accounts import Role
 from houqin.billing.credits import credit
 from houqin.billing.statement import month_statement
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
 from houqin.settings import Settings
-from houqin.store.tables import LedgerEntry, RoomNotice, Wallet
+from houqin.store.tables import LedgerEntry, Role, RoomNotice, Wallet
 from houqin.telemetry import SeriesUnavailable
 from houqin.telemetry.usage import Period, energy_usage, usage_boundaries
 

@@ -7,10 +7,10 @@ from fastapi import APIRouter
 
 from api.deps import CurrentUser, InventoryDep, PaymentDeskDep, SettingsDep
 from api.schemas import DashboardOut, SiteOut, TariffOut
-from houqin.accounts import Role
 from houqin.billing.desk import COUNTER
 from houqin.dashboards import SHIPPED
 from houqin.inventory.model import Tariff
+from houqin.store.tables import Role
 
 router = APIRouter(prefix="/api/v1", tags=["site"])
 

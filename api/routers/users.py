@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from api.deps import SessionDep, StaffUser
 from api.schemas import UserOut
-from houqin.accounts import Role
-from houqin.store.tables import User
+from houqin.store.tables import Role, User
 
 router = APIRouter(prefix="/api/v1/users", tags=["account"])
 

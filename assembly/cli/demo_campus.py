@@ -7,10 +7,11 @@ import json
 from datetime import UTC, datetime
 
 from assembly.cli.common import opened_database
-from houqin.accounts import NewAccount, Role, add_account, generate_password
+from houqin.accounts import NewAccount, add_account, generate_password
 from houqin.billing.ledger import ensure_wallets, post
 from houqin.inventory import Inventory
 from houqin.settings import Settings
+from houqin.store.tables import Role
 
 
 async def demo_accounts(settings: Settings, inventory: Inventory) -> dict[str, str]:

@@ -12,17 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assembly.cli.common import fail, in_session, inventory_or_exit
-from houqin.accounts import (
-    AccountError,
-    ImportResult,
-    NewAccount,
-    Role,
-    add_account,
-    generate_password,
-    import_accounts,
-)
+from houqin.accounts import AccountError, ImportResult, NewAccount, add_account, generate_password, import_accounts
 from houqin.settings import Settings
-from houqin.store.tables import User
+from houqin.store.tables import Role, User
 
 app = typer.Typer(help="Accounts of students, workers, staff and admins.", no_args_is_help=True)
 

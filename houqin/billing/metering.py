@@ -29,9 +29,8 @@ from houqin.inventory import Inventory
 from houqin.inventory.model import Room
 from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
-from houqin.repairs.orders import Priority
 from houqin.store import Database
-from houqin.store.tables import BillingEvent, MeterBilling
+from houqin.store.tables import BillingEvent, MeterBilling, Priority
 
 log = logging.getLogger(__name__)
 

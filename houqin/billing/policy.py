@@ -32,7 +32,7 @@ from houqin.daily_span import within
 from houqin.inventory import Inventory
 from houqin.settings import BillingSettings
 from houqin.store import Database
-from houqin.store.tables import LedgerEntry, RoomNotice, Wallet
+from houqin.store.tables import CommandSource, LedgerEntry, RoomNotice, Wallet
 from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,6 @@ class PowerPolicy:
         if relay is None or self.commands is None:
             log.error("room %s should be switched %s (%s) but has no relay houqin can command", room_id, action, why)
             return
-        await self.commands.enqueue_in(session, relay.id, "relay", action, now, source="billing", reason=why,
-                                       key=f"billing:{room_id}:{key}")  # fmt: skip
+        await self.commands.enqueue_in(session, relay.id, "relay", action, now, source=CommandSource.BILLING,
+                                       reason=why, key=f"billing:{room_id}:{key}")  # fmt: skip
         log.info("room %s: power %s (%s)", room_id, "off" if action == "off" else "on", why)

@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from houqin.inventory import Inventory
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
-from houqin.repairs.orders import Priority
-from houqin.store.tables import DeviceCommand
+from houqin.store.tables import DeviceCommand, Priority
 
 log = logging.getLogger(__name__)
 

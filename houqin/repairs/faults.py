@@ -15,9 +15,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from houqin.repairs.orders import ACTIVE, FINISHED, NewOrder, Priority, RepairDesk
+from houqin.repairs.orders import ACTIVE, FINISHED, NewOrder, RepairDesk
 from houqin.store import Database
-from houqin.store.tables import Fault, RepairOrder
+from houqin.store.tables import Fault, FaultState, Priority, RepairOrder
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,9 @@ class FaultBook:
         """The clear condition held: the fault is over; its order hears of it (and may be resolved)."""
         async with self.database.session() as session:
             fault = await session.get(Fault, fault_id)
-            if fault is None or fault.state == "cleared":
+            if fault is None or fault.state == FaultState.CLEARED:
                 return None
-            fault.state = "cleared"
+            fault.state = FaultState.CLEARED
             fault.cleared_at = now
             result = None
             order = await session.get(RepairOrder, fault.repair_order_id) if fault.repair_order_id else None

@@ -10,49 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from houqin.accounts import Role
 from houqin.inventory import Inventory
 from houqin.settings import RepairSettings
-from houqin.store.tables import RepairCounter, RepairEvent, RepairOrder, User
+from houqin.store.tables import (
+    EventKind,
+    OrderStatus,
+    Priority,
+    RepairCounter,
+    RepairEvent,
+    RepairOrder,
+    Role,
+    User,
+)
 
 SYSTEM = "houqin"  # the actor of what houqin does on its own
-
-
-class OrderStatus(StrEnum):
-    OPEN = "open"
-    ASSIGNED = "assigned"
-    IN_PROGRESS = "in_progress"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-    CANCELLED = "cancelled"
-
-
-class Priority(StrEnum):
-    URGENT = "urgent"
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
-
-class EventKind(StrEnum):
-    CREATED = "created"
-    ASSIGNED = "assigned"
-    STARTED = "started"
-    NOTE = "note"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-    REOPENED = "reopened"
-    CANCELLED = "cancelled"
-    ESCALATED = "escalated"
-    RATED = "rated"
-    PHOTO = "photo"
 
 
 ACTIVE = (OrderStatus.OPEN, OrderStatus.ASSIGNED, OrderStatus.IN_PROGRESS)

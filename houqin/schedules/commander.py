@@ -21,7 +21,7 @@ from houqin.inventory import Inventory
 from houqin.schedules.zones import Output, ZoneActionError, device_action, zone_outputs
 from houqin.store import Database
 from houqin.store.keyed import insert_unless_keyed
-from houqin.store.tables import ScheduleFiring
+from houqin.store.tables import CommandSource, CommandState, FiringOutcome, ScheduleFiring
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Firing:
     cause: str
     action: str
     due: datetime
-    outcome: str = "fired"
+    outcome: FiringOutcome = FiringOutcome.FIRED
     detail: str = ""
     level: int | None = None
     programme: str | None = None
@@ -49,6 +49,11 @@ class Firing:
     def key(self) -> str:
         text = f"{self.zone}|{self.cause}|{self.due.astimezone(UTC).isoformat()}"
         return text if len(text) <= 160 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def source(self) -> CommandSource:
+        """Whose commands these are, from the cause: ``schedule:…``, ``override:…``, ``emergency:…``, ``reconcile``."""
+        return CommandSource(self.cause.split(":", 1)[0])
 
 
 def _command_key(firing_key: str, output: Output) -> str:
@@ -108,7 +113,7 @@ class ZoneCommander:
 
     def _plan(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[dict[str, Any]], str]:
         """The commands a firing queues (none unless it fired) and its detail, with any output it cannot drive."""
-        if firing.outcome != "fired":
+        if firing.outcome != FiringOutcome.FIRED:
             return [], firing.detail
         made, problems = self._commands(firing, now, requested_by)
         return made, "; ".join(filter(None, [firing.detail, *problems]))
@@ -131,8 +136,8 @@ class ZoneCommander:
                     "device": output.device,
                     "command": output.command,
                     "action": action,
-                    "state": "queued",
-                    "source": firing.cause.split(":", 1)[0][:16],
+                    "state": CommandState.QUEUED,
+                    "source": firing.source,
                     "reason": f"zone {firing.zone}: {firing.cause}",
                     "requested_by": requested_by[:64],
                     "key": _command_key(firing.key, output),

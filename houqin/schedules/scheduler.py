@@ -40,7 +40,7 @@ from houqin.schedules.book import ScheduleBook
 from houqin.schedules.commander import Firing, ZoneCommander
 from houqin.schedules.timeline import LightState, Sound, ZoneTimeline
 from houqin.settings import ScheduleSettings
-from houqin.store.tables import SchedulerLease
+from houqin.store.tables import FiringOutcome, SchedulerLease
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ class Scheduler:
     def _sound_firing(self, zone_id: str, sound: Sound, now: datetime) -> Firing:
         base = Firing(zone_id, sound.cause, sound.action, sound.start, programme=sound.programme)
         if sound.suppressed_by is not None:
-            return replace(base, outcome="suppressed", detail=f"held by {sound.suppressed_by}")
+            return replace(base, outcome=FiringOutcome.SUPPRESSED, detail=f"held by {sound.suppressed_by}")
         late = now - sound.start
         late_s = late.total_seconds()
         if late > self.grace:
@@ -319,7 +319,7 @@ class Scheduler:
                 return replace(base, detail=detail, duration_s=round(remaining), deadline=sound.end)
             if sound.action == "stop" and sound.layer == "emergency":
                 return replace(base, detail=f"{late_s:.0f} s late", deadline=now + self.command_deadline)
-            return replace(base, outcome="missed", detail=f"houqin was not running; {late_s:.0f} s late")
+            return replace(base, outcome=FiringOutcome.MISSED, detail=f"houqin was not running; {late_s:.0f} s late")
         duration = max(1, round((sound.end - sound.start).total_seconds())) if sound.action == "play" else None
         deadline = sound.start + self.grace if sound.layer != "emergency" else max(sound.end, now + self.grace)
         return replace(base, duration_s=duration, deadline=deadline)

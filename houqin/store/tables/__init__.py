@@ -1,0 +1,87 @@
+"""SQL tables, one module per domain; migrations in ``migrations/versions``. Every state and kind column
+is a ``StrEnum`` (stored as its string). Everything is importable from here."""
+
+from houqin.store.tables.accounts import Role, User, UserRoom
+from houqin.store.tables.base import NAMING, Base, StateColumn, UtcDateTime, utcnow
+from houqin.store.tables.billing import (
+    BillingEvent,
+    BillingEventKind,
+    EntryKind,
+    LedgerEntry,
+    MeterBilling,
+    NoticeKind,
+    RoomNotice,
+    Wallet,
+    WalletState,
+)
+from houqin.store.tables.commands import FINISHED_COMMAND, CommandSource, CommandState, DeviceCommand
+from houqin.store.tables.payments import PaymentNotification, PaymentOrder, PaymentState
+from houqin.store.tables.repairs import (
+    EventKind,
+    Fault,
+    FaultState,
+    OrderSource,
+    OrderStatus,
+    Priority,
+    RepairCounter,
+    RepairEvent,
+    RepairOrder,
+    RepairPhoto,
+)
+from houqin.store.tables.schedules import (
+    CalendarDay,
+    CalendarTerm,
+    EmergencyBroadcast,
+    FiringOutcome,
+    ManualSpan,
+    Schedule,
+    ScheduleFiring,
+    SchedulerLease,
+    ZoneOverride,
+)
+
+__all__ = [
+    "FINISHED_COMMAND",
+    "NAMING",
+    "Base",
+    "BillingEvent",
+    "BillingEventKind",
+    "CalendarDay",
+    "CalendarTerm",
+    "CommandSource",
+    "CommandState",
+    "DeviceCommand",
+    "EmergencyBroadcast",
+    "EntryKind",
+    "EventKind",
+    "Fault",
+    "FaultState",
+    "FiringOutcome",
+    "LedgerEntry",
+    "ManualSpan",
+    "MeterBilling",
+    "NoticeKind",
+    "OrderSource",
+    "OrderStatus",
+    "PaymentNotification",
+    "PaymentOrder",
+    "PaymentState",
+    "Priority",
+    "RepairCounter",
+    "RepairEvent",
+    "RepairOrder",
+    "RepairPhoto",
+    "Role",
+    "RoomNotice",
+    "Schedule",
+    "ScheduleFiring",
+    "SchedulerLease",
+    "StateColumn",
+    "User",
+    "UserRoom",
+    "UtcDateTime",
+    "Wallet",
+    "WalletState",
+    "ZoneOverride",
+    "utcnow",
+]

@@ -1,0 +1,121 @@
+"""Prepaid electricity: wallets and their ledger, where metering stands, what it noticed, and what rooms
+were told."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Float, Integer, String, Text, false
+from sqlalchemy.orm import Mapped, mapped_column
+
+from houqin.store.tables.base import Base, StateColumn, UtcDateTime, utcnow
+
+
+class WalletState(StrEnum):
+    NORMAL = "normal"
+    LOW = "low"  # at or below a low-balance threshold
+    CUT_OFF = "cut_off"  # power cut for money
+
+
+class EntryKind(StrEnum):
+    TOPUP = "topup"
+    CHARGE = "charge"
+    ALLOWANCE = "allowance"
+    ADJUSTMENT = "adjustment"
+    REFUND = "refund"
+
+
+class BillingEventKind(StrEnum):
+    FIRST = "first"  # the first reading of a meter: nothing to charge yet
+    RESET = "reset"  # the meter went backwards (replaced or reset)
+    JUMP = "jump"  # it advanced faster than the room can draw
+
+
+class NoticeKind(StrEnum):
+    LOW_BALANCE = "low_balance"
+    CUT_OFF = "cut_off"
+    CUT_DEFERRED = "cut_deferred"
+    RESTORED = "restored"
+    TRIPPED = "tripped"
+    TRIP_RESTORED = "trip_restored"
+
+
+class Wallet(Base):
+    """A dorm room's prepaid balance; always the sum of its ledger entries."""
+
+    __tablename__ = "wallets"
+
+    room: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance_fen: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[WalletState] = mapped_column(StateColumn(WalletState), default=WalletState.NORMAL)
+    # How many low-balance thresholds the balance is at or below: a warning goes out when this grows.
+    low_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The balance reached the cut-off level inside the protected window: the cut waits for its end.
+    cut_deferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Over the power limit: the relay is off until then (whatever the balance), and how often it happened.
+    tripped_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    trips: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class LedgerEntry(Base):
+    """One movement of a room's money, append-only, pointing to its cause; ``key`` makes it happen once."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[EntryKind] = mapped_column(StateColumn(EntryKind))
+    amount_fen: Mapped[int] = mapped_column(Integer)  # signed: a charge is negative
+    balance_after_fen: Mapped[int] = mapped_column(Integer)
+    kwh: Mapped[float | None] = mapped_column(Float, default=None)
+    cause: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str] = mapped_column(Text, default="")
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class MeterBilling(Base):
+    """Where billing stands on a room meter: the reading charged last, the sub-fen remainder carried to the
+    next charge, and the free allowance used this month."""
+
+    __tablename__ = "meter_billing"
+
+    meter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room: Mapped[str] = mapped_column(String(64))
+    last_ts: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_kwh: Mapped[float] = mapped_column(Float)
+    carry_micro_fen: Mapped[int] = mapped_column(Integer, default=0)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, local
+    free_used_kwh: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class BillingEvent(Base):
+    """Something billing noticed and did not charge: the first reading, a reset or replaced meter, a jump
+    larger than the room could draw."""
+
+    __tablename__ = "billing_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room: Mapped[str] = mapped_column(String(64), index=True)
+    meter: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[BillingEventKind] = mapped_column(StateColumn(BillingEventKind))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    before_kwh: Mapped[float | None] = mapped_column(Float, default=None)
+    after_kwh: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class RoomNotice(Base):
+    """What a room's students are told: a low balance, power cut (or to be cut when the protected window
+    ends), restored, tripped by overload. Written in the transaction that caused it."""
+
+    __tablename__ = "room_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[NoticeKind] = mapped_column(StateColumn(NoticeKind, 24))
+    balance_fen: Mapped[int | None] = mapped_column(Integer, default=None)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
