@@ -35,7 +35,7 @@ from houqin.inventory import Inventory
 from houqin.store import Database
 from houqin.store.tables import CommandSource, CommandState, DeviceCommand
 
-OPEN = ("queued", "sent")
+OPEN = (CommandState.QUEUED, CommandState.SENT)
 LATE = "not sent by its deadline"
 
 
@@ -104,14 +104,16 @@ async def _supersede(connection: AsyncConnection, outputs: set[tuple[str, str]],
     """A newer command for an output supersedes the older one still waiting to be sent. The waiting ones are
     few (retries in their backoff), so they are read and matched here, not by a 500-pair IN list."""
     waiting = await connection.execute(
-        select(DeviceCommand.id, DeviceCommand.device, DeviceCommand.command).where(DeviceCommand.state == "queued")
+        select(DeviceCommand.id, DeviceCommand.device, DeviceCommand.command).where(
+            DeviceCommand.state == CommandState.QUEUED
+        )
     )
     older = [command_id for command_id, device, command in waiting if (device, command) in outputs]
     for start in range(0, len(older), _CHUNK):
         await connection.execute(
             update(DeviceCommand)
-            .where(DeviceCommand.id.in_(older[start : start + _CHUNK]), DeviceCommand.state == "queued")
-            .values(state="superseded", finished_at=now)
+            .where(DeviceCommand.id.in_(older[start : start + _CHUNK]), DeviceCommand.state == CommandState.QUEUED)
+            .values(state=CommandState.SUPERSEDED, finished_at=now)
         )
 
 
@@ -145,7 +147,7 @@ class Handover:
                 values.append({**row, "sent_at": None})  # every row of one INSERT names the same columns
             else:
                 self._reserved.append((sender, row["device"]))
-                values.append({**row, "state": "sent", "attempts": 1, "sent_at": now})
+                values.append({**row, "state": CommandState.SENT, "attempts": 1, "sent_at": now})
         ids = (await connection.execute(_INSERT, values)).scalars().all()
         for value, sender, command_id in zip(values, senders, ids, strict=True):
             if sender is None:
@@ -286,10 +288,14 @@ class CommandQueue:
                 return existing
         await session.execute(
             update(DeviceCommand)
-            .where(DeviceCommand.device == device, DeviceCommand.command == command, DeviceCommand.state == "queued")
-            .values(state="superseded", finished_at=now)
+            .where(
+                DeviceCommand.device == device,
+                DeviceCommand.command == command,
+                DeviceCommand.state == CommandState.QUEUED,
+            )
+            .values(state=CommandState.SUPERSEDED, finished_at=now)
         )
-        row = DeviceCommand(device=device, command=command, action=action, state="queued", source=source,
+        row = DeviceCommand(device=device, command=command, action=action, state=CommandState.QUEUED, source=source,
                             reason=reason, requested_by=requested_by, key=key, next_attempt_at=now,
                             created_at=now, arguments=dict(arguments) if arguments else None,
                             correlation_id=uuid.uuid4().hex, deadline=deadline, zone=zone)  # fmt: skip
@@ -307,7 +313,7 @@ class CommandQueue:
             # Dispatchers ask twice a second and mostly find nothing: which devices have a command due is a
             # small read on the state index, where the claim names every device it may take (hundreds).
             due = select(DeviceCommand.device).distinct()
-            due = due.where(DeviceCommand.state == "queued", DeviceCommand.next_attempt_at <= now)
+            due = due.where(DeviceCommand.state == CommandState.QUEUED, DeviceCommand.next_attempt_at <= now)
             wanted = sorted(set((await session.execute(due)).scalars()).intersection(devices))
             if not wanted:
                 return []
@@ -316,7 +322,7 @@ class CommandQueue:
             picked = (
                 select(DeviceCommand.id)
                 .where(
-                    DeviceCommand.state == "queued",
+                    DeviceCommand.state == CommandState.QUEUED,
                     DeviceCommand.next_attempt_at <= now,
                     DeviceCommand.device.in_(wanted),
                 )
@@ -330,7 +336,7 @@ class CommandQueue:
                 update(DeviceCommand)
                 .where(DeviceCommand.id.in_(select(picked.c.id)))
                 .values(
-                    state=case((in_time, "sent"), else_="failed"),
+                    state=case((in_time, CommandState.SENT.value), else_=CommandState.FAILED.value),
                     attempts=case((in_time, DeviceCommand.attempts + 1), else_=DeviceCommand.attempts),
                     sent_at=case((in_time, now), else_=DeviceCommand.sent_at),
                     finished_at=case((in_time, DeviceCommand.finished_at), else_=now),
@@ -344,7 +350,7 @@ class CommandQueue:
         for row in rows:
             if row.state == CommandState.FAILED:
                 await self._failed_for_good(row)
-        return [row for row in rows if row.state == "sent"]
+        return [row for row in rows if row.state == CommandState.SENT]
 
     async def confirm(self, command_id: int, now: datetime) -> None:
         await self.confirm_many([command_id], now)
@@ -355,8 +361,8 @@ class CommandQueue:
         async with self.database.session() as session:
             result = await session.execute(
                 update(DeviceCommand)
-                .where(DeviceCommand.id.in_(list(command_ids)), DeviceCommand.state == "sent")
-                .values(state="confirmed", finished_at=now)
+                .where(DeviceCommand.id.in_(list(command_ids)), DeviceCommand.state == CommandState.SENT)
+                .values(state=CommandState.CONFIRMED, finished_at=now)
                 .returning(DeviceCommand.id, DeviceCommand.device)
             )
             confirmed = result.all()
@@ -434,8 +440,8 @@ class CommandQueue:
         async with self.database.session() as session:
             result = await session.execute(
                 update(DeviceCommand)
-                .where(DeviceCommand.state == "sent", DeviceCommand.device.in_(list(devices)))
-                .values(state="queued", next_attempt_at=now)
+                .where(DeviceCommand.state == CommandState.SENT, DeviceCommand.device.in_(list(devices)))
+                .values(state=CommandState.QUEUED, next_attempt_at=now)
             )
             await session.commit()
             return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ from houqin.inventory import Inventory
 from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
 from houqin.settings import RepairSettings
-from houqin.store.tables import CommandSource, Priority
+from houqin.store.tables import CommandSource, FaultState, Priority
 from houqin.telemetry import TelemetryStore
 from rules.anomaly import judge_anomaly
 from rules.conditions import Transition, Verdict, Watch, elapse, observe
@@ -203,7 +203,7 @@ class RulesEngine:
         if transition is Transition.BEGIN:
             fault = await self.faults.pending(spec, watch.bad_since or now, watch.value)
             watch.fault_id = fault.id
-            if fault.state == "active":
+            if fault.state == FaultState.ACTIVE:
                 watch.phase = "active"  # another process got there first
             return
         assert watch.fault_id is not None

@@ -403,9 +403,7 @@ async def test_zone_commands_go_out_as_their_firing_commits_unless_the_device_is
     assert sent == [("lawn-1", "on", "sent", 1, on_at), ("lawn-2", "on", "sent", 1, on_at)]
 
     off_at = on_at + timedelta(seconds=1)
-    await campus.commander.record(
-        [Firing("lawn", "schedule:off", "off", off_at, deadline=off_at + window)], off_at
-    )
+    await campus.commander.record([Firing("lawn", "schedule:off", "off", off_at, deadline=off_at + window)], off_at)
     rows = {(row.device, row.action): row for row in await zone_commands(campus, "lawn")}
     # lawn-2's "on" awaits its confirmation: one command in flight per device, so "off" waits its turn.
     assert (rows["lawn-2", "off"].state, rows["lawn-2", "off"].attempts) == ("queued", 0)

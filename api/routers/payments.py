@@ -23,7 +23,7 @@ from houqin.billing.desk import COUNTER, OrderConflict, PaymentDesk
 from houqin.billing.providers import NotificationRejected
 from houqin.billing.providers.wechat import CheckoutFailed
 from houqin.inventory.model import Room, Tariff
-from houqin.store.tables import PaymentOrder, Role, User
+from houqin.store.tables import PaymentOrder, PaymentState, Role, User
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
@@ -57,8 +57,8 @@ async def create_topup(
         order = existing
     else:
         _check_amount(inventory.tariffs[room.tariff], body.amount_fen)
-        order = PaymentOrder(room=room.id, provider=body.provider, amount_fen=body.amount_fen, state="created",
-                             requested_by=user.username, idempotency_key=idempotency_key,
+        order = PaymentOrder(room=room.id, provider=body.provider, amount_fen=body.amount_fen,
+                             state=PaymentState.CREATED, requested_by=user.username, idempotency_key=idempotency_key,
                              created_at=datetime.now(UTC))  # fmt: skip
         session.add(order)
         await session.commit()

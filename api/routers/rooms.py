@@ -40,7 +40,7 @@ from houqin.billing.statement import month_statement
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
 from houqin.settings import Settings
-from houqin.store.tables import LedgerEntry, Role, RoomNotice, Wallet
+from houqin.store.tables import EntryKind, LedgerEntry, Role, RoomNotice, Wallet
 from houqin.telemetry import SeriesUnavailable
 from houqin.telemetry.usage import Period, energy_usage, usage_boundaries
 
@@ -237,7 +237,7 @@ async def adjust(
             raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key was used for a different request")
         return LedgerEntryOut.model_validate(existing, from_attributes=True)
     now = datetime.now(UTC)
-    entry = await credit(database, policy, room_id, body.kind,
+    entry = await credit(database, policy, room_id, EntryKind(body.kind),
                          body.amount_fen, now, key=key, cause=f"staff:{user.username}", note=body.reason)  # fmt: skip
     if entry is None:  # the same key, posted concurrently a moment ago
         entry = (await session.execute(select(LedgerEntry).where(LedgerEntry.key == key))).scalar_one()

@@ -11,7 +11,7 @@ from houqin.accounts import NewAccount, add_account, generate_password
 from houqin.billing.ledger import ensure_wallets, post
 from houqin.inventory import Inventory
 from houqin.settings import Settings
-from houqin.store.tables import Role
+from houqin.store.tables import EntryKind, Role
 
 
 async def demo_accounts(settings: Settings, inventory: Inventory) -> dict[str, str]:
@@ -56,7 +56,7 @@ async def demo_balances(settings: Settings, inventory: Inventory, opening_fen: i
             now = datetime.now(UTC)
             for room in sorted(inventory.rooms):
                 key, cause = f"demo:opening:{room}", "demo opening balance"
-                await post(session, room, "adjustment", opening_fen, now, key=key, cause=cause)
+                await post(session, room, EntryKind.ADJUSTMENT, opening_fen, now, key=key, cause=cause)
             await session.commit()
     finally:
         await database.close()

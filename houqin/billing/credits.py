@@ -6,14 +6,14 @@ from datetime import datetime
 
 from houqin.billing.policy import PowerPolicy
 from houqin.store import Database
-from houqin.store.tables import LedgerEntry
+from houqin.store.tables import EntryKind, LedgerEntry
 
 
 async def credit(
     database: Database,
     policy: PowerPolicy,
     room: str,
-    kind: str,
+    kind: EntryKind,
     amount_fen: int,
     now: datetime,
     *,

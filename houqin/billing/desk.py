@@ -19,7 +19,7 @@ from houqin.billing.policy import PowerPolicy
 from houqin.billing.providers import NotificationRejected, PaymentProvider
 from houqin.store import Database
 from houqin.store.keyed import insert_unless_keyed, upsert_for
-from houqin.store.tables import PaymentNotification, PaymentOrder
+from houqin.store.tables import EntryKind, PaymentNotification, PaymentOrder, PaymentState
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _STORE = insert_unless_keyed(_NOTIFICATIONS)
 _PAID = (
     update(_ORDERS)
     .where(_ORDERS.c.id == bindparam("paid_order"))
-    .values(state="paid", paid_at=bindparam("paid_time"), provider_trade_no=bindparam("trade"))
+    .values(state=PaymentState.PAID, paid_at=bindparam("paid_time"), provider_trade_no=bindparam("trade"))
 )
 
 
@@ -81,7 +81,7 @@ class PaymentDesk:
                 await session.rollback()
                 return False  # applied before (or by a concurrent duplicate that committed first)
             await connection.execute(_PAID, {"paid_order": order_id, "paid_time": now, "trade": verified.trade_no})
-            entry = await self.policy.post(session, order.room, "topup", order.amount_fen, now,
+            entry = await self.policy.post(session, order.room, EntryKind.TOPUP, order.amount_fen, now,
                                            key=f"payment:{order_id}", cause=f"{provider} {verified.trade_no}",
                                            note=f"order {order_id}")  # fmt: skip
             if entry is None:
@@ -97,7 +97,7 @@ class PaymentDesk:
         in one transaction, under the cashier's idempotency key; a retry returns the same order."""
         async with self.database.session() as session:
             made = upsert_for(session)(PaymentOrder).values(
-                room=room, provider=COUNTER, amount_fen=amount_fen, state="paid", requested_by=cashier,
+                room=room, provider=COUNTER, amount_fen=amount_fen, state=PaymentState.PAID, requested_by=cashier,
                 idempotency_key=key, created_at=now, paid_at=now)  # fmt: skip
             made = made.on_conflict_do_nothing(index_elements=["requested_by", "idempotency_key"])
             order_id = (await session.execute(made.returning(PaymentOrder.id))).scalar()
@@ -111,7 +111,7 @@ class PaymentDesk:
             trade_no = f"COUNTER{order_id:010d}"
             await session.execute(update(PaymentOrder).where(PaymentOrder.id == order_id)
                                   .values(provider_trade_no=trade_no))  # fmt: skip
-            await self.policy.post(session, room, "topup", amount_fen, now, key=f"payment:{order_id}",
+            await self.policy.post(session, room, EntryKind.TOPUP, amount_fen, now, key=f"payment:{order_id}",
                                    cause=f"{COUNTER}:{cashier}", note=note or f"order {order_id}")  # fmt: skip
             await session.commit()
             log.info("room %s: %d fen paid at the counter (%s, order %d)", room, amount_fen, cashier, order_id)

@@ -13,15 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.store import Database
 from houqin.store.keyed import insert_unless_keyed, upsert_for
-from houqin.store.tables import LedgerEntry, Wallet
-
-KINDS = ("topup", "charge", "allowance", "adjustment", "refund")
+from houqin.store.tables import EntryKind, LedgerEntry, Wallet, WalletState
 
 
 async def _open_wallet(session: AsyncSession, room: str, now: datetime) -> None:
     """A zero wallet for the room unless it has one; ON CONFLICT DO NOTHING, so that two processes (or two
     first credits at once) both find one wallet."""
-    made = upsert_for(session)(Wallet).values(room=room, balance_fen=0, state="normal", updated_at=now)
+    made = upsert_for(session)(Wallet).values(room=room, balance_fen=0, state=WalletState.NORMAL, updated_at=now)
     await session.execute(made.on_conflict_do_nothing())
 
 
@@ -39,7 +37,7 @@ class WalletAfter:
     """The wallet as the move left it (what the power policy decides on), read in the same statement."""
 
     balance_fen: int
-    state: str
+    state: WalletState
     low_level: int
     cut_deferred: bool
     tripped_until: datetime | None
@@ -75,7 +73,7 @@ async def _move(session: AsyncSession, room: str, amount_fen: int, now: datetime
 async def post(
     session: AsyncSession,
     room: str,
-    kind: str,
+    kind: EntryKind,
     amount_fen: int,
     now: datetime,
     *,
@@ -90,7 +88,7 @@ async def post(
     Two statements: the wallet's balance moves first (which locks its row, so entries of one room are
     written one at a time, each with the balance after it), then the entry is inserted unless its key
     exists; if it does, the move is undone in the same transaction."""
-    if kind not in KINDS:
+    if kind not in EntryKind.__members__.values():
         raise ValueError(f"unknown ledger entry kind {kind!r}")
     wallet = await _move(session, room, amount_fen, now)
     values = {"room": room, "kind": kind, "amount_fen": amount_fen, "balance_after_fen": wallet.balance_fen,

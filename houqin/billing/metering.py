@@ -30,7 +30,7 @@ from houqin.inventory.model import Room
 from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
 from houqin.store import Database
-from houqin.store.tables import BillingEvent, MeterBilling, Priority
+from houqin.store.tables import BillingEvent, BillingEventKind, EntryKind, MeterBilling, Priority
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class RoomBilling:
         if state is None:
             session.add(MeterBilling(meter=meter, room=room.id, last_ts=ts, last_kwh=kwh, carry_micro_fen=0,
                                      month=month, free_used_kwh=0.0))  # fmt: skip
-            session.add(BillingEvent(room=room.id, meter=meter, kind="first", at=ts, after_kwh=kwh,
+            session.add(BillingEvent(room=room.id, meter=meter, kind=BillingEventKind.FIRST, at=ts, after_kwh=kwh,
                                      note="billing starts from this reading"))  # fmt: skip
             return None
         if ts <= state.last_ts:
@@ -117,7 +117,7 @@ class RoomBilling:
         delta = kwh - state.last_kwh
         hours = (ts - state.last_ts).total_seconds() / 3600
         if delta < 0 or delta > self.max_room_kw * hours + 0.01:
-            kind = "reset" if delta < 0 else "jump"
+            kind = BillingEventKind.RESET if delta < 0 else BillingEventKind.JUMP
             if delta < 0:
                 note = "the register went down: meter reset or replaced"
             else:
@@ -126,7 +126,7 @@ class RoomBilling:
                                      after_kwh=kwh, note=note))  # fmt: skip
             log.warning("billing %s (%s): %s; not charged, billing continues from %.3f kWh", room.id, meter, note, kwh)
             state.last_ts, state.last_kwh = ts, kwh
-            return note if kind == "jump" else None
+            return note if kind == BillingEventKind.JUMP else None
         tariff = self.inventory.tariffs[room.tariff]
         allowance = tariff.free_kwh(room.beds)
         stamp = f"{meter}:{ts.isoformat()}"
@@ -142,7 +142,7 @@ class RoomBilling:
                 free_before = min(before, max(0.0, allowance - state.free_used_kwh))
                 if free_before > 0:
                     # Stamped just before the boundary, so each month's statement counts its own allowance.
-                    await post(session, room.id, "allowance", 0, boundary - timedelta(milliseconds=1),
+                    await post(session, room.id, EntryKind.ALLOWANCE, 0, boundary - timedelta(milliseconds=1),
                                key=f"allowance-prev:{stamp}", cause=window, kwh=free_before,
                                note=f"{free_before:.3f} kWh of {state.month}'s free allowance")  # fmt: skip
             state.month, state.free_used_kwh = month, 0.0
@@ -158,15 +158,15 @@ class RoomBilling:
         total = state.carry_micro_fen + cost_micro
         fen, carry = divmod(total, MICRO)
         if free_now > 0:
-            await post(session, room.id, "allowance", 0, ts, key=f"allowance:{stamp}", cause=window, kwh=free_now,
-                       note=f"{free_now:.3f} kWh of the free monthly allowance")  # fmt: skip
+            await post(session, room.id, EntryKind.ALLOWANCE, 0, ts, key=f"allowance:{stamp}", cause=window,
+                       kwh=free_now, note=f"{free_now:.3f} kWh of the free monthly allowance")  # fmt: skip
         if fen > 0:
             periods = ", ".join(f"{p.period} {p.kwh:.3f} kWh × {p.price_fen_per_kwh} fen" for p in slices)
             if self.policy is not None:
-                await self.policy.post(session, room.id, "charge", -fen, ts, key=f"charge:{stamp}", cause=window,
-                                       kwh=delta - free, note=periods)  # fmt: skip
+                await self.policy.post(session, room.id, EntryKind.CHARGE, -fen, ts, key=f"charge:{stamp}",
+                                       cause=window, kwh=delta - free, note=periods)  # fmt: skip
             else:
-                await post(session, room.id, "charge", -fen, ts, key=f"charge:{stamp}", cause=window,
+                await post(session, room.id, EntryKind.CHARGE, -fen, ts, key=f"charge:{stamp}", cause=window,
                            kwh=delta - free, note=periods)  # fmt: skip
             self.charged_fen += fen
         state.last_ts, state.last_kwh = ts, kwh

@@ -32,7 +32,7 @@ from houqin.daily_span import within
 from houqin.inventory import Inventory
 from houqin.settings import BillingSettings
 from houqin.store import Database
-from houqin.store.tables import CommandSource, LedgerEntry, RoomNotice, Wallet
+from houqin.store.tables import CommandSource, EntryKind, LedgerEntry, NoticeKind, RoomNotice, Wallet, WalletState
 from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,9 @@ def yuan(fen: int) -> str:
     return f"{fen / 100:.2f} yuan"
 
 
-def notice(session: AsyncSession, room: str, kind: str, now: datetime, message: str, balance: int | None) -> None:
+def notice(
+    session: AsyncSession, room: str, kind: NoticeKind, now: datetime, message: str, balance: int | None
+) -> None:
     session.add(RoomNotice(room=room, kind=kind, balance_fen=balance, message=message, created_at=now))
 
 
@@ -78,7 +80,7 @@ class PowerPolicy:
         self,
         session: AsyncSession,
         room_id: str,
-        kind: str,
+        kind: EntryKind,
         amount_fen: int,
         now: datetime,
         *,
@@ -108,31 +110,32 @@ class PowerPolicy:
             values["low_level"] = level
             if level > wallet.low_level and balance > self.cutoff_fen:
                 crossed = self.thresholds[level - 1]
-                notice(session, room_id, "low_balance", now, f"Balance {yuan(balance)}: at or below "
+                notice(session, room_id, NoticeKind.LOW_BALANCE, now, f"Balance {yuan(balance)}: at or below "
                        f"{yuan(crossed)}. Top up to keep the power on.", balance)  # fmt: skip
         state = wallet.state
-        if state != "cut_off" and balance <= self.cutoff_fen:
+        if state != WalletState.CUT_OFF and balance <= self.cutoff_fen:
             if self.protected(now):
                 if not wallet.cut_deferred:
                     values["cut_deferred"] = True
-                    notice(session, room_id, "cut_deferred", now, f"Balance {yuan(balance)}: power will be cut "
+                    notice(session, room_id, NoticeKind.CUT_DEFERRED, now,
+                           f"Balance {yuan(balance)}: power will be cut "
                            f"when the night ends ({self.window[1]:%H:%M}) unless the room is topped up.",  # type: ignore[index]
                            balance)  # fmt: skip
             else:
-                state = "cut_off"
+                state = WalletState.CUT_OFF
                 values["cut_deferred"] = False
-                notice(session, room_id, "cut_off", now, f"Balance {yuan(balance)}: power cut. It returns as "
+                notice(session, room_id, NoticeKind.CUT_OFF, now, f"Balance {yuan(balance)}: power cut. It returns as "
                        "soon as the room is topped up.", balance)  # fmt: skip
                 await self._relay(session, room_id, "off", now, f"balance {balance} fen", f"cut:{entry.id}")
-        elif state == "cut_off" and balance > self.restore_fen:
-            state = "normal"
-            notice(session, room_id, "restored", now, f"Balance {yuan(balance)}: power restored.", balance)
+        elif state == WalletState.CUT_OFF and balance > self.restore_fen:
+            state = WalletState.NORMAL
+            notice(session, room_id, NoticeKind.RESTORED, now, f"Balance {yuan(balance)}: power restored.", balance)
             if not self._tripped(wallet, now):
                 await self._relay(session, room_id, "on", now, f"balance {balance} fen", f"restore:{entry.id}")
         elif wallet.cut_deferred and balance > self.cutoff_fen:
             values["cut_deferred"] = False
-        if state != "cut_off":
-            state = "low" if level else "normal"
+        if state != WalletState.CUT_OFF:
+            state = WalletState.LOW if level else WalletState.NORMAL
         if state != wallet.state:
             values["state"] = state
         if values:
@@ -158,9 +161,10 @@ class PowerPolicy:
                 return False
             trips, state = row
             minutes = restore_after.total_seconds() / 60
-            notice(session, room_id, "tripped", now, f"Overload: {drawn_w:.0f} W drawn, the limit is {limit_w:.0f} W. "
+            notice(session, room_id, NoticeKind.TRIPPED, now,
+                   f"Overload: {drawn_w:.0f} W drawn, the limit is {limit_w:.0f} W. "
                    f"Power is off for {minutes:g} min (trip {trips}).", None)  # fmt: skip
-            if state != "cut_off":
+            if state != WalletState.CUT_OFF:
                 await self._relay(session, room_id, "off", now, f"overload {drawn_w:.0f} W > {limit_w:.0f} W",
                                   f"trip:{trips}")  # fmt: skip
             await session.commit()
@@ -174,13 +178,14 @@ class PowerPolicy:
             if not self.protected(now):
                 cut = await session.execute(
                     update(Wallet)
-                    .where(Wallet.cut_deferred.is_(True), Wallet.state != "cut_off",
+                    .where(Wallet.cut_deferred.is_(True), Wallet.state != WalletState.CUT_OFF,
                            Wallet.balance_fen <= self.cutoff_fen)
-                    .values(cut_deferred=False, state="cut_off", updated_at=now)
+                    .values(cut_deferred=False, state=WalletState.CUT_OFF, updated_at=now)
                     .returning(Wallet.room, Wallet.balance_fen, Wallet.updated_at)
                 )  # fmt: skip
                 for room_id, balance, _ in cut.all():
-                    notice(session, room_id, "cut_off", now, f"Balance {yuan(balance)}: power cut at the end of "
+                    notice(session, room_id, NoticeKind.CUT_OFF, now,
+                           f"Balance {yuan(balance)}: power cut at the end of "
                            "the protected hours. It returns as soon as the room is topped up.", balance)  # fmt: skip
                     await self._relay(session, room_id, "off", now, f"balance {balance} fen (deferred)",
                                       f"deferred-cut:{now:%Y%m%d%H%M%S}")  # fmt: skip
@@ -191,9 +196,9 @@ class PowerPolicy:
                 .returning(Wallet.room, Wallet.state, Wallet.trips)
             )
             for room_id, state, trips in ended.all():
-                if state == "cut_off":
+                if state == WalletState.CUT_OFF:
                     continue  # the money keeps it off; a top-up restores it
-                notice(session, room_id, "trip_restored", now, "Power restored after the overload trip.", None)
+                notice(session, room_id, NoticeKind.TRIP_RESTORED, now, "Power restored after the overload trip.", None)
                 await self._relay(session, room_id, "on", now, "trip over", f"trip-restore:{trips}")
             await session.commit()
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.inventory.model import Room, Tariff
-from houqin.store.tables import LedgerEntry
+from houqin.store.tables import EntryKind, LedgerEntry
 
 
 @dataclass
@@ -85,14 +85,14 @@ async def month_statement(
     for created_at, kind, amount, kwh, balance_after in rows:
         day = created_at.astimezone(timezone).date()
         totals = days.get(day) or days.setdefault(day, DayTotals(day))
-        if kind == "charge":
+        if kind == EntryKind.CHARGE:
             totals.charged_fen -= amount
             totals.kwh_charged += kwh or 0.0
-        elif kind == "allowance":
+        elif kind == EntryKind.ALLOWANCE:
             totals.kwh_free += kwh or 0.0
-        elif kind == "topup":
+        elif kind == EntryKind.TOPUP:
             totals.topups_fen += amount
-        elif kind == "refund":
+        elif kind == EntryKind.REFUND:
             totals.refunds_fen += amount
         else:
             totals.adjustments_fen += amount

@@ -53,13 +53,13 @@ class FaultBook:
     async def open_faults(self) -> list[Fault]:
         """Pending and active faults: the rules engine resumes them after a restart."""
         async with self.database.session() as session:
-            rows = await session.execute(select(Fault).where(Fault.state != "cleared"))
+            rows = await session.execute(select(Fault).where(Fault.state != FaultState.CLEARED))
             return list(rows.scalars())
 
     async def pending(self, spec: FaultSpec, since: datetime, value: float | None) -> Fault:
         """Record that the condition began; the fault already open for this rule and device if there is one."""
         async with self.database.session() as session:
-            fault = Fault(rule_id=spec.rule_id, device=spec.device, state="pending", severity=spec.severity,
+            fault = Fault(rule_id=spec.rule_id, device=spec.device, state=FaultState.PENDING, severity=spec.severity,
                           title=spec.title[:255], value=value, started_at=since)  # fmt: skip
             session.add(fault)
             try:
@@ -69,7 +69,7 @@ class FaultBook:
                 await session.rollback()
             existing = await session.execute(
                 select(Fault).where(
-                    Fault.rule_id == spec.rule_id, Fault.device == spec.device, Fault.state != "cleared"
+                    Fault.rule_id == spec.rule_id, Fault.device == spec.device, Fault.state != FaultState.CLEARED
                 )
             )
             return existing.scalar_one()
@@ -77,7 +77,7 @@ class FaultBook:
     async def discard(self, fault_id: int) -> None:
         """The condition ended before it lasted long enough: it was noise, not a fault."""
         async with self.database.session() as session:
-            await session.execute(delete(Fault).where(Fault.id == fault_id, Fault.state == "pending"))
+            await session.execute(delete(Fault).where(Fault.id == fault_id, Fault.state == FaultState.PENDING))
             await session.commit()
 
     async def activate(
@@ -88,8 +88,8 @@ class FaultBook:
         async with self.database.session() as session:
             changed = await session.execute(
                 update(Fault)
-                .where(Fault.id == fault_id, Fault.state == "pending")
-                .values(state="active", activated_at=now, value=value, title=spec.title[:255])
+                .where(Fault.id == fault_id, Fault.state == FaultState.PENDING)
+                .values(state=FaultState.ACTIVE, activated_at=now, value=value, title=spec.title[:255])
             )
             if changed.rowcount != 1:  # type: ignore[attr-defined]
                 await session.rollback()
@@ -108,7 +108,7 @@ class FaultBook:
             await session.execute(
                 select(RepairOrder)
                 .join(Fault, Fault.repair_order_id == RepairOrder.id)
-                .where(Fault.rule_id == spec.rule_id, Fault.device == spec.device, Fault.state == "cleared")
+                .where(Fault.rule_id == spec.rule_id, Fault.device == spec.device, Fault.state == FaultState.CLEARED)
                 .order_by(Fault.cleared_at.desc())
                 .limit(1)
             )
