@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import Counter
 
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory
 from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
@@ -235,8 +235,9 @@ class RulesEngine:
             log.error("rule %s wants to switch the relay of %s, which has none houqin can command",
                       watch.rule.id, watch.device.id)  # fmt: skip
             return
-        await self.commands.enqueue(relay.id, "relay", action, now, source=CommandSource.RULE, reason=reason,
-                                    key=f"fault:{watch.fault_id}:relay:{action}")  # fmt: skip
+        request = CommandRequest(relay.id, "relay", action, CommandSource.RULE, reason=reason,
+                                 key=f"fault:{watch.fault_id}:relay:{action}")  # fmt: skip
+        await self.commands.enqueue(request, now)
 
     def _undo(self, watch: Watch, transition: Transition) -> None:
         back = {Transition.BEGIN: "ok", Transition.ACTIVATE: "pending", Transition.DISCARD: "pending",

@@ -12,11 +12,11 @@ from sqlalchemy import func, select, update
 from collectors.command_dispatcher import ModbusCommandDispatcher
 from collectors.modbus_link import ModbusLink
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory, load_inventory
 from houqin.schedules.commander import Firing, ZoneCommander
 from houqin.store import Database
-from houqin.store.tables import DeviceCommand, ScheduleFiring
+from houqin.store.tables import CommandSource, DeviceCommand, ScheduleFiring
 
 INVENTORY = """
 site: {name: Command test}
@@ -53,11 +53,14 @@ async def test_commands_are_confirmed_by_read_back_or_fail_after_their_attempts(
     dispatcher = ModbusCommandDispatcher(queue, {"floor": link}, inventory, every=0.05)
     now = datetime.now(UTC)
     try:
-        cut = await queue.enqueue("r1-relay", "relay", "off", now, source="rule", key="fault:7:relay:off")
-        twice = await queue.enqueue("r1-relay", "relay", "off", now, source="rule", key="fault:7:relay:off")
+        cut_off = CommandRequest("r1-relay", "relay", "off", CommandSource.RULE, key="fault:7:relay:off")
+        cut = await queue.enqueue(cut_off, now)
+        twice = await queue.enqueue(cut_off, now)
         assert twice.id == cut.id  # the same request, asked again, is one command
         relays[1].offline = True  # r2 does not answer: its command is retried, then fails
-        lost = await queue.enqueue("r2-relay", "relay", "off", now, source="user", requested_by="li")
+        lost = await queue.enqueue(
+            CommandRequest("r2-relay", "relay", "off", CommandSource.USER, requested_by="li"), now
+        )
 
         async def finished() -> bool:
             return all(c.state in {"confirmed", "failed"} for c in await queue.recent())
@@ -69,7 +72,7 @@ async def test_commands_are_confirmed_by_read_back_or_fail_after_their_attempts(
         assert "no answer" in (await queue.recent("r2-relay"))[0].last_error
 
         # A command left "sent" by a process that stopped mid-way is sent again at the next start.
-        restore = await queue.enqueue("r1-relay", "relay", "on", datetime.now(UTC), source="user")
+        restore = await queue.enqueue(CommandRequest("r1-relay", "relay", "on", CommandSource.USER), datetime.now(UTC))
         [claimed] = await queue.claim({"r1-relay"}, datetime.now(UTC))
         assert claimed.id == restore.id and relays[0].values["relay_closed"] is False
 
@@ -97,9 +100,12 @@ async def test_a_claim_hands_out_each_due_command_once_in_order_and_fails_the_la
     queue = CommandQueue(database, demo_inventory, on_failed=on_failed)
     relays = sorted(device for device in demo_inventory.devices if device.endswith("-relay"))[:40]
     now = datetime.now(UTC)
-    queued = [await queue.enqueue(relay, "relay", "off", now - timedelta(seconds=1), source="user") for relay in relays]
-    late = await queue.enqueue(relays[0], "relay", "on", now - timedelta(seconds=1), source="schedule",
-                               deadline=now - timedelta(milliseconds=1))  # fmt: skip
+    earlier = now - timedelta(seconds=1)
+    queued = [
+        await queue.enqueue(CommandRequest(relay, "relay", "off", CommandSource.USER), earlier) for relay in relays
+    ]
+    late_on = CommandRequest(relays[0], "relay", "on", CommandSource.SCHEDULE, deadline=now - timedelta(milliseconds=1))
+    late = await queue.enqueue(late_on, earlier)
     async with database.session() as session:  # the first relay's "off" was superseded by the late "on"
         await session.execute(update(DeviceCommand).where(DeviceCommand.id == queued[1].id)
                               .values(next_attempt_at=now + timedelta(seconds=30)))  # fmt: skip

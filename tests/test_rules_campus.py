@@ -20,11 +20,11 @@ from assembly.graph import Tuning
 from collectors.modbus_link import ModbusLink
 from collectors.simulators.campus import SimulatedCampus
 from houqin.accounts import NewAccount, add_account
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory, load_inventory
 from houqin.settings import Settings
 from houqin.store import Database, upgrade_database
-from houqin.store.tables import RepairEvent, RepairOrder, Role, User
+from houqin.store.tables import CommandSource, RepairEvent, RepairOrder, Role, User
 from rules.loader import load_rules
 from tests.api_client import PASSWORD
 
@@ -224,8 +224,8 @@ async def test_injected_faults_become_orders_for_the_right_teams(campus: Campus)
 
 async def test_a_command_to_an_mqtt_device_is_confirmed_by_its_state(campus: Campus) -> None:
     await asyncio.sleep(1.0)  # the MQTT link is connected
-    row = await campus.commands.enqueue("hall-lights", "light", "on", datetime.now(UTC), source="user",
-                                        requested_by="li")  # fmt: skip
+    request = CommandRequest("hall-lights", "light", "on", CommandSource.USER, requested_by="li")
+    row = await campus.commands.enqueue(request, datetime.now(UTC))
     deadline = time.monotonic() + 8
     while (state := (await campus.commands.recent("hall-lights"))[0].state) != "confirmed":
         assert time.monotonic() < deadline, f"the light command is {state}"

@@ -23,7 +23,7 @@ from collectors.mqtt_command_dispatcher import MqttCommandDispatcher
 from collectors.mqtt_link import MqttLink
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.mqtt_devices import SimulatedMqttDevices
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory, load_inventory
 from houqin.readings import Reading
 from houqin.repairs.command_faults import COMMAND_RULE, CommandFaults
@@ -35,7 +35,7 @@ from houqin.schedules.model import ScheduleIn
 from houqin.schedules.scheduler import REPLAN_SETTLE_MAX, Scheduler
 from houqin.settings import RepairSettings, ScheduleSettings
 from houqin.store import Database
-from houqin.store.tables import DeviceCommand, Fault, RepairOrder, ScheduleFiring
+from houqin.store.tables import CommandSource, DeviceCommand, Fault, RepairOrder, ScheduleFiring
 from tests.servers import Mosquitto
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -347,8 +347,12 @@ async def test_an_emergency_preempts_a_playing_bell_which_does_not_resume(campus
 
 async def test_a_controller_that_never_answers_fails_raises_a_fault_and_a_repair_order(campus: Campus) -> None:
     campus.mqtt.faults["lawn-2"] = {"offline"}  # takes commands, never reports its state
-    row = await campus.queue.enqueue("lawn-2", "light", "on", datetime.now(SHANGHAI), source="user")
-    good = await campus.queue.enqueue("lawn-1", "light", "on", datetime.now(SHANGHAI), source="user")
+    row = await campus.queue.enqueue(
+        CommandRequest("lawn-2", "light", "on", CommandSource.USER), datetime.now(SHANGHAI)
+    )
+    good = await campus.queue.enqueue(
+        CommandRequest("lawn-1", "light", "on", CommandSource.USER), datetime.now(SHANGHAI)
+    )
 
     async def state(command_id: int) -> tuple[str, int]:
         async with campus.database.session() as session:
@@ -375,7 +379,7 @@ async def test_a_controller_that_never_answers_fails_raises_a_fault_and_a_repair
     assert order is not None and order.category == "lighting" and "lawn-2 did not carry out light on" in order.title
 
     campus.mqtt.faults["lawn-2"] = set()  # repaired: the next confirmed command clears the fault
-    await campus.queue.enqueue("lawn-2", "light", "off", datetime.now(SHANGHAI), source="user")
+    await campus.queue.enqueue(CommandRequest("lawn-2", "light", "off", CommandSource.USER), datetime.now(SHANGHAI))
     async with asyncio.timeout(10):
         while True:
             async with campus.database.session() as session:
@@ -423,10 +427,16 @@ async def test_zone_commands_go_out_as_their_firing_commits_unless_the_device_is
 
     # A transaction that does not commit hands nothing over and leaves the device free.
     now = datetime.now(UTC).replace(microsecond=0)
-    command = {"device": "lawn-1", "command": "light", "action": "on", "state": "queued", "source": "user",
-               "reason": "", "requested_by": "test", "key": "test:rolled-back", "attempts": 0,
-               "next_attempt_at": now, "created_at": now, "last_error": "", "arguments": None,
-               "correlation_id": "rolled-back", "deadline": None, "zone": "lawn"}  # fmt: skip
+    command = CommandRequest(
+        "lawn-1",
+        "light",
+        "on",
+        CommandSource.USER,
+        requested_by="test",
+        key="test:rolled-back",
+        zone="lawn",
+        correlation_id="rolled-back",
+    )
     with pytest.raises(RuntimeError):
         async with campus.queue.handover() as handover, campus.database.session() as session:
             await handover.add(await session.connection(), [command], now)
@@ -443,15 +453,9 @@ async def test_zone_commands_go_out_as_their_firing_commits_unless_the_device_is
 
 async def test_a_command_past_its_deadline_is_not_sent(campus: Campus) -> None:
     now = datetime.now(SHANGHAI)
-    late = await campus.queue.enqueue(
-        "pa-1",
-        "play",
-        "play",
-        now,
-        source="schedule",
-        deadline=now - timedelta(seconds=1),
-        arguments={"programme": "bell", "duration_s": 20},
-    )
+    request = CommandRequest("pa-1", "play", "play", CommandSource.SCHEDULE, deadline=now - timedelta(seconds=1),
+                             arguments={"programme": "bell", "duration_s": 20})  # fmt: skip
+    late = await campus.queue.enqueue(request, now)
     async with asyncio.timeout(5):
         while (await campus.queue.recent("pa-1"))[0].state != "failed":
             await asyncio.sleep(0.05)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import CommandsDep, CrewUser, InventoryDep, StaffUser, TelemetryDep
 from api.schemas import CommandIn, CommandOut, DeviceDetailOut, DeviceOut, SeriesOut, SeriesPointOut
-from houqin.commands import CommandError
+from houqin.commands import CommandError, CommandRequest
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
 from houqin.store.tables import CommandSource
@@ -169,10 +169,9 @@ async def send_command(
 ) -> CommandOut:
     _known_device(inventory, device_id)
     try:
-        row = await queue.enqueue(
-            device_id, body.command, body.action, datetime.now(UTC), source=CommandSource.USER,
-            reason=body.reason, requested_by=user.username,
-        )  # fmt: skip
+        request = CommandRequest(device_id, body.command, body.action, CommandSource.USER, reason=body.reason,
+                                 requested_by=user.username)  # fmt: skip
+        row = await queue.enqueue(request, datetime.now(UTC))
     except CommandError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return CommandOut.model_validate(row, from_attributes=True)

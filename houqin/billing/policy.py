@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.ledger import WalletAfter
 from houqin.billing.ledger import post as post_entry
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, CommandRequest
 from houqin.daily_span import within
 from houqin.inventory import Inventory
 from houqin.settings import BillingSettings
@@ -211,6 +211,7 @@ class PowerPolicy:
         if relay is None or self.commands is None:
             log.error("room %s should be switched %s (%s) but has no relay houqin can command", room_id, action, why)
             return
-        await self.commands.enqueue_in(session, relay.id, "relay", action, now, source=CommandSource.BILLING,
-                                       reason=why, key=f"billing:{room_id}:{key}")  # fmt: skip
+        request = CommandRequest(relay.id, "relay", action, CommandSource.BILLING, reason=why,
+                                 key=f"billing:{room_id}:{key}")  # fmt: skip
+        await self.commands.enqueue_in(session, request, now)
         log.info("room %s: power %s (%s)", room_id, "off" if action == "off" else "on", why)

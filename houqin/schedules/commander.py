@@ -14,14 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
 
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory
 from houqin.schedules.zones import Output, ZoneActionError, device_action, zone_outputs
 from houqin.store import Database
 from houqin.store.keyed import insert_unless_keyed
-from houqin.store.tables import CommandSource, CommandState, FiringOutcome, ScheduleFiring
+from houqin.store.tables import CommandSource, FiringOutcome, ScheduleFiring
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +95,11 @@ class ZoneCommander:
             inserted = await connection.execute(_INSERT_FIRING[connection.dialect.name], rows)
             written = {str(key) for key in inserted.scalars()}
             new = [firing for firing in firings if firing.key in written]
-            commands: list[dict[str, Any]] = []
+            commands: list[CommandRequest] = []
             for firing in new:
                 for command in planned[firing.key][0]:
                     # A device in two zones fired together (the campus PA and the teaching bells) gets it once.
-                    what = (command["device"], command["command"], command["action"], repr(command["arguments"]))
+                    what = (command.device, command.command, command.action, repr(command.arguments))
                     if what not in queued:
                         queued.add(what)
                         commands.append(command)
@@ -111,15 +110,15 @@ class ZoneCommander:
             handover.committed()
         return new
 
-    def _plan(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[dict[str, Any]], str]:
+    def _plan(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[CommandRequest], str]:
         """The commands a firing queues (none unless it fired) and its detail, with any output it cannot drive."""
         if firing.outcome != FiringOutcome.FIRED:
             return [], firing.detail
         made, problems = self._commands(firing, now, requested_by)
         return made, "; ".join(filter(None, [firing.detail, *problems]))
 
-    def _commands(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[dict[str, Any]], list[str]]:
-        made: list[dict[str, Any]] = []
+    def _commands(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[CommandRequest], list[str]]:
+        made: list[CommandRequest] = []
         problems: list[str] = []
         for output in self.outputs.get(firing.zone, []):
             try:
@@ -132,25 +131,13 @@ class ZoneCommander:
                 log.warning("zone %s: %s not sent to %s: %s", firing.zone, firing.action, output.device, exc)
                 continue
             made.append(
-                {
-                    "device": output.device,
-                    "command": output.command,
-                    "action": action,
-                    "state": CommandState.QUEUED,
-                    "source": firing.source,
-                    "reason": f"zone {firing.zone}: {firing.cause}",
-                    "requested_by": requested_by[:64],
-                    "key": _command_key(firing.key, output),
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "last_error": "",
-                    "arguments": arguments or None,
-                    "correlation_id": hashlib.sha256(f"{firing.key}|{output}".encode()).hexdigest()[:32],
-                    "deadline": firing.deadline,
-                    "zone": firing.zone,
-                }
-            )
+                CommandRequest(
+                    output.device, output.command, action, firing.source, reason=f"zone {firing.zone}: {firing.cause}",
+                    requested_by=requested_by, key=_command_key(firing.key, output), arguments=arguments or None,
+                    deadline=firing.deadline, zone=firing.zone,
+                    correlation_id=hashlib.sha256(f"{firing.key}|{output}".encode()).hexdigest()[:32],
+                )
+            )  # fmt: skip
         return made, problems
 
 

@@ -1,36 +1,37 @@
 """The command queue: every command to a device is a row before anything is sent.
 
-A command names a device, one of its model's commands and an action (``relay`` / ``off``). It is queued,
-claimed by the process that owns the device's link, sent, and confirmed by reading the device's state back
-(or retried with backoff, then failed after ``max_attempts``). A request with a ``key`` is idempotent:
-asking twice (a retry after a crash, two processes reacting to one fault) queues one command. A newer
-command for the same output supersedes one still queued, so the last word wins and nothing flaps.
+A command (a ``CommandRequest``) names a device, one of its model's commands and an action (``relay`` /
+``off``). It is queued, claimed by the process that owns the device's link, sent, and confirmed by reading
+the device's state back (or retried with backoff, then failed after ``max_attempts``). A request with a
+``key`` is idempotent: asking twice (a retry after a crash, two processes reacting to one fault) queues one
+command. A newer command for the same output supersedes one still queued, so the last word wins and nothing
+flaps.
 
 A command may carry arguments (a dim level, a programme and its duration) and a deadline: it is not sent
 after it, and retries stop there (a bell rung late is worse than none). A command that fails for good is
 handed to ``on_failed`` (houqin raises a fault on the device, which opens a repair order); a confirmed one
 to ``on_confirmed`` (which clears it). Dispatchers in this process are woken at once by ``notify``.
 
-A dispatcher may also take commands straight from the transaction that queues them (``send_directly``):
-those for its devices with nothing in flight are written ``sent`` and handed to it after the commit, with
-no claim in between. The row still exists before anything is sent, and a stop between the commit and
-the send leaves it ``sent``, which the next start sends again (``requeue_unfinished``).
+A dispatcher may also take commands straight from the transaction that queues them (``send_directly``,
+``handover``): those for its devices with nothing in flight are written ``sent`` and handed to it after
+the commit, with no claim in between. The row still exists before anything is sent, and a stop between the
+commit and the send leaves it ``sent``, which the next start sends again (``requeue_unfinished``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Table, case, or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.backoff import Backoff
+from houqin.commands.handover import DirectSender, Handover, write_commands
+from houqin.commands.request import CommandError, CommandRequest
 from houqin.inventory import Inventory
 from houqin.store import Database
 from houqin.store.tables import CommandSource, CommandState, DeviceCommand
@@ -38,137 +39,7 @@ from houqin.store.tables import CommandSource, CommandState, DeviceCommand
 OPEN = (CommandState.QUEUED, CommandState.SENT)
 LATE = "not sent by its deadline"
 
-
-class CommandError(ValueError):
-    """A command the device's model does not have (unknown device, command or action)."""
-
-
 CommandHook = Callable[[DeviceCommand], Awaitable[None]]
-
-_COMMANDS: Table = DeviceCommand.__table__  # type: ignore[assignment]
-# Core, not the ORM: hundreds of zones fire in the same second. The ids come back in the rows' order.
-_INSERT = _COMMANDS.insert().returning(_COMMANDS.c.id, sort_by_parameter_order=True)
-
-
-class Sendable(Protocol):
-    """What a dispatcher reads of a command to send it: a claimed row, or an ``Outgoing`` handed over."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def command(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def arguments(self) -> dict[str, Any] | None: ...
-    @property
-    def correlation_id(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A command committed ``sent`` and handed to its dispatcher. Not an ORM row: building hundreds of those
-    cost more than writing them."""
-
-    id: int
-    device: str
-    command: str
-    action: str
-    arguments: dict[str, Any] | None
-    correlation_id: str
-
-
-class DirectSender(Protocol):
-    """A dispatcher of this process that sends commands the moment the transaction queuing them commits."""
-
-    def reserve(self, device: str) -> bool:
-        """Hold ``device`` for a command about to be written ``sent``; False when it is not this sender's,
-        has a command in flight, or cannot be reached now."""
-        ...
-
-    def release(self, device: str) -> None:
-        """The transaction that reserved ``device`` did not commit."""
-        ...
-
-    def deliver(self, command: Outgoing) -> None:
-        """Send ``command``, committed ``sent`` (one attempt) for a device this sender reserved."""
-        ...
-
-
-_CHUNK = 400  # ids per IN (...) list
-
-
-async def _supersede(connection: AsyncConnection, outputs: set[tuple[str, str]], now: datetime) -> None:
-    """A newer command for an output supersedes the older one still waiting to be sent. The waiting ones are
-    few (retries in their backoff), so they are read and matched here, not by a 500-pair IN list."""
-    waiting = await connection.execute(
-        select(DeviceCommand.id, DeviceCommand.device, DeviceCommand.command).where(
-            DeviceCommand.state == CommandState.QUEUED
-        )
-    )
-    older = [command_id for command_id, device, command in waiting if (device, command) in outputs]
-    for start in range(0, len(older), _CHUNK):
-        await connection.execute(
-            update(DeviceCommand)
-            .where(DeviceCommand.id.in_(older[start : start + _CHUNK]), DeviceCommand.state == CommandState.QUEUED)
-            .values(state=CommandState.SUPERSEDED, finished_at=now)
-        )
-
-
-class Handover:
-    """Commands written in one transaction, handed on when it has committed: to the direct sender that
-    reserved their device, or (the rest, queued) to the dispatchers woken by ``notify``. Used as an async
-    context manager around the transaction; leaving it without ``committed()`` releases the reservations."""
-
-    def __init__(self, queue: CommandQueue) -> None:
-        self.queue = queue
-        self._reserved: list[tuple[DirectSender, str]] = []
-        self._direct: list[tuple[DirectSender, Outgoing]] = []
-        self._queued = 0
-        self._committed = False
-
-    async def __aenter__(self) -> Handover:
-        return self
-
-    async def add(self, connection: AsyncConnection, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
-        """Insert command rows (their columns, ``state`` queued) in the caller's transaction, superseding the
-        older ones still queued for the same outputs; those a direct sender takes are written sent, one
-        attempt made."""
-        await _supersede(connection, {(row["device"], row["command"]) for row in rows}, now)
-        values: list[dict[str, Any]] = []
-        senders: list[DirectSender | None] = []
-        for row in rows:
-            # Reserved before the insert awaits, so that no claim can take the device meanwhile.
-            sender = self.queue.direct_sender(row["device"], now, row.get("deadline"))
-            senders.append(sender)
-            if sender is None:
-                values.append({**row, "sent_at": None})  # every row of one INSERT names the same columns
-            else:
-                self._reserved.append((sender, row["device"]))
-                values.append({**row, "state": CommandState.SENT, "attempts": 1, "sent_at": now})
-        ids = (await connection.execute(_INSERT, values)).scalars().all()
-        for value, sender, command_id in zip(values, senders, ids, strict=True):
-            if sender is None:
-                self._queued += 1
-            else:
-                command = Outgoing(command_id, value["device"], value["command"], value["action"],
-                                   value.get("arguments"), value.get("correlation_id", ""))  # fmt: skip
-                self._direct.append((sender, command))
-
-    def committed(self) -> None:
-        self._committed = True
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if not self._committed:
-            for sender, device in self._reserved:
-                sender.release(device)
-            return
-        for sender, command in self._direct:
-            sender.deliver(command)
-        if self._queued:
-            self.queue.notify()
 
 
 class CommandQueue:
@@ -233,74 +104,35 @@ class CommandQueue:
         if missing:
             raise CommandError(f"{device} command {command!r} action {action!r} needs {', '.join(missing)}")
 
-    async def enqueue(
-        self,
-        device: str,
-        command: str,
-        action: str,
-        now: datetime,
-        *,
-        source: CommandSource,
-        reason: str = "",
-        requested_by: str = "houqin",
-        key: str | None = None,
-        arguments: Mapping[str, Any] | None = None,
-        deadline: datetime | None = None,
-    ) -> DeviceCommand:
-        """Queue a command (or return the one already queued under ``key``)."""
+    async def enqueue(self, request: CommandRequest, now: datetime) -> DeviceCommand:
+        """Queue a command (or return the one already queued under its ``key``)."""
         async with self.database.session() as session:
             try:
-                row = await self.enqueue_in(session, device, command, action, now, source=source, reason=reason,
-                                            requested_by=requested_by, key=key, arguments=arguments,
-                                            deadline=deadline)  # fmt: skip
+                row = await self.enqueue_in(session, request, now)
                 await session.commit()
                 self.notify()
                 return row
             except IntegrityError:
                 await session.rollback()
-                existing = (await session.execute(select(DeviceCommand).where(DeviceCommand.key == key))).scalar()
+                query = select(DeviceCommand).where(DeviceCommand.key == request.key)
+                existing = (await session.execute(query)).scalar()
                 if existing is None:
                     raise
                 return existing
 
-    async def enqueue_in(
-        self,
-        session: AsyncSession,
-        device: str,
-        command: str,
-        action: str,
-        now: datetime,
-        *,
-        source: CommandSource,
-        reason: str = "",
-        requested_by: str = "houqin",
-        key: str | None = None,
-        arguments: Mapping[str, Any] | None = None,
-        deadline: datetime | None = None,
-        zone: str | None = None,
-    ) -> DeviceCommand:
+    async def enqueue_in(self, session: AsyncSession, request: CommandRequest, now: datetime) -> DeviceCommand:
         """Queue a command in the caller's transaction, so that it exists exactly when what caused it does
-        (a ledger entry that cuts a room, a schedule that fired). The caller calls ``notify`` after commit."""
-        self.check(device, command, action, arguments)
-        if key is not None:
-            existing = (await session.execute(select(DeviceCommand).where(DeviceCommand.key == key))).scalar()
+        (a ledger entry that cuts a room, a fault that trips a relay). The caller calls ``notify`` after
+        commit. Written by the same path as a schedule's commands (``write_commands``)."""
+        self.check(request.device, request.command, request.action, request.arguments)
+        if request.key is not None:
+            query = select(DeviceCommand).where(DeviceCommand.key == request.key)
+            existing = (await session.execute(query)).scalar()
             if existing is not None:
                 return existing
-        await session.execute(
-            update(DeviceCommand)
-            .where(
-                DeviceCommand.device == device,
-                DeviceCommand.command == command,
-                DeviceCommand.state == CommandState.QUEUED,
-            )
-            .values(state=CommandState.SUPERSEDED, finished_at=now)
-        )
-        row = DeviceCommand(device=device, command=command, action=action, state=CommandState.QUEUED, source=source,
-                            reason=reason, requested_by=requested_by, key=key, next_attempt_at=now,
-                            created_at=now, arguments=dict(arguments) if arguments else None,
-                            correlation_id=uuid.uuid4().hex, deadline=deadline, zone=zone)  # fmt: skip
-        session.add(row)
-        await session.flush()
+        [written] = await write_commands(await session.connection(), [request], now)
+        row = await session.get(DeviceCommand, written.id)
+        assert row is not None  # written in this very transaction
         return row
 
     async def claim(self, devices: Collection[str], now: datetime, limit: int = 20) -> list[DeviceCommand]:
