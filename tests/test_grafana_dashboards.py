@@ -124,11 +124,30 @@ async def campus_influx(influxd: Influxd, tmp_path_factory: pytest.TempPathFacto
         stop = asyncio.Event()
         running = asyncio.create_task(houqin.run(stop))
         try:
-            await asyncio.sleep(8)
+            # Collected until every panel has something to show and the silent meter counts as offline.
+            async with asyncio.timeout(60):
+                while not await asyncio.to_thread(campus_recorded, influxd):
+                    await asyncio.sleep(0.5)
         finally:
             stop.set()
             await running
     yield influxd
+
+
+def campus_recorded(server: Influxd) -> bool:
+    """Every InfluxQL panel returns a value, and the device health dashboard counts one device offline."""
+    for dashboard in dashboards().values():
+        for _title, query in queries(dashboard, INFLUX_UID):
+            try:
+                series = server.query(DATABASE, fill_influxql(server, dashboard, query))
+            except AssertionError:  # a variable with no values yet
+                return False
+            if not any(value is not None for one in series for row in one["values"] for value in row[1:]):
+                return False
+    health = dashboards()["device-health.json"]
+    (offline,) = [query for title, query in queries(health, INFLUX_UID) if title == "Devices offline"]
+    series = server.query(DATABASE, fill_influxql(server, health, offline))
+    return bool(series) and series[0]["values"][0][1] == 1
 
 
 def influx_values(server: Influxd, query: str) -> list[str]:

@@ -32,7 +32,7 @@ async def test_simulated_mqtt_devices_answer_commands_and_show_faults(
         water = demo_inventory.devices["teaching-a-water"]
         campus.inject(water.id, "leak")
         campus.inject("library-lights-2", "garbage_payload")
-        await asyncio.sleep(0.5)  # the simulators have subscribed to their command topics
+        await asyncio.wait_for(devices.subscribed.wait(), 10)
         await link.send(lights, "light", "on")
 
         async def seen(predicate) -> None:  # type: ignore[no-untyped-def]

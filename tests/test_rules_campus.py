@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from assembly import ProcessRole, assemble
+from assembly import Houqin, ProcessRole, assemble
 from assembly.graph import Tuning
 from collectors.modbus_link import ModbusLink
+from collectors.mqtt_link import MqttLink
 from collectors.simulators.campus import SimulatedCampus
+from collectors.simulators.mqtt_devices import SimulatedMqttDevices
 from houqin.accounts import NewAccount, add_account
 from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory, load_inventory
@@ -98,6 +100,23 @@ class Campus:
     database: Database
     simulator: SimulatedCampus
     commands: CommandQueue
+    houqin: Houqin
+
+    async def every_device_read(self) -> None:
+        """The rules engine has seen a reading of every device it watches: their baselines exist."""
+        engine = self.houqin.rules_engine
+        assert engine is not None
+        async with asyncio.timeout(10):
+            while not all(watch.fields for watches in engine._watches.values() for watch in watches):
+                await asyncio.sleep(0.05)
+
+    async def mqtt_ready(self) -> None:
+        """houqin's MQTT link is connected and the simulated devices listen to their command topics."""
+        link = next(component for component in self.houqin.components if isinstance(component, MqttLink))
+        devices = next(c for c in self.houqin.components if isinstance(c, SimulatedMqttDevices))
+        async with asyncio.timeout(10):
+            await link.connected.wait()
+            await devices.subscribed.wait()
 
     async def order(self, rule: str, seconds: float) -> RepairOrder:
         """The one order the rule has opened, once it has."""
@@ -144,7 +163,7 @@ async def campus(tmp_path: Path) -> AsyncIterator[Campus]:
             stop = asyncio.Event()
             running = asyncio.create_task(houqin.run(stop))
             try:
-                yield Campus(inventory, database, houqin.simulator, houqin.commands)
+                yield Campus(inventory, database, houqin.simulator, houqin.commands, houqin)
             finally:
                 stop.set()
                 await running
@@ -154,7 +173,7 @@ async def campus(tmp_path: Path) -> AsyncIterator[Campus]:
 
 async def test_injected_faults_become_orders_for_the_right_teams(campus: Campus) -> None:
     sim = campus.simulator
-    await asyncio.sleep(1.5)  # every device has been read: the baselines exist
+    await campus.every_device_read()
 
     sim.inject("dorm9-water", "leak")
     started = time.monotonic()
@@ -223,7 +242,7 @@ async def test_injected_faults_become_orders_for_the_right_teams(campus: Campus)
 
 
 async def test_a_command_to_an_mqtt_device_is_confirmed_by_its_state(campus: Campus) -> None:
-    await asyncio.sleep(1.0)  # the MQTT link is connected
+    await campus.mqtt_ready()
     request = CommandRequest("hall-lights", "light", "on", CommandSource.USER, requested_by="li")
     row = await campus.commands.enqueue(request, datetime.now(UTC))
     deadline = time.monotonic() + 8

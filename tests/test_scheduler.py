@@ -168,7 +168,7 @@ async def campus(database: Database, mosquitto: Mosquitto, tmp_path: Path) -> As
     stop = asyncio.Event()
     tasks = [asyncio.create_task(component.run(stop)) for component in (link, mqtt, mqtt_dispatcher, modbus_dispatcher)]
     await asyncio.wait_for(link.connected.wait(), 10)
-    await asyncio.sleep(0.3)  # the simulated devices subscribe to their command topics
+    await asyncio.wait_for(mqtt.subscribed.wait(), 10)
     book = ScheduleBook(database, inventory, SHANGHAI)
     try:
         yield Campus(inventory, database, mqtt, panel, queue, book, ZoneCommander(database, inventory, queue), now)

@@ -47,6 +47,7 @@ class SimulatedMqttDevices:
                 if command.topic and device.topic:
                     self._commands[command_topic(device, command)] = (device, name)
         self.published = 0
+        self.subscribed = asyncio.Event()  # set while connected with the command topics subscribed
 
     def _initial(self, device: Device) -> dict[str, Any]:
         kind = self.inventory.model_of(device).kind
@@ -117,6 +118,7 @@ class SimulatedMqttDevices:
                 async with client:
                     if self._commands:
                         await client.subscribe([(topic, 1) for topic in self._commands])
+                    self.subscribed.set()
                     tasks = [asyncio.create_task(self._report(client, device, stop)) for device in self.devices]
                     tasks.append(asyncio.create_task(self._listen(client)))
                     stopping = asyncio.create_task(stop.wait())
@@ -128,6 +130,7 @@ class SimulatedMqttDevices:
                         if isinstance(result, aiomqtt.MqttError):
                             raise result
             except aiomqtt.MqttError as error:
+                self.subscribed.clear()
                 log.debug("simulated MQTT devices: %s; reconnecting", error)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
