@@ -1,66 +1,44 @@
 """The campus inventory schema: site, gateways, device models, devices, rooms, zones, teams, tariffs.
 
 Each class validates one entry on its own; references between entries are checked in
-``houqin.inventory.references`` once every entry has been read.
+``houqin.inventory.references`` once every entry has been read. Devices and their models live in
+``devices``, what every entry shares in ``entries``; all are importable from here.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping
 from datetime import time
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-
-def _between(low: float, high: float) -> AfterValidator:
-    def check(value: float) -> float:
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low:g} and {high:g}, got {value:g}")
-        return value
-
-    return AfterValidator(check)
-
-
-_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-
-
-def _identifier(value: str) -> str:
-    if not _IDENT.match(value):
-        raise ValueError(
-            f"must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit, got {value!r}"
-        )
-    return value
-
-
-Ident = Annotated[str, AfterValidator(_identifier)]
-UnitId = Annotated[int, _between(1, 247)]
-Address = Annotated[int, _between(0, 65535)]
-Port = Annotated[int, _between(1, 65535)]
-Seconds = Annotated[float, _between(0.001, 86400)]
-
-DeviceKind = Literal["electricity", "water", "lighting", "broadcast"]
-RegisterTable = Literal["holding", "input", "coil", "discrete"]
-DataType = Literal["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"]
-WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
-
-# Registers a value occupies; strings say their own length.
-REGISTER_COUNT: dict[str, int] = {
-    "bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2,
-    "int64": 4, "uint64": 4, "float64": 4,
-}  # fmt: skip
-
-
-TOPIC_PLACEHOLDER = re.compile(r"\{(\w*)\}")
-TOPIC_FIELDS = ("device", "building", "floor", "room")
-
-
-class Entry(BaseModel):
-    """Base of every inventory entry: unknown keys are mistakes (a typo must not be ignored)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from houqin.inventory.devices import (
+    Command,
+    Device,
+    DeviceModel,
+    Gateway,
+    PayloadField,
+    PayloadMap,
+    RegisterField,
+    command_topic,
+)
+from houqin.inventory.entries import (
+    REGISTER_COUNT,
+    TOPIC_FIELDS,
+    TOPIC_PLACEHOLDER,
+    Address,
+    DataType,
+    DeviceKind,
+    Entry,
+    Ident,
+    Port,
+    RegisterTable,
+    Seconds,
+    UnitId,
+    WordOrder,
+    _between,
+    _identifier,
+)
 
 
 class Site(Entry):
@@ -77,257 +55,6 @@ class Site(Entry):
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone: unknown IANA timezone {self.timezone!r}") from None
-        return self
-
-
-class Gateway(Entry):
-    """One Modbus connection: a TCP device, a serial-to-Ethernet gateway (RTU framing), or a serial bus."""
-
-    id: Ident
-    type: Literal["modbus_tcp", "rtu_over_tcp", "rtu_serial"]
-    host: str | None = None
-    port: Port = 502
-    device: str | None = None  # serial port, e.g. /dev/ttyUSB0
-    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    bytesize: Literal[7, 8] = 8
-    timeout: Annotated[float, _between(0.05, 60)] = 1.0
-    retries: Annotated[int, _between(0, 10)] = 2
-    max_in_flight: Annotated[int, _between(1, 64)] = 1
-    inter_request_delay: Annotated[float, _between(0, 10)] = 0.0
-    description: str = ""
-
-    @model_validator(mode="after")
-    def _transport_fields(self) -> Gateway:
-        if self.type == "rtu_serial":
-            if not self.device:
-                raise ValueError("device: a serial gateway needs the serial port (e.g. /dev/ttyUSB0)")
-            if self.host:
-                raise ValueError("host: a serial gateway has no host; use type rtu_over_tcp for a TCP gateway")
-        elif not self.host:
-            raise ValueError(f"host: a {self.type} gateway needs a host")
-        if self.max_in_flight > 1 and self.type != "modbus_tcp":
-            raise ValueError(
-                f"max_in_flight: an RS-485 bus answers one request at a time, got {self.max_in_flight}"
-                f" for a {self.type} gateway"
-            )
-        return self
-
-
-class RegisterField(Entry):
-    """One measured value in a device's register map."""
-
-    field: Ident
-    table: RegisterTable = "holding"
-    address: Address
-    type: DataType = "uint16"
-    order: WordOrder = "ABCD"
-    length: Annotated[int, _between(1, 125)] | None = None  # registers, for strings only
-    scale: float = 1.0
-    offset: float = 0.0
-    unit: str = ""
-
-    @property
-    def count(self) -> int:
-        """Registers (or coils) this field occupies."""
-        if self.table in {"coil", "discrete"}:
-            return 1
-        if self.type == "string":
-            return self.length or 1
-        return REGISTER_COUNT[self.type]
-
-    @model_validator(mode="after")
-    def _consistent(self) -> RegisterField:
-        if self.table in {"coil", "discrete"} and self.type != "bool":
-            raise ValueError(f"type: a {self.table} holds one bit, so its type is bool, got {self.type}")
-        if self.type == "bool" and self.table not in {"coil", "discrete"}:
-            raise ValueError("type: bool is for coil and discrete tables; use uint16 for a register")
-        if self.type == "string" and self.length is None:
-            raise ValueError("length: a string field needs its length in registers")
-        if self.type != "string" and self.length is not None:
-            raise ValueError("length: only string fields take a length")
-        if self.address + self.count - 1 > 65535:
-            raise ValueError(f"address: {self.address} + {self.count} registers runs past 65535")
-        return self
-
-
-class PayloadField(Entry):
-    """Where a value sits in an MQTT payload: a dotted JSON path, or the whole payload for plain numbers."""
-
-    path: str = Field(default="", description="dotted path into a JSON payload; empty for a plain payload")
-    # A field keeps one type for ever: InfluxDB rejects a whole batch when a field's type changes.
-    type: Literal["number", "bool", "string"] = "number"
-    scale: float = 1.0
-    offset: float = 0.0
-    unit: str = ""
-
-
-class PayloadMap(Entry):
-    format: Literal["json", "plain"] = "json"
-    fields: dict[Ident, PayloadField] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _plain_has_one_field(self) -> PayloadMap:
-        if self.format == "plain" and len(self.fields) != 1:
-            raise ValueError("fields: a plain payload carries one number, so it maps exactly one field")
-        return self
-
-
-COMMAND_ARGUMENTS = ("level", "programme", "duration_s")
-COMMAND_ARGUMENT = re.compile(r"\{(\w+)\}")
-
-
-class Command(Entry):
-    """A named output of a device and the value or payload for each action.
-
-    Modbus: ``table`` + ``address`` and ``actions`` of register or coil values (read back to confirm).
-    MQTT: ``topic`` (relative to the device topic unless it starts with ``/``) and ``actions`` of payloads.
-    """
-
-    table: Literal["coil", "holding"] | None = None
-    address: Address | None = None
-    topic: str | None = None
-    state_field: Ident | None = None
-    # An action's value may carry the command's arguments: ``{level}`` (dim %), ``{programme}``,
-    # ``{duration_s}``, and ``{correlation}`` (the command's id for the device to echo back). In an MQTT
-    # payload each is replaced by its JSON encoding; a Modbus action that is exactly ``"{level}"`` writes
-    # the level to its register.
-    actions: dict[Ident, int | bool | str] = Field(min_length=1)
-    # MQTT: the state_field value that confirms each action (a play command's payload names a programme,
-    # the state that confirms it is playing: true). Without it, an action whose JSON payload carries the
-    # state field confirms with that value, and any other with the device's next state message.
-    states: dict[Ident, int | bool | str] = Field(default_factory=dict)
-    # MQTT: the state field in which the device echoes the correlation id of the last command it applied.
-    # When given, only a state message carrying this command's id confirms it.
-    echo_field: Ident | None = None
-
-    @model_validator(mode="after")
-    def _states_of_actions(self) -> Command:
-        unknown = sorted(set(self.states) - set(self.actions))
-        if unknown:
-            raise ValueError(f"states: {', '.join(unknown)} is not an action")
-        for name, value in self.actions.items():
-            if isinstance(value, str):
-                unknown_args = sorted(set(COMMAND_ARGUMENT.findall(value)) - {*COMMAND_ARGUMENTS, "correlation"})
-                if unknown_args:
-                    known = ", ".join(f"{{{arg}}}" for arg in (*COMMAND_ARGUMENTS, "correlation"))
-                    raise ValueError(f"actions.{name}: unknown argument {{{unknown_args[0]}}}; use {known}")
-        return self
-
-    def arguments_of(self, action: str) -> set[str]:
-        """The arguments (``level``, ``programme``, ``duration_s``) that ``action`` needs."""
-        value = self.actions[action]
-        return set(COMMAND_ARGUMENT.findall(value)) & set(COMMAND_ARGUMENTS) if isinstance(value, str) else set()
-
-    def render(self, action: str, arguments: Mapping[str, object], correlation: str = "") -> int | bool | str:
-        """The value or payload that carries out ``action`` with its ``arguments``."""
-        value = self.actions[action]
-        if not isinstance(value, str):
-            return value
-        if self.protocol_is_modbus and value == "{level}":
-            return int(str(arguments["level"]))
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name == "correlation":
-                return json.dumps(correlation)
-            if name in COMMAND_ARGUMENTS and name in arguments:
-                return json.dumps(arguments[name], ensure_ascii=False)
-            return match.group(0)
-
-        return COMMAND_ARGUMENT.sub(substitute, value)
-
-    @property
-    def protocol_is_modbus(self) -> bool:
-        return self.table is not None
-
-
-class DeviceModel(Entry):
-    """A device profile: what a kind of device measures and how to command it."""
-
-    name: Ident
-    kind: DeviceKind
-    protocol: Literal["modbus", "mqtt"]
-    description: str = ""
-    source: str = Field(default="", description="the vendor document and version the map was taken from")
-    # MQTT devices of this model without a topic of their own publish on this template's topic.
-    topic_template: str | None = Field(default=None, description="e.g. campus/{building}/water/{device}/state")
-    registers: list[RegisterField] = Field(default_factory=list)
-    # Unused registers a block read may span; 0 for devices that answer an exception to unmapped addresses.
-    max_read_gap: Annotated[int, _between(0, 124)] = 16
-    payload: PayloadMap | None = None
-    commands: dict[Ident, Command] = Field(default_factory=dict)
-
-    def measured_fields(self) -> dict[str, tuple[Literal["number", "bool", "string"], str]]:
-        """Every field a device of this model reports, with its type and unit."""
-        if self.payload is not None:
-            return {name: (field.type, field.unit) for name, field in self.payload.fields.items()}
-        return {
-            register.field: (
-                "bool"
-                if register.table in {"coil", "discrete"}
-                else "string"
-                if register.type == "string"
-                else "number",
-                register.unit,
-            )
-            for register in self.registers
-        }
-
-    @model_validator(mode="after")
-    def _protocol_fields(self) -> DeviceModel:
-        if self.protocol == "modbus":
-            if not self.registers:
-                raise ValueError("registers: a modbus model needs at least one register")
-            if self.payload is not None:
-                raise ValueError("payload: a modbus model is read from registers, not a payload")
-        else:
-            if self.payload is None:
-                raise ValueError("payload: an mqtt model needs a payload map")
-            if self.registers:
-                raise ValueError("registers: an mqtt model has no registers")
-        if self.topic_template is not None:
-            if self.protocol != "mqtt":
-                raise ValueError("topic_template: only mqtt models have topics")
-            unknown = sorted(set(TOPIC_PLACEHOLDER.findall(self.topic_template)) - set(TOPIC_FIELDS))
-            if unknown:
-                known = ", ".join(f"{{{name}}}" for name in TOPIC_FIELDS)
-                raise ValueError(f"topic_template: unknown placeholder {{{unknown[0]}}}; use {known}")
-        names = [register.field for register in self.registers]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"registers: field {duplicates[0]!r} is given more than once")
-        for name, command in self.commands.items():
-            if self.protocol == "modbus" and (command.table is None or command.address is None):
-                raise ValueError(f"commands.{name}: a modbus command needs table and address")
-            if self.protocol == "mqtt" and command.topic is None:
-                raise ValueError(f"commands.{name}: an mqtt command needs a topic")
-        return self
-
-
-class Device(Entry):
-    id: Ident
-    model: Ident
-    gateway: Ident | None = None
-    unit: UnitId | None = None
-    topic: str | None = None
-    building: str = Field(min_length=1)
-    floor: Annotated[int, _between(-10, 200)] | None = None
-    room: str | None = None
-    poll_interval: Seconds = 10.0
-    enabled: bool = True
-    tags: dict[Ident, str] = Field(default_factory=dict)
-    description: str = ""
-
-    @model_validator(mode="after")
-    def _address(self) -> Device:
-        if self.gateway is not None and self.unit is None:
-            raise ValueError("unit: a device on a Modbus gateway needs its unit id (1-247)")
-        if self.unit is not None and self.gateway is None:
-            raise ValueError("gateway: a unit id needs the gateway it is reached through")
-        if self.gateway is not None and self.topic is not None:
-            raise ValueError("topic: a Modbus device has no MQTT topic")
         return self
 
 
@@ -450,10 +177,35 @@ def entry_key(section: str, entry: Any) -> str:
     return str(entry.name if section == "models" else entry.id)
 
 
-def command_topic(device: Device, command: Command) -> str:
-    """A command topic is absolute when it starts with '/', else it replaces the last level of the
-    device's state topic (``campus/library/lighting/l1/state`` + ``set`` -> ``.../l1/set``)."""
-    assert command.topic is not None and device.topic is not None
-    if command.topic.startswith("/"):
-        return command.topic[1:]
-    return device.topic.rsplit("/", 1)[0] + "/" + command.topic if "/" in device.topic else command.topic
+__all__ = [
+    "REGISTER_COUNT",
+    "SECTIONS",
+    "TOPIC_FIELDS",
+    "TOPIC_PLACEHOLDER",
+    "TOP_LEVEL_KEYS",
+    "Address",
+    "Command",
+    "DataType",
+    "Device",
+    "DeviceKind",
+    "DeviceModel",
+    "Entry",
+    "Gateway",
+    "Ident",
+    "PayloadField",
+    "PayloadMap",
+    "Port",
+    "RegisterField",
+    "RegisterTable",
+    "Room",
+    "Seconds",
+    "Site",
+    "Tariff",
+    "TariffPeriod",
+    "Team",
+    "UnitId",
+    "WordOrder",
+    "Zone",
+    "command_topic",
+    "entry_key",
+]
