@@ -140,8 +140,9 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
         usage = httpx.get(f"{url}/api/v1/rooms/D1-101/usage", headers=student, timeout=5)
         assert usage.status_code == 200 and len(usage.json()["windows"]) in {23, 24, 25}
         # Fault injection from the command line, through the API, as staff.
-        injected = houqin("fault", "d1-101-meter", "voltage_sag", "--url", url, "--username", "staff",
-                          "--password-stdin", cwd=tmp_path, stdin=logins["staff"] + "\n")  # fmt: skip
+        # No --url: the settings say where houqin listens, for this command as for the demo.
+        injected = houqin("fault", "d1-101-meter", "voltage_sag", "--username", "staff", "--password-stdin",
+                          cwd=tmp_path, env=env, stdin=logins["staff"] + "\n")  # fmt: skip
         assert injected.returncode == 0, injected.stderr
         assert injected.stdout.strip() == "active faults: d1-101-meter: voltage_sag"
         refused = houqin("fault", "d1-101-meter", "meteor", "--url", url, "--username", "staff",

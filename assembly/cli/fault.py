@@ -9,6 +9,7 @@ import httpx
 import typer
 
 from assembly.cli.common import fail
+from houqin.settings import Settings
 from houqin.simulation import FAULTS
 
 
@@ -16,11 +17,17 @@ def fault(
     device: Annotated[str, typer.Argument(help="Device id from the inventory")],
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(FAULTS)}")],
     clear: Annotated[bool, typer.Option("--clear", help="End the fault instead of starting it")] = False,
-    url: Annotated[str, typer.Option(help="The running houqin (demo or run --simulate)")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str | None, typer.Option(help="The running houqin (default: settings api_host and api_port)")
+    ] = None,
     username: Annotated[str, typer.Option(help="A staff or admin account")] = "admin",
     password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input")] = False,
 ) -> None:
     """Start (or --clear) a fault on a simulated device of a running houqin, through its API."""
+    if url is None:
+        settings = Settings()
+        host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host  # noqa: S104 - reading it
+        url = f"http://[{host}]:{settings.api_port}" if ":" in host else f"http://{host}:{settings.api_port}"
     password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("password", hide_input=True)
     try:
         with httpx.Client(base_url=url, timeout=10) as client:
