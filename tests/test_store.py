@@ -119,3 +119,33 @@ async def test_postgresql_keeps_the_pools_connections_between_bursts(postgres: P
         await database.close()
     assert len(first) == 8
     assert second == first
+
+
+async def test_states_are_enum_members_a_wrong_one_is_refused_and_an_unknown_one_still_reads(
+    database: Database,
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import StatementError
+
+    from houqin.store.tables import PaymentOrder, PaymentState
+
+    now = datetime.now(UTC)
+    async with database.session() as session:
+        session.add(PaymentOrder(room="D1-101", provider="sandbox", amount_fen=100, state=PaymentState.CREATED,
+                                 requested_by="alice", idempotency_key="k-1", created_at=now))  # fmt: skip
+        await session.commit()
+        order = (await session.execute(text("SELECT id FROM payment_orders"))).scalar_one()
+    async with database.session() as session:
+        loaded = await session.get(PaymentOrder, order)
+        assert loaded is not None and loaded.state is PaymentState.CREATED
+        loaded.state = "refunded-by-hand"  # type: ignore[assignment]
+        with pytest.raises(StatementError, match="not a valid PaymentState"):
+            await session.commit()
+    async with database.session() as session:  # a newer houqin (or a person) wrote a state this one lacks
+        await session.execute(text("UPDATE payment_orders SET state = 'refunded'"))
+        await session.commit()
+    async with database.session() as session:
+        later = await session.get(PaymentOrder, order)
+        assert later is not None and later.state == "refunded"

@@ -49,7 +49,8 @@ S = TypeVar("S", bound=StrEnum)
 
 class StateColumn(TypeDecorator[S]):
     """A state or kind stored as its string (no database enum: a new state needs no migration), read back as
-    the ``StrEnum`` member. Writing a string that is no member is a bug, refused before it reaches the row."""
+    the ``StrEnum`` member. Writing a string that is no member is a bug, refused before it reaches the row;
+    reading one gives the plain string."""
 
     impl = String
     cache_ok = True
@@ -64,7 +65,14 @@ class StateColumn(TypeDecorator[S]):
         return str(self.states(value))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> S | None:
-        return None if value is None else self.states(value)
+        if value is None:
+            return None
+        try:
+            return self.states(value)
+        except ValueError:
+            # A state this houqin does not know (written by a newer version during a rolling upgrade, or by
+            # hand) is read as the string it is: a row must never make a page or a loop fail to load.
+            return value  # type: ignore[return-value]
 
 
 class Base(DeclarativeBase):
