@@ -32,32 +32,34 @@ from houqin.telemetry import TelemetryStore
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_context(request: Request) -> ApiContext:
+def context_of(request: Request) -> ApiContext:
     """The application's context: the one place ``app.state`` is read, so every dependency below is typed."""
     context: ApiContext = request.app.state.context
     return context
 
 
-ContextDep = Annotated[ApiContext, Depends(get_context)]
+# Every dependency here is ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, which cost
+# more than the work of a whole top-up request's lookups. Each reads the context straight from the request.
 
 
-def get_services(context: ContextDep) -> ApiServices:
-    return context.services
+async def get_context(request: Request) -> ApiContext:
+    return context_of(request)
 
 
-ServicesDep = Annotated[ApiServices, Depends(get_services)]
+async def get_services(request: Request) -> ApiServices:
+    return context_of(request).services
 
 
-def get_database(services: ServicesDep) -> Database:
-    return services.database
+async def get_database(request: Request) -> Database:
+    return context_of(request).services.database
 
 
-def get_inventory(services: ServicesDep) -> Inventory:
-    return services.inventory
+async def get_inventory(request: Request) -> Inventory:
+    return context_of(request).services.inventory
 
 
-def get_tokens(context: ContextDep) -> TokenIssuer:
-    return context.tokens
+async def get_tokens(request: Request) -> TokenIssuer:
+    return context_of(request).tokens
 
 
 async def get_session(database: Annotated[Database, Depends(get_database)]) -> AsyncIterator[AsyncSession]:
@@ -65,54 +67,56 @@ async def get_session(database: Annotated[Database, Depends(get_database)]) -> A
         yield session
 
 
-def get_telemetry(services: ServicesDep) -> TelemetryStore:
-    return services.telemetry
+async def get_telemetry(request: Request) -> TelemetryStore:
+    return context_of(request).services.telemetry
 
 
-def get_settings(services: ServicesDep) -> Settings:
-    return services.settings
+async def get_settings(request: Request) -> Settings:
+    return context_of(request).services.settings
 
 
-def get_timezone(services: ServicesDep) -> ZoneInfo:
-    return services.settings.tz
+async def get_timezone(request: Request) -> ZoneInfo:
+    return context_of(request).services.settings.tz
 
 
-def get_commands(services: ServicesDep) -> CommandQueue:
-    return services.commands
+async def get_commands(request: Request) -> CommandQueue:
+    return context_of(request).services.commands
 
 
-def get_repair_desk(services: ServicesDep) -> RepairDesk:
-    return services.repairs
+async def get_repair_desk(request: Request) -> RepairDesk:
+    return context_of(request).services.repairs
 
 
-def get_schedule_book(services: ServicesDep) -> ScheduleBook:
-    return services.schedules
+async def get_schedule_book(request: Request) -> ScheduleBook:
+    return context_of(request).services.schedules
 
 
-def get_zone_commander(services: ServicesDep) -> ZoneCommander:
-    return services.zone_commander
+async def get_zone_commander(request: Request) -> ZoneCommander:
+    return context_of(request).services.zone_commander
 
 
-def get_power_policy(services: ServicesDep) -> PowerPolicy:
-    return services.power_policy
+async def get_power_policy(request: Request) -> PowerPolicy:
+    return context_of(request).services.power_policy
 
 
-def get_payment_desk(services: ServicesDep) -> PaymentDesk:
-    return services.payments
+async def get_payment_desk(request: Request) -> PaymentDesk:
+    return context_of(request).services.payments
 
 
-def get_readiness(services: ServicesDep) -> Readiness:
-    return services.readiness
+async def get_readiness(request: Request) -> Readiness:
+    return context_of(request).services.readiness
 
 
-def get_order_listener(services: ServicesDep) -> OrderListener | None:
-    return services.on_order_change
+async def get_order_listener(request: Request) -> OrderListener | None:
+    return context_of(request).services.on_order_change
 
 
-def get_simulator(services: ServicesDep) -> FaultInjector | None:
-    return services.simulator
+async def get_simulator(request: Request) -> FaultInjector | None:
+    return context_of(request).services.simulator
 
 
+ContextDep = Annotated[ApiContext, Depends(get_context)]
+ServicesDep = Annotated[ApiServices, Depends(get_services)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 TelemetryDep = Annotated[TelemetryStore, Depends(get_telemetry)]

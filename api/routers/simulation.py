@@ -20,7 +20,7 @@ class FaultIn(BaseModel):
     active: bool = True
 
 
-def _injector(injector: SimulatorDep) -> FaultInjector:
+async def _injector(injector: SimulatorDep) -> FaultInjector:
     if injector is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "houqin is not simulating devices")
     return injector
