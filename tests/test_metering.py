@@ -19,7 +19,7 @@ from houqin.repairs.faults import FaultBook, OrderChange
 from houqin.repairs.orders import RepairDesk
 from houqin.settings import RepairSettings
 from houqin.store import Database
-from houqin.store.tables import Fault, LedgerEntry, RepairOrder
+from houqin.store.tables import BillingEvent, Fault, LedgerEntry, RepairOrder
 
 TZ = ZoneInfo("Asia/Shanghai")
 INVENTORY = """
@@ -91,3 +91,18 @@ async def test_a_jump_opens_a_repair_order_and_is_not_charged(database: Database
         charges = (await session.execute(select(LedgerEntry).where(LedgerEntry.kind == "charge"))).scalars().all()
     assert cleared is not None and cleared.state == "cleared"
     assert len(await faults.open_faults()) == 0 and sum(entry.kwh or 0 for entry in charges) == 0.0
+
+
+async def test_a_jump_in_seconds_says_seconds(database: Database, tmp_path: Path) -> None:
+    (tmp_path / "devices.yaml").write_text(INVENTORY, encoding="utf-8")
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    await ensure_wallets(database, ["R1"])
+    billing = RoomBilling(database, inventory, TZ, max_room_kw=10)
+    t0 = local(11, 23, 8)
+    await billing.consume([Reading("m1", t0, {"energy": 100.0})])
+    await billing.consume([Reading("m1", t0 + timedelta(seconds=2), {"energy": 100.25})])  # 450 kW for 2 s
+    await billing.consume([Reading("m1", t0 + timedelta(minutes=92), {"energy": 900.0})])
+    async with database.session() as session:
+        notes = (await session.execute(select(BillingEvent.note).order_by(BillingEvent.id))).scalars().all()
+    assert notes[-2:] == ["0.250 kWh in 2 s is more than 10 kW could draw",
+                          "799.750 kWh in 1.5 h is more than 10 kW could draw"]  # fmt: skip

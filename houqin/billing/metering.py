@@ -121,7 +121,7 @@ class RoomBilling:
             if delta < 0:
                 note = "the register went down: meter reset or replaced"
             else:
-                note = f"{delta:.3f} kWh in {hours * 60:.1f} min is more than {self.max_room_kw:g} kW could draw"
+                note = f"{delta:.3f} kWh in {_duration(hours)} is more than {self.max_room_kw:g} kW could draw"
             session.add(BillingEvent(room=room.id, meter=meter, kind=kind, at=ts, before_kwh=state.last_kwh,
                                      after_kwh=kwh, note=note))  # fmt: skip
             log.warning("billing %s (%s): %s; not charged, billing continues from %.3f kWh", room.id, meter, note, kwh)
@@ -173,3 +173,13 @@ class RoomBilling:
         state.carry_micro_fen = carry
         state.free_used_kwh += free_now
         return None
+
+
+def _duration(hours: float) -> str:
+    """A window's length as a person reads it: seconds under a minute ("0.250 kWh in 2 s", not "0.0 min")."""
+    seconds = hours * 3600
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{hours:.1f} h"
