@@ -43,11 +43,14 @@ def houqin_serving(
         log.close()
 
 
-def served_url(process: subprocess.Popen[str], seconds: float = 60, log: Path | None = None) -> str:
-    """The API's address, read from the "houqin is up" line of a process started with ``pipe_stderr``.
-    The rest of its log keeps being read (into ``log`` if given), so a full pipe never stalls it."""
+def served_url(
+    process: subprocess.Popen[str], seconds: float = 60, log: Path | None = None, head: list[str] | None = None
+) -> str:
+    """The API's address, read from the "houqin is up" line of a process started with ``pipe_stderr``
+    (the lines before it are added to ``head`` if given). The rest of its log keeps being read (into
+    ``log`` if given), so a full pipe never stalls it."""
     started = time.monotonic()
-    lines = []
+    lines = head if head is not None else []
     assert process.stderr is not None
     while time.monotonic() - started < seconds:
         line = process.stderr.readline()

@@ -105,8 +105,18 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
     env = {"HOUQIN_API_PORT": str(port)}
     with houqin_serving("demo", data=tmp_path, env=env, pipe_stderr=True) as process:
         started = time.monotonic()
-        url = served_url(process)
+        head: list[str] = []
+        url = served_url(process, head=head)
         assert url == f"http://127.0.0.1:{port}"
+        # Each simulated gateway's address is in the log, and a Modbus master houqin did not write reads there.
+        found = re.search(
+            r"simulated gateway dorm1-main: Modbus TCP on 127\.0\.0\.1:(\d+), units ([\d,]+)", "".join(head)
+        )
+        assert found, "".join(head)
+        unit = found.group(2).split(",")[0]
+        mbpoll = ["mbpoll", "-m", "tcp", "-a", unit, "-t", "3:float", "-r", "1", "-c", "1", "-1", "-p", found.group(1)]
+        polled = subprocess.run([*mbpoll, "127.0.0.1"], capture_output=True, text=True, timeout=20)
+        assert polled.returncode == 0 and re.search(r"\[1\]:\s+\d", polled.stdout), polled.stdout + polled.stderr
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         assert time.monotonic() - started < 60
         assert "swagger" in httpx.get(f"{url}/docs", timeout=5).text.lower()

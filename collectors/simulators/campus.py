@@ -147,6 +147,16 @@ class SimulatedCampus:
                 await cable.start()
                 gateway.serial_port = cable.device_end
             await gateway.start()
+            # Where an installer points mbpoll at the simulated gateway: not the inventory's port, a free one
+            # picked at start.
+            units = ",".join(str(unit) for unit in sorted(gateway.devices))
+            if gateway_id in self.cables:
+                cable = self.cables[gateway_id]
+                log.info("simulated gateway %s: serial bus, device end %s (houqin reads %s), units %s",
+                         gateway_id, cable.device_end, cable.houqin_end, units)  # fmt: skip
+            else:
+                framing = "RTU over TCP" if gateway.rtu else "Modbus TCP"
+                log.info("simulated gateway %s: %s on 127.0.0.1:%d, units %s", gateway_id, framing, gateway.port, units)
         log.info("simulating %d Modbus devices behind %d gateways (%d on serial buses)",
                  len(self.devices), len(self.gateways), len(self.cables))  # fmt: skip
 
