@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from api import http_metrics
 from api.context import ApiContext
+from api.errors import install_error_answers
 from api.login_throttle import LoginThrottle
 from api.routers import (
     auth,
@@ -50,6 +51,7 @@ def create_app(services: ApiServices) -> FastAPI:
         login_throttle_by_address=LoginThrottle(max_failures=settings.login_max_failures * 10),
     )
     app.add_middleware(http_metrics.RequestMetrics)
+    install_error_answers(app)
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).

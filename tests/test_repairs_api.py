@@ -72,3 +72,17 @@ async def test_staff_assign_and_cancel_and_workers_see_their_own(client: httpx.A
     assert cancelled.json()["status"] == "cancelled"
     assert (await client.get("/api/v1/faults", headers=alice)).status_code == 403
     assert (await client.get("/api/v1/faults", params={"state": "active"}, headers=li)).json() == []
+
+
+async def test_input_json_cannot_carry_back_is_refused_with_a_4xx(client: httpx.AsyncClient) -> None:
+    """A lone surrogate in a title and NaN for an amount: the answer is a 422 with a message, never a 500."""
+    alice = await sign_in(client, "alice")
+    headers = {**alice, "Content-Type": "application/json"}
+    lone = b'{"title": "a\\ud800b", "category": "electrical", "room": "D1-101"}'
+    answer = await client.post("/api/v1/repairs", content=lone, headers=headers)
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["body", "title"], answer.text
+    assert (await client.get("/api/v1/repairs", headers=alice)).json() == []  # nothing was opened
+    nan = b'{"amount_fen": NaN, "provider": "sandbox"}'
+    topup = await client.post("/api/v1/rooms/D1-101/topups", content=nan,
+                              headers={**headers, "Idempotency-Key": "nan-topup-1"})  # fmt: skip
+    assert topup.status_code == 422 and topup.json()["detail"][0]["loc"] == ["body", "amount_fen"], topup.text
