@@ -114,9 +114,10 @@ def test_demo_serves_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert found, "".join(head)
         unit = found.group(2).split(",")[0]
-        mbpoll = ["mbpoll", "-m", "tcp", "-a", unit, "-t", "3:float", "-r", "1", "-c", "1", "-1", "-p", found.group(1)]
+        # Two raw input registers (a float's words; mbpoll's own float order is not the meter's).
+        mbpoll = ["mbpoll", "-m", "tcp", "-a", unit, "-t", "3", "-r", "1", "-c", "2", "-1", "-p", found.group(1)]
         polled = subprocess.run([*mbpoll, "127.0.0.1"], capture_output=True, text=True, timeout=20)
-        assert polled.returncode == 0 and re.search(r"\[1\]:\s+\d", polled.stdout), polled.stdout + polled.stderr
+        assert polled.returncode == 0 and re.search(r"\[2\]:\s+-?\d+", polled.stdout), polled.stdout + polled.stderr
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         assert time.monotonic() - started < 60
         assert "swagger" in httpx.get(f"{url}/docs", timeout=5).text.lower()
