@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.context import ApiContext
-from api.services import ApiServices, OrderListener
+from api.services import OrderListener
 from api.tokens import TokenIssuer
 from houqin.billing.desk import PaymentDesk
 from houqin.billing.policy import PowerPolicy
@@ -44,10 +44,6 @@ def context_of(request: Request) -> ApiContext:
 
 async def get_context(request: Request) -> ApiContext:
     return context_of(request)
-
-
-async def get_services(request: Request) -> ApiServices:
-    return context_of(request).services
 
 
 async def get_database(request: Request) -> Database:
@@ -116,7 +112,6 @@ async def get_simulator(request: Request) -> FaultInjector | None:
 
 
 ContextDep = Annotated[ApiContext, Depends(get_context)]
-ServicesDep = Annotated[ApiServices, Depends(get_services)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 TelemetryDep = Annotated[TelemetryStore, Depends(get_telemetry)]

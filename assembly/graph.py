@@ -48,7 +48,7 @@ from houqin.store import Database
 from houqin.supervisor import Component, Service, supervise
 from houqin.telemetry import TelemetryStore
 from rules.engine import RulesEngine
-from rules.loader import DEFAULT_RULES, load_rules
+from rules.loader import load_rules, rule_files
 from rules.model import Rule
 
 log = logging.getLogger("houqin")
@@ -180,7 +180,7 @@ async def _add_roles(
     sinks: list[ReadingSink] = []
     if ProcessRole.RULES in roles:
         if rules is None:
-            rules = load_rules([DEFAULT_RULES, *settings.rule_files], inventory)
+            rules = load_rules(rule_files(settings.rule_files), inventory)
         engine = houqin.rules_engine = RulesEngine(
             rules, inventory, houqin.faults, settings.repairs, settings.tz, on_order_change=houqin.notifier.notify,
             tick=tuning.rules_tick_s, telemetry=houqin.telemetry, commands=houqin.commands,

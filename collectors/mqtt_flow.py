@@ -49,7 +49,7 @@ class FlowControlledClient(aiomqtt.Client):
         self._fileno: int | None = None
         self.paused = False
         self.pauses = 0
-        self.peak_backlog = 0
+        self.peak_backlog = 0  # the largest backlog seen at or beyond ``high`` (0: never reached)
 
     @property
     def backlog(self) -> int:

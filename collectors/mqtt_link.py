@@ -135,7 +135,6 @@ class MqttLink:
             decoder = decoders.setdefault(device.model, PayloadDecoder(payload_map))
             self._routes[topic] = (device, decoder, self._tags[device.id])
         self._client: FlowControlledClient | None = None
-        self.peak_backlog = 0  # the most received messages that waited for the pipeline at once
         self.connected = asyncio.Event()
         self.received = 0
         self.garbage = GarbageLog(log)
@@ -213,8 +212,6 @@ class MqttLink:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
             finally:
-                if self._client is not None:
-                    self.peak_backlog = max(self.peak_backlog, self._client.peak_backlog)
                 self._client = None
                 self.connected.clear()
 

@@ -21,6 +21,11 @@ from rules.model import Rule, Selector
 DEFAULT_RULES = Path(__file__).parent / "default.yaml"
 
 
+def rule_files(site_files: Sequence[Path], extra: Sequence[Path] = ()) -> list[Path]:
+    """The rule files a site runs, in the order they are read: the shipped rules first."""
+    return [DEFAULT_RULES, *site_files, *extra]
+
+
 def selects(selector: Selector, device: Device, inventory: Inventory) -> bool:
     model = inventory.model_of(device)
     if selector.kinds and model.kind not in selector.kinds:

@@ -40,7 +40,7 @@ from houqin.billing.statement import month_statement
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
 from houqin.settings import Settings
-from houqin.store.tables import EntryKind, LedgerEntry, Role, RoomNotice, Wallet
+from houqin.store.tables import EntryKind, LedgerEntry, Role, RoomNotice, Wallet, WalletState
 from houqin.telemetry import SeriesUnavailable
 from houqin.telemetry.usage import Period, energy_usage, usage_boundaries
 
@@ -82,7 +82,7 @@ def _state(wallet: Wallet | None, now: datetime) -> Literal["normal", "low", "cu
     """A cut-off room stays cut off while tripped too: a top-up, not the trip's end, brings its power back."""
     if wallet is None:
         return "normal"
-    if wallet.tripped_until is not None and wallet.tripped_until > now and wallet.state != "cut_off":
+    if wallet.tripped_until is not None and wallet.tripped_until > now and wallet.state != WalletState.CUT_OFF:
         return "tripped"
     state: Literal["normal", "low", "cut_off"] = wallet.state  # type: ignore[assignment]
     return state

@@ -17,7 +17,7 @@ from houqin.config_file import ConfigError
 from houqin.inventory import Inventory, load_inventory
 from houqin.settings import Settings
 from houqin.store import Database
-from rules.loader import DEFAULT_RULES, load_rules
+from rules.loader import load_rules, rule_files
 from rules.model import Rule
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ def inventory_or_exit(path: Path) -> Inventory:
 
 def rules_or_exit(settings: Settings, inventory: Inventory, extra: Sequence[Path] = ()) -> list[Rule]:
     try:
-        return load_rules([DEFAULT_RULES, *settings.rule_files, *extra], inventory)
+        return load_rules(rule_files(settings.rule_files, extra), inventory)
     except ConfigError as error:
         count = len(error.issues)
         raise fail(f"{error}\nrule files: {count} error{'s' if count != 1 else ''}") from None

@@ -11,12 +11,12 @@ import typer
 from assembly.cli.common import inventory_or_exit, rules_or_exit
 from houqin import __version__
 from houqin.settings import Settings, masked_settings
-from rules.loader import DEFAULT_RULES, applies
+from rules.loader import applies, rule_files
 
 
 def check(
     path: Annotated[Path | None, typer.Argument(help="Inventory file (default: setting inventory)")] = None,
-    rule_files: Annotated[
+    extra_rules: Annotated[
         list[Path] | None, typer.Option("--rules", help="Site rule file to check too (besides setting rule_files)")
     ] = None,
 ) -> None:
@@ -25,12 +25,13 @@ def check(
     settings = Settings()
     inventory_path = path or settings.inventory
     inventory = inventory_or_exit(inventory_path)
-    rules = rules_or_exit(settings, inventory, rule_files or [])
+    extra = extra_rules or []
+    rules = rules_or_exit(settings, inventory, extra)
     typer.echo(f"{inventory_path}: OK — {inventory.site.name}")
     for key, count in inventory.summary().items():
         typer.echo(f"  {key:<22} {count}")
     watched = sum(applies(rule, device, inventory) for rule in rules for device in inventory.devices.values())
-    files = [DEFAULT_RULES, *settings.rule_files, *(rule_files or [])]
+    files = rule_files(settings.rule_files, extra)
     typer.echo(f"rules: OK — {len(rules)} rules from {len(files)} file(s), {watched} device watches")
 
 

@@ -73,10 +73,9 @@ class DirectSender(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """A command as it was written: its id, and the sender that took it (None: written queued)."""
+    """A command as it was written: its id, its row, and the sender that took it (None: written queued)."""
 
     id: int
-    request: CommandRequest
     row: dict[str, Any]
     sender: DirectSender | None
 
@@ -120,10 +119,7 @@ async def write_commands(
         rows.append(row)
         senders.append(sender)
     ids = (await connection.execute(_INSERT, rows)).scalars().all()
-    return [
-        Written(command_id, request, row, sender)
-        for command_id, request, row, sender in zip(ids, requests, rows, senders, strict=True)
-    ]
+    return [Written(command_id, row, sender) for command_id, row, sender in zip(ids, rows, senders, strict=True)]
 
 
 class Handover:

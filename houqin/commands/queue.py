@@ -58,7 +58,6 @@ class CommandQueue:
         self.database = database
         self.inventory = inventory
         self.max_attempts = max_attempts
-        self.backoff = backoff
         self.retry = Backoff(backoff)  # no jitter: a command's retries are part of its audit trail
         self.on_failed = on_failed
         self.on_confirmed = on_confirmed

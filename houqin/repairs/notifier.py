@@ -92,7 +92,7 @@ class Notifier:
     ) -> None:
         self.settings = settings
         self.database = database
-        self.backoff = backoff
+        self.retry = Backoff(backoff, 300.0)
         self._queue: asyncio.Queue[tuple[Webhook, Notice]] = asyncio.Queue(queue_size)
         self.sent = 0
         self.lost = 0
@@ -146,7 +146,7 @@ class Notifier:
             except (httpx.HTTPError, RuntimeError) as exc:
                 if attempt == self.settings.max_attempts or stop.is_set():
                     break
-                delay = Backoff(self.backoff, 300.0).delay(attempt)
+                delay = self.retry.delay(attempt)
                 log.warning("%s notification failed (%s); retry %d in %.0f s", hook.kind, exc, attempt, delay)
                 await asyncio.sleep(delay)
         self.lost += 1

@@ -217,15 +217,14 @@ class InfluxStore:
         await self._write_isolating(lines[:middle])
         await self._write_isolating(lines[middle:])
 
-    def _down(self, exc: Exception) -> None:
+    def _down(self, exc: InfluxUnavailable) -> None:
         self._failures += 1
         WRITE_ERRORS.labels("unavailable").inc()
         delay = _RETRY.delay(self._failures)
         # InfluxDB's own word on when to come back wins over the backoff (up to a limit: readings are
         # spooled meanwhile, and a wrong header must not silence writes for a day).
-        asked = getattr(exc, "retry_after", None)
-        if asked is not None:
-            delay = max(delay, min(asked, MAX_RETRY_AFTER_S))
+        if exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER_S))
         self._retry_at = time.monotonic() + delay
         level = logging.ERROR if self._failures == 1 else logging.DEBUG
         log.log(level, "InfluxDB write failed (%s); spooling, next try in %.1f s", exc, delay)
