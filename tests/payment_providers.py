@@ -1,6 +1,8 @@
 """Alipay and WeChat Pay as the tests see them: their keys (generated per test), the notifications they
 would send, signed as they sign them, and WeChat Pay's order API as a server on a real socket. Only the
-providers' servers are stood in for; houqin's side is the real code."""
+providers' servers are stood in for; houqin's side is the real code. Alipay's side is Alipay's own
+Python SDK (``alipay-sdk-python``): it signs the notifications and checks houqin's payment requests, so
+that houqin's signing string is tested against an implementation houqin did not write."""
 
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+from alipay.aop.api.util.SignatureUtils import get_sign_content, sign_with_rsa2, verify_with_rsa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import FastAPI, Request, Response
 
 from api.server import ApiServer
-from houqin.billing.providers.alipay import signing_string
 from houqin.billing.providers.rsa_keys import sign, verified
 from houqin.settings import AlipaySettings, WechatPaySettings
 
@@ -35,6 +37,19 @@ def write_private(key: rsa.RSAPrivateKey, path: Path) -> Path:
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()))  # fmt: skip
     return path
+
+
+def bare_pkcs1(key: rsa.RSAPrivateKey) -> str:
+    """The application private key as Alipay's key tool gives it for non-Java use and as Alipay's SDK takes
+    it: the base64 of the PKCS#1 key, without PEM armour."""
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())  # fmt: skip
+    return base64.b64encode(der).decode()
+
+
+def bare_public(key: rsa.RSAPrivateKey) -> str:
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
 
 
 def write_public(key: rsa.RSAPrivateKey, path: Path, bare: bool = False) -> Path:
@@ -57,9 +72,15 @@ class Alipay:
         return AlipaySettings(
             app_id=self.app_id,
             seller_id=self.seller_id,
-            app_private_key_file=write_private(self.app_key, self.directory / "alipay-app.pem"),
+            app_private_key_file=self.app_key_file(),
             alipay_public_key_file=write_public(self.key, self.directory / "alipay-public.txt", bare=True),
         )
+
+    def app_key_file(self) -> Path:
+        """The application key as the key tool saves it for non-Java use (``应用私钥RSA2048.txt``)."""
+        path = self.directory / "alipay-app-private.txt"
+        path.write_text(bare_pkcs1(self.app_key) + "\n")
+        return path
 
     def notification(self, out_trade_no: str, amount: str, *, room: str = "D1-101", trade_no: str = "",
                      status: str = "TRADE_SUCCESS", key: rsa.RSAPrivateKey | None = None,
@@ -72,7 +93,9 @@ class Alipay:
             "seller_id": self.seller_id, "buyer_id": "2088102116773037", "subject": f"电费充值 {room}",
             "passback_params": room, "gmt_payment": "2026-11-23 21:29:58",
         } | overrides  # fmt: skip
-        params["sign"] = sign(key or self.key, signing_string(params))
+        # Alipay signs a notification over every parameter but sign and sign_type.
+        content = get_sign_content({name: value for name, value in params.items() if name != "sign_type"})
+        params["sign"] = sign_with_rsa2(bare_pkcs1(key or self.key), content, "utf-8")
         return params
 
     @staticmethod
@@ -80,8 +103,18 @@ class Alipay:
         return urlencode(params).encode()
 
     def app_signed(self, params: dict[str, str]) -> bool:
-        """What Alipay's gateway checks of a payment request: signed by the school's application key."""
-        return verified(self.app_key.public_key(), signing_string(params), params["sign"])
+        """What Alipay's gateway checks of a payment request: signed by the school's application key over
+        every parameter but ``sign`` (``sign_type`` included), as Alipay's SDK signs a request."""
+        content = get_sign_content({name: value for name, value in params.items() if name != "sign"})
+        try:
+            return verify_with_rsa(bare_public(self.app_key), content.encode(), params["sign"])
+        except Exception:  # the SDK raises rsa.VerificationError for a bad signature
+            return False
+
+    def sdk_signature(self, params: dict[str, str]) -> str:
+        """The signature Alipay's SDK gives the same request (RSA PKCS#1 v1.5 is deterministic)."""
+        content = get_sign_content({name: value for name, value in params.items() if name != "sign"})
+        return str(sign_with_rsa2(bare_pkcs1(self.app_key), content, "utf-8"))
 
 
 @dataclass

@@ -5,6 +5,7 @@ wrong merchant) change nothing, and each provider gets the answer it expects."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,16 +14,19 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import orjson
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from houqin.billing.providers.alipay import request_signing_string
 from houqin.billing.providers.enabled import enabled_providers
-from houqin.billing.providers.rsa_keys import KeyFileError
+from houqin.billing.providers.rsa_keys import KeyFileError, load_private_key, load_public_key, sign
 from houqin.inventory import Inventory
 from houqin.settings import AlipaySettings, PaymentSettings, Settings
 from houqin.store import Database
 from houqin.telemetry.embedded_store import EmbeddedStore
 from tests.api_client import sign_in
 from tests.conftest import in_process_api
-from tests.payment_providers import Alipay, WechatPay, new_key
+from tests.payment_providers import Alipay, WechatPay, bare_public, new_key
 
 
 @pytest.fixture
@@ -68,6 +72,7 @@ async def test_alipay_notifications_are_verified_and_applied_once(api: httpx.Asy
     pay_url = urlsplit(paid["checkout"]["pay_url"])
     request = dict(parse_qsl(pay_url.query))
     assert alipay.app_signed(request) and request["method"] == "alipay.trade.wap.pay"
+    assert request["sign"] == alipay.sdk_signature(request) and request["sign_type"] == "RSA2"
     biz = orjson.loads(request["biz_content"])
     assert biz["total_amount"] == "25.50" and biz["out_trade_no"] == paid["checkout"]["out_trade_no"]
     assert request["notify_url"] == "https://houqin.example.edu/api/v1/payments/alipay/notify"
@@ -180,6 +185,48 @@ async def test_campus_card_top_ups_are_made_by_cashiers_once(api: httpx.AsyncCli
     assert conflict.status_code == 409
     ledger = (await api.get("/api/v1/rooms/D1-101/ledger", headers=alice)).json()
     assert [(e["kind"], e["amount_fen"], e["cause"]) for e in ledger] == [("topup", 5000, "campus_card:zhao")]
+
+
+def key_forms(key: rsa.RSAPrivateKey) -> dict[str, bytes]:
+    """Every form in which Alipay's console, its key tool and OpenSSL hand out an application key."""
+
+    def der(form: serialization.PrivateFormat) -> bytes:
+        return key.private_bytes(serialization.Encoding.DER, form, serialization.NoEncryption())
+
+    def pem(form: serialization.PrivateFormat) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM, form, serialization.NoEncryption())
+
+    pkcs1, pkcs8 = serialization.PrivateFormat.TraditionalOpenSSL, serialization.PrivateFormat.PKCS8
+    wrapped = base64.encodebytes(der(pkcs8))  # the key tool's .txt may be wrapped at 76 columns
+    return {"bare PKCS#1 (key tool, non-Java; the SDK's form)": base64.b64encode(der(pkcs1)) + b"\n",
+            "bare PKCS#8 (key tool, Java)": base64.b64encode(der(pkcs8)),
+            "bare PKCS#8, wrapped, CRLF": wrapped.replace(b"\n", b"\r\n"),
+            "PEM PKCS#1": pem(pkcs1), "PEM PKCS#8": pem(pkcs8),
+            "PEM with a UTF-8 BOM": b"\xef\xbb\xbf" + pem(pkcs8)}  # fmt: skip
+
+
+def test_every_form_of_an_alipay_key_loads_and_signs_as_the_sdk_does(tmp_path: Path) -> None:
+    alipay = Alipay(tmp_path)
+    request = {"app_id": alipay.app_id, "method": "alipay.trade.wap.pay", "sign_type": "RSA2", "charset": "utf-8",
+               "biz_content": '{"subject":"电费充值 D1-101","total_amount":"25.50"}'}  # fmt: skip
+    for form, text in key_forms(alipay.app_key).items():
+        path = tmp_path / "app-key.txt"
+        path.write_bytes(text)
+        key = load_private_key(path, "payments.alipay.app_private_key_file")
+        signature = sign(key, request_signing_string(request))
+        assert signature == alipay.sdk_signature(request), form
+    public = alipay.key.public_key()
+    for form, text in {
+        "bare SubjectPublicKeyInfo (the console's Alipay public key)": bare_public(alipay.key).encode(),
+        "PEM": public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        "bare PKCS#1": base64.b64encode(public.public_bytes(serialization.Encoding.DER,
+                                                            serialization.PublicFormat.PKCS1)),
+        "PEM PKCS#1": public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1),
+    }.items():  # fmt: skip
+        path = tmp_path / "alipay-public.txt"
+        path.write_bytes(text)
+        assert load_public_key(path, "payments.alipay.alipay_public_key_file").public_numbers() == \
+            public.public_numbers(), form  # fmt: skip
 
 
 def test_a_key_file_that_does_not_load_names_the_setting(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 gateway URL that houqin signs with the merchant's application key; Alipay then posts an asynchronous
 notification (a form) to the notify URL.
 
-The notification is genuine when its RSA2 signature (SHA256withRSA, with Alipay's public key) verifies
-over every other parameter except ``sign`` and ``sign_type``, sorted by name, as ``name=value`` joined by
+A request is signed over every parameter but ``sign`` (``sign_type`` is signed). The notification is
+genuine when its RSA2 signature (SHA256withRSA, with Alipay's public key) verifies over every other
+parameter except ``sign`` and ``sign_type``, sorted by name, as ``name=value`` joined by
 ``&`` with the values decoded. Then it must be for this application and this seller, and the order's
 number, amount and room are checked by the payment desk. Alipay resends for about a day until the answer
 is exactly ``success``; anything else ("fail" here) makes it try again."""
@@ -44,10 +45,21 @@ class AlipayAccount:
     notify_url: str
 
 
-def signing_string(params: dict[str, str]) -> bytes:
+def _content(params: dict[str, str], leave_out: set[str]) -> bytes:
     content = "&".join(f"{name}={params[name]}" for name in sorted(params)
-                       if name not in {"sign", "sign_type"} and params[name] != "")  # fmt: skip
+                       if name not in leave_out and params[name] != "")  # fmt: skip
     return content.encode()
+
+
+def request_signing_string(params: dict[str, str]) -> bytes:
+    """What houqin signs in a request to Alipay: every parameter but ``sign`` — ``sign_type`` included, as
+    Alipay's gateway and its SDKs compute it."""
+    return _content(params, {"sign"})
+
+
+def notification_signing_string(params: dict[str, str]) -> bytes:
+    """What Alipay signs in an asynchronous notification: every parameter but ``sign`` and ``sign_type``."""
+    return _content(params, {"sign", "sign_type"})
 
 
 def yuan(fen: int) -> str:
@@ -99,14 +111,14 @@ class AlipayProvider:
                 "passback_params": quote(order.room),  # comes back in the notification: the room paid for
             }).decode(),
         }  # fmt: skip
-        params["sign"] = sign(self.account.app_private_key, signing_string(params))
+        params["sign"] = sign(self.account.app_private_key, request_signing_string(params))
         return {"pay_url": f"{self.account.gateway}?{urlencode(params)}", "out_trade_no": order_reference(order.id)}
 
     def verify(self, headers: dict[str, str], body: bytes, now: datetime) -> VerifiedNotification:
         params = form_of(body)
         if params.get("sign_type", "RSA2") != "RSA2":
             raise NotificationRejected(f"alipay notification signed with {params['sign_type']}, not RSA2")
-        if not verified(self.account.alipay_public_key, signing_string(params), params.get("sign", "")):
+        if not verified(self.account.alipay_public_key, notification_signing_string(params), params.get("sign", "")):
             raise NotificationRejected("alipay notification: bad signature")
         if params.get("app_id") != self.account.app_id:
             raise NotificationRejected(f"alipay notification for another application ({params.get('app_id')})")

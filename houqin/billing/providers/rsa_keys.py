@@ -20,39 +20,60 @@ class KeyFileError(ValueError):
     pass
 
 
-def _pem(path: Path, setting: str) -> bytes:
+def _key_text(path: Path, setting: str) -> bytes:
     try:
         text = path.read_bytes()
     except OSError as exc:
         raise KeyFileError(f"{setting}: cannot read {path}: {exc.strerror}") from None
-    if b"-----BEGIN" in text:
-        return text
-    # Alipay's console hands out the bare base64 of the key, without PEM armour.
-    body = b"".join(text.split())
-    kind = b"PRIVATE KEY" if len(body) > 1000 else b"PUBLIC KEY"
-    return b"-----BEGIN " + kind + b"-----\n" + body + b"\n-----END " + kind + b"-----\n"
+    return text.removeprefix(b"\xef\xbb\xbf").strip()  # editors on Windows save the key with a BOM
+
+
+def _der(text: bytes) -> bytes:
+    """The key under the bare base64 Alipay's console and key tool hand out (PKCS#1 for non-Java use,
+    PKCS#8 for Java, the public key as SubjectPublicKeyInfo), possibly wrapped across lines."""
+    try:
+        return base64.b64decode(b"".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("neither PEM nor base64") from None
 
 
 def load_private_key(path: Path, setting: str) -> rsa.RSAPrivateKey:
+    """A PEM key (PKCS#1 or PKCS#8) or the bare base64 of either."""
+    text = _key_text(path, setting)
     try:
-        key = serialization.load_pem_private_key(_pem(path, setting), password=None)
-    except ValueError as exc:
-        raise KeyFileError(f"{setting}: {path} is not a PEM private key ({exc})") from None
+        key = (
+            serialization.load_pem_private_key(text, password=None)
+            if text.startswith(b"-----BEGIN")
+            else serialization.load_der_private_key(_der(text), password=None)
+        )
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(
+            f"{setting}: {path} is not a private key, in PEM or as the bare base64 of a PKCS#1 or PKCS#8 key ({exc})"
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise KeyFileError(f"{setting}: {path} is not an RSA key")
     return key
 
 
 def load_public_key(path: Path, setting: str) -> rsa.RSAPublicKey:
-    pem = _pem(path, setting)
+    """A PEM public key (SubjectPublicKeyInfo or PKCS#1), an X.509 certificate, or the bare base64 of any."""
+    text = _key_text(path, setting)
     try:
-        key: object = (
-            x509.load_pem_x509_certificate(pem).public_key()
-            if b"CERTIFICATE" in pem
-            else serialization.load_pem_public_key(pem)
-        )
-    except ValueError as exc:
-        raise KeyFileError(f"{setting}: {path} is not a PEM public key or certificate ({exc})") from None
+        key: object
+        if text.startswith(b"-----BEGIN"):
+            key = (
+                x509.load_pem_x509_certificate(text).public_key()
+                if b"CERTIFICATE" in text
+                else serialization.load_pem_public_key(text)
+            )
+        else:
+            der = _der(text)
+            try:
+                key = serialization.load_der_public_key(der)
+            except ValueError:
+                key = x509.load_der_x509_certificate(der).public_key()
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{setting}: {path} is not a public key or certificate ({exc})") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise KeyFileError(f"{setting}: {path} is not an RSA key")
     return key
