@@ -133,7 +133,7 @@ _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
 async def get_current_user(
-    session: SessionDep, tokens: TokensDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    database: DatabaseDep, tokens: TokensDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> User:
     if token is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in", headers=_UNAUTHORIZED)
@@ -143,7 +143,10 @@ async def get_current_user(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "token expired", headers=_UNAUTHORIZED) from None
     except jwt.InvalidTokenError:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", headers=_UNAUTHORIZED) from None
-    user = await session.get(User, claims.user_id)
+    # Read in a session of its own, given back before the route runs: a request never holds two pooled
+    # connections at once (the route's own session, or a service's, is the only one it holds).
+    async with database.session() as session:
+        user = await session.get(User, claims.user_id)
     # A disabled account, a changed password or a changed role ends every token issued before.
     if user is None or not user.active or user.token_version != claims.version or user.role != claims.role:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "token no longer valid", headers=_UNAUTHORIZED)

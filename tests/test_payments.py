@@ -4,7 +4,7 @@ applied exactly once (also 50 at once), forged and mismatched ones rejected, con
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import httpx
@@ -95,3 +95,69 @@ async def test_fifty_different_top_ups_on_one_room_all_land(paying: httpx.AsyncC
     assert all(answer.json()["credited"] for answer in answers)
     assert await balance(paying, alice) == sum(100 + n for n in range(50))
     assert orjson.loads(orders[0]["checkout"]["notification"])["room"] == "D1-101"
+
+
+@pytest.fixture
+async def few_connections(
+    client: httpx.AsyncClient, database_url: str, demo_inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The paying API on a pool smaller than the requests the tests send at once: on PostgreSQL 2 kept and
+    10 more at peaks, on SQLite SQLAlchemy's 5 and 10 more."""
+    database = Database(database_url, pool_size=2)
+    settings = Settings(data_dir=tmp_path, payments=PaymentSettings(sandbox=True))
+    try:
+        async with in_process_api(settings, demo_inventory, database, telemetry) as http:
+            yield http
+    finally:
+        await database.close()
+
+
+async def test_concurrent_top_ups_never_exhaust_the_pool_nor_starve_others(few_connections: httpx.AsyncClient) -> None:
+    """A request holds at most one pooled connection: twenty top-ups at once from one student (more than the
+    pool has) all land, and another user is answered meanwhile."""
+    alice, bob = await sign_in(few_connections, "alice"), await sign_in(few_connections, "bob")
+
+    async def me() -> httpx.Response:
+        await asyncio.sleep(0.01)  # while the top-ups are in flight
+        return await few_connections.get("/api/v1/me", headers=bob)
+
+    *answers, other = await asyncio.gather(
+        *(few_connections.post("/api/v1/rooms/D1-101/topups", json={"amount_fen": 1000 + n, "provider": "sandbox"},
+                               headers={**alice, "Idempotency-Key": f"burst-{n:04d}"}) for n in range(20)),
+        me(),
+    )  # fmt: skip
+    assert [answer.status_code for answer in answers] == [201] * 20, [a.text for a in answers if a.status_code != 201]
+    assert other.status_code == 200 and other.json()["username"] == "bob"
+    assert len({answer.json()["order"]["id"] for answer in answers}) == 20
+
+
+async def test_one_idempotency_key_sent_at_once_gives_one_order_to_every_request(
+    few_connections: httpx.AsyncClient,
+) -> None:
+    alice = await sign_in(few_connections, "alice")
+    for attempt in range(3):
+
+        def post(amount: int, key: str) -> Awaitable[httpx.Response]:
+            body = {"amount_fen": amount, "provider": "sandbox"}
+            return few_connections.post("/api/v1/rooms/D1-101/topups", json=body,
+                                        headers={**alice, "Idempotency-Key": key})  # fmt: skip
+
+        answers = await asyncio.gather(*(post(2000, f"retried-{attempt}") for _ in range(5)))
+        assert [answer.status_code for answer in answers] == [201] * 5, [answer.text for answer in answers]
+        assert len({answer.json()["order"]["id"] for answer in answers}) == 1
+        # Different bodies under one key at once: the first is the order, the others are 409s, none a 500.
+        mixed = await asyncio.gather(*(post(3000 + n, f"mixed-key-{attempt}") for n in range(4)))
+        assert sorted(answer.status_code for answer in mixed) == [201, 409, 409, 409]
+    topups = (await few_connections.get("/api/v1/rooms/D1-101/topups", headers=alice)).json()
+    assert len(topups) == 6
+
+
+async def test_a_cashier_records_counter_payments_but_opens_no_online_order(few_connections: httpx.AsyncClient) -> None:
+    zhao = await sign_in(few_connections, "zhao")
+    online = await few_connections.post("/api/v1/rooms/D1-101/topups", json={"amount_fen": 2000, "provider": "sandbox"},
+                                        headers={**zhao, "Idempotency-Key": "cashier-online-1"})  # fmt: skip
+    assert online.status_code == 403 and "campus_card" in online.text
+    counter = await few_connections.post("/api/v1/rooms/D1-101/topups",
+                                         json={"amount_fen": 2000, "provider": "campus_card"},
+                                         headers={**zhao, "Idempotency-Key": "cashier-counter-1"})  # fmt: skip
+    assert counter.status_code == 201

@@ -23,7 +23,7 @@ from houqin.billing.desk import COUNTER, OrderConflict, PaymentDesk
 from houqin.billing.providers import NotificationRejected
 from houqin.billing.providers.wechat import CheckoutFailed
 from houqin.inventory.model import Room, Tariff
-from houqin.store.tables import PaymentOrder, PaymentState, Role, User
+from houqin.store.tables import PaymentOrder, Role, User
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
@@ -38,30 +38,26 @@ async def create_topup(
     room: AccessibleRoom,
     body: TopupIn,
     user: CurrentUser,
-    session: SessionDep,
     inventory: InventoryDep,
     desk: PaymentDeskDep,
     idempotency_key: Annotated[str, Header(min_length=8, max_length=100)],
 ) -> CheckoutOut:
     if body.provider == COUNTER and desk.counter:
         return await _pay_at_counter(desk, room, inventory.tariffs[room.tariff], body, user, idempotency_key)
+    if user.role == Role.CASHIER:
+        # A cashier records what was paid at the counter; an online order is the payer's own (or staff's).
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a cashier records {COUNTER} top-ups, not online orders")
     provider = desk.providers.get(body.provider)
     if provider is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"payment method {body.provider!r} is not enabled here; one of "
                             f"{', '.join(desk.methods) or 'none'}")  # fmt: skip
-    existing = await desk.order_for(user.username, idempotency_key)
-    if existing is not None:
-        if (existing.room, existing.amount_fen, existing.provider) != (room.id, body.amount_fen, body.provider):
-            raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key was used for a different top-up")
-        order = existing
-    else:
-        _check_amount(inventory.tariffs[room.tariff], body.amount_fen)
-        order = PaymentOrder(room=room.id, provider=body.provider, amount_fen=body.amount_fen,
-                             state=PaymentState.CREATED, requested_by=user.username, idempotency_key=idempotency_key,
-                             created_at=datetime.now(UTC))  # fmt: skip
-        session.add(order)
-        await session.commit()
+    _check_amount(inventory.tariffs[room.tariff], body.amount_fen)
+    try:
+        order = await desk.open_order(user.username, room.id, body.provider, body.amount_fen, idempotency_key,
+                                      datetime.now(UTC))  # fmt: skip
+    except OrderConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     try:
         checkout = await provider.checkout(order)
     except CheckoutFailed as exc:

@@ -222,7 +222,6 @@ async def adjust(
     room_id: str,
     body: AdjustmentIn,
     user: AdminUser,
-    session: SessionDep,
     inventory: InventoryDep,
     database: DatabaseDep,
     policy: PowerPolicyDep,
@@ -231,7 +230,8 @@ async def adjust(
     if room_id not in inventory.rooms:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no room {room_id!r}")
     key = f"staff:{idempotency_key}"
-    existing = (await session.execute(select(LedgerEntry).where(LedgerEntry.key == key))).scalar()
+    async with database.session() as session:  # given back before the credit takes its own
+        existing = (await session.execute(select(LedgerEntry).where(LedgerEntry.key == key))).scalar()
     if existing is not None:
         if existing.room != room_id or existing.amount_fen != body.amount_fen or existing.kind != body.kind:
             raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key was used for a different request")
@@ -240,5 +240,6 @@ async def adjust(
     entry = await credit(database, policy, room_id, EntryKind(body.kind),
                          body.amount_fen, now, key=key, cause=f"staff:{user.username}", note=body.reason)  # fmt: skip
     if entry is None:  # the same key, posted concurrently a moment ago
-        entry = (await session.execute(select(LedgerEntry).where(LedgerEntry.key == key))).scalar_one()
+        async with database.session() as session:
+            entry = (await session.execute(select(LedgerEntry).where(LedgerEntry.key == key))).scalar_one()
     return LedgerEntryOut.model_validate(entry, from_attributes=True)

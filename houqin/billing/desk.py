@@ -14,6 +14,7 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.policy import PowerPolicy
 from houqin.billing.providers import NotificationRejected, PaymentProvider
@@ -90,24 +91,32 @@ class PaymentDesk:
             await session.commit()
             return entry is not None
 
+    async def open_order(
+        self, requested_by: str, room: str, provider: str, amount_fen: int, key: str, now: datetime
+    ) -> PaymentOrder:
+        """The order under the requester's idempotency key: made now, or the one made before with the same
+        key (also by a request still in flight: the database's unique key makes it wait and see that one).
+        Raises ``OrderConflict`` when the key was used for a different top-up. One connection, one
+        transaction."""
+        async with self.database.session() as session:
+            order_id = await self._claim(session, requested_by, room, provider, amount_fen, key, now,
+                                         PaymentState.CREATED)  # fmt: skip
+            if order_id is None:
+                order = await self._existing(session, requested_by, room, provider, amount_fen, key)
+                return order  # closing the session ends its transaction and keeps the order readable
+            await session.commit()
+            return await self._order(session, order_id)
+
     async def pay_at_counter(
         self, cashier: str, room: str, amount_fen: int, key: str, now: datetime, note: str = ""
     ) -> PaymentOrder:
         """A top-up paid at the counter (campus card or cash): the order is paid and the wallet credited
         in one transaction, under the cashier's idempotency key; a retry returns the same order."""
         async with self.database.session() as session:
-            made = upsert_for(session)(PaymentOrder).values(
-                room=room, provider=COUNTER, amount_fen=amount_fen, state=PaymentState.PAID, requested_by=cashier,
-                idempotency_key=key, created_at=now, paid_at=now)  # fmt: skip
-            made = made.on_conflict_do_nothing(index_elements=["requested_by", "idempotency_key"])
-            order_id = (await session.execute(made.returning(PaymentOrder.id))).scalar()
+            order_id = await self._claim(session, cashier, room, COUNTER, amount_fen, key, now, PaymentState.PAID)
             if order_id is None:
-                await session.rollback()
-                existing = await self.order_for(cashier, key)
-                assert existing is not None
-                if (existing.room, existing.amount_fen, existing.provider) != (room, amount_fen, COUNTER):
-                    raise OrderConflict("this Idempotency-Key was used for a different top-up")
-                return existing
+                order = await self._existing(session, cashier, room, COUNTER, amount_fen, key)
+                return order  # closing the session ends its transaction and keeps the order readable
             trade_no = f"COUNTER{order_id:010d}"
             await session.execute(update(PaymentOrder).where(PaymentOrder.id == order_id)
                                   .values(provider_trade_no=trade_no))  # fmt: skip
@@ -115,12 +124,33 @@ class PaymentDesk:
                                    cause=f"{COUNTER}:{cashier}", note=note or f"order {order_id}")  # fmt: skip
             await session.commit()
             log.info("room %s: %d fen paid at the counter (%s, order %d)", room, amount_fen, cashier, order_id)
-        order = await self.order_for(cashier, key)
-        assert order is not None
+            return await self._order(session, order_id)
+
+    async def _claim(
+        self, session: AsyncSession, requested_by: str, room: str, provider: str, amount_fen: int, key: str,
+        now: datetime, state: PaymentState,
+    ) -> int | None:  # fmt: skip
+        """Insert the order under its key; None when the key holds an order already (``_existing`` says
+        whether it is this top-up)."""
+        paid_at = now if state == PaymentState.PAID else None
+        made = upsert_for(session)(PaymentOrder).values(
+            room=room, provider=provider, amount_fen=amount_fen, state=state, requested_by=requested_by,
+            idempotency_key=key, created_at=now, paid_at=paid_at)  # fmt: skip
+        made = made.on_conflict_do_nothing(index_elements=["requested_by", "idempotency_key"])
+        order_id: int | None = (await session.execute(made.returning(PaymentOrder.id))).scalar()
+        return order_id
+
+    @staticmethod
+    async def _existing(
+        session: AsyncSession, requested_by: str, room: str, provider: str, amount_fen: int, key: str
+    ) -> PaymentOrder:
+        query = select(PaymentOrder).where(PaymentOrder.requested_by == requested_by,
+                                           PaymentOrder.idempotency_key == key)  # fmt: skip
+        order = (await session.execute(query)).scalar_one()
+        if (order.room, order.amount_fen, order.provider) != (room, amount_fen, provider):
+            raise OrderConflict("this Idempotency-Key was used for a different top-up")
         return order
 
-    async def order_for(self, requested_by: str, key: str) -> PaymentOrder | None:
-        async with self.database.session() as session:
-            query = select(PaymentOrder).where(PaymentOrder.requested_by == requested_by,
-                                               PaymentOrder.idempotency_key == key)  # fmt: skip
-            return (await session.execute(query)).scalar()
+    @staticmethod
+    async def _order(session: AsyncSession, order_id: int) -> PaymentOrder:
+        return (await session.execute(select(PaymentOrder).where(PaymentOrder.id == order_id))).scalar_one()
