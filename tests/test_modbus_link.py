@@ -196,3 +196,51 @@ async def test_an_independent_client_reads_the_simulated_meter(demo_inventory: I
         assert float(value.group(1)) == pytest.approx(228.75)
     finally:
         await sim.stop()
+
+
+SILENT_METER = """
+import asyncio, logging, sys
+from assembly.cli.common import setup_logging
+from collectors.modbus_link import DeviceTimeout, ModbusLink
+from houqin.inventory.model import Gateway
+
+async def main(level: str) -> None:
+    setup_logging(level)
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # takes every request, answers none
+        writer.close()
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for kind in ("modbus_tcp", "rtu_over_tcp"):
+        link = ModbusLink(Gateway.model_validate({"id": "gw", "type": kind, "host": "127.0.0.1", "port": port,
+                                                  "timeout": 0.2}))
+        for _ in range(3):
+            try:
+                await link.read(1, "input", 0, 2)
+            except DeviceTimeout as exc:
+                logging.getLogger("collectors.modbus_poller").warning("%s", exc)
+        await link.close()
+    await asyncio.sleep(0.2)  # the server sees the links go
+    server.close()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_pymodbus_speaks_only_under_debug(level: str) -> None:
+    """A silent meter gives houqin's one line per timeout; pymodbus's own errors and frame dumps appear only
+    when houqin is asked for DEBUG."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SILENT_METER, level], capture_output=True, text=True, timeout=60,
+                          check=True)  # fmt: skip
+    lines = done.stderr.splitlines()
+    ours = [line for line in lines if "collectors.modbus_poller" in line and "no answer within 0.2 s" in line]
+    assert len(ours) == 6, done.stderr
+    pymodbus = [line for line in lines if "pymodbus" in line or ">>>>>" in line or line.startswith(("send:", "recv:"))]
+    if level == "INFO":
+        assert len(lines) == 6 and not pymodbus, done.stderr
+    else:
+        assert pymodbus, done.stderr

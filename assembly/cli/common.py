@@ -35,8 +35,11 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # pymodbus logs every failed connect and retry itself; houqin's links report them once, with context.
-    logging.getLogger("pymodbus").setLevel(logging.ERROR)
+    # pymodbus logs every timeout and failed connect itself, each with a dump of the last 20 frames on the
+    # bus (mostly other meters'); houqin's links and pollers report the same once, with the device named.
+    # Its own output is for debugging houqin's use of it.
+    debugging = logging.getLogger().isEnabledFor(logging.DEBUG)
+    logging.getLogger("pymodbus").setLevel(logging.DEBUG if debugging else logging.CRITICAL + 1)
     for chatty in ("amqtt", "transitions"):  # the embedded broker logs every connection and state change
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
