@@ -2,9 +2,10 @@
 
 Each rule is validated on its own (``file:line: rules[3].condition.for: ...``), then against the
 inventory: rule ids are unique across files (a site file may replace a shipped rule by reusing its id
-with ``replace: true`` at the top of the file), the repair category must be owned by a team, and a rule
-whose selector picks devices none of which reports the condition's fields is an error, not a rule that
-silently never fires.
+with ``replace: true`` at the top of the file), the repair category of a rule that watches devices must
+be owned by a team, and a rule whose selector picks devices none of which reports the condition's fields
+is an error, not a rule that silently never fires. A rule that selects no device of the site (the shipped
+lighting rules on a campus of meters) is inactive: ``inactive_rules`` names them, nothing refuses them.
 """
 
 from __future__ import annotations
@@ -83,9 +84,19 @@ def load_rules(files: Sequence[Path], inventory: Inventory) -> list[Rule]:
     return list(rules.values())
 
 
+def inactive_rules(rules: Sequence[Rule], inventory: Inventory) -> list[Rule]:
+    """The rules that watch no device of this site: they load, and never fire."""
+    devices = list(inventory.devices.values())
+    return [rule for rule in rules if not any(applies(rule, device, inventory) for device in devices)]
+
+
 def _check(document: LocatedDocument, index: int, rule: Rule, inventory: Inventory, shipped: bool) -> list[ConfigIssue]:
     issues = []
-    if inventory.teams and not any(rule.repair.category in team.categories for team in inventory.teams.values()):
+    selected = [device for device in inventory.devices.values() if selects(rule.select, device, inventory)]
+    watched = [device for device in selected if applies(rule, device, inventory)]
+    # Only a rule that selects devices opens orders, so only that one needs a team to own them.
+    has_team = any(rule.repair.category in team.categories for team in inventory.teams.values())
+    if selected and inventory.teams and not has_team:
         owned = sorted({category for team in inventory.teams.values() for category in team.categories})
         message = f"no team owns {rule.repair.category!r} (teams own {', '.join(owned)})"
         issues.append(document.issue(("rules", index, "repair", "category"), message))
@@ -95,7 +106,6 @@ def _check(document: LocatedDocument, index: int, rule: Rule, inventory: Invento
     for name in rule.select.devices:
         if name not in inventory.devices:
             issues.append(document.issue(("rules", index, "select", "devices"), f"unknown device {name!r}"))
-    selected = [device for device in inventory.devices.values() if selects(rule.select, device, inventory)]
     needed = fields_of(rule)
     if selected and needed and not any(applies(rule, device, inventory) for device in selected):
         models = sorted({device.model for device in selected})
@@ -105,7 +115,6 @@ def _check(document: LocatedDocument, index: int, rule: Rule, inventory: Invento
     # The shipped rules load on every campus; one without room relays simply has nothing for them to cut
     # (the engine says so if a fault asks). A site's own rule asking for it is a mistake worth stopping.
     if "cut_relay" in rule.actions and not shipped:
-        watched = [device for device in selected if applies(rule, device, inventory)]
         rooms = [inventory.rooms.get(device.room or "") for device in watched]
         if watched and not any(room is not None and inventory.relay_of(room) is not None for room in rooms):
             message = "cut_relay: none of the devices it watches is in a room with a relay houqin can command"

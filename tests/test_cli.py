@@ -192,3 +192,39 @@ def test_run_with_influxdb_writes_the_campus_readings(influxd: Influxd, tmp_path
         tags = influxd.query("campus", 'SHOW TAG VALUES FROM electricity WITH KEY = "room"')[0]["values"]
         assert ["room", "D1-101"] in tags
     assert not list((tmp_path / "data" / "spool").glob("*.lp"))  # everything written, nothing left behind
+
+
+SMALL_SITE = """\
+site: {name: 小学校 Small School}
+teams:
+  - {id: electrical, name: 电工班, categories: [electrical, meter]}
+tariffs:
+  - {id: flat, price_fen_per_kwh: 60}
+gateways:
+  - {id: gw1, type: modbus_tcp, host: 127.0.0.1, port: 1502}
+devices:
+  - {id: m1, model: eastron-sdm120, gateway: gw1, unit: 1, building: b1}
+  - {id: m2, model: eastron-sdm120, gateway: gw1, unit: 2, building: b1}
+rooms:
+  - {id: R101, building: b1, floor: 1, meter: m1, tariff: flat}
+  - {id: R102, building: b1, floor: 1, meter: m2, tariff: flat}
+"""
+
+
+def test_a_small_site_with_one_team_starts_and_lists_the_rules_it_does_not_use(tmp_path: Path) -> None:
+    """Shipped rules for lighting, water and broadcast watch none of a meters-only site's devices: inactive,
+    named by check, never an error. A meter rule whose category no team owns still is one."""
+    (tmp_path / "devices.yaml").write_text(SMALL_SITE)
+    result = houqin("check", "devices.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    inactive = re.search(r"inactive \(watch no device of this site\): (.*)", result.stdout)
+    assert inactive, result.stdout
+    names = set(inactive.group(1).split(", "))
+    assert {"water-meter-offline", "lighting-offline", "night-water-flow", "lamp-failure"} <= names, names
+    assert not names & {"meter-offline", "meter-stuck", "low-voltage"}, names  # these watch m1 and m2
+    # The meter rules open "meter" orders: with no team owning meters, that is the one error.
+    (tmp_path / "devices.yaml").write_text(SMALL_SITE.replace("categories: [electrical, meter]",
+                                                              "categories: [electrical]"))  # fmt: skip
+    refused = houqin("check", "devices.yaml", cwd=tmp_path)
+    assert refused.returncode == 1 and "no team owns 'meter'" in refused.stderr, refused.stderr
+    assert "no team owns 'lighting'" not in refused.stderr and "'plumbing'" not in refused.stderr

@@ -11,7 +11,7 @@ import typer
 from assembly.cli.common import inventory_or_exit, rules_or_exit
 from houqin import __version__
 from houqin.settings import Settings, masked_settings
-from rules.loader import applies, rule_files
+from rules.loader import applies, inactive_rules, rule_files
 
 
 def check(
@@ -33,6 +33,9 @@ def check(
     watched = sum(applies(rule, device, inventory) for rule in rules for device in inventory.devices.values())
     files = rule_files(settings.rule_files, extra)
     typer.echo(f"rules: OK — {len(rules)} rules from {len(files)} file(s), {watched} device watches")
+    inactive = inactive_rules(rules, inventory)
+    if inactive:
+        typer.echo(f"  inactive (watch no device of this site): {', '.join(rule.id for rule in inactive)}")
 
 
 def config() -> None:
