@@ -126,6 +126,47 @@ _Yaml12Loader.add_implicit_resolver(
 )
 
 
+# What aliases may add to a document beyond its own nodes. Anchors that share a block of defaults add a
+# little; an alias bomb (each level nine aliases of the one before) adds billions from a few hundred bytes
+# and would freeze the process building and indexing it.
+MAX_ALIAS_EXPANSION = 100_000
+
+
+class _AliasCycle(Exception):  # noqa: N818 - reads as what was found
+    """An alias inside the block it names (``&a [*a]``): data that contains itself."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"line {line}")
+        self.line = line
+
+
+def _alias_expansion(root: yaml.Node) -> int:
+    """How many nodes aliases add: the document's size with every alias expanded, less its own nodes.
+    Counted without expanding (each node's expanded size once), so a bomb costs no more than its text.
+    Raises ``_AliasCycle`` for a block that contains itself."""
+    expanded: dict[int, int] = {}
+    inside: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        known = expanded.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in inside:
+            raise _AliasCycle(node.start_mark.line + 1)
+        inside.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(key) + size(value) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in node.value)
+        else:
+            total = 1
+        inside.discard(id(node))
+        expanded[id(node)] = total
+        return total
+
+    return size(root) - len(expanded)
+
+
 def load_document(path: Path, display_name: str | None = None) -> LocatedDocument:
     """Parse one YAML file; syntax errors and duplicate keys become issues, not exceptions."""
     name = display_name or str(path)
@@ -142,8 +183,25 @@ def parse_document(text: str, name: str) -> LocatedDocument:
     """Parse YAML text named ``name`` (for messages)."""
     document = LocatedDocument(name, None)
     try:
-        node = yaml.compose(text, Loader=_Yaml12Loader)
-        document.data = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader
+        loader = _Yaml12Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None and _alias_expansion(node) > MAX_ALIAS_EXPANSION:
+                line = node.start_mark.line + 1
+                message = f"aliases (*name) expand to more than {MAX_ALIAS_EXPANSION:,} values; refused"
+                document.issues.append(ConfigIssue(name, line, "", message))
+                return document
+            if node is not None:
+                _index(node, (), document)  # before constructing: that folds merge keys (<<) into the node
+            document.data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except _AliasCycle as cycle:
+        document.issues.append(ConfigIssue(name, cycle.line, "", "an alias (*name) inside the block it names"))
+        return document
+    except RecursionError:
+        document.issues.append(ConfigIssue(name, 0, "", "nested too deeply"))
+        return document
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
@@ -153,8 +211,6 @@ def parse_document(text: str, name: str) -> LocatedDocument:
     except yaml.YAMLError as exc:
         document.issues.append(ConfigIssue(name, 0, "", f"invalid YAML: {exc}"))
         return document
-    if node is not None:
-        _index(node, (), document)
     return document
 
 

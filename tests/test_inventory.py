@@ -325,3 +325,19 @@ def test_zone_circuit_members_and_defaults_are_checked(tmp_path: Path) -> None:
     )
     assert f"{path}:12: zones[0].devices[2]: 'p1:circuit1' is listed twice" in errors
     assert any(e.startswith(f"{path}:13: zones[1].default: a broadcast zone is silent") for e in errors), errors
+
+
+def test_an_alias_bomb_or_cycle_is_refused_with_its_line(tmp_path: Path) -> None:
+    lines = ["x-a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x-{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
+    path = write(tmp_path, MINIMAL + "\n".join(lines) + "\n")
+    assert errors_of(path) == [f"{path}:1: aliases (*name) expand to more than 100,000 values; refused"]
+    path = write(tmp_path, MINIMAL + "x-loop: &loop {again: *loop}\n")
+    assert errors_of(path) == [f"{path}:10: an alias (*name) inside the block it names"]
+    # Shared defaults through a merge key are fine, and each device keeps its own line.
+    first = "{id: m1, model: eastron-sdm120, gateway: gw1, unit: 1, building: b1}"
+    shared = MINIMAL.replace(
+        f"devices:\n  - {first}", f"devices:\n  - &meter {first}\n  - {{<<: *meter, id: m2, unit: 2}}"
+    )
+    inventory = load_inventory(write(tmp_path, shared))
+    assert inventory.devices["m2"].gateway == "gw1" and inventory.devices["m2"].unit == 2

@@ -3,6 +3,7 @@ overrides and emergency broadcasts that queue their commands at once, and the co
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -161,3 +162,33 @@ async def test_overrides_and_emergency_broadcasts_queue_their_commands_at_once(c
     assert not_broadcast.status_code == 422
     zones = (await client.get("/api/v1/zones", headers=staff)).json()
     assert {z["id"] for z in zones} >= {"library", "campus-pa", "dorm-1-corridors"}
+
+
+def alias_bomb(levels: int) -> str:
+    """The "billion laughs": each level nine aliases of the one before (9**levels values from ~40 bytes a
+    level)."""
+    lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level in range(1, levels):
+        name, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
+        lines.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+async def test_hostile_calendar_files_are_refused_at_once(client: httpx.AsyncClient) -> None:
+    staff = await sign_in(client, "li")
+    for hostile in (alias_bomb(9), "terms: &t [{name: x, start: 2026-09-01, end: 2026-09-02, more: *t}]\n",
+                    "[" * 3000 + "]" * 3000):  # fmt: skip
+        answer, health = await asyncio.gather(
+            client.post("/api/v1/calendar/import", content=hostile, headers=staff), client.get("/healthz")
+        )
+        assert answer.status_code == 422, answer.text
+        assert health.status_code == 200
+    answer = await client.post("/api/v1/calendar/import", content=alias_bomb(9), headers=staff)
+    assert "aliases (*name) expand to more than 100,000 values" in answer.text
+    huge = await client.post("/api/v1/calendar/import", content=b"# " + b"x" * (2 << 20), headers=staff)
+    assert huge.status_code == 413 and "at most 1 MiB" in huge.text
+    # Anchors that share defaults stay usable.
+    shared = ("days:\n  - &holiday {date: 2026-10-01, type: holiday, note: 国庆}\n"
+              "  - {<<: *holiday, date: 2026-10-02}\n")  # fmt: skip
+    answer = await client.post("/api/v1/calendar/import", content=shared.encode(), headers=staff)
+    assert answer.status_code == 200 and answer.json() == {"terms": 0, "days": 2}, answer.text

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
 from api.deps import AccessibleRoom, CurrentUser, InventoryDep, PaymentDeskDep, SessionDep
+from api.request_body import body_within
 from api.schemas import CheckoutOut, TopupIn, TopupOut
 from houqin.billing.desk import COUNTER, OrderConflict, PaymentDesk
 from houqin.billing.providers import NotificationRejected
@@ -26,6 +27,8 @@ from houqin.inventory.model import Room, Tariff
 from houqin.store.tables import PaymentOrder, Role, User
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
+
+MAX_NOTIFICATION_BYTES = 64 << 10  # the providers' notifications are a few KiB
 
 
 @router.post(
@@ -95,7 +98,7 @@ async def list_topups(room: AccessibleRoom, session: SessionDep) -> list[TopupOu
 async def notify(provider: str, request: Request, desk: PaymentDeskDep) -> Response:
     if provider not in desk.providers:
         return JSONResponse({"code": "FAIL", "message": f"no provider {provider!r}"}, status.HTTP_404_NOT_FOUND)
-    body = await request.body()
+    body = await body_within(request, MAX_NOTIFICATION_BYTES, "a payment notification")
     headers = {name.lower(): value for name, value in request.headers.items()}
     try:
         credited = await desk.apply(provider, headers, body, datetime.now(UTC))
