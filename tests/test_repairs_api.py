@@ -26,6 +26,19 @@ async def test_a_reported_problem_goes_to_the_team_and_is_worked_to_closure(clie
     assert (await client.get("/api/v1/repairs", headers=bob)).json() == []
     other_room = await client.post("/api/v1/repairs", json={**body, "room": "D1-101"}, headers=bob)
     assert other_room.status_code == 403
+    # Nor about another room's device, with or without a room given.
+    report = {"title": "meter blinks", "category": "meter"}
+    for device in ("d1-101-meter", "d1-101-relay"):
+        for extra in ({}, {"room": "D1-102"}):
+            answer = await client.post("/api/v1/repairs", json={**report, "device": device, **extra}, headers=bob)
+            assert answer.status_code == 403, (device, extra, answer.text)
+    mixed = await client.post("/api/v1/repairs", json={**report, "device": "d1-102-meter", "room": "D1-101"},
+                              headers=li)  # fmt: skip
+    assert mixed.status_code == 422 and "is in room 'D1-102'" in mixed.text
+    own = await client.post("/api/v1/repairs", json={**report, "device": "d1-102-meter"}, headers=bob)
+    assert own.status_code == 201, own.text
+    corridor = {"title": "corridor dark", "category": "lighting", "device": "d1-f1-corridor-lights"}
+    assert (await client.post("/api/v1/repairs", json=corridor, headers=bob)).status_code == 201  # a public place
     bad = await client.post("/api/v1/repairs", json={**body, "category": "magic"}, headers=alice)
     assert bad.status_code == 422 and "unknown category 'magic'" in bad.text
 

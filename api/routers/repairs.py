@@ -86,13 +86,22 @@ async def create_order(
     building, floor = body.building, body.floor
     if body.room is not None:
         room = inventory.rooms.get(body.room)
-        if user.role == Role.STUDENT.value and body.room not in user.room_ids:
+        if user.role == Role.STUDENT and body.room not in user.room_ids:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "students report problems in their own room only")
         if room is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no room {body.room!r}")
         building, floor = room.building, room.floor
-    if body.device is not None and body.device not in inventory.devices:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no device {body.device!r}")
+    if body.device is not None:
+        device = inventory.devices.get(body.device)
+        if device is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no device {body.device!r}")
+        serves = inventory.room_of(device)
+        # A student's report is about their own room or a public place, never another room's device.
+        if user.role == Role.STUDENT.value and serves is not None and serves not in user.room_ids:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "students report problems in their own room only")
+        if body.room is not None and serves is not None and serves != body.room:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"device {body.device!r} is in room {serves!r}, not {body.room!r}")  # fmt: skip
     if not any(body.category in team.categories for team in inventory.teams.values()):
         known = sorted({c for team in inventory.teams.values() for c in team.categories})
         raise HTTPException(

@@ -35,6 +35,16 @@ class Inventory:
         meter = self.devices[room.meter]
         return meter if "relay" in self.model_of(meter).commands else None
 
+    def room_of(self, device: Device) -> str | None:
+        """The room a device serves: the one it is placed in, or the one it meters or switches; None for a
+        device of a public place (a corridor's lights, a building's water main)."""
+        if device.room is not None:
+            return device.room
+        for room in self.rooms.values():
+            if device.id in (room.meter, room.relay):
+                return room.id
+        return None
+
     def team_for(self, category: str, building: str | None) -> Team | None:
         """The team that owns a repair category in a building (a building-scoped team wins)."""
         campus_wide: Team | None = None
