@@ -1,21 +1,24 @@
 """The InfluxDB telemetry store: batched line-protocol writes that survive outages, InfluxQL queries.
 
 Readings are encoded as they arrive and cut into batches of ``batch_points`` (or whatever has waited
-``flush_seconds``). One writer task owns every write, so batches reach InfluxDB in the order they were
-made. While InfluxDB is unreachable each batch goes to the durable spool, and once the spool holds
-anything, new batches queue behind it there: the replay (paced, oldest first) is also the probe that
-finds InfluxDB back. Data InfluxDB refuses is bisected until the refused points are isolated: those are
-counted and logged with InfluxDB's reason, every other point is written. A graceful stop writes or
-spools everything held in memory.
+``flush_seconds``). One write is in flight at a time, as a task of its own, so that batches reach
+InfluxDB in the order they were made and a write that hangs holds nothing else up. While InfluxDB is
+unreachable each batch is in the durable spool within ``flush_seconds`` of being cut — a live write
+slower than that leaves a copy there too — and once the spool holds anything, new batches queue behind
+it there: the replay (paced, oldest first) is also the probe that finds InfluxDB back. Data InfluxDB
+refuses is bisected until the refused points are isolated: those are counted and logged with InfluxDB's
+reason, every other point is written. A graceful stop writes or spools everything held in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +30,7 @@ from houqin.settings import InfluxSettings, TelemetrySettings
 from houqin.telemetry.influx_client import InfluxClient, InfluxUnavailable, WriteRejected
 from houqin.telemetry.line_protocol import LineEncoder, from_timestamp_ns, timestamp_ns
 from houqin.telemetry.model import MEASUREMENTS, LatestPoint, SeriesPoint, SeriesQuery
-from houqin.telemetry.spool import Spool
+from houqin.telemetry.spool import Spool, SpooledBatch
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,22 @@ def _duration(delta: timedelta) -> str:
     return f"{delta // timedelta(microseconds=1)}u"
 
 
+@dataclass(frozen=True)
+class _Batch:
+    cut_at: float  # monotonic: when it stopped taking lines
+    lines: list[str]
+
+
+@dataclass
+class _Attempt:
+    """The one write in flight: a fresh batch (``live``) or the spool's oldest (``replay``)."""
+
+    task: asyncio.Task[None]
+    live: _Batch | None = None
+    replay: SpooledBatch | None = None
+    spooled: bool = False  # the live batch has a copy in the spool already
+
+
 class InfluxStore:
     """A ``TelemetryStore`` on InfluxDB 1.x (v1 API) or 2.x / 3.x / 1.8+ (v2 API)."""
 
@@ -72,7 +91,8 @@ class InfluxStore:
         self.garbage = GarbageLog(log)
         self.encoder = LineEncoder()
         self._lines: list[str] = []
-        self._ready: deque[list[str]] = deque()
+        self._ready: deque[_Batch] = deque()
+        self._attempt: _Attempt | None = None  # the write in flight, if any
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -96,10 +116,11 @@ class InfluxStore:
             return
         if self._oldest_line_at is None:
             self._oldest_line_at = time.monotonic()
+            self._wake.set()  # the writer's next deadline is now this batch's age, not the retry timer
         self._lines.extend(lines)
         size = self.settings.batch_points
         while len(self._lines) >= size:
-            self._ready.append(self._lines[:size])
+            self._ready.append(_Batch(time.monotonic(), self._lines[:size]))
             del self._lines[:size]
         if not self._lines:
             self._oldest_line_at = None
@@ -121,7 +142,10 @@ class InfluxStore:
         try:
             while not stop.is_set():
                 waking = asyncio.create_task(self._wake.wait())
-                await asyncio.wait({stopping, waking}, timeout=self._next_wake(), return_when="FIRST_COMPLETED")
+                waits: set[asyncio.Future[Any]] = {stopping, waking}
+                if self._attempt is not None:
+                    waits.add(self._attempt.task)
+                await asyncio.wait(waits, timeout=self._next_wake(), return_when="FIRST_COMPLETED")
                 waking.cancel()
                 self._wake.clear()
                 await self._work_once()
@@ -132,71 +156,104 @@ class InfluxStore:
 
     def _next_wake(self) -> float:
         now = time.monotonic()
+        age = self.settings.flush_seconds
         deadlines = []
         if self._oldest_line_at is not None:
-            deadlines.append(self._oldest_line_at + self.settings.flush_seconds)
-        if len(self.spool):
+            deadlines.append(self._oldest_line_at + age)
+        if self._ready:
+            deadlines.append(self._ready[0].cut_at + age)
+        attempt = self._attempt
+        if attempt is not None and attempt.live is not None and not attempt.spooled:
+            deadlines.append(attempt.live.cut_at + age)
+        if attempt is None and len(self.spool):
             deadlines.append(max(self._retry_at, self._replay_at))
-        return max(0.0, min(deadlines) - now) if deadlines else self.settings.flush_seconds
+        return max(0.0, min(deadlines) - now) if deadlines else age
 
     async def _work_once(self) -> None:
+        """One pass of the writer. Writes run as a task of their own (``_attempt``), so that while one
+        hangs on an unreachable InfluxDB nothing else waits for it: every batch is in the spool within
+        ``flush_seconds`` of being cut, whatever the retry timer and the write timeout say."""
+        if self._attempt is not None and self._attempt.task.done():
+            await self._finish(self._attempt)
         now = time.monotonic()
-        if self._oldest_line_at is not None and now - self._oldest_line_at >= self.settings.flush_seconds:
+        age = self.settings.flush_seconds
+        if self._oldest_line_at is not None and now - self._oldest_line_at >= age:
             self._cut()
+        attempt = self._attempt
+        if (
+            attempt is not None
+            and attempt.live is not None
+            and not attempt.spooled
+            and now - attempt.live.cut_at >= age
+        ):
+            # A live write that takes longer than a batch may wait: keep a copy where a crash cannot reach
+            # it. Should the write still succeed, the copy is written again later (the same points: no
+            # double counting in InfluxDB).
+            attempt.spooled = True
+            await self._to_spool(attempt.live.lines)
         while self._ready:
-            batch = self._ready.popleft()
-            if len(self._ready) <= 4:
-                self._room.set()
-            await self._deliver(batch)
-        if len(self.spool) and time.monotonic() >= max(self._retry_at, self._replay_at):
-            await self._replay_one()
+            down = len(self.spool) > 0 or now < self._retry_at
+            if not down and self._attempt is None:
+                self._attempt = _Attempt(asyncio.create_task(self._write_isolating(self._ready[0].lines)),
+                                         live=self._ready.popleft())  # fmt: skip
+            elif down or now - self._ready[0].cut_at >= age:
+                await self._to_spool(self._ready.popleft().lines)
+            else:
+                break  # waits (under a batch age) for the live write before it
+        if len(self._ready) <= 4:
+            self._room.set()
+        if self._attempt is None and len(self.spool) and time.monotonic() >= max(self._retry_at, self._replay_at):
+            batch = self.spool.oldest()
+            if batch is not None:
+                self._attempt = _Attempt(asyncio.create_task(self._replay(batch)), replay=batch)
+
+    async def _finish(self, attempt: _Attempt) -> None:
+        self._attempt = None
+        try:
+            attempt.task.result()
+        except (InfluxUnavailable, asyncio.CancelledError) as exc:  # cancelled: a stop cut the write short
+            if isinstance(exc, InfluxUnavailable):
+                self._down(exc)
+            if attempt.live is not None and not attempt.spooled:
+                await self._to_spool(attempt.live.lines)  # parts already written are written again later
+            return
+        except Exception:
+            if attempt.live is not None and not attempt.spooled:
+                await self._to_spool(attempt.live.lines)
+            raise
+        if attempt.live is not None:
+            self._up()
+            self._written(attempt.live.lines, "live")
+        elif attempt.replay is not None:
+            if self._failures:
+                log.info("InfluxDB answers again; writing the %d spooled points", self.spool.points)
+            self._up()
+            await asyncio.to_thread(self.spool.remove, attempt.replay)
+            self._written_replay(attempt.replay.points)
+            self._replay_at = time.monotonic() + attempt.replay.points / self.settings.replay_points_per_second
 
     def _cut(self) -> None:
         if self._lines:
-            self._ready.append(self._lines)
+            self._ready.append(_Batch(time.monotonic(), self._lines))
             self._lines = []
         self._oldest_line_at = None
-
-    async def _deliver(self, lines: list[str]) -> None:
-        """Write a fresh batch, or spool it: while InfluxDB is down, and while older batches wait."""
-        if len(self.spool) or time.monotonic() < self._retry_at:
-            await self._to_spool(lines)
-            return
-        try:
-            await self._write_isolating(lines)
-        except InfluxUnavailable as exc:
-            self._down(exc)
-            await self._to_spool(lines)  # parts already written are written again later: idempotent
-            return
-        self._up()
-        self._written(lines, "live")
 
     def _written(self, lines: list[str], path: str) -> None:
         WRITTEN.labels(path).inc(len(lines))
         self.written_points += len(lines)
 
+    def _written_replay(self, points: int) -> None:
+        WRITTEN.labels("replay").inc(points)
+        self.written_points += points
+        self.replayed_points += points
+
     async def _to_spool(self, lines: list[str]) -> None:
         body = ("\n".join(lines) + "\n").encode()
         await asyncio.to_thread(self.spool.append, body, len(lines))
 
-    async def _replay_one(self) -> None:
-        batch = self.spool.oldest()
-        if batch is None:
-            return
+    async def _replay(self, batch: SpooledBatch) -> None:
         body = await asyncio.to_thread(batch.read)
-        lines = body.decode().splitlines()
-        try:
-            await self._write_isolating(lines)
-        except InfluxUnavailable as exc:
-            self._down(exc)
-            return
-        if self._failures:
-            log.info("InfluxDB answers again; writing the %d spooled points", self.spool.points)
-        self._up()
-        await asyncio.to_thread(self.spool.remove, batch)
-        self._written(lines, "replay")
-        self.replayed_points += len(lines)
-        self._replay_at = time.monotonic() + batch.points / self.settings.replay_points_per_second
+        await self._write_isolating(body.decode().splitlines())
 
     async def _write_isolating(self, lines: list[str]) -> None:
         """Write ``lines``; if InfluxDB refuses the data, split until the refused points are alone, drop
@@ -234,9 +291,19 @@ class InfluxStore:
         self._retry_at = 0.0
 
     async def _flush_on_stop(self) -> None:
+        if self._attempt is not None:
+            with contextlib.suppress(Exception):  # its outcome is handled below; a failure spools its batch
+                await asyncio.wait_for(asyncio.shield(self._attempt.task), self.settings.write_timeout_seconds)
+            if not self._attempt.task.done():
+                self._attempt.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._attempt.task
+            with contextlib.suppress(InfluxUnavailable, asyncio.CancelledError):
+                await self._finish(self._attempt)
+            self._attempt = None
         self._cut()
         while self._ready:
-            batch = self._ready.popleft()
+            batch = self._ready.popleft().lines
             if len(self.spool) or self._failures:
                 await self._to_spool(batch)
                 continue
