@@ -26,6 +26,7 @@ from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
 from houqin.settings import RepairSettings
 from houqin.store.tables import CommandSource, FaultState, Priority
 from houqin.telemetry import TelemetryStore
+from houqin.telemetry.influx_client import InfluxUnavailable
 from rules.anomaly import judge_anomaly
 from rules.conditions import Transition, Verdict, Watch, elapse, observe
 from rules.loader import applies
@@ -33,6 +34,8 @@ from rules.model import Anomaly, Offline, Rule
 
 log = logging.getLogger(__name__)
 
+# How often anomaly checks try the telemetry store again while it cannot be read.
+HISTORY_RETRY = timedelta(seconds=30)
 TRANSITIONS = Counter("houqin_rule_transitions_total", "Fault transitions", ["rule", "transition"])
 
 OnOrderChange = Callable[[OrderChange], Awaitable[None]]
@@ -88,6 +91,7 @@ class RulesEngine:
         self._watches: dict[str, list[Watch]] = {}
         self._timed: list[Watch] = []
         self._history: list[Watch] = []  # anomaly watches, judged from the telemetry store
+        self._history_retry_at: datetime | None = None  # set while the store cannot be read
         for device in inventory.devices.values():
             for rule in self.rules:
                 if applies(rule, device, inventory):
@@ -160,21 +164,30 @@ class RulesEngine:
             await self.check_history(now)
 
     async def check_history(self, now: datetime) -> None:
-        """Judge the anomaly watches whose time has come, from the telemetry store."""
-        if self.telemetry is None:
+        """Judge the anomaly watches whose time has come, from the telemetry store. While the store cannot
+        be read the checks pause (said once, tried again every ``HISTORY_RETRY``) and resume where they
+        were: a watch that could not be judged is judged at the next try."""
+        if self.telemetry is None or (self._history_retry_at is not None and now < self._history_retry_at):
             return
         for watch in self._history:
             condition = watch.rule.condition
             assert isinstance(condition, Anomaly)
             if watch.next_check is not None and watch.next_check > now:
                 continue
-            watch.next_check = now + timedelta(seconds=condition.check_every)
             kind = self.inventory.model_of(watch.device).kind
             try:
                 verdict = await judge_anomaly(watch, self.telemetry, kind, now, self.timezone)
-            except Exception:
-                log.exception("rules: cannot read the history of %s for %s", watch.device.id, watch.rule.id)
-                continue
+            except Exception as exc:
+                if self._history_retry_at is None:
+                    log.error("rules: anomaly checks paused, the telemetry store cannot be read (%s: %s); "
+                              "trying again every %d s", type(exc).__name__, exc, HISTORY_RETRY.seconds,
+                              exc_info=not isinstance(exc, InfluxUnavailable))  # fmt: skip
+                self._history_retry_at = now + HISTORY_RETRY
+                return
+            if self._history_retry_at is not None:
+                log.info("rules: the telemetry store answers again; anomaly checks resume")
+                self._history_retry_at = None
+            watch.next_check = now + timedelta(seconds=condition.check_every)
             if verdict is not None:
                 await self._apply(watch, verdict, now)
 

@@ -4,6 +4,7 @@ fault book: one order per fault over many cycles, across a restart, and with tim
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -211,3 +212,43 @@ async def test_two_engines_sharing_the_store_open_one_order(database: Database, 
         reading = meter_reading(demo_inventory, T0 + timedelta(seconds=step), 185.0)
         await asyncio.gather(first.consume([reading]), second.consume([reading]))
     assert await count(database, RepairOrder) == 1 and await count(database, Fault) == 1
+
+
+async def test_anomaly_checks_pause_quietly_while_influxdb_is_away_and_resume(
+    database: Database, demo_inventory: Inventory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anomaly watches on 60 meters, InfluxDB stopped: one ERROR line for the whole outage, not one per
+    watch and check; once it answers, the checks resume (and say so)."""
+    from houqin.settings import InfluxSettings, TelemetrySettings
+    from houqin.telemetry.influx_store import InfluxStore
+    from houqin.telemetry.spool import Spool
+    from tests.servers import influxd_server
+
+    anomaly = Rule.model_validate({"id": "heavy", "select": {"kinds": ["electricity"], "has_fields": ["energy"]},
+                                   "condition": {"kind": "anomaly", "factor": 3, "days": 7, "check_every": 60},
+                                   "repair": {"category": "electrical"}, "title": "{device}"})  # fmt: skip
+    with influxd_server() as influxd:
+        telemetry = TelemetrySettings()
+        store = InfluxStore(InfluxSettings(url=influxd.url, api="v1", database="quiet"), telemetry,
+                            Spool(tmp_path / "spool", telemetry.spool_max_bytes))  # fmt: skip
+        engine = await engine_with_orders(database, demo_inventory, [anomaly])
+        engine.telemetry = store
+        now = datetime.now(UTC).replace(minute=30)
+        if now.astimezone(TZ).hour == 0:
+            now += timedelta(hours=2)  # a day with at least one whole hour in it
+        await engine.restore(now)
+        influxd.stop()
+        caplog.set_level(logging.INFO, logger="rules.engine")
+        caplog.clear()
+        for minute in range(0, 10):  # ten minutes of checks, one every 10 s
+            for second in range(0, 60, 10):
+                await engine.check_history(now + timedelta(minutes=minute, seconds=second))
+        errors = [record for record in caplog.records if record.levelno >= logging.WARNING]
+        assert len(errors) == 1 and "anomaly checks paused" in errors[0].getMessage(), errors
+        assert not errors[0].exc_info  # an outage, not a bug: no traceback
+        influxd.start()
+        await store.client.create_database()  # what the store's writer does at its start
+        await engine.check_history(now + timedelta(minutes=11))
+        assert any("anomaly checks resume" in record.getMessage() for record in caplog.records)
+        assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+        await store.client.close()
