@@ -85,6 +85,9 @@ class UsageWindowOut(BaseModel):
     start: datetime
     end: datetime
     kwh: float | None
+    partial: bool = Field(
+        default=False, description="counted from the meter's first reading inside the window: none came before it"
+    )
 
 
 class UsageOut(BaseModel):

@@ -149,3 +149,30 @@ async def test_admins_adjust_balances_once_per_key_and_students_see_their_wallet
     ledger = (await client.get("/api/v1/rooms/D1-101/ledger", headers=alice)).json()
     assert [(e["kind"], e["amount_fen"], e["balance_after_fen"]) for e in ledger] == [("topup", 2000, 2000)]
     assert (await client.get("/api/v1/rooms/D1-102/wallet", headers=alice)).status_code == 403
+
+
+async def test_a_meter_read_for_the_first_time_counts_from_its_first_reading(
+    client: httpx.AsyncClient, telemetry: EmbeddedStore, demo_inventory: Inventory
+) -> None:
+    """A new meter first read at 10:20: that hour and that day count from the first reading (partial), the
+    hours before have nothing, and the windows add up to the meter's advance."""
+    yesterday = (datetime.now(TZ) - timedelta(days=1)).date()
+    first_read = datetime(yesterday.year, yesterday.month, yesterday.day, 10, 20, tzinfo=TZ)
+    meter = demo_inventory.rooms["D1-101"].meter
+    tags = demo_inventory.device_tags(demo_inventory.devices[meter])
+    steps = range(0, (24 * 60 - 10 * 60 - 20) // 5)  # every 5 minutes from 10:20 to 23:55
+    await telemetry.consume([Reading(meter, first_read + timedelta(minutes=5 * k), {"energy": 42.0 + 0.1 * k}, tags)
+                             for k in steps])  # fmt: skip
+    alice = await sign_in(client, "alice")
+    day = (await client.get("/api/v1/rooms/D1-101/usage", params={"date": yesterday.isoformat()},
+                            headers=alice)).json()  # fmt: skip
+    windows = day["windows"]
+    assert [w["kwh"] for w in windows[:10]] == [None] * 10 and not any(w["partial"] for w in windows[:10])
+    assert windows[10]["partial"] is True and abs(windows[10]["kwh"] - 0.7) < 1e-9  # 10:20 to 10:55
+    assert all(abs(w["kwh"] - 1.2) < 1e-9 and not w["partial"] for w in windows[11:])
+    advance = 0.1 * (len(steps) - 1)
+    assert abs(day["total_kwh"] - advance) < 1e-6
+    month = (await client.get("/api/v1/rooms/D1-101/usage", params={"date": yesterday.isoformat(), "period": "month"},
+                              headers=alice)).json()  # fmt: skip
+    [that_day] = [w for w in month["windows"] if datetime.fromisoformat(w["start"]).astimezone(TZ).date() == yesterday]
+    assert that_day["partial"] is True and abs(that_day["kwh"] - advance) < 1e-6

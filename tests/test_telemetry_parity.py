@@ -102,6 +102,7 @@ async def test_same_answers_from_both_stores(influxd: Influxd, tmp_path: Path) -
         from_influx = await energy_usage(influx, "m1", boundaries)
         from_embedded = await energy_usage(embedded, "m1", boundaries)
         assert [w.kwh for w in from_influx] == pytest.approx([w.kwh for w in from_embedded])
+        assert [w.partial for w in from_influx] == [w.partial for w in from_embedded]
         assert len(from_influx) == 24 and sum(w.kwh or 0 for w in from_influx) > 0
     finally:
         await embedded.close()

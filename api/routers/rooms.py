@@ -120,7 +120,7 @@ async def read_usage(
         period=period,
         date=day,
         total_kwh=round(sum(window.kwh or 0.0 for window in windows), 6),
-        windows=[UsageWindowOut(start=w.start, end=w.end, kwh=w.kwh) for w in windows],
+        windows=[UsageWindowOut(start=w.start, end=w.end, kwh=w.kwh, partial=w.partial) for w in windows],
     )
 
 

@@ -5,6 +5,10 @@ before the window's start, so the kWh between two polls that straddle midnight a
 they were used up to, and the windows add up to the meter's advance. The hourly "last" values come from
 the telemetry store, so both stores give the same answer. A register that goes down (meter replaced or
 reset) counts nothing for that window rather than a negative amount.
+
+A window with no reading before it but some inside it (a meter read for the first time, the demo at its
+first start) counts from its first reading and says so (``partial``): the windows still add up to the
+meter's advance since it was first read.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class UsageWindow:
     start: datetime
     end: datetime
     kwh: float | None  # None: no reading to measure from (the meter was silent, or the window is ahead)
+    partial: bool = False  # counted from the first reading inside the window: none came before it
 
 
 def usage_boundaries(period: Period, day: date, timezone: ZoneInfo) -> list[datetime]:
@@ -71,11 +76,19 @@ async def energy_usage(
             index += 1
         readings_before.append(previous)
     windows = []
+    firsts: list[tuple[datetime, float]] | None = None
     for (start, stop), (before, after) in zip(
         itertools.pairwise(boundaries), itertools.pairwise(readings_before), strict=True
     ):
-        if start > now or before is None or after is None:
+        if start > now or after is None:
             windows.append(UsageWindow(start, stop, None))
-        else:
+        elif before is not None:
             windows.append(UsageWindow(start, stop, max(0.0, after - before)))
+        else:
+            if firsts is None:  # asked only when a window starts without a reading before it
+                query = SeriesQuery(measurement, meter, field, boundaries[0], end, HOUR, "first", offset)
+                firsts = [(point.start, float(point.value)) for point in await store.series(query)]
+            first = next((value for hour, value in firsts if start <= hour < stop), None)
+            kwh = None if first is None else max(0.0, after - first)
+            windows.append(UsageWindow(start, stop, kwh, partial=first is not None))
     return windows
