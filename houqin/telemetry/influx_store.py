@@ -58,10 +58,11 @@ def _duration(delta: timedelta) -> str:
     return f"{delta // timedelta(microseconds=1)}u"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Batch:
     cut_at: float  # monotonic: when it stopped taking lines
     lines: list[str]
+    copy: SpooledBatch | None = None  # its copy in the spool, made when it waited too long in memory
 
 
 @dataclass
@@ -71,7 +72,6 @@ class _Attempt:
     task: asyncio.Task[None]
     live: _Batch | None = None
     replay: SpooledBatch | None = None
-    spooled: bool = False  # the live batch has a copy in the spool already
 
 
 class InfluxStore:
@@ -160,14 +160,21 @@ class InfluxStore:
         deadlines = []
         if self._oldest_line_at is not None:
             deadlines.append(self._oldest_line_at + age)
-        if self._ready:
-            deadlines.append(self._ready[0].cut_at + age)
-        attempt = self._attempt
-        if attempt is not None and attempt.live is not None and not attempt.spooled:
-            deadlines.append(attempt.live.cut_at + age)
-        if attempt is None and len(self.spool):
+        unsaved = [batch.cut_at for batch in self._in_memory() if batch.copy is None]
+        if unsaved:
+            deadlines.append(min(unsaved) + age)
+        if self._attempt is None and self._spooled():
             deadlines.append(max(self._retry_at, self._replay_at))
         return max(0.0, min(deadlines) - now) if deadlines else age
+
+    def _in_memory(self) -> list[_Batch]:
+        live = self._attempt.live if self._attempt is not None else None
+        return [*([live] if live is not None else []), *self._ready]
+
+    def _spooled(self) -> bool:
+        """The spool holds batches that are no longer in memory (not just copies of ones that are)."""
+        copies = sum(1 for batch in self._in_memory() if batch.copy is not None)
+        return len(self.spool) > copies
 
     async def _work_once(self) -> None:
         """One pass of the writer. Writes run as a task of their own (``_attempt``), so that while one
@@ -179,33 +186,31 @@ class InfluxStore:
         age = self.settings.flush_seconds
         if self._oldest_line_at is not None and now - self._oldest_line_at >= age:
             self._cut()
-        attempt = self._attempt
-        if (
-            attempt is not None
-            and attempt.live is not None
-            and not attempt.spooled
-            and now - attempt.live.cut_at >= age
-        ):
-            # A live write that takes longer than a batch may wait: keep a copy where a crash cannot reach
-            # it. Should the write still succeed, the copy is written again later (the same points: no
-            # double counting in InfluxDB).
-            attempt.spooled = True
-            await self._to_spool(attempt.live.lines)
+        # A batch held in memory longer than a batch may wait (behind a slow write) gets a copy in the
+        # spool, where a crash cannot reach it; the copy goes once the batch is written.
+        for batch in self._in_memory():
+            if batch.copy is None and now - batch.cut_at >= age:
+                await self._save(batch)
         while self._ready:
-            down = len(self.spool) > 0 or now < self._retry_at
-            if not down and self._attempt is None:
-                self._attempt = _Attempt(asyncio.create_task(self._write_isolating(self._ready[0].lines)),
-                                         live=self._ready.popleft())  # fmt: skip
-            elif down or now - self._ready[0].cut_at >= age:
-                await self._to_spool(self._ready.popleft().lines)
+            if self._spooled() or now < self._retry_at:  # down, or older batches wait in the spool
+                await self._save(self._ready.popleft())
+            elif self._attempt is None:
+                batch = self._ready.popleft()
+                self._attempt = _Attempt(asyncio.create_task(self._write_isolating(batch.lines)), live=batch)
             else:
-                break  # waits (under a batch age) for the live write before it
+                break  # waits for the live write before it
         if len(self._ready) <= 4:
             self._room.set()
-        if self._attempt is None and len(self.spool) and time.monotonic() >= max(self._retry_at, self._replay_at):
-            batch = self.spool.oldest()
-            if batch is not None:
-                self._attempt = _Attempt(asyncio.create_task(self._replay(batch)), replay=batch)
+        if self._attempt is None and self._spooled() and time.monotonic() >= max(self._retry_at, self._replay_at):
+            oldest = self.spool.oldest()
+            if oldest is not None:
+                self._attempt = _Attempt(asyncio.create_task(self._replay(oldest)), replay=oldest)
+
+    async def _save(self, batch: _Batch) -> None:
+        """Put the batch in the spool unless a copy is there already."""
+        if batch.copy is None:
+            body = ("\n".join(batch.lines) + "\n").encode()
+            batch.copy = await asyncio.to_thread(self.spool.append, body, len(batch.lines))
 
     async def _finish(self, attempt: _Attempt) -> None:
         self._attempt = None
@@ -214,15 +219,17 @@ class InfluxStore:
         except (InfluxUnavailable, asyncio.CancelledError) as exc:  # cancelled: a stop cut the write short
             if isinstance(exc, InfluxUnavailable):
                 self._down(exc)
-            if attempt.live is not None and not attempt.spooled:
-                await self._to_spool(attempt.live.lines)  # parts already written are written again later
+            if attempt.live is not None:
+                await self._save(attempt.live)  # parts already written are written again later
             return
         except Exception:
-            if attempt.live is not None and not attempt.spooled:
-                await self._to_spool(attempt.live.lines)
+            if attempt.live is not None:
+                await self._save(attempt.live)
             raise
         if attempt.live is not None:
             self._up()
+            if attempt.live.copy is not None:
+                await asyncio.to_thread(self.spool.remove, attempt.live.copy)
             self._written(attempt.live.lines, "live")
         elif attempt.replay is not None:
             if self._failures:
@@ -246,10 +253,6 @@ class InfluxStore:
         WRITTEN.labels("replay").inc(points)
         self.written_points += points
         self.replayed_points += points
-
-    async def _to_spool(self, lines: list[str]) -> None:
-        body = ("\n".join(lines) + "\n").encode()
-        await asyncio.to_thread(self.spool.append, body, len(lines))
 
     async def _replay(self, batch: SpooledBatch) -> None:
         body = await asyncio.to_thread(batch.read)
@@ -298,21 +301,24 @@ class InfluxStore:
                 self._attempt.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._attempt.task
-            with contextlib.suppress(InfluxUnavailable, asyncio.CancelledError):
+            with contextlib.suppress(Exception):  # a failed write's batch is in the spool by now
                 await self._finish(self._attempt)
             self._attempt = None
         self._cut()
         while self._ready:
-            batch = self._ready.popleft().lines
-            if len(self.spool) or self._failures:
-                await self._to_spool(batch)
+            down = self._spooled() or self._failures > 0
+            batch = self._ready.popleft()
+            if down:
+                await self._save(batch)
                 continue
             try:
-                await asyncio.wait_for(self._write_isolating(batch), self.settings.write_timeout_seconds)
+                await asyncio.wait_for(self._write_isolating(batch.lines), self.settings.write_timeout_seconds)
             except (InfluxUnavailable, TimeoutError):
-                await self._to_spool(batch)
+                await self._save(batch)
                 continue
-            self._written(batch, "live")
+            if batch.copy is not None:
+                await asyncio.to_thread(self.spool.remove, batch.copy)
+            self._written(batch.lines, "live")
         self._room.set()
         if len(self.spool):
             log.info("stopping with %d points in the spool; they are written after the next start", self.spool.points)

@@ -71,8 +71,8 @@ class Spool:
     def __len__(self) -> int:
         return len(self._batches)
 
-    def append(self, body: bytes, points: int) -> None:
-        """Keep a batch on disk (durably, before returning)."""
+    def append(self, body: bytes, points: int) -> SpooledBatch | None:
+        """Keep a batch on disk (durably, before returning); None if it is larger than the whole spool."""
         size = len(body)
         while self._batches and self.bytes + size > self.max_bytes:
             oldest = self._batches.popleft()
@@ -85,7 +85,7 @@ class Spool:
             self.dropped_points += points
             SPOOL_DROPPED.inc(points)
             log.error("spool: a batch of %d bytes is larger than the whole spool; dropped %d points", size, points)
-            return
+            return None
         path = self.directory / f"{self._next:016d}-{points}{_SUFFIX}"
         temporary = path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -98,21 +98,28 @@ class Spool:
             os.close(fd)
         temporary.rename(path)
         _sync_directory(self.directory)
-        self._batches.append(SpooledBatch(path, self._next, points, size))
+        batch = SpooledBatch(path, self._next, points, size)
+        self._batches.append(batch)
         self._next += 1
         self.bytes += size
         self.points += points
         self._publish()
+        return batch
 
     def oldest(self) -> SpooledBatch | None:
         return self._batches[0] if self._batches else None
 
     def remove(self, batch: SpooledBatch) -> None:
-        """The batch is written: it leaves the spool."""
+        """The batch is written: it leaves the spool (the oldest, when replayed; any, when it was a copy of
+        a batch written live after all). A batch the spool dropped when full is gone already."""
         if self._batches and self._batches[0] == batch:
             self._batches.popleft()
-            self._forget(batch)
-            self._publish()
+        elif batch in self._batches:
+            self._batches.remove(batch)
+        else:
+            return
+        self._forget(batch)
+        self._publish()
 
     def _forget(self, batch: SpooledBatch) -> None:
         batch.path.unlink(missing_ok=True)
