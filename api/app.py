@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from api import http_metrics
 from api.context import ApiContext
-from api.errors import install_error_answers
+from api.errors import ERROR_RESPONSES, install_error_answers
 from api.login_throttle import LoginThrottle
 from api.routers import (
     auth,
@@ -42,6 +42,7 @@ def create_app(services: ApiServices) -> FastAPI:
         title="houqin",
         version=__version__,
         description="Campus logistics: meters, repair orders, prepaid dorm electricity, lighting and broadcast.",
+        responses=ERROR_RESPONSES,
     )
     app.state.context = ApiContext(
         services=services,

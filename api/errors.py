@@ -1,5 +1,9 @@
-"""Error answers that can always be sent: a validation error echoes the input it refused, and an input can
-be what JSON cannot carry back (``NaN``, a lone UTF-16 surrogate) — the answer must still be a 4xx."""
+"""Error answers: one shape, as the OpenAPI schema declares it, and always sendable.
+
+Every 4xx is ``{"detail": "<sentence>"}`` except a 422, which is always ``{"detail": [{"type", "loc",
+"msg"}, ...]}`` — FastAPI's own shape for invalid input, also for the checks a route makes itself. A
+validation error echoes the input it refused, and an input can be what JSON cannot carry back (``NaN``, a
+lone UTF-16 surrogate) — the answer must still be a 4xx."""
 
 from __future__ import annotations
 
@@ -8,8 +12,32 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class ProblemOut(BaseModel):
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ValidationErrorOut(BaseModel):
+    detail: list[ProblemOut]
+
+
+# Declared for every operation (FastAPI's ``responses=``): any 4xx is an ErrorOut, a 422 a list of problems.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorOut, "description": "Refused: the sentence says why"},
+    422: {"model": ValidationErrorOut, "description": "The input is not valid: every problem, with where it is"},
+}
 
 
 def _sendable(value: Any) -> Any:
@@ -39,6 +67,18 @@ async def _not_unicode(_request: Request, _exc: Exception) -> JSONResponse:
     )
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code != status.HTTP_422_UNPROCESSABLE_CONTENT:
+        return await http_exception_handler(request, exc)
+    # A route's own check ("to is before from") in the shape of FastAPI's validation errors.
+    items = exc.detail if isinstance(exc.detail, list) else [exc.detail]
+    problems = [item if isinstance(item, dict) else {"type": "value_error", "loc": [], "msg": str(item)}
+                for item in items]  # fmt: skip
+    return JSONResponse({"detail": _sendable(problems)}, exc.status_code, headers=exc.headers)
+
+
 def install_error_answers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(UnicodeEncodeError, _not_unicode)

@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Path, status
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.bounds import MAX_ROW_ID
 from api.deps import CrewUser, CurrentUser, OrderListenerDep, RepairDeskDep, SessionDep, StaffUser
 from api.repair_views import order_out
 from api.schemas import RepairOrderOut
@@ -26,8 +27,7 @@ from houqin.store.tables import RepairOrder, Role, User
 
 STAFF = {Role.STAFF.value, Role.ADMIN.value}
 # Ids are 64-bit rows: anything beyond is no order, and must not reach the database's integer parser.
-MAX_ORDER_ID = 2**63 - 1
-OrderId = Annotated[int, Path(ge=1, le=MAX_ORDER_ID, description="the repair order's id")]
+OrderId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the repair order's id")]
 
 
 def visible_to(user: User) -> ColumnElement[bool]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.bounds import Day, Moment
 from houqin.schedules.calendar import DayType, Weekday
 
 
@@ -22,8 +23,8 @@ class TermOut(_Out):
 
 class TermIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    start: date
-    end: date
+    start: Day
+    end: Day
 
     @model_validator(mode="after")
     def _ordered(self) -> TermIn:
@@ -111,7 +112,7 @@ class OverrideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal["on", "off", "dim", "stop"] = Field(description="lighting: on, off, dim; broadcast: stop (silence)")
     level: int | None = Field(default=None, ge=1, le=100)
-    until: AwareDatetime = Field(description="when the schedule takes over again (with a UTC offset)")
+    until: Moment = Field(description="when the schedule takes over again (with a UTC offset)")
     reason: str = Field(default="", max_length=500)
 
     @model_validator(mode="after")

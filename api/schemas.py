@@ -140,7 +140,7 @@ class NewRepairIn(BaseModel):
     category: str = Field(min_length=1, max_length=64)
     priority: Literal["urgent", "high", "normal", "low"] = "normal"
     building: str | None = Field(default=None, max_length=128)
-    floor: int | None = None
+    floor: int | None = Field(default=None, ge=-10, le=200)  # the inventory's range of floors
     room: str | None = Field(default=None, max_length=64)
     device: str | None = Field(default=None, max_length=64)
 

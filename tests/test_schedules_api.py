@@ -37,12 +37,12 @@ async def test_schedules_are_validated_stored_and_previewed(client: httpx.AsyncC
     bad = {**LIBRARY, "entries": [{"at": "22:00", "action": "on"}, {"at": "22:00", "action": "off", "name": "x"}]}
     answer = await client.post("/api/v1/schedules", json=bad, headers=staff)
     assert answer.status_code == 422
-    assert answer.json()["detail"] == [
+    assert [problem["msg"] for problem in answer.json()["detail"]] == [
         "entries #1 (22:00 on) and #2 'x' (22:00 off) set different states at the same moment"
     ]
     dim_corridor = {**LIBRARY, "zone": "dorm-1-corridors"}
     answer = await client.post("/api/v1/schedules", json=dim_corridor, headers=staff)
-    assert answer.status_code == 422 and "cannot dim" in answer.json()["detail"][0]
+    assert answer.status_code == 422 and "cannot dim" in answer.json()["detail"][0]["msg"]
     garbage = {**LIBRARY, "entries": [{"at": "sunset+999", "action": "on"}]}
     assert (await client.post("/api/v1/schedules", json=garbage, headers=staff)).status_code == 422
 
@@ -92,7 +92,7 @@ async def test_the_calendar_is_imported_edited_and_resolved(client: httpx.AsyncC
         "days:\n  - {date: 2026-10-10, type: school_day, follows: someday}\n"
     )
     answer = await client.post("/api/v1/calendar/import", content=wrong, headers=staff)
-    assert answer.status_code == 422 and answer.json()["detail"][0].startswith("calendar:4: days[0].follows:")
+    assert answer.status_code == 422 and answer.json()["detail"][0]["msg"].startswith("calendar:4: days[0].follows:")
     good = wrong.replace("someday", "monday") + "  - {date: 2026-10-01, until: 2026-10-07, type: holiday}\n"
     answer = await client.post("/api/v1/calendar/import", content=good, headers=staff)
     assert answer.json() == {"terms": 1, "days": 8}

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from api.bounds import MAX_ROW_ID
 from api.deps import InventoryDep, ScheduleBookDep, SettingsDep, StaffUser, ZoneCommanderDep
 from api.schedule_schemas import EmergencyIn, EmergencyOut
 from houqin.schedules.commander import emergency_end, emergency_start
@@ -59,7 +60,11 @@ async def list_emergencies(
     summary="End an emergency broadcast now (staff)",
 )
 async def end_emergency(
-    emergency_id: int, user: StaffUser, settings: SettingsDep, book: ScheduleBookDep, commander: ZoneCommanderDep
+    emergency_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    user: StaffUser,
+    settings: SettingsDep,
+    book: ScheduleBookDep,
+    commander: ZoneCommanderDep,
 ) -> EmergencyOut:
     now = datetime.now(UTC)
     row = await book.end_emergency(emergency_id, user.username, now)

@@ -5,12 +5,13 @@ Who may do what: anyone signed in reads it; staff and admins change it.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
+from api.bounds import Day
 from api.deps import CurrentUser, ScheduleBookDep, StaffUser, TimezoneDep
 from api.request_body import body_within
 from api.schedule_schemas import CalendarDayIn, CalendarDayOut, CalendarImportOut, CalendarOut, TermIn, TermOut
@@ -28,8 +29,8 @@ async def read_calendar(
     user: CurrentUser,
     book: ScheduleBookDep,
     timezone: TimezoneDep,
-    start: Annotated[date | None, Query(alias="from", description="first day (default: today)")] = None,
-    end: Annotated[date | None, Query(alias="to", description="last day, inclusive (default: 6 weeks on)")] = None,
+    start: Annotated[Day | None, Query(alias="from", description="first day (default: today)")] = None,
+    end: Annotated[Day | None, Query(alias="to", description="last day, inclusive (default: 6 weeks on)")] = None,
 ) -> CalendarOut:
     today = datetime.now(timezone).date()
     first = start or today
@@ -55,7 +56,7 @@ async def read_calendar(
 
 
 @router.put("/days/{day}", response_model=CalendarDayOut, summary="Set a day's type (staff)")
-async def set_day(day: date, body: CalendarDayIn, user: StaffUser, book: ScheduleBookDep) -> CalendarDayOut:
+async def set_day(day: Day, body: CalendarDayIn, user: StaffUser, book: ScheduleBookDep) -> CalendarDayOut:
     follows = WEEKDAYS.index(body.follows) if body.follows is not None else None
     await book.set_day(SpecialDay(day, body.type, follows, body.note))
     return CalendarDayOut(
@@ -72,7 +73,7 @@ async def set_day(day: date, body: CalendarDayIn, user: StaffUser, book: Schedul
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Give a day back to its term and weekday (staff)",
 )
-async def clear_day(day: date, user: StaffUser, book: ScheduleBookDep) -> Response:
+async def clear_day(day: Day, user: StaffUser, book: ScheduleBookDep) -> Response:
     if not await book.clear_day(day):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{day} is not set by hand")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

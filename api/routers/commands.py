@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
+from api.bounds import Moment
 from api.deps import CommandsDep, StaffUser
 from api.schedule_schemas import CommandAuditOut
 from houqin.store.tables import CommandSource, CommandState
@@ -26,8 +26,8 @@ async def command_audit(
     zone: str | None = None,
     state: CommandState | None = None,
     source: CommandSource | None = None,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    start: Annotated[Moment | None, Query(alias="from")] = None,
+    end: Annotated[Moment | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CommandAuditOut]:
     rows = await queue.recent(device, limit, state=state, source=source, zone=zone, since=start, until=end)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from api.bounds import Moment
 from api.deps import CommandsDep, CrewUser, InventoryDep, StaffUser, TelemetryDep
 from api.schemas import CommandIn, CommandOut, DeviceDetailOut, DeviceOut, SeriesOut, SeriesPointOut
 from houqin.commands import CommandError, CommandRequest
@@ -113,8 +114,8 @@ async def read_series(
     inventory: InventoryDep,
     telemetry: TelemetryDep,
     field: Annotated[str, Query(description="a field of the device's model, e.g. power")],
-    start: Annotated[datetime, Query(description="ISO 8601 with a time zone, inclusive")],
-    end: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
+    start: Annotated[Moment, Query(description="ISO 8601 with a time zone, inclusive")],
+    end: Annotated[Moment | None, Query(description="exclusive; default now")] = None,
     every: Annotated[int, Query(ge=1, le=366 * 86400, description="window in seconds")] = 300,
     agg: Annotated[Aggregate, Query(description=f"one of {', '.join(AGGREGATES)}")] = "mean",
 ) -> SeriesOut:
@@ -136,9 +137,6 @@ async def read_series(
             f"{field} is a {field_type}: aggregate it with {', '.join(SELECTORS)}, not {agg}",
         )
     end = end or datetime.now(UTC)
-    for name, moment in (("start", start), ("end", end)):
-        if moment.tzinfo is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a time zone, e.g. +08:00 or Z")
     if start >= end:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before end")
     windows = (end - start) / timedelta(seconds=every)

@@ -94,7 +94,19 @@ async def list_topups(room: AccessibleRoom, session: SessionDep) -> list[TopupOu
     return [TopupOut.model_validate(order, from_attributes=True) for order in (await session.execute(query)).scalars()]
 
 
-@router.post("/payments/{provider}/notify", summary="A payment provider's notification (the provider, signed)")
+# Each provider is answered in its own format (Alipay: the text "success"/"fail"; WeChat Pay: a JSON code and
+# message), so these answers are not houqin's error shape.
+_PROVIDER_ANSWER = {
+    "description": "the answer in the provider's own format",
+    "content": {"application/json": {"schema": {"type": "object"}}, "text/plain": {"schema": {"type": "string"}}},
+}
+
+
+@router.post(
+    "/payments/{provider}/notify",
+    summary="A payment provider's notification (the provider, signed)",
+    responses={200: _PROVIDER_ANSWER, "4XX": _PROVIDER_ANSWER},
+)
 async def notify(provider: str, request: Request, desk: PaymentDeskDep) -> Response:
     if provider not in desk.providers:
         return JSONResponse({"code": "FAIL", "message": f"no provider {provider!r}"}, status.HTTP_404_NOT_FOUND)

@@ -10,7 +10,8 @@ from fastapi import APIRouter, File, HTTPException, Path, UploadFile, status
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
-from api.repair_access import MAX_ORDER_ID, ViewerStep
+from api.bounds import MAX_ROW_ID
+from api.repair_access import ViewerStep
 from api.schemas import RepairPhotoOut
 from houqin.store.tables import OrderStatus, RepairPhoto
 
@@ -77,7 +78,7 @@ async def list_photos(step: ViewerStep) -> list[RepairPhotoOut]:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}},
 )
-async def read_photo(photo_id: Annotated[int, Path(ge=1, le=MAX_ORDER_ID)], step: ViewerStep) -> Response:
+async def read_photo(photo_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], step: ViewerStep) -> Response:
     order = step.order
     photo = await step.session.get(RepairPhoto, photo_id)
     if photo is None or photo.order_id != order.id:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.bounds import MAX_ROW_ID, MONTH_PATTERN, Day
 from api.deps import (
     AccessibleRoom,
     AdminUser,
@@ -106,7 +107,7 @@ async def read_usage(
     telemetry: TelemetryDep,
     timezone: TimezoneDep,
     period: Annotated[Period, Query(description="day: per hour; month: per day")] = "day",
-    on: Annotated[date | None, Query(alias="date", description="a day in the period, local; default today")] = None,
+    on: Annotated[Day | None, Query(alias="date", description="a day in the period, local; default today")] = None,
 ) -> UsageOut:
     day = on or datetime.now(timezone).date()
     boundaries = usage_boundaries(period, day, timezone)
@@ -151,7 +152,7 @@ async def _wallet(room: Room, session: AsyncSession, inventory: Inventory, setti
 async def read_notices(
     room: AccessibleRoom,
     session: SessionDep,
-    before: Annotated[int | None, Query(description="notices older than this id (paging)")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="notices older than this id (paging)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[NoticeOut]:
     query = select(RoomNotice).where(RoomNotice.room == room.id).order_by(RoomNotice.id.desc()).limit(limit)
@@ -171,7 +172,7 @@ async def read_statement(
     session: SessionDep,
     inventory: InventoryDep,
     timezone: TimezoneDep,
-    month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; default now")] = None,
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN, description="YYYY-MM; default now")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> StatementOut | Response:
     month = month or datetime.now(timezone).strftime("%Y-%m")
@@ -203,7 +204,7 @@ async def read_statement(
 async def read_ledger(
     room: AccessibleRoom,
     session: SessionDep,
-    before: Annotated[int | None, Query(description="entries older than this id (paging)")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="entries older than this id (paging)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[LedgerEntryOut]:
     query = select(LedgerEntry).where(LedgerEntry.room == room.id).order_by(LedgerEntry.id.desc()).limit(limit)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response, status
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
 
+from api.bounds import MAX_ROW_ID, Moment
 from api.deps import ScheduleBookDep, StaffUser, TimezoneDep
 from api.schedule_schemas import FiringOut, PreviewOut, ScheduleOut, SegmentOut, SoundOut
 from houqin.schedules.book import ScheduleConflictError, ScheduleInvalidError
 from houqin.schedules.model import ScheduleIn
+
+ScheduleId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the schedule's id")]
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 
@@ -55,8 +57,8 @@ async def preview(
     book: ScheduleBookDep,
     timezone: TimezoneDep,
     zone: str,
-    start: Annotated[AwareDatetime, Query(alias="from")],
-    end: Annotated[AwareDatetime, Query(alias="to")],
+    start: Annotated[Moment, Query(alias="from")],
+    end: Annotated[Moment, Query(alias="to")],
 ) -> PreviewOut:
     try:
         found = book.zone(zone)
@@ -95,8 +97,8 @@ async def firings(
     user: StaffUser,
     book: ScheduleBookDep,
     zone: str | None = None,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    start: Annotated[Moment | None, Query(alias="from")] = None,
+    end: Annotated[Moment | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[FiringOut]:
     rows = await book.firings(zone, start, end, limit)
@@ -104,7 +106,7 @@ async def firings(
 
 
 @router.get("/{schedule_id}", response_model=ScheduleOut, summary="One schedule (staff)")
-async def read_schedule(schedule_id: int, user: StaffUser, book: ScheduleBookDep) -> ScheduleOut:
+async def read_schedule(schedule_id: ScheduleId, user: StaffUser, book: ScheduleBookDep) -> ScheduleOut:
     row = await book.schedule(schedule_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {schedule_id}")
@@ -113,7 +115,7 @@ async def read_schedule(schedule_id: int, user: StaffUser, book: ScheduleBookDep
 
 @router.put("/{schedule_id}", response_model=ScheduleOut, summary="Replace a schedule (staff)")
 async def replace_schedule(
-    schedule_id: int, body: Annotated[ScheduleIn, Body()], user: StaffUser, book: ScheduleBookDep
+    schedule_id: ScheduleId, body: Annotated[ScheduleIn, Body()], user: StaffUser, book: ScheduleBookDep
 ) -> ScheduleOut:
     try:
         row = await book.save(body, user.username, datetime.now(UTC), schedule_id)
@@ -123,7 +125,7 @@ async def replace_schedule(
 
 
 @router.delete("/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a schedule (staff)")
-async def delete_schedule(schedule_id: int, user: StaffUser, book: ScheduleBookDep) -> Response:
+async def delete_schedule(schedule_id: ScheduleId, user: StaffUser, book: ScheduleBookDep) -> Response:
     if not await book.delete(schedule_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {schedule_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

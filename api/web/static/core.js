@@ -156,7 +156,12 @@ export function signOut() {
 function detailOf(data, status) {
   if (data && typeof data === "object" && "detail" in data) {
     const detail = data.detail;
-    if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+    if (Array.isArray(detail)) {
+      return detail.map((d) => {
+        const where = (d.loc || []).slice(1).join(".");
+        return where ? `${where}: ${d.msg}` : d.msg;
+      }).join("; ");
+    }
     return String(detail);
   }
   if (typeof data === "string" && data) return data.slice(0, 300);

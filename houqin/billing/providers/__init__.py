@@ -11,6 +11,9 @@ from typing import Any, Protocol
 from houqin.store.tables import PaymentOrder
 
 
+MAX_ORDER_ID = 2**63 - 1  # a database row id (BIGINT)
+
+
 class NotificationRejected(Exception):  # noqa: N818 - reads as what happened
     """A notification that is not genuine, or does not match its order: nothing was changed."""
 
@@ -26,6 +29,13 @@ class VerifiedNotification:
     room: str | None  # the room the payer paid for, when the provider carries it back
     body: str
     paid: bool = True
+
+    def __post_init__(self) -> None:
+        # Signed, but naming no order houqin could have made (an id past a database row's range).
+        if not 1 <= self.order_id <= MAX_ORDER_ID:
+            raise NotificationRejected(f"notification for order {self.order_id}: no such order")
+        if not 0 < self.amount_fen <= MAX_ORDER_ID:
+            raise NotificationRejected(f"notification for {self.amount_fen} fen: not an amount")
 
 
 @dataclass(frozen=True)
