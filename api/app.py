@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from api import http_metrics
 from api.context import ApiContext
 from api.errors import ERROR_RESPONSES, install_error_answers
-from api.login_throttle import LoginThrottle
+from api.login_throttle import SignInGuard
 from api.routers import (
     auth,
     broadcast,
@@ -34,6 +34,9 @@ from api.services import ApiServices
 from api.tokens import TokenIssuer
 from houqin import __version__
 
+# A name's failures from every address together before addresses that failed for it are held too.
+NAME_LIMIT_FACTOR = 20
+
 
 def create_app(services: ApiServices) -> FastAPI:
     """Build the API around already-built, already-open parts; the caller owns their lifetimes."""
@@ -47,9 +50,7 @@ def create_app(services: ApiServices) -> FastAPI:
     app.state.context = ApiContext(
         services=services,
         tokens=TokenIssuer(settings.resolve_jwt_secret(), timedelta(minutes=settings.jwt_ttl_minutes)),
-        # A campus shares a few NAT addresses, so the per-address limit is looser than the per-name one.
-        login_throttle_by_name=LoginThrottle(max_failures=settings.login_max_failures),
-        login_throttle_by_address=LoginThrottle(max_failures=settings.login_max_failures * 10),
+        sign_in_guard=SignInGuard(settings.login_max_failures, settings.login_max_failures * NAME_LIMIT_FACTOR),
     )
     app.add_middleware(http_metrics.RequestMetrics)
     install_error_answers(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.login_throttle import LoginThrottle
+from api.login_throttle import SignInGuard
 from api.services import ApiServices
 from api.tokens import TokenIssuer
 
@@ -13,5 +13,4 @@ from api.tokens import TokenIssuer
 class ApiContext:
     services: ApiServices
     tokens: TokenIssuer
-    login_throttle_by_name: LoginThrottle
-    login_throttle_by_address: LoginThrottle
+    sign_in_guard: SignInGuard

@@ -250,7 +250,13 @@ class Settings(BaseSettings):
     )
     jwt_ttl_minutes: int = Field(default=12 * 60, ge=1, le=60 * 24 * 30)
     login_max_failures: int = Field(
-        default=5, ge=1, le=1000, description="Failed sign-ins for one name within 15 minutes before a pause"
+        default=5,
+        ge=1,
+        le=1000,
+        description=(
+            "Failed sign-ins for one name from one address before each further one doubles the wait "
+            "(1 s, 2 s … 15 min); twenty times as many from all addresses hold every address that failed"
+        ),
     )
     log_level: str = "INFO"
 

@@ -22,10 +22,10 @@ async def sign_in(
     tokens: TokensDep,
     context: ContextDep,
 ) -> TokenOut:
-    by_name, by_address = context.login_throttle_by_name, context.login_throttle_by_address
+    guard = context.sign_in_guard
     name = form.username.lower()
     address = request.client.host if request.client else "-"
-    wait = max(by_name.retry_after(name), by_address.retry_after(address))
+    wait = guard.retry_after(name, address)
     if wait:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -34,11 +34,10 @@ async def sign_in(
         )
     user = await authenticate(session, form.username, form.password)
     if user is None:
-        by_name.failed(name)
-        by_address.failed(address)
+        guard.failed(name, address)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "wrong username or password", headers={"WWW-Authenticate": "Bearer"}
         )
-    by_name.succeeded(name)
+    guard.succeeded(name, address)
     token = tokens.issue(user.id, user.role, user.token_version)
     return TokenOut(access_token=token, expires_in=int(tokens.ttl.total_seconds()))

@@ -10,7 +10,6 @@ from typing import Any, Protocol
 
 from houqin.store.tables import PaymentOrder
 
-
 MAX_ORDER_ID = 2**63 - 1  # a database row id (BIGINT)
 
 
