@@ -192,3 +192,20 @@ async def test_hostile_calendar_files_are_refused_at_once(client: httpx.AsyncCli
               "  - {<<: *holiday, date: 2026-10-02}\n")  # fmt: skip
     answer = await client.post("/api/v1/calendar/import", content=shared.encode(), headers=staff)
     assert answer.status_code == 200 and answer.json() == {"terms": 0, "days": 2}, answer.text
+
+
+async def test_a_schedule_changed_and_deleted_at_once_is_a_409_never_a_500(client: httpx.AsyncClient) -> None:
+    staff = await sign_in(client, "li")
+    outcomes: set[tuple[int, int]] = set()
+    for attempt in range(15):
+        created = await client.post("/api/v1/schedules", json={**LIBRARY, "name": f"race {attempt}"}, headers=staff)
+        url = f"/api/v1/schedules/{created.json()['id']}"
+        put, gone = await asyncio.gather(
+            client.put(url, json={**LIBRARY, "name": f"race {attempt} renamed"}, headers=staff),
+            client.delete(url, headers=staff),
+        )
+        outcomes.add((put.status_code, gone.status_code))
+        assert put.status_code in {200, 404, 409} and gone.status_code == 204, (put.text, gone.text)
+        if put.status_code == 409:
+            assert "was deleted while it was being changed" in put.json()["detail"]
+        assert (await client.get(url, headers=staff)).status_code == 404  # the delete won either way

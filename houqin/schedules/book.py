@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from houqin.config_file import ConfigError, ConfigIssue, load_document, validate_items
 from houqin.inventory import Inventory
@@ -193,6 +194,8 @@ class ScheduleBook:
                 await session.commit()
             except IntegrityError:
                 raise ScheduleConflictError(f"a schedule named {spec.name!r} exists") from None
+            except StaleDataError:  # a DELETE committed between reading the row and writing it back
+                raise ScheduleConflictError(f"schedule {schedule_id} was deleted while it was being changed") from None
         self.changed()
         return row
 
