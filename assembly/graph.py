@@ -32,6 +32,7 @@ from houqin.billing.policy import PowerPolicy
 from houqin.billing.providers.enabled import enabled_providers
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
+from houqin.inventory.timezone import with_site_timezone
 from houqin.readiness import Readiness
 from houqin.readings import ReadingSink
 from houqin.repairs.clock import RepairClock
@@ -115,6 +116,7 @@ async def assemble(
     """
     role_set = frozenset(roles)
     owned_database = database is None
+    settings = with_site_timezone(settings, inventory)
     database = database or await open_database(settings)
     owned_telemetry = telemetry is None
     store = telemetry or telemetry_store(settings)

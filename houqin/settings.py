@@ -19,6 +19,9 @@ EMBEDDED = "embedded"
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
 
 
+DEFAULT_TIMEZONE = "Asia/Shanghai"  # where neither the inventory nor the settings name one
+
+
 class InfluxSettings(BaseModel):
     """Where readings go. ``url = "embedded"`` keeps them in a local SQLite telemetry file."""
 
@@ -241,7 +244,11 @@ class Settings(BaseSettings):
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
-    timezone: str = "Asia/Shanghai"
+    timezone: str | None = Field(
+        default=None,
+        description="The campus clock (IANA name). The inventory's site.timezone is the campus's own; this "
+        "overrides it only where the inventory names none, and a disagreement is refused at start",
+    )
     grafana_url: str | None = Field(
         default=None, description="Where staff browsers open Grafana: the staff pages link to its dashboards"
     )
@@ -262,7 +269,9 @@ class Settings(BaseSettings):
 
     @field_validator("timezone")
     @classmethod
-    def _known_timezone(cls, value: str) -> str:
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if not value:  # unset, or empty (a compose file passing an unset variable through)
+            return None
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
@@ -271,7 +280,8 @@ class Settings(BaseSettings):
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        """The campus clock: resolved against the inventory at start (``with_site_timezone``)."""
+        return ZoneInfo(self.timezone or DEFAULT_TIMEZONE)
 
     @property
     def effective_database_url(self) -> str:

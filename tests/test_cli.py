@@ -228,3 +228,50 @@ def test_a_small_site_with_one_team_starts_and_lists_the_rules_it_does_not_use(t
     refused = houqin("check", "devices.yaml", cwd=tmp_path)
     assert refused.returncode == 1 and "no team owns 'meter'" in refused.stderr, refused.stderr
     assert "no team owns 'lighting'" not in refused.stderr and "'plumbing'" not in refused.stderr
+
+
+def test_the_inventory_s_timezone_is_the_campus_clock_and_a_disagreement_is_refused(tmp_path: Path) -> None:
+    london = SMALL_SITE.replace(
+        "site: {name: 小学校 Small School}", "site: {name: 小学校 Small School, timezone: Europe/London}"
+    )
+    (tmp_path / "devices.yaml").write_text(london)
+    env = {"HOUQIN_INVENTORY": "devices.yaml", "HOUQIN_DATA_DIR": str(tmp_path / "data")}
+    refused = houqin("run", cwd=tmp_path, env=env | {"HOUQIN_TIMEZONE": "Asia/Shanghai"})
+    assert refused.returncode == 1
+    assert "'Europe/London'" in refused.stderr and "'Asia/Shanghai'" in refused.stderr, refused.stderr
+
+
+async def test_the_api_counts_days_in_the_inventory_s_timezone(tmp_path: Path) -> None:
+    from houqin.inventory import load_inventory
+    from houqin.settings import Settings
+    from houqin.store import Database, upgrade_database
+    from houqin.telemetry.embedded_store import EmbeddedStore
+    from tests.conftest import in_process_api
+
+    london = SMALL_SITE.replace(
+        "site: {name: 小学校 Small School}", "site: {name: 小学校 Small School, timezone: Europe/London}"
+    )
+    (tmp_path / "devices.yaml").write_text(london)
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'houqin.db'}")
+    await upgrade_database(database)
+    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", Settings().telemetry)
+    await store.open()
+    try:
+        async with in_process_api(Settings(data_dir=tmp_path), inventory, database, store) as http:
+            from houqin.accounts import NewAccount, add_account
+            from houqin.store.tables import Role
+
+            async with database.session() as session:
+                await add_account(session, NewAccount("li", Role.STAFF, "a-long-password-1"), inventory)
+                await session.commit()
+            token = (
+                await http.post("/api/v1/auth/token", data={"username": "li", "password": "a-long-password-1"})
+            ).json()
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            assert (await http.get("/api/v1/site", headers=headers)).json()["timezone"] == "Europe/London"
+            usage = (await http.get("/api/v1/rooms/R101/usage", params={"date": "2026-07-01"}, headers=headers)).json()
+            assert usage["windows"][0]["start"] == "2026-06-30T23:00:00Z"  # London midnight in summer time
+    finally:
+        await store.close()
+        await database.close()

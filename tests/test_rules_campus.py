@@ -144,11 +144,13 @@ class Campus:
 
 @pytest.fixture
 async def campus(tmp_path: Path) -> AsyncIterator[Campus]:
-    (tmp_path / "devices.yaml").write_text(INVENTORY, encoding="utf-8")
+    zone = night_zone()
+    # The campus's clock is its inventory's.
+    inventory_text = INVENTORY.replace("timezone: Asia/Shanghai", f"timezone: {zone.key}")
+    (tmp_path / "devices.yaml").write_text(inventory_text, encoding="utf-8")
     (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
     inventory = load_inventory(tmp_path / "devices.yaml")
-    zone = night_zone()
-    settings = Settings(data_dir=tmp_path, timezone=zone.key)
+    settings = Settings(data_dir=tmp_path)
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'houqin.sqlite3'}")
     await upgrade_database(database)
     async with database.session() as session:

@@ -38,7 +38,7 @@ async def read_site(user: CurrentUser, inventory: InventoryDep, settings: Settin
         dashboards = [DashboardOut(uid=d.uid, title=d.title, title_zh=d.title_zh, url=d.url(settings.grafana_url))
                       for d in SHIPPED]  # fmt: skip
     return SiteOut(
-        timezone=settings.timezone,
+        timezone=settings.tz.key,
         payment_methods=methods,
         tariffs=tariffs,
         repair_categories=sorted({c for team in inventory.teams.values() for c in team.categories}),

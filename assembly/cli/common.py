@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assembly.stores import SchemaBehindError, configured_database, open_database
 from houqin.config_file import ConfigError
 from houqin.inventory import Inventory, load_inventory
+from houqin.inventory.timezone import TimezoneConflictError, with_site_timezone
 from houqin.settings import Settings
 from houqin.store import Database
 from rules.loader import load_rules, rule_files
@@ -50,6 +51,14 @@ def inventory_or_exit(path: Path) -> Inventory:
     except ConfigError as error:
         count = len(error.issues)
         raise fail(f"{error}\n{path}: {count} error{'s' if count != 1 else ''}") from None
+
+
+def site_settings_or_exit(settings: Settings, inventory: Inventory) -> Settings:
+    """``settings`` with the campus's timezone (the inventory's), or exit naming both when they disagree."""
+    try:
+        return with_site_timezone(settings, inventory)
+    except TimezoneConflictError as error:
+        raise fail(str(error)) from None
 
 
 def rules_or_exit(settings: Settings, inventory: Inventory, extra: Sequence[Path] = ()) -> list[Rule]:

@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from assembly.cli.common import fail, inventory_or_exit, opened_database, setup_logging
+from assembly.cli.common import fail, inventory_or_exit, opened_database, setup_logging, site_settings_or_exit
 from houqin import event_loop
 from houqin.config_file import ConfigError
 from houqin.schedules.book import ScheduleBook, ScheduleInvalidError, load_schedule_file
@@ -22,6 +22,7 @@ app = typer.Typer(help="Lighting and broadcast schedules and the school calendar
 
 async def _with_book(settings: Settings, work: Callable[[ScheduleBook], Awaitable[T]]) -> T:
     inventory = inventory_or_exit(settings.inventory)
+    settings = site_settings_or_exit(settings, inventory)
     database = await opened_database(settings)
     try:
         return await work(ScheduleBook(database, inventory, settings.tz))

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from assembly.cli.common import fail, inventory_or_exit, rules_or_exit, setup_logging
+from assembly.cli.common import fail, inventory_or_exit, rules_or_exit, setup_logging, site_settings_or_exit
 from assembly.cli.demo_campus import demo_accounts, demo_balances
 from assembly.graph import assemble
 from assembly.stores import SchemaBehindError
@@ -69,6 +69,7 @@ def run(
         settings.api_port = port
     setup_logging(settings.log_level)
     inventory = inventory_or_exit(settings.inventory)
+    settings = site_settings_or_exit(settings, inventory)
     rules = rules_or_exit(settings, inventory)
     _run_or_exit(settings, inventory, rules, [], simulate)
 
@@ -96,6 +97,7 @@ def demo(
     settings.schedules.seed_file = base.schedules.seed_file or DEMO_FILES / "schedules.yaml"
     setup_logging(settings.log_level)
     inventory = inventory_or_exit(settings.inventory)
+    settings = site_settings_or_exit(settings, inventory)
     rules = rules_or_exit(base, inventory)
     logins = asyncio.run(demo_accounts(settings, inventory))
     asyncio.run(demo_balances(settings, inventory))
