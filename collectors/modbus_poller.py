@@ -289,12 +289,14 @@ class ModbusBusPoller:
             health.opened += 1
 
     async def _publish_health(self, device: Device, ts: datetime, latency: float | None) -> None:
-        """A health reading when the device goes on- or offline, and otherwise once per ``health_every``:
-        one per poll would double what every poll costs and what InfluxDB stores, to say "still fine"."""
+        """A health reading on every failed poll (so the device view shows the failures as the link counts
+        them: only failing devices pay, and the breaker keeps their polls few), when the device comes back,
+        and otherwise once per ``health_every``: one per good poll would double what every poll costs and
+        what InfluxDB stores, to say "still fine"."""
         health = self.health[device.id]
         online = latency is not None
         now = time.monotonic()
-        if online == health.reported_online and now - health.reported_at < self.health_every:
+        if online and health.reported_online and now - health.reported_at < self.health_every:
             return
         health.reported_online, health.reported_at = online, now
         fields: dict[str, Value] = {
