@@ -8,7 +8,8 @@ import logging
 
 from prometheus_client import Counter
 
-from collectors.modbus_link import LinkError, ModbusLink
+from collectors.link_errors import LinkError
+from collectors.modbus_link import ModbusLink
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.store.tables import DeviceCommand

@@ -21,6 +21,7 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
 from houqin.backoff import Backoff
 from houqin.inventory.model import Gateway
 
@@ -28,26 +29,6 @@ log = logging.getLogger(__name__)
 
 ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
 T = TypeVar("T")
-
-
-class LinkError(Exception):
-    """A request did not get an answer; the message says why."""
-
-
-class LinkDown(LinkError):  # noqa: N818 - reads as a state: the link is down
-    """The gateway or serial port cannot be reached (no request was sent)."""
-
-
-class DeviceTimeout(LinkError):  # noqa: N818 - reads as what happened
-    """The request was sent and no (valid) answer came within the timeout."""
-
-
-class DeviceRefused(LinkError):  # noqa: N818 - reads as what happened
-    """The device answered with a Modbus exception (illegal address, busy...)."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass

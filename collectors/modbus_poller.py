@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 
-from collectors.modbus_link import DeviceTimeout, LinkError, ModbusLink
+from collectors.link_errors import DeviceTimeout, LinkError
+from collectors.modbus_link import ModbusLink
 from collectors.read_plan import plan_reads
 from collectors.registers import BlockDecoder, Value
 from houqin.backoff import Backoff

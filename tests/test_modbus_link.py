@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.modbus_link import DeviceRefused, DeviceTimeout, LinkDown, ModbusLink
+from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
+from collectors.modbus_link import ModbusLink
 from collectors.read_plan import plan_reads
 from collectors.registers import decode_block, decode_field
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
@@ -201,7 +202,8 @@ async def test_an_independent_client_reads_the_simulated_meter(demo_inventory: I
 SILENT_METER = """
 import asyncio, logging, sys
 from assembly.cli.common import setup_logging
-from collectors.modbus_link import DeviceTimeout, ModbusLink
+from collectors.link_errors import DeviceTimeout
+from collectors.modbus_link import ModbusLink
 from houqin.inventory.model import Gateway
 
 async def main(level: str) -> None:

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collectors.modbus_link import DeviceTimeout, ModbusLink
+from collectors.link_errors import DeviceTimeout
+from collectors.modbus_link import ModbusLink
 from collectors.modbus_poller import ModbusBusPoller
 from collectors.registers import decode_field
 from collectors.simulators.campus import SimulatedCampus

@@ -142,6 +142,10 @@ class FrameReader:
             self.garbage += sum(1 for byte in self._buffer[:count] if byte != WAKE)
             del self._buffer[:count]
 
+    def discard(self) -> None:
+        """Forget a frame begun but not finished (the connection it came on is gone)."""
+        self._buffer.clear()
+
     @property
     def pending(self) -> int:
         """Bytes held for a frame not yet complete."""

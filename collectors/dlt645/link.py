@@ -1,0 +1,185 @@
+"""One DL/T 645 link per RS-485 bus: every request to the meters on it goes through here, one at a time.
+
+The bus is reached through a transparent byte pipe — a serial server or a gateway forwarding raw RS-485
+frames over TCP (``rtu_over_tcp`` in the inventory: the framing on the wire is the meters', not
+Modbus's). A request goes out after the wake-up bytes; the link then reads until a reply *from the
+meter asked, to the function asked* arrives or the gateway's timeout passes. Anything else on the line
+— noise, a DTU's heartbeat, a stray or late frame from another meter — is counted and skipped, never
+taken for the answer. After a timeout the connection is dropped, so a late reply cannot answer the next
+request. Reconnects back off with jitter, like the Modbus link's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from collectors.dlt645.data import DataItem, Version
+from collectors.dlt645.frame import WILDCARD, Frame, FrameError, FrameReader
+from collectors.dlt645.requests import (
+    MeterRefused,
+    RelayAction,
+    RelayCredentials,
+    check_relay_reply,
+    parse_address,
+    parse_read,
+    read_address_request,
+    read_request,
+    relay_request,
+    time_sync,
+)
+from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
+from houqin.backoff import Backoff
+from houqin.inventory.model import Gateway
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 256
+T = TypeVar("T")
+
+
+class Dlt645Link:
+    """Reads and commands for the DL/T 645 meters behind one gateway."""
+
+    def __init__(self, gateway: Gateway, wake: int = 4, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
+        if gateway.type != "rtu_over_tcp":
+            raise ValueError(f"gateway {gateway.id}: DL/T 645 runs over a transparent TCP gateway (rtu_over_tcp)")
+        self.gateway = gateway
+        self.wake = wake
+        self.backoff = Backoff(backoff_base, backoff_max, jitter=0.5)
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._frames = FrameReader()
+        self._down_until = 0.0
+        self._failures = 0
+        self._last_request_end = 0.0
+        self.requests = 0
+        self.timeouts = 0
+        self.reconnects = 0
+        self.stray_frames = 0  # whole frames that answered nothing asked (another meter's, a late one)
+
+    @property
+    def name(self) -> str:
+        return self.gateway.id
+
+    @property
+    def garbage_bytes(self) -> int:
+        return self._frames.garbage
+
+    @property
+    def bad_frames(self) -> int:
+        return self._frames.bad_frames
+
+    # -- what the pollers and commands ask -----------------------------------------------------------
+
+    async def read(self, address: str, item: DataItem, version: Version = Version.V2007) -> float:
+        request = read_request(address, item, version)
+        reply = await self.exchange(request)
+        return self._refusal_or(lambda: parse_read(reply, address, item, version), address)
+
+    async def read_address(self) -> str:
+        """The address of the one meter on the bus (``AA…`` wildcard): for probing a meter alone on a line."""
+        reply = await self.exchange(read_address_request())
+        return parse_address(reply)
+
+    async def relay(self, address: str, action: RelayAction, credentials: RelayCredentials, expires: datetime) -> None:
+        reply = await self.exchange(relay_request(address, action, credentials, expires))
+        self._refusal_or(lambda: check_relay_reply(reply, address, action), address)
+
+    async def broadcast_time(self, at: datetime) -> None:
+        """Set every meter's clock to ``at`` (their local time); meters do not answer a broadcast."""
+        await self.exchange(time_sync(at), expect_reply=False)
+
+    # -- the wire ----------------------------------------------------------------------------------------
+
+    async def exchange(self, request: Frame, expect_reply: bool = True) -> Frame:
+        async with self._lock:
+            writer = await self._connected()
+            gap = self.gateway.inter_request_delay - (time.monotonic() - self._last_request_end)
+            if gap > 0:
+                await asyncio.sleep(gap)
+            self.requests += 1
+            try:
+                writer.write(request.encode(self.wake))
+                await writer.drain()
+                if not expect_reply:
+                    return request
+                return await asyncio.wait_for(self._reply_to(request), self.gateway.timeout)
+            except TimeoutError:
+                self.timeouts += 1
+                self._drop()
+                raise DeviceTimeout(f"meter {request.address} on {self.gateway.id}: no answer within "
+                                    f"{self.gateway.timeout:g} s") from None  # fmt: skip
+            except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+                self._drop()
+                raise LinkDown(f"{self.gateway.id}: connection lost: {exc}") from None
+            finally:
+                self._last_request_end = time.monotonic()
+
+    async def _reply_to(self, request: Frame) -> Frame:
+        assert self._reader is not None
+        while True:
+            chunk = await self._reader.read(READ_CHUNK)
+            if not chunk:
+                raise ConnectionError("the gateway closed the connection")
+            for frame in self._frames.feed(chunk):
+                if self._answers(frame, request):
+                    return frame
+                self.stray_frames += 1
+
+    @staticmethod
+    def _answers(frame: Frame, request: Frame) -> bool:
+        if not frame.is_reply or frame.function != request.function:
+            return False
+        return request.address == WILDCARD or frame.address == request.address
+
+    def _refusal_or(self, parse: Callable[[], T], address: str) -> T:
+        try:
+            return parse()
+        except MeterRefused as exc:
+            raise DeviceRefused(str(exc), int(exc.error)) from None
+        except (FrameError, ValueError) as exc:
+            raise DeviceTimeout(f"meter {address} on {self.gateway.id}: unusable reply: {exc}") from None
+
+    async def _connected(self) -> asyncio.StreamWriter:
+        if self._writer is not None and not self._writer.is_closing():
+            return self._writer
+        now = time.monotonic()
+        if now < self._down_until:
+            raise LinkDown(f"{self.gateway.id}: unreachable, next attempt in {self._down_until - now:.1f} s")
+        self.reconnects += 1
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.gateway.host, self.gateway.port), self.gateway.timeout + 1
+            )
+        except (TimeoutError, OSError) as exc:
+            self._failures += 1
+            delay = self.backoff.delay(self._failures)
+            self._down_until = time.monotonic() + delay
+            level = logging.ERROR if self._failures == 1 else logging.DEBUG
+            log.log(level, "%s: cannot connect (%s), retrying in %.1f s", self.gateway.id, exc, delay)
+            raise LinkDown(f"{self.gateway.id}: cannot connect") from None
+        self._reader, self._writer = reader, writer
+        if self._failures:
+            log.info("%s: connected again after %d failed attempts", self.gateway.id, self._failures)
+        self._failures = 0
+        self._frames.discard()  # half a frame from the last connection belongs to nothing now
+        return writer
+
+    def _drop(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+    async def close(self) -> None:
+        writer = self._writer
+        self._drop()
+        if writer is not None:
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()

@@ -1,0 +1,155 @@
+"""The DL/T 645 link over real sockets: reads from the PyPI ``dlt645`` package's meter emulator (a meter
+houqin did not write), and a gateway that puts noise, heartbeats, other meters' frames and silence on the
+line — never taken for an answer, never wedging the link."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from dlt645 import MeterServerService
+from dlt645.protocol.protocol import DLT645Protocol
+
+from collectors.dlt645.data import ITEMS_2007, DataItem
+from collectors.dlt645.frame import address_bytes
+from collectors.dlt645.link import Dlt645Link
+from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
+from houqin.inventory.model import Gateway
+from tests.servers import free_port
+
+METER = "000012345678"
+ENERGY, IMPORT, VOLTAGE, CURRENT, POWER = (
+    ITEMS_2007[di] for di in (0x00000000, 0x00010000, 0x02010100, 0x02020100, 0x02030000)
+)
+
+
+def gateway(port: int, timeout: float = 0.5) -> Gateway:
+    return Gateway.model_validate({"id": "dorm3-bus1", "type": "rtu_over_tcp", "host": "127.0.0.1", "port": port,
+                                   "timeout": timeout, "baudrate": 2400, "parity": "E"})  # fmt: skip
+
+
+@pytest.fixture
+def peer_meter() -> Iterator[tuple[MeterServerService, int]]:
+    service = MeterServerService.new_tcp_server("127.0.0.1", 0, timeout=5.0)
+    # The package's string addresses go on the wire in the order written (the standard sends the lowest
+    # two digits first), so it is handed the wire bytes of the printed address.
+    service.set_address(address_bytes(METER))
+    service.set_00(ENERGY.di, 1234.56)
+    service.set_00(IMPORT.di, 1200.5)
+    service.set_02(VOLTAGE.di, 229.7)
+    service.set_02(CURRENT.di, 4.321)
+    service.set_02(POWER.di, 0.9876)
+    assert service.server.start()
+    yield service, service.server.port
+    service.server.stop()
+
+
+async def test_reads_from_a_meter_houqin_did_not_write(peer_meter: tuple[MeterServerService, int]) -> None:
+    service, port = peer_meter
+    link = Dlt645Link(gateway(port))
+    try:
+        assert await link.read(METER, ENERGY) == pytest.approx(1234.56)
+        assert await link.read(METER, IMPORT) == pytest.approx(1200.5)
+        assert await link.read(METER, VOLTAGE) == pytest.approx(229.7)
+        assert await link.read(METER, CURRENT) == pytest.approx(4.321)
+        assert await link.read(METER, POWER) == pytest.approx(987.6)  # kW on the wire, W in houqin
+        assert await link.read_address() == METER
+        service.set_00(ENERGY.di, 1234.99)  # the meter advances
+        assert await link.read(METER, ENERGY) == pytest.approx(1234.99)
+        assert link.timeouts == 0 and link.requests == 7 and link.reconnects == 1
+    finally:
+        await link.close()
+
+
+async def test_a_meter_that_refuses_says_why(peer_meter: tuple[MeterServerService, int]) -> None:
+    _, port = peer_meter
+    link = Dlt645Link(gateway(port))
+    try:
+        unknown = DataItem(0x02FF0000, "nothing", 2, 0)  # a DI the meter does not keep
+        with pytest.raises(DeviceRefused, match=r"meter 000012345678 refused DI 02FF0000: no requested data"):
+            await link.read(METER, unknown)
+        assert await link.read(METER, ENERGY) == pytest.approx(1234.56)  # the link carries on
+    finally:
+        await link.close()
+
+
+class NoisyGateway:
+    """A gateway whose line carries what real ones do: each request is answered by the next ``script``
+    entry, its pieces sent 50 ms apart (a reply split across TCP segments), a number a pause in seconds."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.script: list[list[bytes | float]] = []
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> NoisyGateway:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while await reader.read(256):
+                for piece in self.script.pop(0) if self.script else []:
+                    if isinstance(piece, float):
+                        await asyncio.sleep(piece)
+                        continue
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+def reply(address: str, di: int, value: bytes) -> bytes:
+    """A meter's reply, built by the ``dlt645`` package."""
+    return bytes(DLT645Protocol.build_frame(address_bytes(address), 0x91, di.to_bytes(4, "little") + value))
+
+
+@pytest.fixture
+async def noisy() -> AsyncIterator[NoisyGateway]:
+    async with NoisyGateway() as server:
+        yield server
+
+
+async def test_noise_heartbeats_and_other_meters_frames_are_never_the_answer(noisy: NoisyGateway) -> None:
+    link = Dlt645Link(gateway(noisy.port))
+    try:
+        genuine = reply(METER, ENERGY.di, ENERGY.encode(88.8))
+        other = reply("000012345679", ENERGY.di, ENERGY.encode(99.9))  # another meter's, e.g. a late one
+        broken = bytearray(reply(METER, ENERGY.di, ENERGY.encode(77.7)))
+        broken[-2] ^= 0x5A
+        noisy.script = [[b"\x00\xff\x68junk" + b"\xfe" + bytes(broken) + other + genuine[:9], genuine[9:]]]
+        assert await link.read(METER, ENERGY) == pytest.approx(88.8)
+        assert link.stray_frames == 1 and link.bad_frames == 1 and link.garbage_bytes >= 5
+        # Silence: a timeout, the connection dropped; the late reply on the old connection answers nothing.
+        late = reply(METER, ENERGY.di, ENERGY.encode(66.6))
+        noisy.script = [[0.8, late]]  # the answer comes after the timeout, on a connection given up
+        with pytest.raises(DeviceTimeout, match=r"no answer within 0\.5 s"):
+            await link.read(METER, ENERGY)
+        await asyncio.sleep(0.5)
+        noisy.script = [[reply(METER, ENERGY.di, ENERGY.encode(12.5))]]
+        assert await link.read(METER, ENERGY) == pytest.approx(12.5)
+        assert noisy.connections == 2 and link.timeouts == 1
+    finally:
+        await link.close()
+
+
+async def test_an_unreachable_gateway_backs_off() -> None:
+    link = Dlt645Link(gateway(free_port(), timeout=0.2), backoff_base=5.0)
+    try:
+        with pytest.raises(LinkDown, match="cannot connect"):
+            await link.read(METER, ENERGY)
+        with pytest.raises(LinkDown, match="next attempt in"):
+            await link.read(METER, ENERGY)
+        assert link.reconnects == 1
+    finally:
+        await link.close()
