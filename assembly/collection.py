@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from collectors.command_dispatcher import ModbusCommandDispatcher
+from collectors.dlt645.link import Dlt645Link
 from collectors.embedded_broker import EmbeddedBroker
 from collectors.modbus_link import ModbusLink
 from collectors.modbus_poller import ModbusBusPoller
@@ -76,6 +77,10 @@ async def _build(
                 continue
             gateway = campus.gateway_for_link(gateway)
         devices = inventory.devices_on(gateway.id)
+        if any(inventory.model_of(device).protocol == "dlt645" for device in devices):
+            # A bus speaks one protocol (the inventory checks it). 645 relay commands are not dispatched yet.
+            components.append(ModbusBusPoller(Dlt645Link(gateway), devices, inventory, pipeline.publish))
+            continue
         link = links[gateway.id] = ModbusLink(gateway)
         components.append(ModbusBusPoller(link, devices, inventory, pipeline.publish))
     if links:

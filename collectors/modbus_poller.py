@@ -1,4 +1,5 @@
-"""Polls the devices of one Modbus link on their intervals, and turns registers into readings.
+"""Polls the devices of one bus (a Modbus link or a DL/T 645 link) on their intervals, and turns what
+they answer into readings (the protocol's part is in ``read_steps``).
 
 Tick k of a device fires at ``start + phase + k * interval`` (no drift however long a poll takes),
 phases spread the devices of a bus evenly across the interval, and every field of one poll carries
@@ -24,10 +25,11 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 
+from collectors.dlt645.link import Dlt645Link
 from collectors.link_errors import DeviceTimeout, LinkError
 from collectors.modbus_link import ModbusLink
-from collectors.read_plan import plan_reads
-from collectors.registers import BlockDecoder, Value
+from collectors.read_steps import ReadStep, read_steps
+from collectors.registers import Value
 from houqin.backoff import Backoff
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
@@ -90,7 +92,7 @@ class ModbusBusPoller:
 
     def __init__(
         self,
-        link: ModbusLink,
+        link: ModbusLink | Dlt645Link,
         devices: list[Device],
         inventory: Inventory,
         publish: Publish,
@@ -106,14 +108,12 @@ class ModbusBusPoller:
         self.failures_to_open = failures_to_open
         self.probe_max = probe_max
         self.health = {device.id: DeviceHealth() for device in self.devices}
-        # Read plans and their decoders are built once per model, shared by its devices.
-        decoders: dict[str, list[BlockDecoder]] = {}
+        # Read steps (and their decoders) are built once per model, shared by its devices.
+        steps: dict[str, list[ReadStep]] = {}
         for device in self.devices:
-            model = inventory.model_of(device)
-            if device.model not in decoders:
-                plan = plan_reads(model.registers, max_gap=model.max_read_gap)
-                decoders[device.model] = [BlockDecoder(block) for block in plan]
-        self._plans = {device.id: decoders[device.model] for device in self.devices}
+            if device.model not in steps:
+                steps[device.model] = read_steps(link, inventory.model_of(device))
+        self._plans = {device.id: steps[device.model] for device in self.devices}
         self._tags = {device.id: inventory.device_tags(device) for device in self.devices}
         self.capacity_window = capacity_window
         self.health_every = health_every
@@ -232,10 +232,8 @@ class ModbusBusPoller:
         plan = self._plans[device.id]
         try:
             while poll.next_block < len(plan):
-                decoder = plan[poll.next_block]
-                block = decoder.block
-                data = await self.link.read(device.unit or 0, block.table, block.address, block.count)
-                poll.fields.update(decoder.decode(data, lambda what: self.garbage.report(device.id, what)))
+                step = plan[poll.next_block]
+                poll.fields.update(await step.read(device, lambda what: self.garbage.report(device.id, what)))
                 poll.next_block += 1
         except DeviceTimeout as error:
             if poll.retries_left > 0:

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from dlt645 import MeterServerService
 from dlt645.protocol.protocol import DLT645Protocol
 
-from collectors.dlt645.data import ITEMS_2007, DataItem
 from collectors.dlt645.frame import address_bytes
 from collectors.dlt645.link import Dlt645Link
 from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
+from collectors.modbus_poller import ModbusBusPoller
+from houqin.dlt645_items import ITEMS_2007, DataItem
+from houqin.inventory import load_inventory
 from houqin.inventory.model import Gateway
+from houqin.readings import Reading
 from tests.servers import free_port
 
 METER = "000012345678"
@@ -153,3 +157,42 @@ async def test_an_unreachable_gateway_backs_off() -> None:
         assert link.reconnects == 1
     finally:
         await link.close()
+
+
+async def test_the_bus_poller_reads_a_645_meter_into_readings(
+    peer_meter: tuple[MeterServerService, int], tmp_path: Path
+) -> None:
+    """The same poller as for Modbus buses: one reading per poll with the model's fields, health included."""
+    service, port = peer_meter
+    service.set_02(0x02060000, 0.987)
+    (tmp_path / "campus.yaml").write_text(f"""\
+site: {{name: Dorm 3}}
+tariffs: [{{id: flat, price_fen_per_kwh: 60}}]
+gateways:
+  - {{id: dorm3-bus1, type: rtu_over_tcp, host: 127.0.0.1, port: {port}, baudrate: 2400, parity: E, timeout: 0.5}}
+devices:
+  - {{id: d3-101-meter, model: dlt645-2007-single-phase, gateway: dorm3-bus1, address: "{METER}", building: dorm-3,
+     room: D3-101}}
+  - {{id: d3-102-meter, model: dlt645-2007-single-phase, gateway: dorm3-bus1, address: "000012345699",
+     building: dorm-3}}
+rooms:
+  - {{id: D3-101, building: dorm-3, floor: 1, meter: d3-101-meter, tariff: flat}}
+""")  # fmt: skip
+    inventory = load_inventory(tmp_path / "campus.yaml")
+    readings: list[Reading] = []
+
+    async def publish(reading: Reading) -> None:
+        readings.append(reading)
+
+    devices = inventory.devices_on("dorm3-bus1")
+    poller = ModbusBusPoller(Dlt645Link(inventory.gateways["dorm3-bus1"]), devices, inventory, publish)
+    reading = await poller.poll_once(inventory.devices["d3-101-meter"])
+    assert reading is not None and reading.tags["room"] == "D3-101"
+    assert reading.fields == pytest.approx({"energy": 1234.56, "voltage": 229.7, "current": 4.321, "power": 987.6,
+                                            "power_factor": 0.987, "relay_closed": True})  # fmt: skip
+    # A meter not on the bus: the emulator answers no other address, so it times out and is offline.
+    assert await poller.poll_once(inventory.devices["d3-102-meter"]) is None
+    assert poller.health["d3-102-meter"].consecutive_failures == 1
+    health = [r for r in readings if r.tags["kind"] == "device_health"]
+    assert [(r.device, r.fields["online"]) for r in health] == [("d3-101-meter", True), ("d3-102-meter", False)]
+    await poller.link.close()

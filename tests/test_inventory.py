@@ -119,7 +119,7 @@ def test_minimal_inventory_uses_shipped_profiles(tmp_path: Path) -> None:
         ),
         (
             "  - {id: m1, model: eastron-sdm120, gateway: gw1, building: b1}",
-            "devices[0].unit: a device on a Modbus gateway needs its unit id",
+            "devices[0].unit: a device on a gateway needs its Modbus unit id (1-247) or DL/T 645 address",
         ),
         (
             "  - {id: m1, model: eastron-sdm120, gateway: gw1, unit: 1, building: b1, colour: red}",
@@ -341,3 +341,41 @@ def test_an_alias_bomb_or_cycle_is_refused_with_its_line(tmp_path: Path) -> None
     )
     inventory = load_inventory(write(tmp_path, shared))
     assert inventory.devices["m2"].gateway == "gw1" and inventory.devices["m2"].unit == 2
+
+
+DLT645_SITE = """\
+site: {name: Test School}
+tariffs:
+  - {id: flat, price_fen_per_kwh: 60}
+gateways:
+  - {id: dorm3, type: rtu_over_tcp, host: 10.0.0.9, port: 4196, baudrate: 2400, parity: E}
+  - {id: tcp1, type: modbus_tcp, host: 10.0.0.10}
+devices:
+  - {id: m1, model: dlt645-2007-single-phase, gateway: dorm3, address: "000012345678", building: b3}
+  - {id: m2, model: dlt645-1997-single-phase, gateway: dorm3, address: "000012345679", building: b3}
+rooms:
+  - {id: R1, building: b3, floor: 1, meter: m1, tariff: flat}
+"""
+
+
+def test_dlt645_meters_are_described_by_address_and_checked(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, DLT645_SITE))
+    fields = inventory.model_of(inventory.devices["m1"]).measured_fields()
+    assert fields["energy"] == ("number", "kWh") and fields["power"] == ("number", "W")
+    assert fields["relay_closed"] == ("bool", "")
+    wrong = DLT645_SITE.replace('address: "000012345679"', 'address: "12345679"')
+    wrong = wrong.replace('gateway: dorm3, address: "000012345678"', 'gateway: tcp1, address: "000012345678"')
+    more = ('  - {id: m3, model: dlt645-2007-single-phase, gateway: dorm3, address: "000012345670", building: b3}\n'
+            "  - {id: m4, model: eastron-sdm120, gateway: dorm3, unit: 4, building: b3}\n"
+            "  - {id: m5, model: dlt645-2007-single-phase, gateway: dorm3, unit: 5, building: b3}\n")  # fmt: skip
+    wrong = wrong.replace("rooms:\n", more + "rooms:\n")
+    wrong += ("models:\n  - {name: odd645, kind: electricity, protocol: dlt645,"
+              " dlt645: {version: '2007', items: ['00000000', '0400FFFF']}}\n")  # fmt: skip
+    path = write(tmp_path, wrong)
+    errors = "\n".join(errors_of(path))
+    assert "devices[1].address: string should match pattern" in errors, errors
+    assert "devices[0].gateway: DL/T 645 meters are reached through an rtu_over_tcp gateway" in errors, errors
+    assert "devices[3].gateway: gateway 'dorm3' carries dlt645 (device 'm3'); a bus speaks one protocol" in errors
+    assert "devices[4].unit: model 'dlt645-2007-single-phase' is a DL/T 645 meter" in errors, errors
+    assert "unknown DL/T 645-2007 data identifier '0400FFFF'" in errors, errors
+    assert all(re.match(rf"{re.escape(str(path))}:\d+: ", line) for line in errors.splitlines()), errors

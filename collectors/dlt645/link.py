@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from collectors.dlt645.data import DataItem, Version
 from collectors.dlt645.frame import WILDCARD, Frame, FrameError, FrameReader
 from collectors.dlt645.requests import (
     MeterRefused,
@@ -35,6 +34,7 @@ from collectors.dlt645.requests import (
 )
 from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
 from houqin.backoff import Backoff
+from houqin.dlt645_items import DataItem, Version
 from houqin.inventory.model import Gateway
 
 log = logging.getLogger(__name__)

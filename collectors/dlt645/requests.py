@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 
-from collectors.dlt645.data import DI_SIZE, DataItem, Version
 from collectors.dlt645.frame import BROADCAST, WILDCARD, Frame, FrameError, MeterError, address_text
+from houqin.dlt645_items import DI_SIZE, DataItem, Version
 
 READ = {Version.V2007: 0x11, Version.V1997: 0x01}
 READ_FOLLOW_ON = 0x12

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from houqin.dlt645_items import DI_SIZE, ITEMS, Version
 from houqin.inventory.entries import (
     REGISTER_COUNT,
     TOPIC_FIELDS,
@@ -190,12 +191,53 @@ class Command(Entry):
         return self.table is not None
 
 
+class Dlt645Map(Entry):
+    """What a DL/T 645 meter is read for: its protocol version and the data identifiers, by their hex
+    code as the standard writes them (``00000000`` combined active energy, ``9010`` in 1997)."""
+
+    version: Literal["2007", "1997"] = "2007"
+    items: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_items(self) -> Dlt645Map:
+        table = ITEMS[Version(self.version)]
+        for text in self.items:
+            di = _di_code(text, self.version)
+            if di not in table:
+                known = ", ".join(f"{code:0{DI_SIZE[Version(self.version)] * 2}X}" for code in table)
+                raise ValueError(f"items: unknown DL/T 645-{self.version} data identifier {text!r}; one of {known}")
+        if len(set(self.item_ids())) != len(self.items):
+            raise ValueError("items: a data identifier is given more than once")
+        return self
+
+    def item_ids(self) -> list[int]:
+        return [_di_code(text, self.version) for text in self.items]
+
+    def fields(self) -> dict[str, tuple[Literal["number", "bool", "string"], str]]:
+        table = ITEMS[Version(self.version)]
+        out: dict[str, tuple[Literal["number", "bool", "string"], str]] = {}
+        for di in self.item_ids():
+            item = table[di]
+            if item.bits:
+                out["relay_closed"] = ("bool", "")
+            else:
+                out[item.field] = ("number", item.unit)
+        return out
+
+
+def _di_code(text: str, version: str) -> int:
+    digits = DI_SIZE[Version(version)] * 2
+    if len(text) != digits or any(c not in "0123456789ABCDEFabcdef" for c in text):
+        raise ValueError(f"items: {text!r} is not a {digits}-hex-digit DL/T 645-{version} data identifier")
+    return int(text, 16)
+
+
 class DeviceModel(Entry):
     """A device profile: what a kind of device measures and how to command it."""
 
     name: Ident
     kind: DeviceKind
-    protocol: Literal["modbus", "mqtt"]
+    protocol: Literal["modbus", "mqtt", "dlt645"]
     description: str = ""
     source: str = Field(default="", description="the vendor document and version the map was taken from")
     # MQTT devices of this model without a topic of their own publish on this template's topic.
@@ -204,10 +246,13 @@ class DeviceModel(Entry):
     # Unused registers a block read may span; 0 for devices that answer an exception to unmapped addresses.
     max_read_gap: Annotated[int, _between(0, 124)] = 16
     payload: PayloadMap | None = None
+    dlt645: Dlt645Map | None = None
     commands: dict[Ident, Command] = Field(default_factory=dict)
 
     def measured_fields(self) -> dict[str, tuple[Literal["number", "bool", "string"], str]]:
         """Every field a device of this model reports, with its type and unit."""
+        if self.dlt645 is not None:
+            return self.dlt645.fields()
         if self.payload is not None:
             return {name: (field.type, field.unit) for name, field in self.payload.fields.items()}
         return {
@@ -224,7 +269,14 @@ class DeviceModel(Entry):
 
     @model_validator(mode="after")
     def _protocol_fields(self) -> DeviceModel:
-        if self.protocol == "modbus":
+        if (self.protocol == "dlt645") != (self.dlt645 is not None):
+            raise ValueError("dlt645: a dlt645 model needs its dlt645 map (version, items), and only it has one")
+        if self.protocol == "dlt645":
+            if self.registers or self.payload is not None:
+                raise ValueError("registers: a dlt645 model is read by data identifiers, not registers or payloads")
+            if self.commands:
+                raise ValueError("commands: DL/T 645 relay commands are not supported yet")
+        elif self.protocol == "modbus":
             if not self.registers:
                 raise ValueError("registers: a modbus model needs at least one register")
             if self.payload is not None:
@@ -258,6 +310,8 @@ class Device(Entry):
     model: Ident
     gateway: Ident | None = None
     unit: UnitId | None = None
+    # A DL/T 645 meter's address: the 12 digits printed on it.
+    address: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
     topic: str | None = None
     building: str = Field(min_length=1)
     floor: Annotated[int, _between(-10, 200)] | None = None
@@ -269,10 +323,12 @@ class Device(Entry):
 
     @model_validator(mode="after")
     def _address(self) -> Device:
-        if self.gateway is not None and self.unit is None:
-            raise ValueError("unit: a device on a Modbus gateway needs its unit id (1-247)")
-        if self.unit is not None and self.gateway is None:
-            raise ValueError("gateway: a unit id needs the gateway it is reached through")
+        if self.gateway is not None and self.unit is None and self.address is None:
+            raise ValueError("unit: a device on a gateway needs its Modbus unit id (1-247) or DL/T 645 address")
+        if self.unit is not None and self.address is not None:
+            raise ValueError("address: a device has a Modbus unit id or a DL/T 645 address, not both")
+        if (self.unit is not None or self.address is not None) and self.gateway is None:
+            raise ValueError("gateway: a unit id or meter address needs the gateway it is reached through")
         if self.gateway is not None and self.topic is not None:
             raise ValueError("topic: a Modbus device has no MQTT topic")
         return self

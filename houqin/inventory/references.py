@@ -50,7 +50,9 @@ def check_references(
     devices = {device.id: device for _, device in _entries(sections, "devices", Device)}
 
     units: dict[tuple[str, int], str] = {}
+    addresses: dict[tuple[str, str], str] = {}
     topics: dict[str, str] = {}
+    protocols: dict[str, tuple[str, str]] = {}  # gateway -> (protocol, the first device that set it)
     for index, device in _entries(sections, "devices", Device):
         at = ("devices", index)
         if device.model not in known_models:
@@ -64,11 +66,30 @@ def check_references(
         if profile is not None:
             if profile.protocol == "modbus" and device.gateway is None:
                 report((*at, "gateway"), f"model {profile.name!r} is read over Modbus: give a gateway and unit")
+            if profile.protocol == "modbus" and device.address is not None:
+                report((*at, "address"), f"model {profile.name!r} is read over Modbus: give a unit, not an address")
+            if (
+                profile.protocol == "dlt645"
+                and device.unit is None
+                and (device.gateway is None or device.address is None)
+            ):
+                report((*at, "address"), f"model {profile.name!r} is a DL/T 645 meter: give its gateway and address")
+            if profile.protocol == "dlt645" and device.unit is not None:
+                report((*at, "unit"), f"model {profile.name!r} is a DL/T 645 meter: give its address, not a unit")
             if profile.protocol == "mqtt" and device.topic is None and profile.topic_template is None:
                 report(
                     (*at, "topic"),
                     f"model {profile.name!r} reports over MQTT and has no topic_template: give the device's topic",
                 )
+        if device.gateway is not None and device.address is not None:
+            other = addresses.setdefault((device.gateway, device.address), device.id)
+            if other != device.id:
+                report((*at, "address"), f"address {device.address} on gateway {device.gateway!r} is already "
+                       f"device {other!r}")  # fmt: skip
+            gateway = gateways.get(device.gateway)
+            if gateway is not None and gateway.type != "rtu_over_tcp":
+                report((*at, "gateway"), f"DL/T 645 meters are reached through an rtu_over_tcp gateway (a serial "
+                       f"server), not {gateway.type}")  # fmt: skip
         if device.gateway is not None and device.unit is not None:
             other = units.setdefault((device.gateway, device.unit), device.id)
             if other != device.id:
@@ -77,11 +98,16 @@ def check_references(
                     f"unit {device.unit} on gateway {device.gateway!r} is already device {other!r}",
                 )
             gateway = gateways.get(device.gateway)
-            if gateway is not None and profile is not None and profile.protocol != "modbus":
+            if gateway is not None and profile is not None and profile.protocol == "mqtt":
                 report(
                     (*at, "gateway"),
                     f"model {profile.name!r} is an MQTT model; it cannot sit on a Modbus gateway",
                 )
+        if device.gateway is not None and profile is not None and profile.protocol in {"modbus", "dlt645"}:
+            protocol, first = protocols.setdefault(device.gateway, (profile.protocol, device.id))
+            if protocol != profile.protocol:
+                report((*at, "gateway"), f"gateway {device.gateway!r} carries {protocol} (device {first!r}); "
+                       f"a bus speaks one protocol")  # fmt: skip
         if device.topic is not None:
             other = topics.setdefault(device.topic, device.id)
             if other != device.id:

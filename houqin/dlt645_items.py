@@ -1,4 +1,5 @@
-"""The data identifiers (DI) houqin reads from DL/T 645 meters, and their formats.
+"""The data identifiers (DI) houqin reads from DL/T 645 meters, and their formats: what the inventory
+checks a 645 model's items against, and what the 645 link decodes a reply with.
 
 A value is BCD, the lowest byte first, with a fixed number of decimals; where the quantity can be
 negative (current, power, power factor) the top bit of the highest byte is the sign. Values are given
