@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from collectors.command_dispatcher import ModbusCommandDispatcher
+from collectors.dlt645.commands import Dlt645CommandDispatcher
 from collectors.dlt645.link import Dlt645Link
 from collectors.embedded_broker import EmbeddedBroker
 from collectors.modbus_link import ModbusLink
@@ -66,6 +67,7 @@ async def _build(
     components = collection.components
     components += [pipeline, SelfReport(pipeline.publish, settings.telemetry.self_report_seconds)]
     links: dict[str, ModbusLink] = {}  # one per bus, shared by its poller and the command dispatcher
+    dlt645_links: dict[str, Dlt645Link] = {}
     campus = SimulatedCampus(inventory, settings.tz) if simulate else None
     if campus is not None:
         await campus.start()  # links need the simulators' ports
@@ -77,14 +79,16 @@ async def _build(
                 continue
             gateway = campus.gateway_for_link(gateway)
         devices = inventory.devices_on(gateway.id)
-        if any(inventory.model_of(device).protocol == "dlt645" for device in devices):
-            # A bus speaks one protocol (the inventory checks it). 645 relay commands are not dispatched yet.
-            components.append(ModbusBusPoller(Dlt645Link(gateway), devices, inventory, pipeline.publish))
+        if any(inventory.model_of(device).protocol == "dlt645" for device in devices):  # a bus speaks one protocol
+            dlt645 = dlt645_links[gateway.id] = Dlt645Link(gateway)
+            components.append(ModbusBusPoller(dlt645, devices, inventory, pipeline.publish))
             continue
         link = links[gateway.id] = ModbusLink(gateway)
         components.append(ModbusBusPoller(link, devices, inventory, pipeline.publish))
     if links:
         components.append(ModbusCommandDispatcher(commands, links, inventory))
+    if dlt645_links:
+        components.append(Dlt645CommandDispatcher(commands, dlt645_links, inventory, settings.dlt645, settings.tz))
     if not inventory.mqtt_devices():
         return
     mqtt_url = settings.mqtt_url

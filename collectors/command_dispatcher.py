@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 
 from prometheus_client import Counter
 
@@ -22,12 +23,22 @@ CLAIM_BATCH = 500
 COMMANDS = Counter("houqin_commands_total", "Device commands sent", ["result"])
 
 
+def commanded_behind(inventory: Inventory, gateways: Collection[str]) -> set[str]:
+    """The devices with commands behind ``gateways``."""
+    return {
+        device.id
+        for device in inventory.devices.values()
+        if device.gateway in gateways and inventory.model_of(device).commands
+    }
+
+
 class CommandDispatcher:
     """What every dispatcher does: resend what a stop left unfinished, then claim and send due commands
     every ``every`` seconds (``dispatch_once``), recording failed attempts the same way."""
 
-    def __init__(self, queue: CommandQueue, devices: set[str], every: float) -> None:
+    def __init__(self, queue: CommandQueue, inventory: Inventory, devices: set[str], every: float) -> None:
         self.queue = queue
+        self.inventory = inventory
         self.devices = devices
         self.every = every
         self._wake = queue.listen()  # a command queued in this process is sent now, not at the next tick
@@ -39,37 +50,9 @@ class CommandDispatcher:
         await run_every(stop, self.every, self.dispatch_once, "command dispatch", wake=self._wake)
 
     async def dispatch_once(self) -> None:
-        raise NotImplementedError
-
-    async def failed(self, command_id: int, device: str, why: str) -> None:
-        state = await self.queue.failed_attempt(command_id, self.queue.clock(), why)
-        COMMANDS.labels("retry" if state == "queued" else "failed").inc()
-        log.warning("command %d to %s: %s (%s)", command_id, device, why, state)
-
-
-class ModbusCommandDispatcher(CommandDispatcher):
-    """A component of ``houqin run``: one for all the Modbus links of the process."""
-
-    def __init__(
-        self, queue: CommandQueue, links: dict[str, ModbusLink], inventory: Inventory, every: float = 0.5
-    ) -> None:
-        devices = {
-            device.id
-            for device in inventory.devices.values()
-            if device.gateway in links and inventory.model_of(device).commands
-        }
-        super().__init__(queue, devices, every)
-        self.links = links
-        self.inventory = inventory
-
-    @property
-    def name(self) -> str:
-        return "commands:modbus"
-
-    async def dispatch_once(self) -> None:
         while True:
             claimed = await self.queue.claim(self.devices, self.queue.clock(), limit=CLAIM_BATCH)
-            # Buses are independent: each link's writes go out side by side, in order on their own bus.
+            # Buses are independent: each link's commands go out side by side, in order on their own bus.
             by_link: dict[str, list[DeviceCommand]] = {}
             for command in claimed:
                 by_link.setdefault(self.inventory.devices[command.device].gateway or "", []).append(command)
@@ -80,6 +63,33 @@ class ModbusCommandDispatcher(CommandDispatcher):
     async def _send_in_order(self, commands: list[DeviceCommand]) -> None:
         for command in commands:
             await self.send(command)
+
+    async def send(self, command: DeviceCommand) -> None:
+        raise NotImplementedError
+
+    async def confirmed(self, command: DeviceCommand) -> None:
+        await self.queue.confirm(command.id, self.queue.clock())
+        COMMANDS.labels("confirmed").inc()
+        log.info("%s %s %s confirmed (%s)", command.device, command.command, command.action, command.reason)
+
+    async def failed(self, command_id: int, device: str, why: str, for_good: bool = False) -> None:
+        state = await self.queue.failed_attempt(command_id, self.queue.clock(), why, for_good)
+        COMMANDS.labels("retry" if state == "queued" else "failed").inc()
+        log.warning("command %d to %s: %s (%s)", command_id, device, why, state)
+
+
+class ModbusCommandDispatcher(CommandDispatcher):
+    """A component of ``houqin run``: one for all the Modbus links of the process."""
+
+    def __init__(
+        self, queue: CommandQueue, links: dict[str, ModbusLink], inventory: Inventory, every: float = 0.5
+    ) -> None:
+        super().__init__(queue, inventory, commanded_behind(inventory, links), every)
+        self.links = links
+
+    @property
+    def name(self) -> str:
+        return "commands:modbus"
 
     async def send(self, command: DeviceCommand) -> None:
         device = self.inventory.devices[command.device]
@@ -104,6 +114,4 @@ class ModbusCommandDispatcher(CommandDispatcher):
         if observed != expected:
             await self.failed(command.id, command.device, f"read back {observed!r}, expected {expected!r}")
             return
-        await self.queue.confirm(command.id, self.queue.clock())
-        COMMANDS.labels("confirmed").inc()
-        log.info("%s %s %s confirmed (%s)", command.device, command.command, command.action, command.reason)
+        await self.confirmed(command)

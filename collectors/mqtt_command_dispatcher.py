@@ -72,9 +72,8 @@ class MqttCommandDispatcher(CommandDispatcher):
         every: float = 0.5,
     ) -> None:  # fmt: skip
         devices = {device.id for device in link.devices.values() if inventory.model_of(device).commands}
-        super().__init__(queue, devices, every)
+        super().__init__(queue, inventory, devices, every)
         self.link = link
-        self.inventory = inventory
         self.confirm_within = timedelta(seconds=confirm_within)
         self._awaited: dict[str, _Awaited] = {}  # device -> the command its next state should confirm
         self._reserved: set[str] = set()  # devices whose command is being written, to be delivered here

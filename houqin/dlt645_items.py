@@ -9,7 +9,7 @@ in houqin's units (power in W, as the Modbus profiles give it; the meter says kW
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class Version(StrEnum):
@@ -94,3 +94,23 @@ ITEMS_1997 = {
 }
 ITEMS = {Version.V2007: ITEMS_2007, Version.V1997: ITEMS_1997}
 DI_SIZE = {Version.V2007: 4, Version.V1997: 2}
+
+
+class RelayAction(IntEnum):
+    """N1 of a relay control command (0x1C); a model's command actions name them in lower case."""
+
+    TRIP = 0x1A  # 拉闸
+    CLOSE_ALLOWED = 0x1B  # 合闸允许: the user closes it at the meter
+    CLOSE = 0x1C  # 直接合闸
+    ALARM = 0x2A
+    ALARM_RELEASE = 0x2B
+    KEEP_POWER = 0x3A  # 保电: no trip whatever the balance
+    KEEP_POWER_RELEASE = 0x3B
+
+    @property
+    def closes(self) -> bool | None:
+        """The relay state this action leaves, when a read of status word 3 can confirm it."""
+        return {RelayAction.TRIP: False, RelayAction.CLOSE: True}.get(self)
+
+
+STATUS_WORD_3 = 0x04000503

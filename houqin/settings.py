@@ -187,6 +187,27 @@ class ScheduleSettings(BaseModel):
     calendar_file: Path | None = Field(default=None, description="A calendar (YAML) imported at start")
 
 
+class Dlt645Settings(BaseModel):
+    """What DL/T 645 relay commands (0x1C) carry to be obeyed (``HOUQIN_DLT645__…``): the meters' password
+    and its level, and the operator code they record. Secrets: never in the inventory."""
+
+    password: SecretStr | None = Field(
+        default=None, description="The meters' 6-digit password (unset: no relay commands)"
+    )
+    password_level: int = Field(default=2, ge=0, le=99, description="The password's level (PA), usually 02 or 04")
+    operator: str = Field(default="00000000", pattern=r"^[0-9]{8}$", description="The operator code the meter records")
+    command_minutes: int = Field(
+        default=5, ge=1, le=1440, description="A relay command not carried out within this is void at the meter"
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _six_digits(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not (len(value.get_secret_value()) == 6 and value.get_secret_value().isdigit()):
+            raise ValueError("the meter password is 6 digits")
+        return value
+
+
 class PaymentSettings(BaseModel):
     """Top-up providers. The sandbox credits whoever asks: for the demo and tests only."""
 
@@ -242,6 +263,7 @@ class Settings(BaseSettings):
     billing: BillingSettings = Field(default_factory=BillingSettings)
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    dlt645: Dlt645Settings = Field(default_factory=Dlt645Settings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     timezone: str | None = Field(

@@ -14,7 +14,6 @@ from dlt645.protocol.protocol import DLT645Protocol
 from collectors.dlt645.frame import Frame, FrameError, FrameReader, MeterError, address_bytes
 from collectors.dlt645.requests import (
     MeterRefused,
-    RelayAction,
     RelayCredentials,
     check_relay_reply,
     parse_address,
@@ -24,7 +23,7 @@ from collectors.dlt645.requests import (
     relay_request,
     time_sync,
 )
-from houqin.dlt645_items import ITEMS_1997, ITEMS_2007, BadValueError, Version
+from houqin.dlt645_items import ITEMS_1997, ITEMS_2007, BadValueError, RelayAction, Version
 
 ENERGY, VOLTAGE, CURRENT, POWER = (ITEMS_2007[di] for di in (0x00000000, 0x02010100, 0x02020100, 0x02030000))
 STATUS_3 = ITEMS_2007[0x04000503]

@@ -6,21 +6,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from dlt645 import MeterServerService
 from dlt645.protocol.protocol import DLT645Protocol
+from pydantic import SecretStr
 
+from collectors.dlt645.commands import Dlt645CommandDispatcher
 from collectors.dlt645.frame import address_bytes
 from collectors.dlt645.link import Dlt645Link
 from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
 from collectors.modbus_poller import ModbusBusPoller
-from houqin.dlt645_items import ITEMS_2007, DataItem
+from collectors.simulators.dlt645 import SimulatedDlt645Bus, SimulatedDlt645Meter
+from houqin.commands import CommandQueue, CommandRequest
+from houqin.dlt645_items import ITEMS_2007, DataItem, RelayAction
 from houqin.inventory import load_inventory
 from houqin.inventory.model import Gateway
 from houqin.readings import Reading
+from houqin.settings import Dlt645Settings
+from houqin.store import Database
+from houqin.store.tables import CommandSource
 from tests.servers import free_port
+from tests.test_commands import run_until
 
 METER = "000012345678"
 ENERGY, IMPORT, VOLTAGE, CURRENT, POWER = (
@@ -196,3 +206,83 @@ rooms:
     health = [r for r in readings if r.tags["kind"] == "device_health"]
     assert [(r.device, r.fields["online"]) for r in health] == [("d3-101-meter", True), ("d3-102-meter", False)]
     await poller.link.close()
+
+
+DORM3 = """\
+site: {name: Dorm 3}
+tariffs: [{id: flat, price_fen_per_kwh: 60}]
+gateways:
+  - {id: dorm3-bus1, type: rtu_over_tcp, host: 127.0.0.1, port: PORT, baudrate: 2400, parity: E, timeout: 1.0}
+devices:
+  - {id: d3-101-meter, model: dlt645-2007-single-phase, gateway: dorm3-bus1, address: "000000310101", building: dorm-3}
+  - {id: d3-102-meter, model: dlt645-2007-single-phase, gateway: dorm3-bus1, address: "000000310102", building: dorm-3}
+rooms:
+  - {id: D3-101, building: dorm-3, floor: 1, meter: d3-101-meter, tariff: flat}
+  - {id: D3-102, building: dorm-3, floor: 1, meter: d3-102-meter, tariff: flat}
+"""
+
+
+async def test_relay_commands_trip_and_close_and_a_wrong_password_fails_at_once(
+    database: Database, tmp_path: Path
+) -> None:
+    """A room's cut-off and restore on a 645 meter through the command queue, at 2400 baud: the trip is
+    confirmed by status word 3 showing the relay open, the close by it closed; a meter whose password
+    differs refuses, and the command fails at once with the meter's reason (a fault), not retried."""
+    model = load_inventory(write_dorm3(tmp_path, 1)).models["dlt645-2007-single-phase"]
+    meters = [SimulatedDlt645Meter("000000310101", model, password="135790"),
+              SimulatedDlt645Meter("000000310102", model, password="246802")]  # fmt: skip
+    bus = SimulatedDlt645Bus(meters, baud=2400)
+    await bus.start()
+    inventory = load_inventory(write_dorm3(tmp_path, bus.port))
+    failures: list[str] = []
+
+    async def on_failed(command: object) -> None:
+        failures.append(str(getattr(command, "device", "")))
+
+    queue = CommandQueue(database, inventory, max_attempts=3, backoff=0.05, on_failed=on_failed)
+    link = Dlt645Link(inventory.gateways["dorm3-bus1"])
+    settings = Dlt645Settings(password=SecretStr("135790"), password_level=2, operator="00000042")
+    dispatcher = Dlt645CommandDispatcher(queue, {"dorm3-bus1": link}, inventory, settings, ZoneInfo("Asia/Shanghai"),
+                                         every=0.05, confirm_gap=0.05)  # fmt: skip
+    try:
+        now = datetime.now(UTC)
+        cut = await queue.enqueue(CommandRequest("d3-101-meter", "relay", "off", CommandSource.BILLING), now)
+        refused = await queue.enqueue(CommandRequest("d3-102-meter", "relay", "off", CommandSource.BILLING), now)
+
+        async def finished() -> bool:
+            return all(c.state in {"confirmed", "failed"} for c in await queue.recent())
+
+        await run_until(dispatcher, finished)
+        states = {c.id: (c.state, c.attempts, c.last_error) for c in await queue.recent()}
+        assert states[cut.id][:2] == ("confirmed", 1) and meters[0].relay_closed is False
+        assert states[refused.id][:2] == ("failed", 1), states  # not retried: the password stays wrong
+        assert "password wrong" in (states[refused.id][2] or "") and failures == ["d3-102-meter"]
+        assert meters[1].relay_closed is True and meters[0].relay_commands == [RelayAction.TRIP]
+        restore = await queue.enqueue(CommandRequest("d3-101-meter", "relay", "on", CommandSource.BILLING),
+                                      datetime.now(UTC))  # fmt: skip
+
+        async def restored() -> bool:
+            return (await queue.recent("d3-101-meter"))[0].state == "confirmed"
+
+        await run_until(dispatcher, restored)
+        assert meters[0].relay_closed is True and (await queue.recent("d3-101-meter"))[0].id == restore.id
+        # No password configured: nothing is sent, and the command says what to set.
+        unset = Dlt645CommandDispatcher(queue, {"dorm3-bus1": link}, inventory, Dlt645Settings(),
+                                        ZoneInfo("Asia/Shanghai"), every=0.05)  # fmt: skip
+        await queue.enqueue(CommandRequest("d3-101-meter", "relay", "off", CommandSource.USER), datetime.now(UTC))
+
+        async def failed() -> bool:
+            return (await queue.recent("d3-101-meter"))[0].state == "failed"
+
+        await run_until(unset, failed)
+        assert "HOUQIN_DLT645__PASSWORD" in ((await queue.recent("d3-101-meter"))[0].last_error or "")
+        assert meters[0].relay_closed is True
+    finally:
+        await link.close()
+        await bus.stop()
+
+
+def write_dorm3(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "dorm3.yaml"
+    path.write_text(DORM3.replace("PORT", str(port)), encoding="utf-8")
+    return path

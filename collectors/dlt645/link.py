@@ -22,7 +22,6 @@ from typing import TypeVar
 from collectors.dlt645.frame import WILDCARD, Frame, FrameError, FrameReader
 from collectors.dlt645.requests import (
     MeterRefused,
-    RelayAction,
     RelayCredentials,
     check_relay_reply,
     parse_address,
@@ -34,7 +33,7 @@ from collectors.dlt645.requests import (
 )
 from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
 from houqin.backoff import Backoff
-from houqin.dlt645_items import DataItem, Version
+from houqin.dlt645_items import DataItem, RelayAction, Version
 from houqin.inventory.model import Gateway
 
 log = logging.getLogger(__name__)

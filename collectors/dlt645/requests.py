@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum
 
 from collectors.dlt645.frame import BROADCAST, WILDCARD, Frame, FrameError, MeterError, address_text
-from houqin.dlt645_items import DI_SIZE, DataItem, Version
+from houqin.dlt645_items import DI_SIZE, DataItem, RelayAction, Version
 
 READ = {Version.V2007: 0x11, Version.V1997: 0x01}
 READ_FOLLOW_ON = 0x12
@@ -28,18 +27,6 @@ class MeterRefused(Exception):  # noqa: N818 - reads as what happened
     def __init__(self, address: str, what: str, error: MeterError) -> None:
         super().__init__(f"meter {address} refused {what}: {error.describe()}")
         self.error = error
-
-
-class RelayAction(IntEnum):
-    """N1 of a relay control command."""
-
-    TRIP = 0x1A  # 拉闸
-    CLOSE_ALLOWED = 0x1B  # 合闸允许: the user closes it at the meter
-    CLOSE = 0x1C  # 直接合闸
-    ALARM = 0x2A
-    ALARM_RELEASE = 0x2B
-    KEEP_POWER = 0x3A  # 保电: no trip whatever the balance
-    KEEP_POWER_RELEASE = 0x3B
 
 
 @dataclass(frozen=True)

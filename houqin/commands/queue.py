@@ -202,17 +202,18 @@ class CommandQueue:
             for command_id, device in confirmed:
                 await self.on_confirmed(DeviceCommand(id=command_id, device=device))
 
-    async def failed_attempt(self, command_id: int, now: datetime, error: str) -> str:
+    async def failed_attempt(self, command_id: int, now: datetime, error: str, for_good: bool = False) -> str:
         """Record a failed attempt; the command is queued again after a backoff, or failed for good (after
-        its attempts, or when the next one would come after its deadline), or superseded when a newer command
-        for the same output was queued meanwhile (retrying the older would undo it). Returns the new state."""
+        its attempts, when the next one would come after its deadline, or at once when ``for_good``: a
+        device that refuses the password will refuse it again), or superseded when a newer command for the
+        same output was queued meanwhile (retrying the older would undo it). Returns the new state."""
         async with self.database.session() as session:
             row = await session.get(DeviceCommand, command_id)
             if row is None:
                 return CommandState.FAILED
             row.last_error = error[:2000]
             retry_at = now + timedelta(seconds=self.retry.delay(row.attempts))
-            if row.attempts >= self.max_attempts or (row.deadline is not None and retry_at > row.deadline):
+            if for_good or row.attempts >= self.max_attempts or (row.deadline is not None and retry_at > row.deadline):
                 row.state, row.finished_at = CommandState.FAILED, now
             elif await self._newer_for_output(session, row):
                 row.state, row.finished_at = CommandState.SUPERSEDED, now

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from houqin.dlt645_items import DI_SIZE, ITEMS, Version
+from houqin.dlt645_items import DI_SIZE, ITEMS, STATUS_WORD_3, RelayAction, Version
 from houqin.inventory.entries import (
     REGISTER_COUNT,
     TOPIC_FIELDS,
@@ -274,8 +274,17 @@ class DeviceModel(Entry):
         if self.protocol == "dlt645":
             if self.registers or self.payload is not None:
                 raise ValueError("registers: a dlt645 model is read by data identifiers, not registers or payloads")
-            if self.commands:
-                raise ValueError("commands: DL/T 645 relay commands are not supported yet")
+            assert self.dlt645 is not None
+            relay_actions = {action.name.lower() for action in RelayAction}
+            for name, command in self.commands.items():
+                if command.table is not None or command.topic is not None:
+                    raise ValueError(f"commands.{name}: a DL/T 645 command is a relay action, no table or topic")
+                for action, value in command.actions.items():
+                    if value not in relay_actions:
+                        raise ValueError(f"commands.{name}.actions.{action}: one of {', '.join(sorted(relay_actions))}")
+                if STATUS_WORD_3 not in self.dlt645.item_ids() or command.state_field != "relay_closed":
+                    raise ValueError(f"commands.{name}: confirming a relay needs items 04000503 (status word 3) "
+                                     "and state_field relay_closed")  # fmt: skip
         elif self.protocol == "modbus":
             if not self.registers:
                 raise ValueError("registers: a modbus model needs at least one register")

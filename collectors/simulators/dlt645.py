@@ -1,0 +1,140 @@
+"""Simulated DL/T 645-2007 meters on one RS-485 bus, behind a serial server on a real socket.
+
+A meter answers reads of the data identifiers its model lists (values its owner sets), read-address when
+it is alone on the bus, broadcast time, and relay control (0x1C) when the password and its level are
+right: a trip opens its relay (status word 3, bit 4), a close closes it; a wrong password gets the
+abnormal reply with the password bit, an expired command "other error". At ``baud`` the serial server
+holds each request and reply for its time on the wire (11 bits a byte, 8E1), one frame at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+
+from collectors.dlt645.frame import Frame as WireFrame
+from collectors.dlt645.frame import FrameReader, MeterError
+from collectors.dlt645.requests import READ_ADDRESS, RELAY, TIME_SYNC
+from houqin.dlt645_items import ITEMS_2007, RELAY_OPEN_BIT, STATUS_WORD_3, RelayAction
+from houqin.inventory.model import DeviceModel
+
+READ = 0x11
+
+
+class SimulatedDlt645Meter:
+    def __init__(self, address: str, model: DeviceModel, password: str, level: int = 2) -> None:
+        assert model.dlt645 is not None and model.dlt645.version == "2007"
+        self.address = address
+        self.items = {di: ITEMS_2007[di] for di in model.dlt645.item_ids()}
+        self.values: dict[str, float] = {item.field: 0.0 for item in self.items.values() if not item.bits}
+        self.relay_closed = True
+        self.password = password
+        self.level = level
+        self.offline = False
+        self.clock: datetime | None = None  # set by a broadcast time
+        self.relay_commands: list[RelayAction] = []
+
+    def answer(self, request: WireFrame, now: datetime) -> WireFrame | None:
+        if request.control == TIME_SYNC:
+            digits = [int(f"{byte:02x}") for byte in request.data]
+            self.clock = datetime(2000 + digits[5], digits[4], digits[3], digits[2], digits[1], digits[0])
+            return None
+        if request.control == READ_ADDRESS:
+            return WireFrame(self.address, READ_ADDRESS | 0x80, bytes.fromhex(self.address)[::-1])
+        if request.control == READ:
+            di = int.from_bytes(request.data[:4], "little")
+            item = self.items.get(di)
+            if item is None:
+                return self._refuse(request, MeterError.NO_DATA)
+            if di == STATUS_WORD_3:
+                value = item.encode(0 if self.relay_closed else RELAY_OPEN_BIT)
+            else:
+                value = item.encode(self.values[item.field])
+            return WireFrame(self.address, READ | 0x80, request.data[:4] + value)
+        if request.control == RELAY:
+            return self._relay(request, now)
+        return self._refuse(request, MeterError.OTHER)
+
+    def _relay(self, request: WireFrame, now: datetime) -> WireFrame:
+        data = request.data
+        if len(data) != 16:
+            return self._refuse(request, MeterError.OTHER)
+        level, password = int(f"{data[0]:02x}"), data[1:4][::-1].hex()
+        if level != self.level or password != self.password:
+            return self._refuse(request, MeterError.PASSWORD)
+        digits = [int(f"{byte:02x}") for byte in data[10:16]]
+        expires = datetime(2000 + digits[5], digits[4], digits[3], digits[2], digits[1], digits[0])
+        if expires < now:
+            return self._refuse(request, MeterError.OTHER)
+        action = RelayAction(data[8])
+        self.relay_commands.append(action)
+        if action.closes is not None:
+            self.relay_closed = action.closes
+        return WireFrame(self.address, RELAY | 0x80)
+
+    def _refuse(self, request: WireFrame, error: MeterError) -> WireFrame:
+        return WireFrame(self.address, request.control | 0xC0, bytes([int(error)]))
+
+
+class SimulatedDlt645Bus:
+    """A serial server with meters behind it: a TCP server carrying their frames transparently."""
+
+    def __init__(self, meters: list[SimulatedDlt645Meter], baud: int = 0) -> None:
+        self.meters = {meter.address: meter for meter in meters}
+        self.baud = baud
+        self.port = 0
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+        self._line = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    async def _wire(self, size: int) -> None:
+        if self.baud:
+            await asyncio.sleep(size * 11 / self.baud)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        frames = FrameReader()
+        try:
+            while chunk := await reader.read(512):
+                for request in frames.feed(chunk):
+                    async with self._line:
+                        await self._wire(len(request.encode()))
+                        self.requests += 1
+                        for reply in self._replies(request):
+                            wire = reply.encode(wake=0)
+                            await self._wire(len(wire))
+                            writer.write(wire)
+                            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    def _replies(self, request: WireFrame) -> list[WireFrame]:
+        now = datetime.now()  # the meters' clocks: the campus's local time
+        if request.address == "999999999999":
+            for meter in self.meters.values():
+                meter.answer(request, now)
+            return []
+        if request.address.upper() == "AAAAAAAAAAAA":
+            online = [meter for meter in self.meters.values() if not meter.offline]
+            # Several meters answering read-address at once garble each other: nothing usable comes back.
+            if len(online) != 1:
+                return []
+            reply = online[0].answer(request, now)
+            return [reply] if reply is not None else []
+        addressed = self.meters.get(request.address)
+        if addressed is None or addressed.offline:
+            return []
+        reply = addressed.answer(request, now)
+        return [reply] if reply is not None else []
