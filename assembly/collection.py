@@ -68,14 +68,15 @@ async def _build(
     components += [pipeline, SelfReport(pipeline.publish, settings.telemetry.self_report_seconds)]
     links: dict[str, ModbusLink] = {}  # one per bus, shared by its poller and the command dispatcher
     dlt645_links: dict[str, Dlt645Link] = {}
-    campus = SimulatedCampus(inventory, settings.tz) if simulate else None
+    password = settings.dlt645.password.get_secret_value() if settings.dlt645.password else None
+    campus = SimulatedCampus(inventory, settings.tz, meter_password=password) if simulate else None
     if campus is not None:
         await campus.start()  # links need the simulators' ports
         collection.services.append(campus)
         collection.simulator = campus
     for gateway in inventory.gateways.values():
         if campus is not None:
-            if gateway.id not in campus.gateways:
+            if gateway.id not in campus.simulated_gateways:
                 continue
             gateway = campus.gateway_for_link(gateway)
         devices = inventory.devices_on(gateway.id)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 
 from assembly.cli.common import fail, inventory_or_exit, rules_or_exit, setup_logging, site_settings_or_exit
 from assembly.cli.demo_campus import demo_accounts, demo_balances
@@ -93,6 +95,8 @@ def demo(
     settings.mqtt_url = "embedded"
     settings.influx.url = "embedded"
     settings.payments.sandbox = True  # the demo tops up without real money
+    if settings.dlt645.password is None:  # the simulated DL/T 645 meters obey the demo's own password
+        settings.dlt645.password = SecretStr(f"{secrets.randbelow(10**6):06d}")
     settings.schedules.calendar_file = base.schedules.calendar_file or DEMO_FILES / "calendar.yaml"
     settings.schedules.seed_file = base.schedules.seed_file or DEMO_FILES / "schedules.yaml"
     setup_logging(settings.log_level)

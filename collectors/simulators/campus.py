@@ -1,5 +1,6 @@
-"""A whole simulated campus from an inventory: every Modbus gateway served on 127.0.0.1 with devices
-that behave (dorm loads, relays that cut rooms, lighting circuits), and faults injected at run time."""
+"""A whole simulated campus from an inventory: every Modbus gateway and DL/T 645 bus served on 127.0.0.1
+with devices that behave (dorm loads, relays that cut rooms, lighting circuits), and faults injected at
+run time."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collectors.simulators.dlt645 import SimulatedDlt645Bus, SimulatedDlt645Meter
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.mqtt_devices import SimulatedMqttDevices
 from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load
@@ -20,13 +22,21 @@ from houqin.simulation import FAULTS, UnknownDevice
 log = logging.getLogger(__name__)
 
 
+# A simulated device the campus's physics drives: its values by field name, and a hook that brings them
+# up to now before a read is answered.
+SimulatedDevice = SimulatedModbusDevice | SimulatedDlt645Meter
+
+
 class SimulatedCampus:
-    def __init__(self, inventory: Inventory, timezone: ZoneInfo, seed: int | None = None) -> None:
+    def __init__(
+        self, inventory: Inventory, timezone: ZoneInfo, seed: int | None = None, meter_password: str | None = None
+    ) -> None:
         self.inventory = inventory
         self.timezone = timezone
-        self.devices: dict[str, SimulatedModbusDevice] = {}
+        self.devices: dict[str, SimulatedDevice] = {}
         self.faults: dict[str, set[str]] = {device_id: set() for device_id in inventory.devices}
         self.gateways: dict[str, SimulatedGateway] = {}
+        self.dlt645_buses: dict[str, SimulatedDlt645Bus] = {}
         self._mqtt: SimulatedMqttDevices | None = None
         room_of_meter = {room.meter: room for room in inventory.rooms.values()}
         rooms_per_building: dict[str, int] = {}
@@ -35,6 +45,15 @@ class SimulatedCampus:
         load = dorm_load(timezone)
         self.cables: dict[str, SerialCable] = {}
         for gateway in inventory.gateways.values():
+            on_bus = inventory.devices_on(gateway.id)
+            if any(inventory.model_of(device).protocol == "dlt645" for device in on_bus):
+                # The simulated meters obey the password houqin is configured with (none set: none obeys).
+                password = meter_password or "not-set"
+                meters = [SimulatedDlt645Meter(device.address or "", inventory.model_of(device), password)
+                          for device in on_bus]  # fmt: skip
+                self.devices.update({device.id: meter for device, meter in zip(on_bus, meters, strict=True)})
+                self.dlt645_buses[gateway.id] = SimulatedDlt645Bus(meters, baud=gateway.baudrate)
+                continue
             if gateway.type == "rtu_serial":
                 if not SerialCable.available():
                     log.warning("serial bus %s is not simulated: install socat (Debian package socat) to "
@@ -43,9 +62,9 @@ class SimulatedCampus:
                 self.cables[gateway.id] = SerialCable(gateway.id)
             simulated = []
             for device in inventory.devices_on(gateway.id):
-                sim = SimulatedModbusDevice(device.unit or 1, inventory.model_of(device))
-                self.devices[device.id] = sim
-                simulated.append(sim)
+                modbus = SimulatedModbusDevice(device.unit or 1, inventory.model_of(device))
+                self.devices[device.id] = modbus
+                simulated.append(modbus)
             self.gateways[gateway.id] = SimulatedGateway(
                 simulated, rtu=gateway.type != "modbus_tcp", baudrate=gateway.baudrate
             )
@@ -55,12 +74,12 @@ class SimulatedCampus:
     def _attach_physics(
         self,
         device: Device,
-        sim: SimulatedModbusDevice,
+        sim: SimulatedDevice,
         room_of_meter: dict[str, Room],
         rooms_per_building: dict[str, int],
         load: Callable[[float], float],
     ) -> None:
-        fields = {register.field for register in sim.model.registers}
+        fields = set(sim.model.measured_fields())
         faults = self.faults[device.id]
         if "relay_closed" in fields:
             sim.values["relay_closed"] = True  # rooms start powered
@@ -70,7 +89,7 @@ class SimulatedCampus:
             switch = relay or sim
             count = rooms_per_building.get(device.building, 0)
 
-            def powered(switch: SimulatedModbusDevice = switch) -> bool:
+            def powered(switch: SimulatedDevice = switch) -> bool:
                 return bool(switch.values.get("relay_closed", True))
 
             def building_demand(now: float, count: int = count) -> float:
@@ -82,7 +101,7 @@ class SimulatedCampus:
             physics = MeterPhysics(demand, phases=3 if "power_l1" in fields else 1, energy_kwh=start_kwh,
                                    powered=powered, faults=faults)  # fmt: skip
 
-            def refresh_meter(target: SimulatedModbusDevice, physics: MeterPhysics = physics) -> None:
+            def refresh_meter(target: SimulatedDevice, physics: MeterPhysics = physics) -> None:
                 sample = physics.sample()
                 target.values.update({key: value for key, value in sample.items() if key in target.values})
 
@@ -132,13 +151,19 @@ class SimulatedCampus:
     def gateway_for_link(self, gateway: Gateway) -> Gateway:
         """The gateway as houqin's links must reach it: on the simulator's own address (a serial bus: on
         houqin's end of its simulated cable). Valid once the campus is started."""
+        if gateway.id in self.dlt645_buses:
+            return gateway.model_copy(update={"host": "127.0.0.1", "port": self.dlt645_buses[gateway.id].port})
         if gateway.id in self.cables:
             return gateway.model_copy(update={"device": self.cables[gateway.id].houqin_end})
         simulated = self.gateways[gateway.id]
         return gateway.model_copy(update={"host": "127.0.0.1", "port": simulated.port})
 
-    def simulated(self, device: Device) -> SimulatedModbusDevice:
+    def simulated(self, device: Device) -> SimulatedDevice:
         return self.devices[device.id]
+
+    @property
+    def simulated_gateways(self) -> set[str]:
+        return set(self.gateways) | set(self.dlt645_buses)
 
     async def start(self) -> None:
         for gateway_id, gateway in self.gateways.items():
@@ -157,11 +182,18 @@ class SimulatedCampus:
             else:
                 framing = "RTU over TCP" if gateway.rtu else "Modbus TCP"
                 log.info("simulated gateway %s: %s on 127.0.0.1:%d, units %s", gateway_id, framing, gateway.port, units)
-        log.info("simulating %d Modbus devices behind %d gateways (%d on serial buses)",
-                 len(self.devices), len(self.gateways), len(self.cables))  # fmt: skip
+        for bus_id, bus in self.dlt645_buses.items():
+            await bus.start()
+            addresses = ",".join(sorted(bus.meters))
+            log.info("simulated gateway %s: DL/T 645 serial server on 127.0.0.1:%d at %d baud, meters %s",
+                     bus_id, bus.port, bus.baud, addresses)  # fmt: skip
+        log.info("simulating %d devices behind %d Modbus gateways (%d on serial buses) and %d DL/T 645 buses",
+                 len(self.devices), len(self.gateways), len(self.cables), len(self.dlt645_buses))  # fmt: skip
 
     async def stop(self) -> None:
         for gateway in self.gateways.values():
             await gateway.stop()
+        for bus in self.dlt645_buses.values():
+            await bus.stop()
         for cable in self.cables.values():
             await cable.stop()

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from collectors.dlt645.frame import Frame as WireFrame
 from collectors.dlt645.frame import FrameReader, MeterError
 from collectors.dlt645.requests import READ_ADDRESS, RELAY, TIME_SYNC
+from collectors.registers import Value
 from houqin.dlt645_items import ITEMS_2007, RELAY_OPEN_BIT, STATUS_WORD_3, RelayAction
 from houqin.inventory.model import DeviceModel
+
+log = logging.getLogger(__name__)
 
 READ = 0x11
 
@@ -26,9 +31,13 @@ class SimulatedDlt645Meter:
     def __init__(self, address: str, model: DeviceModel, password: str, level: int = 2) -> None:
         assert model.dlt645 is not None and model.dlt645.version == "2007"
         self.address = address
+        self.model = model
         self.items = {di: ITEMS_2007[di] for di in model.dlt645.item_ids()}
-        self.values: dict[str, float] = {item.field: 0.0 for item in self.items.values() if not item.bits}
-        self.relay_closed = True
+        # What the meter holds, by houqin's field names (the relay's state as relay_closed, like a relay's).
+        self.values: dict[str, Value] = {item.field: 0.0 for item in self.items.values() if not item.bits}
+        self.values["relay_closed"] = True
+        # Called before a read is answered, to bring the values up to now (see physics.py).
+        self.refresh: Callable[[SimulatedDlt645Meter], None] | None = None
         self.password = password
         self.level = level
         self.offline = False
@@ -43,6 +52,8 @@ class SimulatedDlt645Meter:
         if request.control == READ_ADDRESS:
             return WireFrame(self.address, READ_ADDRESS | 0x80, bytes.fromhex(self.address)[::-1])
         if request.control == READ:
+            if self.refresh is not None:
+                self.refresh(self)
             di = int.from_bytes(request.data[:4], "little")
             item = self.items.get(di)
             if item is None:
@@ -50,7 +61,7 @@ class SimulatedDlt645Meter:
             if di == STATUS_WORD_3:
                 value = item.encode(0 if self.relay_closed else RELAY_OPEN_BIT)
             else:
-                value = item.encode(self.values[item.field])
+                value = item.encode(float(self.values[item.field]))
             return WireFrame(self.address, READ | 0x80, request.data[:4] + value)
         if request.control == RELAY:
             return self._relay(request, now)
@@ -72,6 +83,14 @@ class SimulatedDlt645Meter:
         if action.closes is not None:
             self.relay_closed = action.closes
         return WireFrame(self.address, RELAY | 0x80)
+
+    @property
+    def relay_closed(self) -> bool:
+        return bool(self.values["relay_closed"])
+
+    @relay_closed.setter
+    def relay_closed(self, closed: bool) -> None:
+        self.values["relay_closed"] = closed
 
     def _refuse(self, request: WireFrame, error: MeterError) -> WireFrame:
         return WireFrame(self.address, request.control | 0xC0, bytes([int(error)]))
