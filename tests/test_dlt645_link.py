@@ -5,6 +5,7 @@ line — never taken for an answer, never wedging the link."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,9 +30,12 @@ from houqin.readings import Reading
 from houqin.settings import Dlt645Settings
 from houqin.store import Database
 from houqin.store.tables import CommandSource
+from tests.conftest import DEMO_INVENTORY
+from tests.live_demo import HOUQIN
 from tests.servers import free_port
 from tests.test_commands import run_until
 
+ROOT = Path(__file__).resolve().parent.parent
 METER = "000012345678"
 ENERGY, IMPORT, VOLTAGE, CURRENT, POWER = (
     ITEMS_2007[di] for di in (0x00000000, 0x00010000, 0x02010100, 0x02020100, 0x02030000)
@@ -286,3 +290,26 @@ def write_dorm3(tmp_path: Path, port: int) -> Path:
     path = tmp_path / "dorm3.yaml"
     path.write_text(DORM3.replace("PORT", str(port)), encoding="utf-8")
     return path
+
+
+def probe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HOUQIN, "probe", "--inventory", str(DEMO_INVENTORY), *args], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)  # fmt: skip
+
+
+async def test_probe_reads_a_meter_before_it_is_in_the_inventory(peer_meter: tuple[MeterServerService, int]) -> None:
+    """``houqin probe`` (a real process) against the emulator houqin did not write: the address asked of the
+    bus, then every item of the profile with its unit; an error is one plain line (this emulator answers a
+    wrong address with "other error"; a real bus says nothing, and the probe says "no answer")."""
+    _, port = peer_meter
+    found = await asyncio.to_thread(probe, "--host", "127.0.0.1", "--port", str(port),
+                                    "--model", "dlt645-2007-single-phase")  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert f"address: {METER}" in found.stdout and "energy           1234.56 kWh" in found.stdout
+    assert "power            987.6 W" in found.stdout
+    wrong = await asyncio.to_thread(probe, "--host", "127.0.0.1", "--port", str(port), "--model",
+                                    "dlt645-2007-single-phase", "--address", "000099999999")  # fmt: skip
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == "probe: meter 000099999999 refused DI 00000000: other error"
+    unreachable = await asyncio.to_thread(probe, "d3-101-meter")  # the demo's port: nobody listens there now
+    assert unreachable.returncode == 1 and "d3-101-meter: dorm3-f1: cannot connect" in unreachable.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from assembly.cli import db, fault, grafana, mqtt, schedules, serve, site, users
+from assembly.cli import db, fault, grafana, mqtt, probe, schedules, serve, site, users
 
 app = typer.Typer(
     name="houqin",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.command()(serve.run)
 app.command()(serve.demo)
 app.command()(fault.fault)
+app.command()(probe.probe)
 app.command()(site.check)
 app.command()(site.config)
 app.command()(site.version)
