@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from collectors.command_dispatcher import ModbusCommandDispatcher
+from collectors.dlt645.clock import Dlt645Clock
 from collectors.dlt645.commands import Dlt645CommandDispatcher
 from collectors.dlt645.link import Dlt645Link
 from collectors.embedded_broker import EmbeddedBroker
@@ -90,6 +91,8 @@ async def _build(
         components.append(ModbusCommandDispatcher(commands, links, inventory))
     if dlt645_links:
         components.append(Dlt645CommandDispatcher(commands, dlt645_links, inventory, settings.dlt645, settings.tz))
+        if settings.dlt645.time_sync_at is not None:
+            components.append(Dlt645Clock(list(dlt645_links.values()), settings.dlt645.time_sync_at, settings.tz))
     if not inventory.mqtt_devices():
         return
     mqtt_url = settings.mqtt_url

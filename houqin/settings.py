@@ -199,6 +199,11 @@ class Dlt645Settings(BaseModel):
     command_minutes: int = Field(
         default=5, ge=1, le=1440, description="A relay command not carried out within this is void at the meter"
     )
+    time_sync_at: time | None = Field(
+        default=time(3, 0),
+        description="Local time of the daily broadcast of the time to every 645 bus (unset: never); meters that "
+        "bill by time of use keep their clocks by it",
+    )
 
     @field_validator("password")
     @classmethod

@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from datetime import time as dt_time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from dlt645 import MeterServerService
 from dlt645.protocol.protocol import DLT645Protocol
 from pydantic import SecretStr
 
+from collectors.dlt645.clock import Dlt645Clock, next_sync
 from collectors.dlt645.commands import Dlt645CommandDispatcher
 from collectors.dlt645.frame import address_bytes
 from collectors.dlt645.link import Dlt645Link
@@ -313,3 +315,26 @@ async def test_probe_reads_a_meter_before_it_is_in_the_inventory(peer_meter: tup
     assert wrong.stderr.strip() == "probe: meter 000099999999 refused DI 00000000: other error"
     unreachable = await asyncio.to_thread(probe, "d3-101-meter")  # the demo's port: nobody listens there now
     assert unreachable.returncode == 1 and "d3-101-meter: dorm3-f1: cannot connect" in unreachable.stderr
+
+
+async def test_the_time_is_broadcast_daily_at_a_quiet_hour(tmp_path: Path) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    at = dt_time(3, 0)
+    assert next_sync(at, datetime(2026, 12, 1, 2, 59, tzinfo=zone)) == datetime(2026, 12, 1, 3, 0, tzinfo=zone)
+    assert next_sync(at, datetime(2026, 12, 1, 3, 0, tzinfo=zone)) == datetime(2026, 12, 2, 3, 0, tzinfo=zone)
+    model = load_inventory(write_dorm3(tmp_path, 1)).models["dlt645-2007-single-phase"]
+    meters = [SimulatedDlt645Meter(f"00000031010{n}", model, password="135790") for n in (1, 2)]
+    bus = SimulatedDlt645Bus(meters, baud=9600)
+    await bus.start()
+    link = Dlt645Link(gateway(bus.port))
+    try:
+        clock = Dlt645Clock([link], at, zone)
+        await clock.broadcast()
+        await asyncio.sleep(0.2)  # no answer comes: the meters set their clocks as the frame arrives
+        local = datetime.now(zone).replace(tzinfo=None)
+        for meter in meters:
+            assert meter.clock is not None and abs((local - meter.clock).total_seconds()) < 2
+        assert clock.broadcasts == 1 and await link.read(meters[0].address, ENERGY) == 0.0  # the bus still answers
+    finally:
+        await link.close()
+        await bus.stop()
