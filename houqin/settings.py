@@ -205,6 +205,11 @@ class Dlt645Settings(BaseModel):
         "bill by time of use keep their clocks by it",
     )
 
+    @field_validator("time_sync_at", mode="before")
+    @classmethod
+    def _empty_is_never(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("password")
     @classmethod
     def _six_digits(cls, value: SecretStr | None) -> SecretStr | None:
