@@ -144,7 +144,7 @@ class ModbusBusPoller:
         # poll that is due first, so the bus never idles while a device is due and no device waits behind
         # a bus-mate that is not.
         workers = min(self.link.gateway.max_in_flight, len(self.devices))
-        tasks = [asyncio.create_task(self._work()) for _ in range(workers)]
+        tasks = [asyncio.create_task(self._work(stop)) for _ in range(workers)]
         tasks.append(asyncio.create_task(self._watch_capacity()))
         try:
             await stop.wait()
@@ -157,10 +157,12 @@ class ModbusBusPoller:
     def _push(self, due: float, item: _Slot | _Poll) -> None:
         heapq.heappush(self._due, (due, next(self._sequence), item))
 
-    async def _work(self) -> None:
+    async def _work(self, stop: asyncio.Event) -> None:
         # Every item is in the heap or in one worker's hands, and there are no more workers than
-        # devices: the heap is never empty when a worker pops.
-        while True:
+        # devices: the heap is never empty when a worker pops. The loop also ends on ``stop``: on
+        # Python 3.11 a cancellation that lands as a reply arrives can be swallowed by ``wait_for``
+        # inside the Modbus client, and a worker that missed it must not poll on and hang the stop.
+        while not stop.is_set():
             due, _, item = heapq.heappop(self._due)
             delay = due - time.monotonic()
             if delay > 0:

@@ -61,7 +61,7 @@ async def run_for(poller: ModbusBusPoller, seconds: float) -> None:
     task = asyncio.create_task(poller.run(stop))
     await asyncio.sleep(seconds)
     stop.set()
-    await task
+    await asyncio.wait_for(task, 10)  # a poller that does not stop is a failure, not a hung suite
 
 
 async def test_a_dead_device_does_not_slow_its_bus_mates(
