@@ -109,7 +109,8 @@ class Dlt645Link:
                 await writer.drain()
                 if not expect_reply:
                     return request
-                return await asyncio.wait_for(self._reply_to(request), self.gateway.timeout)
+                async with asyncio.timeout(self.gateway.timeout):  # no task of its own, as wait_for makes
+                    return await self._reply_to(request)
             except TimeoutError:
                 self.timeouts += 1
                 self._drop()
