@@ -25,6 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from polling import CountingSink, measure  # noqa: E402  (bench/polling.py, beside this script)
+
 from collectors.dlt645.link import Dlt645Link  # noqa: E402
 from collectors.modbus_poller import ModbusBusPoller  # noqa: E402
 from collectors.pipeline import Pipeline  # noqa: E402
@@ -32,7 +34,6 @@ from collectors.simulators.dlt645 import SimulatedDlt645Bus, SimulatedDlt645Mete
 from houqin.dlt645_items import ITEMS_2007  # noqa: E402
 from houqin.inventory import load_inventory, load_shipped_profiles  # noqa: E402
 from houqin.inventory.model import Device, Gateway  # noqa: E402
-from houqin.readings import Reading  # noqa: E402
 
 MODEL = "dlt645-2007-single-phase"
 BAUD = 2400
@@ -65,16 +66,6 @@ def serve_buses(buses: int, meters: int, ports: Any, stop: Any) -> None:
     asyncio.run(main())
 
 
-class CountingSink:
-    name = "count"
-
-    def __init__(self) -> None:
-        self.readings = 0
-
-    async def consume(self, readings: list[Reading]) -> None:
-        self.readings += len(readings)
-
-
 async def run_houqin(ports: list[int], meters: int, interval: float, seconds: float) -> tuple[list[float], float]:
     inventory = load_inventory(ROOT / "devices.yaml")  # for the shipped profile and tag building
     pipeline = Pipeline()
@@ -87,22 +78,7 @@ async def run_houqin(ports: list[int], meters: int, interval: float, seconds: fl
         devices = [Device(id=f"bus{index}-m{unit}", model=MODEL, gateway=gateway.id, address=address(index, unit),
                           building="bench", poll_interval=interval) for unit in range(1, meters + 1)]  # fmt: skip
         pollers.append(ModbusBusPoller(Dlt645Link(gateway, wake=WAKE), devices, inventory, pipeline.publish))
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(pipeline.run(stop))] + [asyncio.create_task(p.run(stop)) for p in pollers]
-    await asyncio.sleep(interval)  # every device has had its first tick: the buses are in their stride
-    polls_before = [p.polls for p in pollers]
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
-    await asyncio.sleep(seconds)
-    cpu = time.process_time() - cpu_before
-    wall = time.perf_counter() - wall_before
-    rates = [(p.polls - before) / wall for p, before in zip(pollers, polls_before, strict=True)]
-    failed = sum(p.failed_polls for p in pollers)
-    timeouts = sum(p.link.timeouts for p in pollers)
-    print(f"houqin: {sum(p.polls for p in pollers)} polls, {failed} failed, {timeouts} timeouts, "
-          f"{sink.readings} readings through the pipeline")  # fmt: skip
-    stop.set()
-    await asyncio.gather(*tasks)
-    return rates, cpu / max(1, sum(p.polls - b for p, b in zip(pollers, polls_before, strict=True)))
+    return await measure(pollers, pipeline, sink, interval, seconds)
 
 
 def bare_request(wire_address: bytes, di: int) -> bytes:

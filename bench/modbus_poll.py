@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from polling import CountingSink, measure  # bench/polling.py, beside this script
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusTcpClient
 
@@ -29,7 +30,6 @@ from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.rs485 import Rs485Bus, blocks_of
 from houqin.inventory import load_inventory, load_shipped_profiles
 from houqin.inventory.model import Device, Gateway
-from houqin.readings import Reading
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "eastron-sdm120"
@@ -56,16 +56,6 @@ def serve_buses(buses: int, meters: int, ports: Any, stop: Any) -> None:
     asyncio.run(main())
 
 
-class CountingSink:
-    name = "count"
-
-    def __init__(self) -> None:
-        self.readings = 0
-
-    async def consume(self, readings: list[Reading]) -> None:
-        self.readings += len(readings)
-
-
 async def run_houqin(ports: list[int], meters: int, interval: float, seconds: float) -> tuple[list[float], float]:
     inventory = load_inventory(ROOT / "devices.yaml")  # for the shipped profile and tag building
     pipeline = Pipeline()
@@ -86,24 +76,7 @@ async def run_houqin(ports: list[int], meters: int, interval: float, seconds: fl
             for unit in range(1, meters + 1)
         ]
         pollers.append(ModbusBusPoller(ModbusLink(gateway), devices, inventory, pipeline.publish))
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(pipeline.run(stop))] + [asyncio.create_task(p.run(stop)) for p in pollers]
-    await asyncio.sleep(interval)  # every device has had its first tick: the buses are in their stride
-    polls_before = [p.polls for p in pollers]
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
-    await asyncio.sleep(seconds)
-    cpu = time.process_time() - cpu_before
-    wall = time.perf_counter() - wall_before
-    rates = [(p.polls - before) / wall for p, before in zip(pollers, polls_before, strict=True)]
-    failed = sum(p.failed_polls for p in pollers)
-    timeouts = sum(p.link.timeouts for p in pollers)
-    print(
-        f"houqin: {sum(p.polls for p in pollers)} polls, {failed} failed, {timeouts} timeouts, "
-        f"{sink.readings} readings through the pipeline"
-    )
-    stop.set()
-    await asyncio.gather(*tasks)
-    return rates, cpu / max(1, sum(p.polls - b for p, b in zip(pollers, polls_before, strict=True)))
+    return await measure(pollers, pipeline, sink, interval, seconds)
 
 
 async def run_bare(
