@@ -24,6 +24,7 @@ from collectors.dlt645.link import Dlt645Link
 from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
 from collectors.modbus_poller import ModbusBusPoller
 from collectors.simulators.dlt645 import SimulatedDlt645Bus, SimulatedDlt645Meter
+from collectors.simulators.serial_cable import SerialCable
 from houqin.commands import CommandQueue, CommandRequest
 from houqin.dlt645_items import ITEMS_2007, DataItem, RelayAction
 from houqin.inventory import load_inventory
@@ -34,7 +35,7 @@ from houqin.store import Database
 from houqin.store.tables import CommandSource
 from tests.conftest import DEMO_INVENTORY
 from tests.live_demo import HOUQIN
-from tests.servers import free_port
+from tests.servers import free_port, need
 from tests.test_commands import run_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -338,3 +339,28 @@ async def test_the_time_is_broadcast_daily_at_a_quiet_hour(tmp_path: Path) -> No
     finally:
         await link.close()
         await bus.stop()
+
+
+async def test_reads_over_a_serial_line_at_2400_8e1_from_a_meter_houqin_did_not_write() -> None:
+    """A serial port (a socat pseudo-terminal pair) at 2400 baud, even parity: the ``dlt645`` package's RTU
+    meter server on the far end, houqin's link on this end, through pyserial."""
+    need("socat", "socat")
+    cable = SerialCable("dlt645")
+    await cable.start()
+    service = MeterServerService.new_rtu_server(cable.device_end, 8, 1, 2400, "E", 1.0)
+    service.set_address(address_bytes(METER))
+    service.set_00(ENERGY.di, 4321.09)
+    service.set_02(VOLTAGE.di, 231.4)
+    assert service.server.start()
+    serial_gateway = Gateway.model_validate({"id": "dorm3-serial", "type": "rtu_serial", "device": cable.houqin_end,
+                                             "baudrate": 2400, "parity": "E", "timeout": 1.0})  # fmt: skip
+    link = Dlt645Link(serial_gateway)
+    try:
+        assert await link.read(METER, ENERGY) == pytest.approx(4321.09)
+        assert await link.read(METER, VOLTAGE) == pytest.approx(231.4)
+        assert await link.read_address() == METER
+        assert link.timeouts == 0 and link.reconnects == 1
+    finally:
+        await link.close()
+        service.server.stop()
+        await cable.stop()

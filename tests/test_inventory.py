@@ -374,7 +374,10 @@ def test_dlt645_meters_are_described_by_address_and_checked(tmp_path: Path) -> N
     path = write(tmp_path, wrong)
     errors = "\n".join(errors_of(path))
     assert "devices[1].address: string should match pattern" in errors, errors
-    assert "devices[0].gateway: DL/T 645 meters are reached through an rtu_over_tcp gateway" in errors, errors
+    assert (
+        "devices[0].gateway: DL/T 645 meters are reached through a serial port (rtu_serial) or a serial server"
+        in errors
+    )
     assert "devices[3].gateway: gateway 'dorm3' carries dlt645 (device 'm3'); a bus speaks one protocol" in errors
     assert "devices[4].unit: model 'dlt645-2007-single-phase' is a DL/T 645 meter" in errors, errors
     assert "unknown DL/T 645-2007 data identifier '0400FFFF'" in errors, errors

@@ -2,11 +2,12 @@
 
 The bus is reached through a transparent byte pipe — a serial server or a gateway forwarding raw RS-485
 frames over TCP (``rtu_over_tcp`` in the inventory: the framing on the wire is the meters', not
-Modbus's). A request goes out after the wake-up bytes; the link then reads until a reply *from the
-meter asked, to the function asked* arrives or the gateway's timeout passes. Anything else on the line
-— noise, a DTU's heartbeat, a stray or late frame from another meter — is counted and skipped, never
-taken for the answer. After a timeout the connection is dropped, so a late reply cannot answer the next
-request. Reconnects back off with jitter, like the Modbus link's.
+Modbus's), or a serial port of this machine (``rtu_serial``: an RS-485 adapter, at the gateway's baud
+rate and parity, usually 2400 8E1). A request goes out after the wake-up bytes; the link then reads
+until a reply *from the meter asked, to the function asked* arrives or the gateway's timeout passes.
+Anything else on the line — noise, a DTU's heartbeat, a stray or late frame from another meter — is
+counted and skipped, never taken for the answer. After a timeout the connection is dropped, so a late
+reply cannot answer the next request. Reconnects back off with jitter, like the Modbus link's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import termios
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -32,6 +34,7 @@ from collectors.dlt645.requests import (
     time_sync,
 )
 from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
+from collectors.serial_streams import SerialStreams, open_serial
 from houqin.backoff import Backoff
 from houqin.dlt645_items import DataItem, RelayAction, Version
 from houqin.inventory.model import Gateway
@@ -46,14 +49,15 @@ class Dlt645Link:
     """Reads and commands for the DL/T 645 meters behind one gateway."""
 
     def __init__(self, gateway: Gateway, wake: int = 4, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
-        if gateway.type != "rtu_over_tcp":
-            raise ValueError(f"gateway {gateway.id}: DL/T 645 runs over a transparent TCP gateway (rtu_over_tcp)")
+        if gateway.type == "modbus_tcp":
+            raise ValueError(f"gateway {gateway.id}: DL/T 645 runs over a serial port or a transparent gateway")
         self.gateway = gateway
         self.wake = wake
         self.backoff = Backoff(backoff_base, backoff_max, jitter=0.5)
         self._lock = asyncio.Lock()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._serial: SerialStreams | None = None  # a local serial port: its pieces to close
         self._frames = FrameReader()
         self._down_until = 0.0
         self._failures = 0
@@ -155,10 +159,8 @@ class Dlt645Link:
             raise LinkDown(f"{self.gateway.id}: unreachable, next attempt in {self._down_until - now:.1f} s")
         self.reconnects += 1
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.gateway.host, self.gateway.port), self.gateway.timeout + 1
-            )
-        except (TimeoutError, OSError) as exc:
+            reader, writer = await asyncio.wait_for(self._open(), self.gateway.timeout + 1)
+        except (TimeoutError, OSError, ValueError, termios.error) as exc:  # pyserial: ValueError, termios too
             self._failures += 1
             delay = self.backoff.delay(self._failures)
             self._down_until = time.monotonic() + delay
@@ -172,13 +174,24 @@ class Dlt645Link:
         self._frames.discard()  # half a frame from the last connection belongs to nothing now
         return writer
 
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        gateway = self.gateway
+        if gateway.type != "rtu_serial":
+            return await asyncio.open_connection(gateway.host, gateway.port)
+        self._serial = await open_serial(gateway.device or "", gateway.baudrate, gateway.bytesize, gateway.parity,
+                                         gateway.stopbits)  # fmt: skip
+        return self._serial.reader, self._serial.writer
+
     def _drop(self) -> None:
-        if self._writer is not None:
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
+        elif self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
 
     async def close(self) -> None:
-        writer = self._writer
+        writer = None if self._serial is not None else self._writer  # a serial port closes at once
         self._drop()
         if writer is not None:
             with contextlib.suppress(OSError, ConnectionError):

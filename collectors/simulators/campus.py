@@ -151,8 +151,9 @@ class SimulatedCampus:
     def gateway_for_link(self, gateway: Gateway) -> Gateway:
         """The gateway as houqin's links must reach it: on the simulator's own address (a serial bus: on
         houqin's end of its simulated cable). Valid once the campus is started."""
-        if gateway.id in self.dlt645_buses:
-            return gateway.model_copy(update={"host": "127.0.0.1", "port": self.dlt645_buses[gateway.id].port})
+        if gateway.id in self.dlt645_buses:  # served over TCP, whether the real bus is a serial port or a server
+            port = self.dlt645_buses[gateway.id].port
+            return gateway.model_copy(update={"type": "rtu_over_tcp", "host": "127.0.0.1", "port": port})
         if gateway.id in self.cables:
             return gateway.model_copy(update={"device": self.cables[gateway.id].houqin_end})
         simulated = self.gateways[gateway.id]

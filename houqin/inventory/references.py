@@ -87,9 +87,9 @@ def check_references(
                 report((*at, "address"), f"address {device.address} on gateway {device.gateway!r} is already "
                        f"device {other!r}")  # fmt: skip
             gateway = gateways.get(device.gateway)
-            if gateway is not None and gateway.type != "rtu_over_tcp":
-                report((*at, "gateway"), f"DL/T 645 meters are reached through an rtu_over_tcp gateway (a serial "
-                       f"server), not {gateway.type}")  # fmt: skip
+            if gateway is not None and gateway.type == "modbus_tcp":
+                report((*at, "gateway"), "DL/T 645 meters are reached through a serial port (rtu_serial) or a "
+                       "serial server (rtu_over_tcp), not modbus_tcp")  # fmt: skip
         if device.gateway is not None and device.unit is not None:
             other = units.setdefault((device.gateway, device.unit), device.id)
             if other != device.id:
