@@ -125,6 +125,10 @@ async def _run_down_and_top_up(houqin: Houqin, relay_id: str) -> None:
     await wait(lambda: meter.values["power"] > 0, "the power did not return")
     restored = await wallet()
     assert restored.state == "normal" and 0 < restored.balance_fen <= 2000
+    deadline = time.monotonic() + 30  # a 645 close is confirmed once status word 3 shows it: a moment later
+    while (await commands.recent(relay_id))[0].state != "confirmed":
+        assert time.monotonic() < deadline, "the restore was not confirmed"
+        await asyncio.sleep(0.1)
     [cut, restore] = sorted(await commands.recent(relay_id), key=lambda c: c.id)
     assert (cut.action, cut.source, cut.state) == ("off", "billing", "confirmed")
     assert (restore.action, restore.state) == ("on", "confirmed")
