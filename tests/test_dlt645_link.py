@@ -23,12 +23,13 @@ from collectors.dlt645.frame import address_bytes
 from collectors.dlt645.link import Dlt645Link
 from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
 from collectors.modbus_poller import ModbusBusPoller
+from collectors.read_steps import Dlt645Item
 from collectors.simulators.dlt645 import SimulatedDlt645Bus, SimulatedDlt645Meter
 from collectors.simulators.serial_cable import SerialCable
 from houqin.commands import CommandQueue, CommandRequest
-from houqin.dlt645_items import ITEMS_2007, DataItem, RelayAction
+from houqin.dlt645_items import ITEMS_2007, DataItem, RelayAction, Version
 from houqin.inventory import load_inventory
-from houqin.inventory.model import Gateway
+from houqin.inventory.model import Device, Gateway
 from houqin.readings import Reading
 from houqin.settings import Dlt645Settings
 from houqin.store import Database
@@ -364,3 +365,21 @@ async def test_reads_over_a_serial_line_at_2400_8e1_from_a_meter_houqin_did_not_
         await link.close()
         service.server.stop()
         await cable.stop()
+
+
+async def test_a_value_that_is_not_bcd_is_counted_as_garbage_not_a_timeout(noisy: NoisyGateway) -> None:
+    """The meter answered, with a value that is not BCD: the poll keeps its other fields and the bad one is
+    reported as garbage (counted and logged); it is neither retried nor a failed poll."""
+    link = Dlt645Link(gateway(noisy.port))
+    try:
+        noisy.script = [[reply(METER, ENERGY.di, bytes.fromhex("1A000000"))], [reply(METER, ENERGY.di,
+                                                                                    ENERGY.encode(5.5))]]  # fmt: skip
+        garbage: list[str] = []
+        step = Dlt645Item(link, ENERGY, Version.V2007)
+        device = Device.model_validate({"id": "m", "model": "dlt645-2007-single-phase", "gateway": "g",
+                                        "address": METER, "building": "b"})  # fmt: skip
+        assert await step.read(device, garbage.append) == {}
+        assert garbage == ["DI 00000000: 1a 00 00 00 is not BCD"] and link.timeouts == 0
+        assert await step.read(device, garbage.append) == {"energy": pytest.approx(5.5)}
+    finally:
+        await link.close()

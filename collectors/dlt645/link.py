@@ -36,7 +36,7 @@ from collectors.dlt645.requests import (
 from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
 from collectors.serial_streams import SerialStreams, open_serial
 from houqin.backoff import Backoff
-from houqin.dlt645_items import DataItem, RelayAction, Version
+from houqin.dlt645_items import BadValueError, DataItem, RelayAction, Version
 from houqin.inventory.model import Gateway
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,8 @@ class Dlt645Link:
             return parse()
         except MeterRefused as exc:
             raise DeviceRefused(str(exc), int(exc.error)) from None
+        except BadValueError:
+            raise  # the meter answered, with a value that is not one: garbage for the poller to count
         except (FrameError, ValueError) as exc:
             raise DeviceTimeout(f"meter {address} on {self.gateway.id}: unusable reply: {exc}") from None
 
