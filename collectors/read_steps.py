@@ -47,7 +47,7 @@ class Dlt645Item:
             return {}
         if self.item.bits:
             # Status word 3 carries the relay's state: the field houqin's relays report.
-            return {"relay_closed": not int(value) & RELAY_OPEN_BIT}
+            return {self.item.field: not int(value) & RELAY_OPEN_BIT}
         return {self.item.field: value}
 
 

@@ -30,7 +30,7 @@ class DataItem:
     unit: str = ""
     signed: bool = False
     scale: float = 1.0  # to houqin's unit (kW → W: 1000)
-    bits: bool = False  # a status word: the raw bits, not a number
+    bits: bool = False  # a status word: the raw bits, not a number (its field is what houqin reads from them)
 
     def decode(self, raw: bytes) -> float:
         if len(raw) != self.size:
@@ -78,7 +78,7 @@ ITEMS_2007 = {
         DataItem(0x02030000, "power", 3, 4, "W", signed=True, scale=1000.0),
         DataItem(0x02060000, "power_factor", 2, 3, signed=True),
         DataItem(0x02800002, "frequency", 2, 2, "Hz"),
-        DataItem(0x04000503, "status_word_3", 2, 0, bits=True),
+        DataItem(0x04000503, "relay_closed", 2, 0, bits=True),  # status word 3: bit 4 is the relay
     )
 }
 ITEMS_1997 = {

@@ -218,10 +218,7 @@ class Dlt645Map(Entry):
         out: dict[str, tuple[Literal["number", "bool", "string"], str]] = {}
         for di in self.item_ids():
             item = table[di]
-            if item.bits:
-                out["relay_closed"] = ("bool", "")
-            else:
-                out[item.field] = ("number", item.unit)
+            out[item.field] = ("bool", "") if item.bits else ("number", item.unit)
         return out
 
 
