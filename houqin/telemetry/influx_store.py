@@ -230,13 +230,14 @@ class InfluxStore:
             self._up()
             if attempt.live.copy is not None:
                 await asyncio.to_thread(self.spool.remove, attempt.live.copy)
-            self._written(attempt.live.lines, "live")
+            self._written(len(attempt.live.lines), "live")
         elif attempt.replay is not None:
             if self._failures:
                 log.info("InfluxDB answers again; writing the %d spooled points", self.spool.points)
             self._up()
             await asyncio.to_thread(self.spool.remove, attempt.replay)
-            self._written_replay(attempt.replay.points)
+            self._written(attempt.replay.points, "replay")
+            self.replayed_points += attempt.replay.points
             self._replay_at = time.monotonic() + attempt.replay.points / self.settings.replay_points_per_second
 
     def _cut(self) -> None:
@@ -245,14 +246,9 @@ class InfluxStore:
             self._lines = []
         self._oldest_line_at = None
 
-    def _written(self, lines: list[str], path: str) -> None:
-        WRITTEN.labels(path).inc(len(lines))
-        self.written_points += len(lines)
-
-    def _written_replay(self, points: int) -> None:
-        WRITTEN.labels("replay").inc(points)
+    def _written(self, points: int, path: str) -> None:
+        WRITTEN.labels(path).inc(points)
         self.written_points += points
-        self.replayed_points += points
 
     async def _replay(self, batch: SpooledBatch) -> None:
         body = await asyncio.to_thread(batch.read)
@@ -318,7 +314,7 @@ class InfluxStore:
                 continue
             if batch.copy is not None:
                 await asyncio.to_thread(self.spool.remove, batch.copy)
-            self._written(batch.lines, "live")
+            self._written(len(batch.lines), "live")
         self._room.set()
         if len(self.spool):
             log.info("stopping with %d points in the spool; they are written after the next start", self.spool.points)
