@@ -15,16 +15,17 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from collectors.dlt645.frame import ABNORMAL, BROADCAST, REPLY, WILDCARD, FrameReader, MeterError, address_bytes
 from collectors.dlt645.frame import Frame as WireFrame
-from collectors.dlt645.frame import FrameReader, MeterError
+from collectors.dlt645.requests import READ as READS
 from collectors.dlt645.requests import READ_ADDRESS, RELAY, TIME_SYNC
 from collectors.registers import Value
-from houqin.dlt645_items import ITEMS_2007, RELAY_OPEN_BIT, STATUS_WORD_3, RelayAction
+from houqin.dlt645_items import ITEMS_2007, RELAY_OPEN_BIT, STATUS_WORD_3, RelayAction, Version
 from houqin.inventory.model import DeviceModel
 
 log = logging.getLogger(__name__)
 
-READ = 0x11
+READ = READS[Version.V2007]
 
 
 class SimulatedDlt645Meter:
@@ -50,7 +51,7 @@ class SimulatedDlt645Meter:
             self.clock = datetime(2000 + digits[5], digits[4], digits[3], digits[2], digits[1], digits[0])
             return None
         if request.control == READ_ADDRESS:
-            return WireFrame(self.address, READ_ADDRESS | 0x80, bytes.fromhex(self.address)[::-1])
+            return WireFrame(self.address, READ_ADDRESS | REPLY, address_bytes(self.address))
         if request.control == READ:
             if self.refresh is not None:
                 self.refresh(self)
@@ -62,7 +63,7 @@ class SimulatedDlt645Meter:
                 value = item.encode(0 if self.relay_closed else RELAY_OPEN_BIT)
             else:
                 value = item.encode(float(self.values[item.field]))
-            return WireFrame(self.address, READ | 0x80, request.data[:4] + value)
+            return WireFrame(self.address, READ | REPLY, request.data[:4] + value)
         if request.control == RELAY:
             return self._relay(request, now)
         return self._refuse(request, MeterError.OTHER)
@@ -82,7 +83,7 @@ class SimulatedDlt645Meter:
         self.relay_commands.append(action)
         if action.closes is not None:
             self.relay_closed = action.closes
-        return WireFrame(self.address, RELAY | 0x80)
+        return WireFrame(self.address, RELAY | REPLY)
 
     @property
     def relay_closed(self) -> bool:
@@ -93,7 +94,7 @@ class SimulatedDlt645Meter:
         self.values["relay_closed"] = closed
 
     def _refuse(self, request: WireFrame, error: MeterError) -> WireFrame:
-        return WireFrame(self.address, request.control | 0xC0, bytes([int(error)]))
+        return WireFrame(self.address, request.control | REPLY | ABNORMAL, bytes([int(error)]))
 
 
 class SimulatedDlt645Bus:
@@ -141,11 +142,11 @@ class SimulatedDlt645Bus:
 
     def _replies(self, request: WireFrame) -> list[WireFrame]:
         now = datetime.now()  # the meters' clocks: the campus's local time
-        if request.address == "999999999999":
+        if request.address == BROADCAST:
             for meter in self.meters.values():
                 meter.answer(request, now)
             return []
-        if request.address.upper() == "AAAAAAAAAAAA":
+        if request.address.upper() == WILDCARD:
             online = [meter for meter in self.meters.values() if not meter.offline]
             # Several meters answering read-address at once garble each other: nothing usable comes back.
             if len(online) != 1:
