@@ -94,3 +94,19 @@ def test_the_database_pool_size_is_checked(monkeypatch: pytest.MonkeyPatch) -> N
         Settings()
     monkeypatch.setenv("HOUQIN_DATABASE_POOL_SIZE", "40")
     assert Settings().database_pool_size == 40
+
+
+def test_dlt645_settings_are_checked_and_the_password_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value, message in (("PASSWORD", "12345", "the meter password is 6 digits"),
+                                 ("PASSWORD", "12345a", "the meter password is 6 digits"),
+                                 ("OPERATOR", "1234", "string should match pattern"),
+                                 ("PASSWORD_LEVEL", "100", "less than or equal to 99"),
+                                 ("TIME_SYNC_AT", "25:00", "time")):  # fmt: skip
+        monkeypatch.setenv(f"HOUQIN_DLT645__{name}", value)
+        with pytest.raises(ValidationError, match=rf"(?i)dlt645\.{name.lower()}[\s\S]*{message}"):
+            Settings()
+        monkeypatch.delenv(f"HOUQIN_DLT645__{name}")
+    monkeypatch.setenv("HOUQIN_DLT645__PASSWORD", "135790")
+    settings = Settings()
+    assert settings.dlt645.password is not None and settings.dlt645.password.get_secret_value() == "135790"
+    assert "135790" not in str(masked_settings(settings))
