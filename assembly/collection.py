@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from collectors.command_dispatcher import ModbusCommandDispatcher
+from collectors.dial_in.line import DialInLine
+from collectors.dial_in.listener import DialInListener
 from collectors.dlt645.clock import Dlt645Clock
 from collectors.dlt645.commands import Dlt645CommandDispatcher
 from collectors.dlt645.link import Dlt645Link
@@ -75,18 +77,25 @@ async def _build(
         await campus.start()  # links need the simulators' ports
         collection.services.append(campus)
         collection.simulator = campus
+    lines: dict[str, DialInLine | None] = {}
     for gateway in inventory.gateways.values():
         if campus is not None:
             if gateway.id not in campus.simulated_gateways:
                 continue
             gateway = campus.gateway_for_link(gateway)
+        line = lines[gateway.id] = DialInLine(gateway) if gateway.type == "dial_in" else None
         devices = inventory.devices_on(gateway.id)
         if any(inventory.model_of(device).protocol == "dlt645" for device in devices):  # a bus speaks one protocol
-            dlt645 = dlt645_links[gateway.id] = Dlt645Link(gateway)
+            dlt645 = dlt645_links[gateway.id] = Dlt645Link(gateway, line=line)
             components.append(ModbusBusPoller(dlt645, devices, inventory, pipeline.publish))
             continue
-        link = links[gateway.id] = ModbusLink(gateway)
+        link = links[gateway.id] = ModbusLink(gateway, line=line)
         components.append(ModbusBusPoller(link, devices, inventory, pipeline.publish))
+    for listener in dial_in_listeners([line for line in lines.values() if line is not None]):
+        await listener.start()  # a port in use stops the start here, naming it and its gateways
+        components.append(listener)
+    if campus is not None:
+        await campus.dial_in(lines)
     if links:
         components.append(ModbusCommandDispatcher(commands, links, inventory))
     if dlt645_links:
@@ -108,3 +117,11 @@ async def _build(
     if campus is not None:
         simulated_url = mqtt_url if settings.mqtt_embedded else settings.simulator_mqtt_url or mqtt_url
         components.append(campus.mqtt_devices(simulated_url))
+
+
+def dial_in_listeners(lines: list[DialInLine]) -> list[DialInListener]:
+    """One listener per port: the DTUs dialling in on one port are told apart by their registration."""
+    by_port: dict[int, list[DialInLine]] = {}
+    for line in lines:
+        by_port.setdefault(line.gateway.port, []).append(line)
+    return [DialInListener(on_port) for on_port in by_port.values()]

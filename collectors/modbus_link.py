@@ -21,13 +21,15 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from collectors.dial_in.line import DialInLine
+from collectors.dial_in.modbus_client import DialInModbusClient
 from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
 from houqin.backoff import Backoff
 from houqin.inventory.model import Gateway
 
 log = logging.getLogger(__name__)
 
-ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
+ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient | DialInModbusClient
 T = TypeVar("T")
 
 
@@ -42,8 +44,13 @@ class _Connection:
 class ModbusLink:
     """Reads and writes for the devices behind one gateway."""
 
-    def __init__(self, gateway: Gateway, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
+    def __init__(
+        self, gateway: Gateway, backoff_base: float = 0.5, backoff_max: float = 60.0, line: DialInLine | None = None
+    ) -> None:
+        if (gateway.type == "dial_in") != (line is not None):
+            raise ValueError(f"gateway {gateway.id}: a dial_in gateway is reached through its line, only it")
         self.gateway = gateway
+        self.line = line
         # Jittered: the links of a campus that lost its network together do not all reconnect together.
         self.backoff = Backoff(backoff_base, backoff_max, jitter=0.5)
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
@@ -59,6 +66,8 @@ class ModbusLink:
 
     def _new_client(self) -> ModbusClient:
         gateway = self.gateway
+        if self.line is not None:
+            return DialInModbusClient(self.line, gateway.timeout)
         # reconnect_delay=0: pymodbus must not reconnect on its own; the link decides when (backoff).
         if gateway.type == "rtu_serial":
             return AsyncModbusSerialClient(
@@ -165,6 +174,8 @@ class ModbusLink:
             self._idle.put_nowait(connection)
 
     async def _connect(self, connection: _Connection) -> None:
+        if self.line is not None:  # nothing to dial: the DTU dials in, and a poll while it is away fails at once
+            raise LinkDown(self.line.describe_absence())
         now = time.monotonic()
         if now < connection.down_until:
             raise LinkDown(f"{self.gateway.id}: unreachable, next attempt in {connection.down_until - now:.1f} s")

@@ -9,6 +9,10 @@ now and then, so a dead meter costs its bus-mates at most one timeout per probe 
 One scheduler per bus: the polls wait in a heap ordered by due time, and as many workers as the link
 allows requests in flight take them in order. A poll is not a task of its own, so a saturated bus costs
 no timers and no wake-ups beyond the requests themselves.
+
+A bus behind a DTU that dials in is unreachable while the DTU is away, and its devices' breakers open.
+When the DTU dials in again, the devices that were failing are due at once: the bus is polled again
+within a request's time, not at the next breaker probe (up to ``probe_max`` later).
 """
 
 from __future__ import annotations
@@ -124,6 +128,10 @@ class ModbusBusPoller:
         self._polls_ok = POLLS.labels(link.name, "ok")
         self._polls_failed = POLLS.labels(link.name, "failed")
         self._poll_seconds = POLL_SECONDS.labels(link.name)
+        self._naps: set[asyncio.Future[bool]] = set()  # workers waiting for their next poll's time
+        self._pulled: set[str] = set()  # devices made due at once when their DTU dialled in again
+        if link.line is not None:
+            link.line.on_connect(self._gateway_back)
         self.polls = 0
         self.failed_polls = 0
         self.attempts = 0
@@ -165,14 +173,46 @@ class ModbusBusPoller:
         while not stop.is_set():
             due, _, item = heapq.heappop(self._due)
             delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if delay > 0 and not await self._nap(delay):
+                # Woken early: the schedule changed. The item goes back (due now if its device was pulled
+                # forward) and the worker takes whatever is due first.
+                self._push(time.monotonic() if item.device.id in self._pulled else due, item)
+                continue
             poll = self._begin(item.device, item) if isinstance(item, _Slot) else item
             if not await self._advance(poll):
                 # A lost frame: the retry goes behind the bus-mates that are already due.
                 self._push(time.monotonic(), poll)
             elif poll.slot is not None:
                 self._schedule_next(poll.slot)
+
+    async def _nap(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds: True, or False when ``_gateway_back`` wakes the worker early. (What
+        ``asyncio.sleep`` does, a future and a timer, with a way to end it.)"""
+        loop = asyncio.get_running_loop()
+        nap: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(delay, _wake, nap, True)
+        self._naps.add(nap)
+        try:
+            return await nap
+        finally:
+            timer.cancel()
+            self._naps.discard(nap)
+
+    def _gateway_back(self) -> None:
+        """The bus's DTU dialled in: every device that was failing is due now, breaker or not."""
+        now = time.monotonic()
+        self._pulled = {device.id for device in self.devices if self.health[device.id].consecutive_failures}
+        if not self._pulled:
+            return
+        for device_id in self._pulled:
+            self.health[device_id].open_until = 0.0
+        pulled = self._pulled
+        self._due = [
+            (min(due, now) if item.device.id in pulled else due, sequence, item) for due, sequence, item in self._due
+        ]
+        heapq.heapify(self._due)
+        for nap in list(self._naps):
+            _wake(nap, False)
 
     def _schedule_next(self, slot: _Slot) -> None:
         interval = slot.device.poll_interval
@@ -310,3 +350,8 @@ class ModbusBusPoller:
             fields["poll_latency_ms"] = latency * 1000.0
         tags = {**self._tags[device.id], "kind": "device_health", "device_kind": self._tags[device.id]["kind"]}
         await self.publish(Reading(device.id, ts, fields, tags))
+
+
+def _wake(nap: asyncio.Future[bool], on_time: bool) -> None:
+    if not nap.done():
+        nap.set_result(on_time)

@@ -22,6 +22,7 @@ from houqin.inventory import load_inventory
 from houqin.settings import Dlt645Settings, PaymentSettings, Settings
 from houqin.store import Database, upgrade_database
 from houqin.store.tables import PaymentOrder, Wallet
+from tests.servers import free_port
 
 INVENTORY = """
 site: {name: Billing campus, timezone: Asia/Shanghai}
@@ -48,10 +49,21 @@ rooms:
 """
 
 
-@pytest.mark.parametrize(("text", "relay"), [(INVENTORY, "r101-relay"), (DLT645_INVENTORY, "r101-meter")],
-                         ids=["modbus", "dlt645"])  # fmt: skip
+# The same meter behind a 4G DTU that dials in (the simulated campus runs the DTU).
+DIAL_IN_INVENTORY = DLT645_INVENTORY.replace(
+    "{id: floor1, type: rtu_over_tcp, host: 127.0.0.1, port: 1,",
+    "{id: floor1, type: dial_in, host: 127.0.0.1, port: PORT, registration: '868000001', heartbeat: FE,",
+)
+assert "dial_in" in DIAL_IN_INVENTORY
+
+
+@pytest.mark.parametrize(
+    ("text", "relay"),
+    [(INVENTORY, "r101-relay"), (DLT645_INVENTORY, "r101-meter"), (DIAL_IN_INVENTORY, "r101-meter")],
+    ids=["modbus", "dlt645", "dlt645-dial-in"],
+)
 async def test_a_room_that_runs_out_is_cut_and_a_top_up_restores_it(tmp_path: Path, text: str, relay: str) -> None:
-    (tmp_path / "devices.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "devices.yaml").write_text(text.replace("PORT", str(free_port())), encoding="utf-8")
     inventory = load_inventory(tmp_path / "devices.yaml")
     zone = ZoneInfo("Asia/Shanghai")
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'houqin.sqlite3'}")

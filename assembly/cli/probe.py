@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from assembly.cli.common import fail, inventory_or_exit
+from collectors.dial_in.line import DialInLine
+from collectors.dial_in.listener import DialInListener, ListenError
 from collectors.dlt645.link import Dlt645Link
 from collectors.link_errors import LinkError
 from collectors.modbus_link import ModbusLink
@@ -32,6 +34,7 @@ def probe(
     framing: Annotated[str, typer.Option(help="Modbus over TCP: modbus_tcp or rtu_over_tcp")] = "rtu_over_tcp",
     baudrate: Annotated[int, typer.Option(help="The bus's baud rate (for the record; the gateway sets it)")] = 2400,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer")] = 2.0,
+    wait: Annotated[float, typer.Option(help="A dial-in gateway: seconds to wait for its DTU to dial in")] = 120.0,
     inventory_file: Annotated[Path | None, typer.Option("--inventory", help="Default: setting inventory")] = None,
 ) -> None:
     """Read one device once and print its values: ``houqin probe d3-101-meter``, or a gateway given by
@@ -64,13 +67,19 @@ def probe(
                                             "unit": modbus_unit, "address": meter})  # fmt: skip
         except ValueError as exc:
             raise fail(str(exc)) from None
-    asyncio.run(_probe(inventory, gateway, target, ask_address=device is None and address is None))
+    asyncio.run(_probe(inventory, gateway, target, ask_address=device is None and address is None, wait=wait))
 
 
-async def _probe(inventory: Inventory, gateway: Gateway, device: Device, ask_address: bool) -> None:
+async def _probe(inventory: Inventory, gateway: Gateway, device: Device, ask_address: bool, wait: float) -> None:
     model = inventory.model_of(device)
-    link: ModbusLink | Dlt645Link = Dlt645Link(gateway) if model.protocol == "dlt645" else ModbusLink(gateway)
+    line = DialInLine(gateway) if gateway.type == "dial_in" else None
+    listener = DialInListener([line]) if line is not None else None
+    link: ModbusLink | Dlt645Link = (
+        Dlt645Link(gateway, line=line) if model.protocol == "dlt645" else ModbusLink(gateway, line=line)
+    )
     try:
+        if listener is not None and line is not None:
+            await _dialled_in(listener, line, wait)
         if isinstance(link, Dlt645Link) and ask_address:
             try:
                 found = await link.read_address()
@@ -94,3 +103,22 @@ async def _probe(inventory: Inventory, gateway: Gateway, device: Device, ask_add
             typer.echo(f"{name:<16} {value}{' ' + unit if unit else ''}")
     finally:
         await link.close()
+        if listener is not None:
+            await listener.close()
+
+
+async def _dialled_in(listener: DialInListener, line: DialInLine, wait: float) -> None:
+    """Listen on the gateway's port until its DTU dials in (``houqin run`` must not hold the port meanwhile)."""
+    try:
+        await listener.start()
+    except ListenError as exc:
+        raise fail(f"{exc} (stop houqin run, or probe while it does not listen)") from None
+    typer.echo(f"waiting up to {wait:g} s for DTU {line.gateway.registration!r} to dial in on port {line.gateway.port}")
+    arrived = asyncio.Event()
+    line.on_connect(arrived.set)
+    try:
+        await asyncio.wait_for(arrived.wait(), wait)
+    except TimeoutError:
+        raise fail(f"{line.gateway.id}: no DTU dialled in with registration {line.gateway.registration!r} within "
+                   f"{wait:g} s ({listener.refused} other connections refused)") from None  # fmt: skip
+    typer.echo(f"DTU dialled in from {line.peer}")

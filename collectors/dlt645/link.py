@@ -4,10 +4,13 @@ The bus is reached through a transparent byte pipe — a serial server or a gate
 frames over TCP (``rtu_over_tcp`` in the inventory: the framing on the wire is the meters', not
 Modbus's), or a serial port of this machine (``rtu_serial``: an RS-485 adapter, at the gateway's baud
 rate and parity, usually 2400 8E1). A request goes out after the wake-up bytes; the link then reads
-until a reply *from the meter asked, to the function asked* arrives or the gateway's timeout passes.
+until a reply *from the meter asked, to the function asked* arrives or the gateway's timeout passes. The
+pipe may also be a DTU that dialled in (``dial_in``: the bus's ``DialInLine``).
 Anything else on the line — noise, a DTU's heartbeat, a stray or late frame from another meter — is
-counted and skipped, never taken for the answer. After a timeout the connection is dropped, so a late
-reply cannot answer the next request. Reconnects back off with jitter, like the Modbus link's.
+counted and skipped, never taken for the answer (a read's reply must also echo the DI asked). After a
+timeout the connection is dropped, so a late reply cannot answer the next request; on a dial-in line the
+session is dropped instead and the DTU stays connected. Reconnects back off with jitter, like the Modbus
+link's; a dial-in line has nothing to reconnect to, so a poll while its DTU is away fails at once.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
+from collectors.dial_in.line import DialInLine
 from collectors.dlt645.frame import WILDCARD, Frame, FrameError, FrameReader
 from collectors.dlt645.requests import (
+    READ,
     MeterRefused,
     RelayCredentials,
     check_relay_reply,
@@ -43,15 +48,26 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 256
 T = TypeVar("T")
+_READS = frozenset(READ.values())
 
 
 class Dlt645Link:
     """Reads and commands for the DL/T 645 meters behind one gateway."""
 
-    def __init__(self, gateway: Gateway, wake: int = 4, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        wake: int = 4,
+        backoff_base: float = 0.5,
+        backoff_max: float = 60.0,
+        line: DialInLine | None = None,
+    ) -> None:
         if gateway.type == "modbus_tcp":
             raise ValueError(f"gateway {gateway.id}: DL/T 645 runs over a serial port or a transparent gateway")
+        if (gateway.type == "dial_in") != (line is not None):
+            raise ValueError(f"gateway {gateway.id}: a dial_in gateway is reached through its line, only it")
         self.gateway = gateway
+        self.line = line
         self.wake = wake
         self.backoff = Backoff(backoff_base, backoff_max, jitter=0.5)
         self._lock = asyncio.Lock()
@@ -141,7 +157,10 @@ class Dlt645Link:
     def _answers(frame: Frame, request: Frame) -> bool:
         if not frame.is_reply or frame.function != request.function:
             return False
-        return request.address == WILDCARD or frame.address == request.address
+        if request.address != WILDCARD and frame.address != request.address:
+            return False
+        # A normal reply to a read echoes the DI: a late reply to an earlier read of the same meter is not this one.
+        return frame.abnormal or frame.function not in _READS or frame.data.startswith(request.data)
 
     def _refusal_or(self, parse: Callable[[], T], address: str) -> T:
         try:
@@ -155,6 +174,10 @@ class Dlt645Link:
 
     async def _connected(self) -> asyncio.StreamWriter:
         if self._writer is not None and not self._writer.is_closing():
+            return self._writer
+        if self.line is not None:
+            self._reader, self._writer = self.line.open()  # LinkDown while the DTU is away
+            self._frames.discard()
             return self._writer
         now = time.monotonic()
         if now < self._down_until:
@@ -185,7 +208,9 @@ class Dlt645Link:
         return self._serial.reader, self._serial.writer
 
     def _drop(self) -> None:
-        if self._serial is not None:
+        if self.line is not None:
+            self.line.release(self._reader)  # the DTU stays connected: only this session ends
+        elif self._serial is not None:
             self._serial.close()
             self._serial = None
         elif self._writer is not None:
@@ -193,7 +218,7 @@ class Dlt645Link:
         self._reader = self._writer = None
 
     async def close(self) -> None:
-        writer = None if self._serial is not None else self._writer  # a serial port closes at once
+        writer = None if self._serial is not None or self.line is not None else self._writer  # nothing to wait for
         self._drop()
         if writer is not None:
             with contextlib.suppress(OSError, ConnectionError):

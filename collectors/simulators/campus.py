@@ -10,7 +10,9 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collectors.dial_in.line import DialInLine
 from collectors.simulators.dlt645 import SimulatedDlt645Bus, SimulatedDlt645Meter
+from collectors.simulators.dtu import SimulatedDtu
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.mqtt_devices import SimulatedMqttDevices
 from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load
@@ -38,6 +40,7 @@ class SimulatedCampus:
         self.gateways: dict[str, SimulatedGateway] = {}
         self.dlt645_buses: dict[str, SimulatedDlt645Bus] = {}
         self._mqtt: SimulatedMqttDevices | None = None
+        self.dtus: dict[str, SimulatedDtu] = {}  # the DTUs of dial-in gateways, once houqin listens
         room_of_meter = {room.meter: room for room in inventory.rooms.values()}
         rooms_per_building: dict[str, int] = {}
         for room in inventory.rooms.values():
@@ -151,6 +154,8 @@ class SimulatedCampus:
     def gateway_for_link(self, gateway: Gateway) -> Gateway:
         """The gateway as houqin's links must reach it: on the simulator's own address (a serial bus: on
         houqin's end of its simulated cable). Valid once the campus is started."""
+        if gateway.type == "dial_in":  # houqin listens where the inventory says; the simulated DTU dials it
+            return gateway
         if gateway.id in self.dlt645_buses:  # served over TCP, whether the real bus is a serial port or a server
             port = self.dlt645_buses[gateway.id].port
             return gateway.model_copy(update={"type": "rtu_over_tcp", "host": "127.0.0.1", "port": port})
@@ -158,6 +163,23 @@ class SimulatedCampus:
             return gateway.model_copy(update={"device": self.cables[gateway.id].houqin_end})
         simulated = self.gateways[gateway.id]
         return gateway.model_copy(update={"host": "127.0.0.1", "port": simulated.port})
+
+    async def dial_in(self, lines: dict[str, DialInLine | None]) -> None:
+        """Start a simulated DTU for every dial-in gateway: it dials houqin's listener and bridges the
+        gateway's simulated bus."""
+        for gateway_id, line in lines.items():
+            if line is None or gateway_id not in self.simulated_gateways:
+                continue
+            gateway = line.gateway
+            bus_port = self.dlt645_buses[gateway_id].port if gateway_id in self.dlt645_buses else (
+                self.gateways[gateway_id].port)  # fmt: skip
+            beat_every = (gateway.idle_timeout or 180.0) / 3
+            dtu = SimulatedDtu(gateway.registration_bytes, ("127.0.0.1", gateway.port), ("127.0.0.1", bus_port),
+                               gateway.heartbeat_bytes, beat_every)  # fmt: skip
+            self.dtus[gateway_id] = dtu
+            await dtu.start()
+            log.info("simulated DTU of %s dials 127.0.0.1:%d, bridging its bus on 127.0.0.1:%d",
+                     gateway_id, gateway.port, bus_port)  # fmt: skip
 
     def simulated(self, device: Device) -> SimulatedDevice:
         return self.devices[device.id]
@@ -192,6 +214,8 @@ class SimulatedCampus:
                  len(self.devices), len(self.gateways), len(self.cables), len(self.dlt645_buses))  # fmt: skip
 
     async def stop(self) -> None:
+        for dtu in self.dtus.values():
+            await dtu.stop()
         for gateway in self.gateways.values():
             await gateway.stop()
         for bus in self.dlt645_buses.values():

@@ -29,11 +29,14 @@ from houqin.inventory.entries import (
 
 
 class Gateway(Entry):
-    """One Modbus connection: a TCP device, a serial-to-Ethernet gateway (RTU framing), or a serial bus."""
+    """One bus connection: a Modbus TCP device, a serial server forwarding a bus's frames over TCP
+    (``rtu_over_tcp``), a serial port of this machine (``rtu_serial``), or a DTU that dials in
+    (``dial_in``: houqin listens on ``host:port`` and the DTU connects, names itself with its registration
+    packet, and then forwards the bus's frames; DTUs sharing a port are told apart by that packet)."""
 
     id: Ident
-    type: Literal["modbus_tcp", "rtu_over_tcp", "rtu_serial"]
-    host: str | None = None
+    type: Literal["modbus_tcp", "rtu_over_tcp", "rtu_serial", "dial_in"]
+    host: str | None = None  # dial_in: the address houqin listens on (default every interface)
     port: Port = 502
     device: str | None = None  # serial port, e.g. /dev/ttyUSB0
     baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
@@ -44,6 +47,13 @@ class Gateway(Entry):
     retries: Annotated[int, _between(0, 10)] = 2
     max_in_flight: Annotated[int, _between(1, 64)] = 1
     inter_request_delay: Annotated[float, _between(0, 10)] = 0.0
+    # dial_in: the DTU's registration packet (its id, IMEI, ...) and heartbeat, as text or as hex bytes.
+    registration: str | None = None
+    registration_format: Literal["ascii", "hex"] = "ascii"
+    heartbeat: str | None = None
+    heartbeat_format: Literal["ascii", "hex"] = "hex"
+    identify_timeout: Annotated[float, _between(1, 600)] = 30.0  # a connection that names no DTU is closed
+    idle_timeout: Annotated[float, _between(1, 86400)] | None = None  # silent this long (no heartbeat): dead
     description: str = ""
 
     @model_validator(mode="after")
@@ -53,14 +63,68 @@ class Gateway(Entry):
                 raise ValueError("device: a serial gateway needs the serial port (e.g. /dev/ttyUSB0)")
             if self.host:
                 raise ValueError("host: a serial gateway has no host; use type rtu_over_tcp for a TCP gateway")
+        elif self.type == "dial_in":
+            self._dial_in_fields()
         elif not self.host:
             raise ValueError(f"host: a {self.type} gateway needs a host")
+        if self.type != "dial_in":
+            for name in ("registration", "heartbeat", "idle_timeout"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: only a dial_in gateway (a DTU that connects to houqin) has one")
         if self.max_in_flight > 1 and self.type != "modbus_tcp":
             raise ValueError(
                 f"max_in_flight: an RS-485 bus answers one request at a time, got {self.max_in_flight}"
                 f" for a {self.type} gateway"
             )
         return self
+
+    def _dial_in_fields(self) -> None:
+        if self.device:
+            raise ValueError("device: a dial_in gateway is a DTU that connects over the network, not a serial port")
+        if "port" not in self.model_fields_set:
+            raise ValueError("port: a dial_in gateway needs the port houqin listens on for its DTU")
+        if not self.registration:
+            raise ValueError("registration: a dial_in gateway needs the registration packet its DTU sends")
+        registration = self.registration_bytes  # raises on bad hex
+        if len(registration) > MAX_REGISTRATION:
+            raise ValueError(f"registration: at most {MAX_REGISTRATION} bytes, got {len(registration)}")
+        if self.heartbeat is not None:
+            heartbeat = self.heartbeat_bytes
+            if not heartbeat:
+                raise ValueError("heartbeat: empty; leave it out if the DTU sends none")
+            if registration.startswith(heartbeat):
+                raise ValueError("heartbeat: the registration packet starts with the heartbeat; they cannot be "
+                                 "told apart")  # fmt: skip
+
+    @property
+    def registration_bytes(self) -> bytes:
+        return _packet("registration", self.registration or "", self.registration_format)
+
+    @property
+    def heartbeat_bytes(self) -> bytes | None:
+        if self.heartbeat is None:
+            return None
+        return _packet("heartbeat", self.heartbeat, self.heartbeat_format)
+
+    @property
+    def listen_host(self) -> str:
+        return self.host or "0.0.0.0"  # noqa: S104 - a DTU dials in from the network: every interface by default
+
+
+MAX_REGISTRATION = 64
+
+
+def _packet(name: str, text: str, form: str) -> bytes:
+    if form == "ascii":
+        try:
+            return text.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name}: {text!r} is not ASCII; give it as hex with {name}_format: hex") from None
+    digits = text.replace(" ", "")
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not hex bytes (e.g. 'FE' or '48 51 30 31')") from None
 
 
 class RegisterField(Entry):

@@ -176,7 +176,35 @@ def check_references(
 def _check_gateways(document: LocatedDocument, gateways: list[tuple[int, Gateway]], issues: list[ConfigIssue]) -> None:
     # Two gateways on one connection would race each other on a bus that answers one request at a time.
     endpoints: dict[str, str] = {}
+    registrations: dict[bytes, str] = {}
+    listeners: dict[int, tuple[str, str]] = {}  # dial-in port -> (listen address, first gateway on it)
+    prefixes: dict[tuple[int, bytes], str] = {}
     for index, gateway in gateways:
+        if gateway.type == "dial_in":
+            # DTUs share a listening port and are told apart by their registration packet alone.
+            other = registrations.setdefault(gateway.registration_bytes, gateway.id)
+            if other != gateway.id:
+                issues.append(document.issue(("gateways", index, "registration"),
+                                             f"registration {gateway.registration!r} is already gateway {other!r}: "
+                                             "a DTU's registration names one gateway"))  # fmt: skip
+            for (port, registration), other in prefixes.items():
+                mine = gateway.registration_bytes
+                if (
+                    port == gateway.port
+                    and other != gateway.id
+                    and registration != mine  # the same registration is reported above
+                    and (registration.startswith(mine) or mine.startswith(registration))
+                ):
+                    message = (f"registration {gateway.registration!r} and gateway {other!r}'s on port {port}: one "
+                               "starts the other, so they cannot be told apart")  # fmt: skip
+                    issues.append(document.issue(("gateways", index, "registration"), message))
+            prefixes.setdefault((gateway.port, gateway.registration_bytes), gateway.id)
+            host, first = listeners.setdefault(gateway.port, (gateway.listen_host, gateway.id))
+            if host != gateway.listen_host:
+                issues.append(document.issue(("gateways", index, "port"),
+                                             f"port {gateway.port} is already listened on at {host} for gateway "
+                                             f"{first!r}: DTUs on one port share its address"))  # fmt: skip
+            continue
         if gateway.type == "rtu_serial":
             endpoint, field = f"serial port {gateway.device}", "device"
         else:

@@ -1,0 +1,1 @@
+"""Gateways that dial in: DTUs that connect to houqin, name themselves and then carry a bus's frames."""
