@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ from houqin.inventory.model import Gateway
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 4096
+FLAPPING_WINDOW = 60.0
+FLAPPING_REPLACEMENTS = 3  # connections replaced within the window that say "two DTUs with one id"
 SESSION_LIMIT = 64 * 1024  # a session's unread bytes: far beyond any reply, so only a babbling line reaches it
 
 
@@ -54,6 +57,7 @@ class DialInLine:
         self._connection: _Connection | None = None
         self._on_connect: list[Callable[[], None]] = []
         self._last_replace_warning = -float("inf")
+        self._replaced_at: deque[float] = deque()
         self._hung_up = False  # houqin is stopping: a connection that ends now is not news
         self.connects = 0
         self.replacements = 0
@@ -181,16 +185,19 @@ class DialInLine:
         return chunk
 
     def _say_replaced(self, old: _Connection, peer: str) -> None:
-        # The same DTU after a dead 4G session: expected. Two DTUs configured with one id take turns
-        # replacing each other: say so, once a minute, with both addresses.
-        fresh = time.monotonic() - old.last_heard < 2 * (self.gateway.idle_timeout or 120.0)
-        if fresh and old.peer.rsplit(":", 1)[0] != peer.rsplit(":", 1)[0]:
-            now = time.monotonic()
-            if now - self._last_replace_warning >= 60:
+        # One DTU redialling after its 4G session died replaces its connection now and then. Two DTUs
+        # configured with one id replace each other over and over, from addresses that say nothing (NAT):
+        # the rate tells them apart. Said once a minute, with both addresses.
+        now = time.monotonic()
+        self._replaced_at.append(now)
+        while self._replaced_at and now - self._replaced_at[0] > FLAPPING_WINDOW:
+            self._replaced_at.popleft()
+        if len(self._replaced_at) >= FLAPPING_REPLACEMENTS:
+            if now - self._last_replace_warning >= FLAPPING_WINDOW:
                 self._last_replace_warning = now
-                log.warning("%s: registration from %s replaces a live connection from %s: two DTUs with one "
-                            "registration id? (%d replacements so far)", self.gateway.id, peer, old.peer,
-                            self.replacements)  # fmt: skip
+                log.warning("%s: DTU dialled in %d times within %.0f s, each replacing a connection (now %s, "
+                            "before %s): two DTUs with one registration id? (or one that keeps losing its link)",
+                            self.gateway.id, len(self._replaced_at), FLAPPING_WINDOW, peer, old.peer)  # fmt: skip
             return
         log.info("%s: DTU dialled in again from %s; the old connection from %s is closed",
                  self.gateway.id, peer, old.peer)  # fmt: skip

@@ -65,11 +65,11 @@ class SimulatedDtu:
             await asyncio.sleep(self.redial)
 
     async def _session(self) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.houqin)
+        bus_reader, bus_writer = await asyncio.open_connection(*self.bus)  # the serial side is always there
         try:
-            bus_reader, bus_writer = await asyncio.open_connection(*self.bus)
+            up_reader, up_writer = await asyncio.open_connection(*self.houqin)
         except OSError:
-            up_writer.close()
+            bus_writer.close()
             raise
         self.dials += 1
         self._hang_up.clear()

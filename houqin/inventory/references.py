@@ -178,7 +178,7 @@ def _check_gateways(document: LocatedDocument, gateways: list[tuple[int, Gateway
     endpoints: dict[str, str] = {}
     registrations: dict[bytes, str] = {}
     listeners: dict[int, tuple[str, str]] = {}  # dial-in port -> (listen address, first gateway on it)
-    prefixes: dict[tuple[int, bytes], str] = {}
+    prefixes: dict[tuple[int, bytes], tuple[str, str]] = {}  # (port, registration) -> (gateway, as written)
     for index, gateway in gateways:
         if gateway.type == "dial_in":
             # DTUs share a listening port and are told apart by their registration packet alone.
@@ -187,18 +187,17 @@ def _check_gateways(document: LocatedDocument, gateways: list[tuple[int, Gateway
                 issues.append(document.issue(("gateways", index, "registration"),
                                              f"registration {gateway.registration!r} is already gateway {other!r}: "
                                              "a DTU's registration names one gateway"))  # fmt: skip
-            for (port, registration), other in prefixes.items():
-                mine = gateway.registration_bytes
+            mine = gateway.registration_bytes
+            for (port, registration), (other, text) in prefixes.items():
                 if (
                     port == gateway.port
-                    and other != gateway.id
                     and registration != mine  # the same registration is reported above
                     and (registration.startswith(mine) or mine.startswith(registration))
                 ):
-                    message = (f"registration {gateway.registration!r} and gateway {other!r}'s on port {port}: one "
-                               "starts the other, so they cannot be told apart")  # fmt: skip
+                    message = (f"registration {gateway.registration!r} and {text!r} of gateway {other!r} on port "
+                               f"{port}: one starts the other, so they cannot be told apart")  # fmt: skip
                     issues.append(document.issue(("gateways", index, "registration"), message))
-            prefixes.setdefault((gateway.port, gateway.registration_bytes), gateway.id)
+            prefixes.setdefault((gateway.port, mine), (gateway.id, gateway.registration or ""))
             host, first = listeners.setdefault(gateway.port, (gateway.listen_host, gateway.id))
             if host != gateway.listen_host:
                 issues.append(document.issue(("gateways", index, "port"),
