@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from collectors.modbus_poller import ModbusBusPoller
 from collectors.pipeline import Pipeline
@@ -23,9 +24,15 @@ class CountingSink:
 
 
 async def measure(
-    pollers: list[ModbusBusPoller], pipeline: Pipeline, sink: CountingSink, interval: float, seconds: float
+    pollers: list[ModbusBusPoller],
+    pipeline: Pipeline,
+    sink: CountingSink,
+    interval: float,
+    seconds: float,
+    then: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[list[float], float]:
-    """Run the pollers; polls/s of each over ``seconds`` after ``interval``, and CPU seconds per poll."""
+    """Run the pollers; polls/s of each over ``seconds`` after ``interval``, and CPU seconds per poll;
+    ``then`` runs after the window, while the pollers still run."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(pipeline.run(stop))] + [asyncio.create_task(p.run(stop)) for p in pollers]
     await asyncio.sleep(interval)  # every device has had its first tick: the buses are in their stride
@@ -39,6 +46,8 @@ async def measure(
     timeouts = sum(p.link.timeouts for p in pollers)
     print(f"houqin: {sum(p.polls for p in pollers)} polls, {failed} failed, {timeouts} timeouts, "
           f"{sink.readings} readings through the pipeline")  # fmt: skip
+    if then is not None:
+        await then()
     stop.set()
     await asyncio.gather(*tasks)
     return rates, cpu / max(1, sum(p.polls - b for p, b in zip(pollers, polls_before, strict=True)))

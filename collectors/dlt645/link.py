@@ -129,8 +129,15 @@ class Dlt645Link:
                 await writer.drain()
                 if not expect_reply:
                     return request
-                async with asyncio.timeout(self.gateway.timeout):  # no task of its own, as wait_for makes
+                # The wait is bounded by one timer that fails the reader: no task (as wait_for makes) and no
+                # cancellation to undo (as asyncio.timeout does); the reader is dropped after a timeout anyway.
+                assert self._reader is not None
+                timer = asyncio.get_running_loop().call_later(self.gateway.timeout, self._reader.set_exception,
+                                                              TimeoutError())  # fmt: skip
+                try:
                     return await self._reply_to(request)
+                finally:
+                    timer.cancel()
             except TimeoutError:
                 self.timeouts += 1
                 self._drop()

@@ -135,8 +135,8 @@ class SimulatedDlt645Bus:
                             await self._wire(len(wire))
                             writer.write(wire)
                             await writer.drain()
-        except ConnectionError:
-            pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # cancelled: the loop is shutting down (asyncio's stream server would log it as an error)
         finally:
             writer.close()
 

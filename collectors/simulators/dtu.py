@@ -42,6 +42,7 @@ class SimulatedDtu:
         self.replies = 0
         self._task: asyncio.Task[None] | None = None
         self._hang_up: asyncio.Event = asyncio.Event()
+        self._away: float | None = None  # the next pause before dialling, when a drop says how long
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -52,8 +53,9 @@ class SimulatedDtu:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def drop(self) -> None:
-        """Hang up now (a 4G session lost); the DTU dials again after ``redial`` seconds."""
+    def drop(self, away: float | None = None) -> None:
+        """Hang up now (a 4G session lost); the DTU dials again after ``away`` (default ``redial``) seconds."""
+        self._away = away
         self._hang_up.set()
 
     async def _run(self) -> None:
@@ -62,7 +64,8 @@ class SimulatedDtu:
                 await self._session()
             except (ConnectionError, OSError) as exc:
                 log.debug("simulated DTU %r: %s", self.registration, exc)
-            await asyncio.sleep(self.redial)
+            away, self._away = self._away, None
+            await asyncio.sleep(self.redial if away is None else away)
 
     async def _session(self) -> None:
         bus_reader, bus_writer = await asyncio.open_connection(*self.bus)  # the serial side is always there
