@@ -1,25 +1,11 @@
-"""One DL/T 645 link per RS-485 bus: every request to the meters on it goes through here, one at a time.
-
-The bus is reached through a transparent byte pipe — a serial server or a gateway forwarding raw RS-485
-frames over TCP (``rtu_over_tcp`` in the inventory: the framing on the wire is the meters', not
-Modbus's), or a serial port of this machine (``rtu_serial``: an RS-485 adapter, at the gateway's baud
-rate and parity, usually 2400 8E1). A request goes out after the wake-up bytes; the link then reads
-until a reply *from the meter asked, to the function asked* arrives or the gateway's timeout passes. The
-pipe may also be a DTU that dialled in (``dial_in``: the bus's ``DialInLine``).
-Anything else on the line — noise, a DTU's heartbeat, a stray or late frame from another meter — is
-counted and skipped, never taken for the answer (a read's reply must also echo the DI asked). After a
-timeout the connection is dropped, so a late reply cannot answer the next request; on a dial-in line the
-session is dropped instead and the DTU stays connected. Reconnects back off with jitter, like the Modbus
-link's; a dial-in line has nothing to reconnect to, so a poll while its DTU is away fails at once.
+"""DL/T 645 over one RS-485 bus: reads by data identifier, the address of a lone meter, relay commands and
+the time broadcast; the connection, turn-taking and timeouts are ``FramedLink``'s. A reply answers a
+request when it comes from the meter asked, to the function asked (a read's reply must also echo the DI
+asked: a late reply to an earlier read of the same meter is not this one's).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import termios
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
@@ -38,21 +24,19 @@ from collectors.dlt645.requests import (
     relay_request,
     time_sync,
 )
-from collectors.link_errors import DeviceRefused, DeviceTimeout, LinkDown
-from collectors.serial_streams import SerialStreams, open_serial
-from houqin.backoff import Backoff
+from collectors.framed_link import FramedLink
+from collectors.link_errors import DeviceRefused, DeviceTimeout
 from houqin.dlt645_items import BadValueError, DataItem, RelayAction, Version
 from houqin.inventory.model import Gateway
 
-log = logging.getLogger(__name__)
-
-READ_CHUNK = 256
 T = TypeVar("T")
 _READS = frozenset(READ.values())
 
 
-class Dlt645Link:
+class Dlt645Link(FramedLink[Frame]):
     """Reads and commands for the DL/T 645 meters behind one gateway."""
+
+    protocol = "DL/T 645"
 
     def __init__(
         self,
@@ -62,38 +46,7 @@ class Dlt645Link:
         backoff_max: float = 60.0,
         line: DialInLine | None = None,
     ) -> None:
-        if gateway.type == "modbus_tcp":
-            raise ValueError(f"gateway {gateway.id}: DL/T 645 runs over a serial port or a transparent gateway")
-        if (gateway.type == "dial_in") != (line is not None):
-            raise ValueError(f"gateway {gateway.id}: a dial_in gateway is reached through its line, only it")
-        self.gateway = gateway
-        self.line = line
-        self.wake = wake
-        self.backoff = Backoff(backoff_base, backoff_max, jitter=0.5)
-        self._lock = asyncio.Lock()
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._serial: SerialStreams | None = None  # a local serial port: its pieces to close
-        self._frames = FrameReader()
-        self._down_until = 0.0
-        self._failures = 0
-        self._last_request_end = 0.0
-        self.requests = 0
-        self.timeouts = 0
-        self.reconnects = 0
-        self.stray_frames = 0  # whole frames that answered nothing asked (another meter's, a late one)
-
-    @property
-    def name(self) -> str:
-        return self.gateway.id
-
-    @property
-    def garbage_bytes(self) -> int:
-        return self._frames.garbage
-
-    @property
-    def bad_frames(self) -> int:
-        return self._frames.bad_frames
+        super().__init__(gateway, FrameReader(), wake, backoff_base, backoff_max, line)
 
     # -- what the pollers and commands ask -----------------------------------------------------------
 
@@ -115,53 +68,13 @@ class Dlt645Link:
         """Set every meter's clock to ``at`` (their local time); meters do not answer a broadcast."""
         await self.exchange(time_sync(at), expect_reply=False)
 
-    # -- the wire ----------------------------------------------------------------------------------------
+    def _encode(self, request: Frame) -> bytes:
+        return request.encode(self.wake)
 
-    async def exchange(self, request: Frame, expect_reply: bool = True) -> Frame:
-        async with self._lock:
-            writer = await self._connected()
-            gap = self.gateway.inter_request_delay - (time.monotonic() - self._last_request_end)
-            if gap > 0:
-                await asyncio.sleep(gap)
-            self.requests += 1
-            try:
-                writer.write(request.encode(self.wake))
-                await writer.drain()
-                if not expect_reply:
-                    return request
-                # The wait is bounded by one timer that fails the reader: no task (as wait_for makes) and no
-                # cancellation to undo (as asyncio.timeout does); the reader is dropped after a timeout anyway.
-                assert self._reader is not None
-                timer = asyncio.get_running_loop().call_later(self.gateway.timeout, self._reader.set_exception,
-                                                              TimeoutError())  # fmt: skip
-                try:
-                    return await self._reply_to(request)
-                finally:
-                    timer.cancel()
-            except TimeoutError:
-                self.timeouts += 1
-                self._drop()
-                raise DeviceTimeout(f"meter {request.address} on {self.gateway.id}: no answer within "
-                                    f"{self.gateway.timeout:g} s") from None  # fmt: skip
-            except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
-                self._drop()
-                raise LinkDown(f"{self.gateway.id}: connection lost: {exc}") from None
-            finally:
-                self._last_request_end = time.monotonic()
+    def _describe(self, request: Frame) -> str:
+        return f"meter {request.address}"
 
-    async def _reply_to(self, request: Frame) -> Frame:
-        assert self._reader is not None
-        while True:
-            chunk = await self._reader.read(READ_CHUNK)
-            if not chunk:
-                raise ConnectionError("the gateway closed the connection")
-            for frame in self._frames.feed(chunk):
-                if self._answers(frame, request):
-                    return frame
-                self.stray_frames += 1
-
-    @staticmethod
-    def _answers(frame: Frame, request: Frame) -> bool:
+    def _answers(self, frame: Frame, request: Frame) -> bool:
         if not frame.is_reply or frame.function != request.function:
             return False
         if request.address != WILDCARD and frame.address != request.address:
@@ -178,55 +91,3 @@ class Dlt645Link:
             raise  # the meter answered, with a value that is not one: garbage for the poller to count
         except (FrameError, ValueError) as exc:
             raise DeviceTimeout(f"meter {address} on {self.gateway.id}: unusable reply: {exc}") from None
-
-    async def _connected(self) -> asyncio.StreamWriter:
-        if self._writer is not None and not self._writer.is_closing():
-            return self._writer
-        if self.line is not None:
-            self._reader, self._writer = self.line.open()  # LinkDown while the DTU is away
-            self._frames.discard()
-            return self._writer
-        now = time.monotonic()
-        if now < self._down_until:
-            raise LinkDown(f"{self.gateway.id}: unreachable, next attempt in {self._down_until - now:.1f} s")
-        self.reconnects += 1
-        try:
-            reader, writer = await asyncio.wait_for(self._open(), self.gateway.timeout + 1)
-        except (TimeoutError, OSError, ValueError, termios.error) as exc:  # pyserial: ValueError, termios too
-            self._failures += 1
-            delay = self.backoff.delay(self._failures)
-            self._down_until = time.monotonic() + delay
-            level = logging.ERROR if self._failures == 1 else logging.DEBUG
-            log.log(level, "%s: cannot connect (%s), retrying in %.1f s", self.gateway.id, exc, delay)
-            raise LinkDown(f"{self.gateway.id}: cannot connect") from None
-        self._reader, self._writer = reader, writer
-        if self._failures:
-            log.info("%s: connected again after %d failed attempts", self.gateway.id, self._failures)
-        self._failures = 0
-        self._frames.discard()  # half a frame from the last connection belongs to nothing now
-        return writer
-
-    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        gateway = self.gateway
-        if gateway.type != "rtu_serial":
-            return await asyncio.open_connection(gateway.host, gateway.port)
-        self._serial = await open_serial(gateway.device or "", gateway.baudrate, gateway.bytesize, gateway.parity,
-                                         gateway.stopbits)  # fmt: skip
-        return self._serial.reader, self._serial.writer
-
-    def _drop(self) -> None:
-        if self.line is not None:
-            self.line.release(self._reader)  # the DTU stays connected: only this session ends
-        elif self._serial is not None:
-            self._serial.close()
-            self._serial = None
-        elif self._writer is not None:
-            self._writer.close()
-        self._reader = self._writer = None
-
-    async def close(self) -> None:
-        writer = None if self._serial is not None or self.line is not None else self._writer  # nothing to wait for
-        self._drop()
-        if writer is not None:
-            with contextlib.suppress(OSError, ConnectionError):
-                await writer.wait_closed()
