@@ -26,7 +26,7 @@ def test_demo_campus_is_complete(demo_inventory: Inventory) -> None:
             inv.devices[room.meter].gateway for room in dorm_rooms if (room.building, room.floor) == (building, floor)
         }
         assert len(gateways) == 1
-        assert inv.gateways[gateways.pop()].type == "rtu_over_tcp"
+        assert inv.gateways[gateways.pop()].type in {"rtu_over_tcp", "dial_in"}  # a serial server or a 4G DTU
     mains = [d for d in inv.devices.values() if d.tags.get("circuit") == "main"]
     assert mains and all(inv.gateways[d.gateway].type == "modbus_tcp" for d in mains if d.gateway)
     kinds = {(inv.model_of(d).kind, inv.model_of(d).protocol) for d in inv.devices.values()}
@@ -375,7 +375,7 @@ def test_dlt645_meters_are_described_by_address_and_checked(tmp_path: Path) -> N
     errors = "\n".join(errors_of(path))
     assert "devices[1].address: string should match pattern" in errors, errors
     assert (
-        "devices[0].gateway: DL/T 645 meters are reached through a serial port (rtu_serial) or a serial server"
+        "devices[0].gateway: DL/T 645 and CJ/T 188 meters are reached through a serial port (rtu_serial), a serial"
         in errors
     )
     assert "devices[3].gateway: gateway 'dorm3' carries dlt645 (device 'm3'); a bus speaks one protocol" in errors

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from houqin.cjt188_meters import MeterType, ValveAction, reading_fields
 from houqin.dlt645_items import DI_SIZE, ITEMS, STATUS_WORD_3, RelayAction, Version
 from houqin.inventory.entries import (
     REGISTER_COUNT,
@@ -293,12 +294,57 @@ def _di_code(text: str, version: str) -> int:
     return int(text, 16)
 
 
+class Cjt188Map(Entry):
+    """A CJ/T 188 meter: its type, and how it wants the two data identifiers houqin sends written on the
+    wire (public documents disagree, meters too: ``1F 90`` or ``90 1F`` for the current data, ``A0 17``
+    or ``17 A0`` for the valve), which way its status bits are numbered, and over how long a water meter's
+    flow is worked out from its totalizer (a 0.01 m³ totalizer needs minutes to show a slow leak)."""
+
+    meter_type: str
+    read_di: str = "1F 90"
+    valve_di: str = "A0 17"
+    status_bits: Literal["lsb_first", "msb_first"] = "lsb_first"
+    flow_window: Annotated[float, _between(60, 86400)] = 900.0
+
+    @model_validator(mode="after")
+    def _known(self) -> Cjt188Map:
+        known = ", ".join(member.value for member in MeterType)
+        if self.meter_type not in {member.value for member in MeterType}:
+            raise ValueError(f"meter_type: unsupported CJ/T 188 meter type {self.meter_type!r}; one of {known}")
+        _di_bytes("read_di", self.read_di, 0x901F)
+        _di_bytes("valve_di", self.valve_di, 0xA017)
+        return self
+
+    @property
+    def type(self) -> MeterType:
+        return MeterType(self.meter_type)
+
+    @property
+    def read_di_bytes(self) -> bytes:
+        return bytes.fromhex(self.read_di)
+
+    @property
+    def valve_di_bytes(self) -> bytes:
+        return bytes.fromhex(self.valve_di)
+
+
+def _di_bytes(name: str, text: str, di: int) -> None:
+    try:
+        wire = bytes.fromhex(text)
+    except ValueError:
+        wire = b""
+    expected = di.to_bytes(2, "big")
+    if wire not in {expected, expected[::-1]}:
+        raise ValueError(f"{name}: {text!r} is not DI {di:04X} in either byte order ('{expected.hex(' ').upper()}'"
+                         f" or '{expected[::-1].hex(' ').upper()}')")  # fmt: skip
+
+
 class DeviceModel(Entry):
     """A device profile: what a kind of device measures and how to command it."""
 
     name: Ident
     kind: DeviceKind
-    protocol: Literal["modbus", "mqtt", "dlt645"]
+    protocol: Literal["modbus", "mqtt", "dlt645", "cjt188"]
     description: str = ""
     source: str = Field(default="", description="the vendor document and version the map was taken from")
     # MQTT devices of this model without a topic of their own publish on this template's topic.
@@ -308,12 +354,15 @@ class DeviceModel(Entry):
     max_read_gap: Annotated[int, _between(0, 124)] = 16
     payload: PayloadMap | None = None
     dlt645: Dlt645Map | None = None
+    cjt188: Cjt188Map | None = None
     commands: dict[Ident, Command] = Field(default_factory=dict)
 
     def measured_fields(self) -> dict[str, tuple[Literal["number", "bool", "string"], str]]:
         """Every field a device of this model reports, with its type and unit."""
         if self.dlt645 is not None:
             return self.dlt645.fields()
+        if self.cjt188 is not None:
+            return reading_fields(self.cjt188.type)
         if self.payload is not None:
             return {name: (field.type, field.unit) for name, field in self.payload.fields.items()}
         return {
@@ -328,8 +377,28 @@ class DeviceModel(Entry):
             for register in self.registers
         }
 
+    def _cjt188_fields(self, meter: Cjt188Map) -> None:
+        if self.registers or self.payload is not None or self.dlt645 is not None:
+            raise ValueError("registers: a cjt188 model is read by its current data (901F), not registers or payloads")
+        if self.kind != meter.type.kind:
+            raise ValueError(f"kind: a {meter.meter_type} meter is a {meter.type.kind} device, not {self.kind}")
+        valve_actions = {action.value for action in ValveAction}
+        for name, command in self.commands.items():
+            if command.table is not None or command.topic is not None:
+                raise ValueError(f"commands.{name}: a CJ/T 188 command is a valve action, no table or topic")
+            for action, value in command.actions.items():
+                if value not in valve_actions:
+                    raise ValueError(f"commands.{name}.actions.{action}: one of {', '.join(sorted(valve_actions))}")
+            if command.state_field != "valve_closed":
+                raise ValueError(f"commands.{name}: a valve is confirmed by the status read back: state_field "
+                                 "valve_closed")  # fmt: skip
+
     @model_validator(mode="after")
     def _protocol_fields(self) -> DeviceModel:
+        if (self.protocol == "cjt188") != (self.cjt188 is not None):
+            raise ValueError("cjt188: a cjt188 model needs its cjt188 map (meter_type, ...), and only it has one")
+        if self.cjt188 is not None:
+            self._cjt188_fields(self.cjt188)
         if (self.protocol == "dlt645") != (self.dlt645 is not None):
             raise ValueError("dlt645: a dlt645 model needs its dlt645 map (version, items), and only it has one")
         if self.protocol == "dlt645":
@@ -346,6 +415,8 @@ class DeviceModel(Entry):
                 if STATUS_WORD_3 not in self.dlt645.item_ids() or command.state_field != "relay_closed":
                     raise ValueError(f"commands.{name}: confirming a relay needs items 04000503 (status word 3) "
                                      "and state_field relay_closed")  # fmt: skip
+        elif self.protocol == "cjt188":
+            pass  # checked in _cjt188_fields
         elif self.protocol == "modbus":
             if not self.registers:
                 raise ValueError("registers: a modbus model needs at least one register")
@@ -380,8 +451,8 @@ class Device(Entry):
     model: Ident
     gateway: Ident | None = None
     unit: UnitId | None = None
-    # A DL/T 645 meter's address: the 12 digits printed on it.
-    address: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
+    # A meter's address, the digits printed on it: 12 for DL/T 645, 14 for CJ/T 188.
+    address: Annotated[str, Field(pattern=r"^[0-9]{12}([0-9]{2})?$")] | None = None
     topic: str | None = None
     building: str = Field(min_length=1)
     floor: Annotated[int, _between(-10, 200)] | None = None

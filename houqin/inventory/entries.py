@@ -34,7 +34,7 @@ Address = Annotated[int, _between(0, 65535)]
 Port = Annotated[int, _between(1, 65535)]
 Seconds = Annotated[float, _between(0.001, 86400)]
 
-DeviceKind = Literal["electricity", "water", "lighting", "broadcast"]
+DeviceKind = Literal["electricity", "water", "heat", "gas", "lighting", "broadcast"]
 RegisterTable = Literal["holding", "input", "coil", "discrete"]
 DataType = Literal["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"]
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]

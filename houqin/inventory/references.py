@@ -10,6 +10,9 @@ from houqin.inventory.model import Device, DeviceModel, Entry, Gateway, Room, Te
 
 E = TypeVar("E", bound=Entry)
 
+# The meter protocols addressed by the digits printed on the meter: their name and address length.
+METERS = {"dlt645": ("DL/T 645", 12), "cjt188": ("CJ/T 188", 14)}
+
 
 def _entries(sections: dict[str, list[tuple[int, Entry]]], section: str, kind: type[E]) -> list[tuple[int, E]]:
     return [(index, cast(E, entry)) for index, entry in sections[section]]
@@ -68,14 +71,15 @@ def check_references(
                 report((*at, "gateway"), f"model {profile.name!r} is read over Modbus: give a gateway and unit")
             if profile.protocol == "modbus" and device.address is not None:
                 report((*at, "address"), f"model {profile.name!r} is read over Modbus: give a unit, not an address")
-            if (
-                profile.protocol == "dlt645"
-                and device.unit is None
-                and (device.gateway is None or device.address is None)
-            ):
-                report((*at, "address"), f"model {profile.name!r} is a DL/T 645 meter: give its gateway and address")
-            if profile.protocol == "dlt645" and device.unit is not None:
-                report((*at, "unit"), f"model {profile.name!r} is a DL/T 645 meter: give its address, not a unit")
+            if profile.protocol in METERS:
+                standard, digits = METERS[profile.protocol]
+                if device.unit is None and (device.gateway is None or device.address is None):
+                    report((*at, "address"), f"model {profile.name!r} is a {standard} meter: give its gateway and "
+                           "address")  # fmt: skip
+                if device.unit is not None:
+                    report((*at, "unit"), f"model {profile.name!r} is a {standard} meter: give its address, not a unit")
+                if device.address is not None and len(device.address) != digits:
+                    report((*at, "address"), f"a {standard} address is {digits} digits, got {len(device.address)}")
             if profile.protocol == "mqtt" and device.topic is None and profile.topic_template is None:
                 report(
                     (*at, "topic"),
@@ -88,8 +92,8 @@ def check_references(
                        f"device {other!r}")  # fmt: skip
             gateway = gateways.get(device.gateway)
             if gateway is not None and gateway.type == "modbus_tcp":
-                report((*at, "gateway"), "DL/T 645 meters are reached through a serial port (rtu_serial) or a "
-                       "serial server (rtu_over_tcp), not modbus_tcp")  # fmt: skip
+                report((*at, "gateway"), "DL/T 645 and CJ/T 188 meters are reached through a serial port "
+                       "(rtu_serial), a serial server (rtu_over_tcp) or a DTU (dial_in), not modbus_tcp")  # fmt: skip
         if device.gateway is not None and device.unit is not None:
             other = units.setdefault((device.gateway, device.unit), device.id)
             if other != device.id:
@@ -103,7 +107,7 @@ def check_references(
                     (*at, "gateway"),
                     f"model {profile.name!r} is an MQTT model; it cannot sit on a Modbus gateway",
                 )
-        if device.gateway is not None and profile is not None and profile.protocol in {"modbus", "dlt645"}:
+        if device.gateway is not None and profile is not None and profile.protocol in {"modbus", *METERS}:
             protocol, first = protocols.setdefault(device.gateway, (profile.protocol, device.id))
             if protocol != profile.protocol:
                 report((*at, "gateway"), f"gateway {device.gateway!r} carries {protocol} (device {first!r}); "
