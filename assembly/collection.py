@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from collectors.cjt188.commands import Cjt188CommandDispatcher
+from collectors.cjt188.link import Cjt188Link
 from collectors.command_dispatcher import ModbusCommandDispatcher
 from collectors.dial_in.line import DialInLine
 from collectors.dial_in.listener import DialInListener
@@ -71,6 +73,7 @@ async def _build(
     components += [pipeline, SelfReport(pipeline.publish, settings.telemetry.self_report_seconds)]
     links: dict[str, ModbusLink] = {}  # one per bus, shared by its poller and the command dispatcher
     dlt645_links: dict[str, Dlt645Link] = {}
+    cjt188_links: dict[str, Cjt188Link] = {}
     password = settings.dlt645.password.get_secret_value() if settings.dlt645.password else None
     campus = SimulatedCampus(inventory, settings.tz, meter_password=password) if simulate else None
     if campus is not None:
@@ -85,9 +88,14 @@ async def _build(
             gateway = campus.gateway_for_link(gateway)
         line = lines[gateway.id] = DialInLine(gateway) if gateway.type == "dial_in" else None
         devices = inventory.devices_on(gateway.id)
-        if any(inventory.model_of(device).protocol == "dlt645" for device in devices):  # a bus speaks one protocol
+        protocols = {inventory.model_of(device).protocol for device in devices}  # a bus speaks one protocol
+        if "dlt645" in protocols:
             dlt645 = dlt645_links[gateway.id] = Dlt645Link(gateway, line=line)
             components.append(ModbusBusPoller(dlt645, devices, inventory, pipeline.publish))
+            continue
+        if "cjt188" in protocols:
+            cjt188 = cjt188_links[gateway.id] = Cjt188Link(gateway, line=line)
+            components.append(ModbusBusPoller(cjt188, devices, inventory, pipeline.publish))
             continue
         link = links[gateway.id] = ModbusLink(gateway, line=line)
         components.append(ModbusBusPoller(link, devices, inventory, pipeline.publish))
@@ -98,6 +106,8 @@ async def _build(
         await campus.dial_in(lines)
     if links:
         components.append(ModbusCommandDispatcher(commands, links, inventory))
+    if cjt188_links:
+        components.append(Cjt188CommandDispatcher(commands, cjt188_links, inventory))
     if dlt645_links:
         components.append(Dlt645CommandDispatcher(commands, dlt645_links, inventory, settings.dlt645, settings.tz))
         if settings.dlt645.time_sync_at is not None:

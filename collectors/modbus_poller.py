@@ -1,4 +1,4 @@
-"""Polls the devices of one bus (a Modbus link or a DL/T 645 link) on their intervals, and turns what
+"""Polls the devices of one bus (a Modbus, DL/T 645 or CJ/T 188 link) on their intervals, and turns what
 they answer into readings (the protocol's part is in ``read_steps``).
 
 Tick k of a device fires at ``start + phase + k * interval`` (no drift however long a poll takes),
@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 
+from collectors.cjt188.link import Cjt188Link
 from collectors.dlt645.link import Dlt645Link
 from collectors.link_errors import DeviceTimeout, LinkError
 from collectors.modbus_link import ModbusLink
@@ -96,7 +97,7 @@ class ModbusBusPoller:
 
     def __init__(
         self,
-        link: ModbusLink | Dlt645Link,
+        link: ModbusLink | Dlt645Link | Cjt188Link,
         devices: list[Device],
         inventory: Inventory,
         publish: Publish,

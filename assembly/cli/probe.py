@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from assembly.cli.common import fail, inventory_or_exit
+from collectors.cjt188.link import Cjt188Link
 from collectors.dial_in.line import DialInLine
 from collectors.dial_in.listener import DialInListener, ListenError
 from collectors.dlt645.link import Dlt645Link
@@ -19,7 +20,7 @@ from collectors.link_errors import LinkError
 from collectors.modbus_link import ModbusLink
 from collectors.modbus_poller import ModbusBusPoller
 from houqin.inventory import Inventory
-from houqin.inventory.model import Device, Gateway
+from houqin.inventory.model import Device, DeviceModel, Gateway
 from houqin.readings import Reading
 from houqin.settings import Settings
 
@@ -30,7 +31,9 @@ def probe(
     port: Annotated[int, typer.Option(help="…and its TCP port")] = 4196,
     model: Annotated[str | None, typer.Option(help="The device's model (a shipped profile or the site's)")] = None,
     unit: Annotated[int | None, typer.Option(help="Modbus unit id")] = None,
-    address: Annotated[str | None, typer.Option(help="DL/T 645 address (12 digits); omitted: ask the bus")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="DL/T 645 (12 digits) or CJ/T 188 (14) address; omitted: ask the bus")
+    ] = None,
     framing: Annotated[str, typer.Option(help="Modbus over TCP: modbus_tcp or rtu_over_tcp")] = "rtu_over_tcp",
     baudrate: Annotated[int, typer.Option(help="The bus's baud rate (for the record; the gateway sets it)")] = 2400,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer")] = 2.0,
@@ -57,11 +60,12 @@ def probe(
         if model not in inventory.models:
             raise fail(f"no model {model!r}; one of {', '.join(sorted(inventory.models))}")
         protocol = inventory.models[model].protocol
-        kind = "rtu_over_tcp" if protocol == "dlt645" else framing
+        meters = {"dlt645": 12, "cjt188": 14}  # address digits
+        kind = "rtu_over_tcp" if protocol in meters else framing
         try:
             gateway = Gateway.model_validate({"id": "probe", "type": kind, "host": host, "port": port,
                                               "timeout": timeout, "retries": 0, "baudrate": baudrate})  # fmt: skip
-            meter = address or ("0" * 12 if protocol == "dlt645" else None)  # asked of the bus when not given
+            meter = address or ("0" * meters[protocol] if protocol in meters else None)  # asked of the bus if not given
             modbus_unit = unit if protocol == "modbus" else None
             target = Device.model_validate({"id": "probe", "model": model, "gateway": "probe", "building": "-",
                                             "unit": modbus_unit, "address": meter})  # fmt: skip
@@ -74,15 +78,19 @@ async def _probe(inventory: Inventory, gateway: Gateway, device: Device, ask_add
     model = inventory.model_of(device)
     line = DialInLine(gateway) if gateway.type == "dial_in" else None
     listener = DialInListener([line]) if line is not None else None
-    link: ModbusLink | Dlt645Link = (
-        Dlt645Link(gateway, line=line) if model.protocol == "dlt645" else ModbusLink(gateway, line=line)
-    )
+    link: ModbusLink | Dlt645Link | Cjt188Link
+    if model.protocol == "dlt645":
+        link = Dlt645Link(gateway, line=line)
+    elif model.protocol == "cjt188":
+        link = Cjt188Link(gateway, line=line)
+    else:
+        link = ModbusLink(gateway, line=line)
     try:
         if listener is not None and line is not None:
             await _dialled_in(listener, line, wait)
-        if isinstance(link, Dlt645Link) and ask_address:
+        if isinstance(link, Dlt645Link | Cjt188Link) and ask_address:
             try:
-                found = await link.read_address()
+                found = await (link.read_address() if isinstance(link, Dlt645Link) else _meter_address(link, model))
             except LinkError as exc:
                 raise fail(f"no meter answered read-address on {gateway.host}:{gateway.port}: {exc} "
                            "(several meters on the bus answer over each other: give --address)") from None  # fmt: skip
@@ -105,6 +113,11 @@ async def _probe(inventory: Inventory, gateway: Gateway, device: Device, ask_add
         await link.close()
         if listener is not None:
             await listener.close()
+
+
+async def _meter_address(link: Cjt188Link, model: DeviceModel) -> str:
+    assert model.cjt188 is not None
+    return await link.read_address(model.cjt188.type, model.cjt188.read_di_bytes)
 
 
 async def _dialled_in(listener: DialInListener, line: DialInLine, wait: float) -> None:

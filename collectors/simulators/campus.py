@@ -7,15 +7,17 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from collectors.dial_in.line import DialInLine
+from collectors.simulators.cjt188 import SimulatedCjt188Bus, SimulatedCjt188Meter
 from collectors.simulators.dlt645 import SimulatedDlt645Bus, SimulatedDlt645Meter
 from collectors.simulators.dtu import SimulatedDtu
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.mqtt_devices import SimulatedMqttDevices
-from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load
+from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load, water_flow
 from collectors.simulators.serial_cable import SerialCable
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, Gateway, Room
@@ -26,7 +28,8 @@ log = logging.getLogger(__name__)
 
 # A simulated device the campus's physics drives: its values by field name, and a hook that brings them
 # up to now before a read is answered.
-SimulatedDevice = SimulatedModbusDevice | SimulatedDlt645Meter
+SimulatedDevice = SimulatedModbusDevice | SimulatedDlt645Meter | SimulatedCjt188Meter
+MeterBus = SimulatedDlt645Bus | SimulatedCjt188Bus
 
 
 class SimulatedCampus:
@@ -39,6 +42,7 @@ class SimulatedCampus:
         self.faults: dict[str, set[str]] = {device_id: set() for device_id in inventory.devices}
         self.gateways: dict[str, SimulatedGateway] = {}
         self.dlt645_buses: dict[str, SimulatedDlt645Bus] = {}
+        self.cjt188_buses: dict[str, SimulatedCjt188Bus] = {}
         self._mqtt: SimulatedMqttDevices | None = None
         self.dtus: dict[str, SimulatedDtu] = {}  # the DTUs of dial-in gateways, once houqin listens
         room_of_meter = {room.meter: room for room in inventory.rooms.values()}
@@ -56,6 +60,11 @@ class SimulatedCampus:
                           for device in on_bus]  # fmt: skip
                 self.devices.update({device.id: meter for device, meter in zip(on_bus, meters, strict=True)})
                 self.dlt645_buses[gateway.id] = SimulatedDlt645Bus(meters, baud=gateway.baudrate)
+                continue
+            if any(inventory.model_of(device).protocol == "cjt188" for device in on_bus):
+                water = [SimulatedCjt188Meter(device.address or "", inventory.model_of(device)) for device in on_bus]
+                self.devices.update({device.id: meter for device, meter in zip(on_bus, water, strict=True)})
+                self.cjt188_buses[gateway.id] = SimulatedCjt188Bus(water, baud=gateway.baudrate)
                 continue
             if gateway.type == "rtu_serial":
                 if not SerialCable.available():
@@ -109,6 +118,14 @@ class SimulatedCampus:
                 target.values.update({key: value for key, value in sample.items() if key in target.values})
 
             sim.refresh = refresh_meter
+        elif isinstance(sim, SimulatedCjt188Meter):
+            zone = self.timezone
+
+            def refresh_water(target: SimulatedCjt188Meter, faults: set[str] = faults) -> None:
+                target.values["flow"] = water_flow(datetime.now(zone).hour, faults)
+
+            sim.values["total"] = 200.0 + sum(map(ord, device.id)) % 300
+            sim.refresh = refresh_water
         elif any(name.endswith("_current") for name in fields):
             lighting = LightingPhysics(faults=faults)
 
@@ -156,8 +173,8 @@ class SimulatedCampus:
         houqin's end of its simulated cable). Valid once the campus is started."""
         if gateway.type == "dial_in":  # houqin listens where the inventory says; the simulated DTU dials it
             return gateway
-        if gateway.id in self.dlt645_buses:  # served over TCP, whether the real bus is a serial port or a server
-            port = self.dlt645_buses[gateway.id].port
+        if gateway.id in self.meter_buses:  # served over TCP, whether the real bus is a serial port or a server
+            port = self.meter_buses[gateway.id].port
             return gateway.model_copy(update={"type": "rtu_over_tcp", "host": "127.0.0.1", "port": port})
         if gateway.id in self.cables:
             return gateway.model_copy(update={"device": self.cables[gateway.id].houqin_end})
@@ -171,8 +188,8 @@ class SimulatedCampus:
             if line is None or gateway_id not in self.simulated_gateways:
                 continue
             gateway = line.gateway
-            bus_port = self.dlt645_buses[gateway_id].port if gateway_id in self.dlt645_buses else (
-                self.gateways[gateway_id].port)  # fmt: skip
+            buses = self.meter_buses
+            bus_port = buses[gateway_id].port if gateway_id in buses else self.gateways[gateway_id].port
             beat_every = (gateway.idle_timeout or 180.0) / 3
             dtu = SimulatedDtu(gateway.registration_bytes, ("127.0.0.1", gateway.port), ("127.0.0.1", bus_port),
                                gateway.heartbeat_bytes, beat_every)  # fmt: skip
@@ -185,8 +202,13 @@ class SimulatedCampus:
         return self.devices[device.id]
 
     @property
+    def meter_buses(self) -> dict[str, MeterBus]:
+        """The DL/T 645 and CJ/T 188 buses, by gateway."""
+        return {**self.dlt645_buses, **self.cjt188_buses}
+
+    @property
     def simulated_gateways(self) -> set[str]:
-        return set(self.gateways) | set(self.dlt645_buses)
+        return set(self.gateways) | set(self.meter_buses)
 
     async def start(self) -> None:
         for gateway_id, gateway in self.gateways.items():
@@ -205,20 +227,22 @@ class SimulatedCampus:
             else:
                 framing = "RTU over TCP" if gateway.rtu else "Modbus TCP"
                 log.info("simulated gateway %s: %s on 127.0.0.1:%d, units %s", gateway_id, framing, gateway.port, units)
-        for bus_id, bus in self.dlt645_buses.items():
+        for bus_id, bus in self.meter_buses.items():
             await bus.start()
             addresses = ",".join(sorted(bus.meters))
-            log.info("simulated gateway %s: DL/T 645 serial server on 127.0.0.1:%d at %d baud, meters %s",
-                     bus_id, bus.port, bus.baud, addresses)  # fmt: skip
-        log.info("simulating %d devices behind %d Modbus gateways (%d on serial buses) and %d DL/T 645 buses",
-                 len(self.devices), len(self.gateways), len(self.cables), len(self.dlt645_buses))  # fmt: skip
+            standard = "DL/T 645" if bus_id in self.dlt645_buses else "CJ/T 188"
+            log.info("simulated gateway %s: %s serial server on 127.0.0.1:%d at %d baud, meters %s",
+                     bus_id, standard, bus.port, bus.baud, addresses)  # fmt: skip
+        log.info("simulating %d devices behind %d Modbus gateways (%d on serial buses), %d DL/T 645 and %d CJ/T 188 "
+                 "buses", len(self.devices), len(self.gateways), len(self.cables), len(self.dlt645_buses),
+                 len(self.cjt188_buses))  # fmt: skip
 
     async def stop(self) -> None:
         for dtu in self.dtus.values():
             await dtu.stop()
         for gateway in self.gateways.values():
             await gateway.stop()
-        for bus in self.dlt645_buses.values():
+        for bus in self.meter_buses.values():
             await bus.stop()
         for cable in self.cables.values():
             await cable.stop()

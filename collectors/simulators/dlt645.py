@@ -9,8 +9,6 @@ holds each request and reply for its time on the wire (11 bits a byte, 8E1), one
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -20,6 +18,7 @@ from collectors.dlt645.frame import Frame as WireFrame
 from collectors.dlt645.requests import READ as READS
 from collectors.dlt645.requests import READ_ADDRESS, RELAY, TIME_SYNC
 from collectors.registers import Value
+from collectors.simulators.meter_bus import SimulatedMeterBus
 from houqin.dlt645_items import ITEMS_2007, RELAY_OPEN_BIT, STATUS_WORD_3, RelayAction, Version
 from houqin.inventory.model import DeviceModel
 
@@ -97,48 +96,18 @@ class SimulatedDlt645Meter:
         return WireFrame(self.address, request.control | REPLY | ABNORMAL, bytes([int(error)]))
 
 
-class SimulatedDlt645Bus:
-    """A serial server with meters behind it: a TCP server carrying their frames transparently."""
+class SimulatedDlt645Bus(SimulatedMeterBus[WireFrame]):
+    """A serial server with 645 meters behind it: a TCP server carrying their frames transparently."""
 
     def __init__(self, meters: list[SimulatedDlt645Meter], baud: int = 0) -> None:
+        super().__init__(baud)
         self.meters = {meter.address: meter for meter in meters}
-        self.baud = baud
-        self.port = 0
-        self.requests = 0
-        self._server: asyncio.Server | None = None
-        self._line = asyncio.Lock()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+    def _frames(self) -> FrameReader:
+        return FrameReader()
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-    async def _wire(self, size: int) -> None:
-        if self.baud:
-            await asyncio.sleep(size * 11 / self.baud)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        frames = FrameReader()
-        try:
-            while chunk := await reader.read(512):
-                for request in frames.feed(chunk):
-                    async with self._line:
-                        await self._wire(len(request.encode()))
-                        self.requests += 1
-                        for reply in self._replies(request):
-                            wire = reply.encode(wake=0)
-                            await self._wire(len(wire))
-                            writer.write(wire)
-                            await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass  # cancelled: the loop is shutting down (asyncio's stream server would log it as an error)
-        finally:
-            writer.close()
+    def _encode(self, frame: WireFrame) -> bytes:
+        return frame.encode(wake=0)
 
     def _replies(self, request: WireFrame) -> list[WireFrame]:
         now = datetime.now()  # the meters' clocks: the campus's local time

@@ -17,15 +17,11 @@ from zoneinfo import ZoneInfo
 import aiomqtt
 import orjson
 
+from collectors.simulators.physics import water_flow
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, command_topic
 
 log = logging.getLogger(__name__)
-
-# Building water use (L/min) by hour: showers morning and evening, almost nothing at night.
-WATER_PROFILE = (0.3, 0.2, 0.2, 0.2, 0.3, 1.0, 8.0, 14.0, 9.0, 5.0, 4.0, 5.0, 9.0, 7.0, 4.0, 4.0, 5.0, 8.0,
-                 10.0, 12.0, 14.0, 15.0, 10.0, 3.0)  # fmt: skip
-LEAK_FLOW = 6.0
 
 
 class SimulatedMqttDevices:
@@ -66,10 +62,7 @@ class SimulatedMqttDevices:
         state = self.state[device.id]
         kind = self.inventory.model_of(device).kind
         if kind == "water":
-            hour = datetime.fromtimestamp(now, self.tz).hour
-            flow = WATER_PROFILE[hour] * random.uniform(0.8, 1.2)  # noqa: S311 - simulation
-            if "leak" in faults:
-                flow += LEAK_FLOW
+            flow = water_flow(datetime.fromtimestamp(now, self.tz).hour, faults)
             state["total"] += flow * (now - self._last[device.id]) / 60 / 1000  # L/min over seconds -> m³
             state["flow"] = round(flow, 3)
         elif kind == "lighting":

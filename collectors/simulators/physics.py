@@ -93,3 +93,15 @@ class LightingPhysics:
         if not on or "lamp_failure" in self.faults:
             return 0.0
         return self.amps_per_circuit
+
+
+# Building water use (L/min) by hour: showers morning and evening, almost nothing at night.
+WATER_PROFILE = (0.3, 0.2, 0.2, 0.2, 0.3, 1.0, 8.0, 14.0, 9.0, 5.0, 4.0, 5.0, 9.0, 7.0, 4.0, 4.0, 5.0, 8.0,
+                 10.0, 12.0, 14.0, 15.0, 10.0, 3.0)  # fmt: skip
+LEAK_FLOW = 6.0
+
+
+def water_flow(hour: int, faults: set[str]) -> float:
+    """A water meter's flow (L/min) at ``hour`` local time; a leak adds a steady flow day and night."""
+    flow = WATER_PROFILE[hour] * random.uniform(0.8, 1.2)  # noqa: S311 - simulation
+    return flow + LEAK_FLOW if "leak" in faults else flow
