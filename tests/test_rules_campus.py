@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,6 +30,7 @@ from houqin.store import Database, upgrade_database
 from houqin.store.tables import CommandSource, RepairEvent, RepairOrder, Role, User
 from rules.loader import load_rules
 from tests.api_client import PASSWORD
+from tests.servers import free_port
 
 INVENTORY = """
 site: {name: Test campus, timezone: Asia/Shanghai}
@@ -38,6 +40,7 @@ teams:
   - {id: plumbing, name: Plumbing, categories: [plumbing, water_meter]}
 gateways:
   - {id: floor1, type: rtu_over_tcp, host: 127.0.0.1, port: 1, timeout: 0.3}
+  - {id: water-dtu, type: dial_in, host: 127.0.0.1, port: DTU_PORT, registration: "DTU-WATER-9", timeout: 0.5}
 devices:
   - {id: r101-meter, model: eastron-sdm120, gateway: floor1, unit: 1, building: dorm-9, floor: 1, room: R101,
      poll_interval: 0.5}
@@ -47,6 +50,15 @@ devices:
      poll_interval: 0.5}
   - {id: dorm9-water, model: mqtt-water-meter, topic: campus/dorm-9/water, building: dorm-9, poll_interval: 0.5}
   - {id: hall-lights, model: mqtt-lighting, topic: campus/dorm-9/hall/state, building: dorm-9, poll_interval: 5}
+  - {id: dorm9-cold, model: quick-cold-water, gateway: water-dtu, address: "78330000090001", building: dorm-9,
+     poll_interval: 0.5}
+models:
+  # The shipped CJ/T 188 cold-water profile, its flow worked out over 5 s instead of 15 minutes.
+  - name: quick-cold-water
+    kind: water
+    protocol: cjt188
+    cjt188: {meter_type: cold_water, flow_window: 5}
+    commands: {valve: {state_field: valve_closed, actions: {open: open, close: close}}}
 rooms:
   - {id: R101, building: dorm-9, floor: 1, meter: r101-meter, relay: r101-relay, tariff: flat}
 """
@@ -147,6 +159,7 @@ async def campus(tmp_path: Path) -> AsyncIterator[Campus]:
     zone = night_zone()
     # The campus's clock is its inventory's.
     inventory_text = INVENTORY.replace("timezone: Asia/Shanghai", f"timezone: {zone.key}")
+    inventory_text = inventory_text.replace("DTU_PORT", str(free_port()))
     (tmp_path / "devices.yaml").write_text(inventory_text, encoding="utf-8")
     (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
     inventory = load_inventory(tmp_path / "devices.yaml")
@@ -252,3 +265,31 @@ async def test_a_command_to_an_mqtt_device_is_confirmed_by_its_state(campus: Cam
         assert time.monotonic() < deadline, f"the light command is {state}"
         await asyncio.sleep(0.1)
     assert row.state == "queued"  # as it was handed back; the row now says confirmed
+
+
+async def test_a_burst_pipe_on_a_cjt188_meter_behind_a_dtu_opens_a_plumbing_order(campus: Campus) -> None:
+    """The CJ/T 188 meter reports its totalizer only (in 0.01 m³ steps); houqin works out the flow from it,
+    and the night-flow rule opens the order as for any water meter."""
+    meter = campus.simulator.devices["dorm9-cold"]
+
+    def burst(target: Any) -> None:
+        target.values["flow"] = 120.0  # L/min: a burst pipe at three in the morning
+
+    meter.refresh = burst
+    leak = await campus.order("leak", seconds=20)
+    assert leak.device == "dorm9-cold" and leak.category == "plumbing" and leak.priority == "urgent"
+    assert await campus.assignee(leak) == "liu"
+
+
+async def test_a_valve_command_is_confirmed_by_the_status_read_back(campus: Campus) -> None:
+    meter = campus.simulator.devices["dorm9-cold"]
+    request = CommandRequest("dorm9-cold", "valve", "close", CommandSource.USER, requested_by="liu")
+    await campus.commands.enqueue(request, datetime.now(UTC))
+    deadline = time.monotonic() + 10
+    while (state := (await campus.commands.recent("dorm9-cold"))[0].state) != "confirmed":
+        assert time.monotonic() < deadline, f"the valve command is {state}"
+        await asyncio.sleep(0.1)
+    assert meter.values["valve_closed"] is True and meter.valve_commands == ["close"]
+    total = meter.values["total"]
+    await asyncio.sleep(1)
+    assert campus.simulator.device_state("dorm9-cold")["total"] == total  # a closed valve: nothing flows

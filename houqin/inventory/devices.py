@@ -304,7 +304,7 @@ class Cjt188Map(Entry):
     read_di: str = "1F 90"
     valve_di: str = "A0 17"
     status_bits: Literal["lsb_first", "msb_first"] = "lsb_first"
-    flow_window: Annotated[float, _between(60, 86400)] = 900.0
+    flow_window: Annotated[float, _between(5, 86400)] = 900.0  # seconds
 
     @model_validator(mode="after")
     def _known(self) -> Cjt188Map:
