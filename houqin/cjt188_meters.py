@@ -100,7 +100,7 @@ def _quantity(raw: bytes, expected: str) -> float:
 
 class StatusBits(StrEnum):
     LSB_FIRST = "lsb_first"  # D0 is the lowest bit: valve closed 0x01, abnormal 0x03, low battery 0x04
-    MSB_FIRST = "msb_first"  # D0 is the highest bit: valve closed 0x40, abnormal 0xC0, low battery 0x20
+    MSB_FIRST = "msb_first"  # the fields from the top bit down: valve closed 0x40, abnormal 0xC0, low battery 0x20
 
 
 @dataclass(frozen=True)
@@ -112,16 +112,17 @@ class Status:
     @classmethod
     def decode(cls, raw: bytes, bits: StatusBits) -> Status:
         first = raw[0]
-        if bits is StatusBits.MSB_FIRST:
-            first = int(f"{first:08b}"[::-1], 2)  # renumber: the top bit becomes D0
-        valve = first & 0x03
-        return cls(valve_closed=valve == 0x01, valve_fault=valve == 0x03, battery_low=bool(first & 0x04))
+        if bits is StatusBits.MSB_FIRST:  # the same fields laid out from the top: valve in bits 7-6, battery 5
+            valve, battery = first >> 6 & 0x03, first & 0x20
+        else:
+            valve, battery = first & 0x03, first & 0x04
+        return cls(valve_closed=valve == 0x01, valve_fault=valve == 0x03, battery_low=bool(battery))
 
     def encode(self, bits: StatusBits) -> bytes:
-        first = (0x03 if self.valve_fault else 0x01 if self.valve_closed else 0x00) | (0x04 if self.battery_low else 0)
+        valve = 0x03 if self.valve_fault else 0x01 if self.valve_closed else 0x00
         if bits is StatusBits.MSB_FIRST:
-            first = int(f"{first:08b}"[::-1], 2)
-        return bytes([first, 0])
+            return bytes([valve << 6 | (0x20 if self.battery_low else 0), 0])
+        return bytes([valve | (0x04 if self.battery_low else 0), 0])
 
     def fields(self) -> dict[str, float | bool]:
         return {"valve_closed": self.valve_closed, "valve_fault": self.valve_fault, "battery_low": self.battery_low}
