@@ -16,6 +16,7 @@ from collectors.dlt645.requests import (
     MeterRefused,
     RelayCredentials,
     check_relay_reply,
+    follow_on_request,
     parse_address,
     parse_read,
     read_address_request,
@@ -43,6 +44,10 @@ def test_golden_frames() -> None:
     # CS = 68+78+56+34+12+68+01+02+43+C3 = 0x2ED → ED.
     old = read_request("000012345678", ITEMS_1997[0x9010], Version.V1997).encode(wake=0)
     assert old == bytes.fromhex("6878563412000068 0102 43C3 ED16")
+    # Follow-on 1 of combined energy (0x12): DI 33 33 33 33 then sequence 01 as 34; L=05.
+    # CS = 68+78+56+34+12+68+12+05+33×4+34 = 0x2FB → FB.
+    follow = follow_on_request("000012345678", ENERGY, 1).encode(wake=0)
+    assert follow == bytes.fromhex("6878563412000068 1205 3333333334 FB16")
     # Time 2026-12-01 20:30:05 to 99×6: ss mm hh DD MM YY = 05 30 20 01 12 26, each +33.
     sync = time_sync(datetime(2026, 12, 1, 20, 30, 5)).encode(wake=0)
     assert sync[:10] == bytes.fromhex("68999999999999680806") and sync[10:16] == bytes.fromhex("386353344559")

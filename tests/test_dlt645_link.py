@@ -230,6 +230,26 @@ rooms:
 """
 
 
+async def test_a_reply_split_over_follow_on_frames_is_joined(tmp_path: Path) -> None:
+    """A meter that splits a reply (the follows bit): the link asks for the rest with 0x12, sequence 1, 2,
+    and reads the value the parts make."""
+    model = load_inventory(write_dorm3(tmp_path, 1)).models["dlt645-2007-single-phase"]
+    meter = SimulatedDlt645Meter("000000310101", model, password="135790")
+    meter.values["energy"] = 4321.09
+    meter.split_after = 1  # four value bytes: the first frame and three follow-ons
+    bus = SimulatedDlt645Bus([meter])
+    await bus.start()
+    link = Dlt645Link(gateway(bus.port))
+    try:
+        assert await link.read("000000310101", ENERGY) == pytest.approx(4321.09)
+        assert link.requests == 4 and bus.requests == 4
+        meter.split_after = None
+        assert await link.read("000000310101", ENERGY) == pytest.approx(4321.09)
+    finally:
+        await link.close()
+        await bus.stop()
+
+
 async def test_relay_commands_trip_and_close_and_a_wrong_password_fails_at_once(
     database: Database, tmp_path: Path
 ) -> None:

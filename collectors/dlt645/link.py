@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import TypeVar
 
 from collectors.dial_in.line import DialInLine
-from collectors.dlt645.frame import WILDCARD, Frame, FrameError, FrameReader
+from collectors.dlt645.frame import FOLLOWS, WILDCARD, Frame, FrameError, FrameReader
 from collectors.dlt645.requests import (
     READ,
     MeterRefused,
     RelayCredentials,
     check_relay_reply,
+    follow_on_request,
     parse_address,
     parse_read,
     read_address_request,
@@ -31,6 +32,7 @@ from houqin.inventory.model import Gateway
 
 T = TypeVar("T")
 _READS = frozenset(READ.values())
+MAX_FOLLOW_ONS = 16  # a reply houqin asks for fits one frame or a few: more is a meter gone astray
 
 
 class Dlt645Link(FramedLink[Frame]):
@@ -53,7 +55,30 @@ class Dlt645Link(FramedLink[Frame]):
     async def read(self, address: str, item: DataItem, version: Version = Version.V2007) -> float:
         request = read_request(address, item, version)
         reply = await self.exchange(request)
+        if reply.follows and not reply.abnormal and version is Version.V2007:
+            reply = await self._follow_on(reply, item)
         return self._refusal_or(lambda: parse_read(reply, address, item, version), address)
+
+    async def _follow_on(self, first: Frame, item: DataItem) -> Frame:
+        """A reply split over several frames (the follows bit set): ask for the rest (0x12 with sequence
+        numbers 1, 2, ...) and join the parts into the one reply they make."""
+        data, reply, sequence = first.data, first, 0
+        di = first.data[:4]
+        while reply.follows:
+            sequence += 1
+            if sequence > MAX_FOLLOW_ONS:
+                raise DeviceTimeout(f"meter {first.address} on {self.gateway.id}: more than {MAX_FOLLOW_ONS} "
+                                    "follow-on frames")  # fmt: skip
+            reply = await self.exchange(follow_on_request(first.address, item, sequence))
+            if reply.abnormal:
+                error = reply.error()
+                raise DeviceRefused(f"meter {first.address} refused follow-on {sequence}: {error.describe()}",
+                                    int(error))  # fmt: skip
+            if reply.data[:4] != di or not reply.data or reply.data[-1] != sequence:
+                raise DeviceTimeout(f"meter {first.address} on {self.gateway.id}: follow-on {sequence} does not "
+                                    "continue the reply")  # fmt: skip
+            data += reply.data[4:-1]
+        return Frame(first.address, first.control & ~FOLLOWS, data)
 
     async def read_address(self) -> str:
         """The address of the one meter on the bus (``AA…`` wildcard): for probing a meter alone on a line."""

@@ -13,10 +13,19 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from collectors.dlt645.frame import ABNORMAL, BROADCAST, REPLY, WILDCARD, FrameReader, MeterError, address_bytes
+from collectors.dlt645.frame import (
+    ABNORMAL,
+    BROADCAST,
+    FOLLOWS,
+    REPLY,
+    WILDCARD,
+    FrameReader,
+    MeterError,
+    address_bytes,
+)
 from collectors.dlt645.frame import Frame as WireFrame
 from collectors.dlt645.requests import READ as READS
-from collectors.dlt645.requests import READ_ADDRESS, RELAY, TIME_SYNC
+from collectors.dlt645.requests import READ_ADDRESS, READ_FOLLOW_ON, RELAY, TIME_SYNC
 from collectors.registers import Value
 from collectors.simulators.meter_bus import SimulatedMeterBus
 from houqin.dlt645_items import ITEMS_2007, RELAY_OPEN_BIT, STATUS_WORD_3, RelayAction, Version
@@ -43,6 +52,10 @@ class SimulatedDlt645Meter:
         self.offline = False
         self.clock: datetime | None = None  # set by a broadcast time
         self.relay_commands: list[RelayAction] = []
+        # Replies with more value bytes than this are split into follow-on frames (0x12), as a meter does
+        # with a reply longer than its frame buffer.
+        self.split_after: int | None = None
+        self._rest: list[bytes] = []
 
     def answer(self, request: WireFrame, now: datetime) -> WireFrame | None:
         if request.control == TIME_SYNC:
@@ -62,7 +75,17 @@ class SimulatedDlt645Meter:
                 value = item.encode(0 if self.relay_closed else RELAY_OPEN_BIT)
             else:
                 value = item.encode(float(self.values[item.field]))
+            if self.split_after is not None and len(value) > self.split_after:
+                step = self.split_after
+                self._rest = [value[at : at + step] for at in range(step, len(value), step)]
+                return WireFrame(self.address, READ | REPLY | FOLLOWS, request.data[:4] + value[:step])
             return WireFrame(self.address, READ | REPLY, request.data[:4] + value)
+        if request.control == READ_FOLLOW_ON:
+            if not self._rest or len(request.data) != 5:
+                return self._refuse(request, MeterError.NO_DATA)
+            part = self._rest.pop(0)
+            control = READ_FOLLOW_ON | REPLY | (FOLLOWS if self._rest else 0)
+            return WireFrame(self.address, control, request.data[:4] + part + request.data[4:5])
         if request.control == RELAY:
             return self._relay(request, now)
         return self._refuse(request, MeterError.OTHER)
