@@ -101,6 +101,7 @@ async def _build(
         components.append(ModbusBusPoller(link, devices, inventory, pipeline.publish))
     for listener in dial_in_listeners([line for line in lines.values() if line is not None]):
         await listener.start()  # a port in use stops the start here, naming it and its gateways
+        collection.services.append(listener)  # closed at the end even if the components never ran
         components.append(listener)
     if campus is not None:
         await campus.dial_in(lines)

@@ -48,12 +48,12 @@ class FramedLink(Generic[F]):
     frames are written (``_encode``), read (``_frames``) and matched to a request (``_answers``)."""
 
     protocol = "meter"
+    default_wake = 4  # FE bytes before each request
 
     def __init__(
         self,
         gateway: Gateway,
-        frames: FrameSource[F],
-        wake: int = 4,
+        wake: int | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 60.0,
         line: DialInLine | None = None,
@@ -64,13 +64,13 @@ class FramedLink(Generic[F]):
             raise ValueError(f"gateway {gateway.id}: a dial_in gateway is reached through its line, only it")
         self.gateway = gateway
         self.line = line
-        self.wake = wake
+        self.wake = self.default_wake if wake is None else wake
         self.backoff = Backoff(backoff_base, backoff_max, jitter=0.5)
         self._lock = asyncio.Lock()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._serial: SerialStreams | None = None  # a local serial port: its pieces to close
-        self._frames = frames
+        self._frames = self._new_frames()
         self._down_until = 0.0
         self._failures = 0
         self._last_request_end = 0.0
@@ -90,6 +90,9 @@ class FramedLink(Generic[F]):
     @property
     def bad_frames(self) -> int:
         return self._frames.bad_frames
+
+    def _new_frames(self) -> FrameSource[F]:
+        raise NotImplementedError
 
     def _encode(self, request: F) -> bytes:
         raise NotImplementedError

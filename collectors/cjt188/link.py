@@ -6,12 +6,10 @@ identifier asked (in either byte order: meters echo it as they please)."""
 from __future__ import annotations
 
 from collectors.cjt188.frame import WILDCARD, WILDCARD_TYPE, Frame, FrameReader
-from collectors.dial_in.line import DialInLine
 from collectors.framed_link import FramedLink
 from collectors.link_errors import DeviceRefused, DeviceTimeout
 from houqin.cjt188_meters import BadReadingError, MeterType, Status, StatusBits, ValveAction, decode_current
 from houqin.inventory.devices import Cjt188Map
-from houqin.inventory.model import Gateway
 
 READ_DATA = 0x01
 READ_ADDRESS = 0x03
@@ -25,15 +23,10 @@ class Cjt188Link(FramedLink[Frame]):
 
     protocol = "CJ/T 188"
 
-    def __init__(
-        self,
-        gateway: Gateway,
-        wake: int = 2,
-        backoff_base: float = 0.5,
-        backoff_max: float = 60.0,
-        line: DialInLine | None = None,
-    ) -> None:
-        super().__init__(gateway, FrameReader(), wake, backoff_base, backoff_max, line)
+    default_wake = 2
+
+    def _new_frames(self) -> FrameReader:
+        return FrameReader()
 
     async def read_current(self, address: str, meter: Cjt188Map) -> dict[str, float | bool]:
         """The meter's current data (901F) in houqin's fields and units. A reply that is not a reading

@@ -74,7 +74,11 @@ class DialInListener:
         finally:
             await self.close()
 
+    async def stop(self) -> None:
+        await self.close()
+
     async def close(self) -> None:
+        """Stop listening and hang up every DTU (again: harmless)."""
         if self._server is not None:
             self._server.close()
         for line in self.lines.values():

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from collectors.dial_in.line import DialInLine
 from collectors.dlt645.frame import FOLLOWS, WILDCARD, Frame, FrameError, FrameReader
 from collectors.dlt645.requests import (
     READ,
@@ -28,7 +27,6 @@ from collectors.dlt645.requests import (
 from collectors.framed_link import FramedLink
 from collectors.link_errors import DeviceRefused, DeviceTimeout
 from houqin.dlt645_items import BadValueError, DataItem, RelayAction, Version
-from houqin.inventory.model import Gateway
 
 T = TypeVar("T")
 _READS = frozenset(READ.values())
@@ -40,15 +38,10 @@ class Dlt645Link(FramedLink[Frame]):
 
     protocol = "DL/T 645"
 
-    def __init__(
-        self,
-        gateway: Gateway,
-        wake: int = 4,
-        backoff_base: float = 0.5,
-        backoff_max: float = 60.0,
-        line: DialInLine | None = None,
-    ) -> None:
-        super().__init__(gateway, FrameReader(), wake, backoff_base, backoff_max, line)
+    default_wake = 4
+
+    def _new_frames(self) -> FrameReader:
+        return FrameReader()
 
     # -- what the pollers and commands ask -----------------------------------------------------------
 

@@ -78,14 +78,11 @@ class SimulatedCjt188Meter:
                      sequence + self.status().encode(self.bits))  # fmt: skip
 
 
-class SimulatedCjt188Bus(SimulatedMeterBus[Frame]):
+class SimulatedCjt188Bus(SimulatedMeterBus[Frame, SimulatedCjt188Meter]):
     """A serial server with CJ/T 188 meters behind it."""
 
     request_wake = 2
-
-    def __init__(self, meters: list[SimulatedCjt188Meter], baud: int = 0) -> None:
-        super().__init__(baud)
-        self.meters = {meter.address: meter for meter in meters}
+    wildcard = WILDCARD
 
     def _frames(self) -> FrameReader:
         return FrameReader()
@@ -93,15 +90,7 @@ class SimulatedCjt188Bus(SimulatedMeterBus[Frame]):
     def _encode(self, frame: Frame) -> bytes:
         return frame.encode(wake=0)
 
-    def _replies(self, request: Frame) -> list[Frame]:
-        if request.address == WILDCARD:
-            online = [meter for meter in self.meters.values() if not meter.offline]
-            if len(online) != 1:  # several answering at once garble each other
-                return []
-            reply = online[0].answer(request)
-            return [reply] if reply is not None else []
-        meter = self.meters.get(request.address)
-        if meter is None or meter.offline or request.meter_type != meter.meter.type.code:
-            return []
-        reply = meter.answer(request)
-        return [reply] if reply is not None else []
+    def _answer(self, meter: SimulatedCjt188Meter, request: Frame) -> Frame | None:
+        if request.address != WILDCARD and request.meter_type != meter.meter.type.code:
+            return None  # a meter answers requests for its own type only
+        return meter.answer(request)

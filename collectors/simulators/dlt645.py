@@ -119,12 +119,10 @@ class SimulatedDlt645Meter:
         return WireFrame(self.address, request.control | REPLY | ABNORMAL, bytes([int(error)]))
 
 
-class SimulatedDlt645Bus(SimulatedMeterBus[WireFrame]):
+class SimulatedDlt645Bus(SimulatedMeterBus[WireFrame, SimulatedDlt645Meter]):
     """A serial server with 645 meters behind it: a TCP server carrying their frames transparently."""
 
-    def __init__(self, meters: list[SimulatedDlt645Meter], baud: int = 0) -> None:
-        super().__init__(baud)
-        self.meters = {meter.address: meter for meter in meters}
+    wildcard = WILDCARD
 
     def _frames(self) -> FrameReader:
         return FrameReader()
@@ -132,21 +130,8 @@ class SimulatedDlt645Bus(SimulatedMeterBus[WireFrame]):
     def _encode(self, frame: WireFrame) -> bytes:
         return frame.encode(wake=0)
 
-    def _replies(self, request: WireFrame) -> list[WireFrame]:
-        now = datetime.now()  # the meters' clocks: the campus's local time
-        if request.address == BROADCAST:
-            for meter in self.meters.values():
-                meter.answer(request, now)
-            return []
-        if request.address.upper() == WILDCARD:
-            online = [meter for meter in self.meters.values() if not meter.offline]
-            # Several meters answering read-address at once garble each other: nothing usable comes back.
-            if len(online) != 1:
-                return []
-            reply = online[0].answer(request, now)
-            return [reply] if reply is not None else []
-        addressed = self.meters.get(request.address)
-        if addressed is None or addressed.offline:
-            return []
-        reply = addressed.answer(request, now)
-        return [reply] if reply is not None else []
+    def _for_every_meter(self, request: WireFrame) -> bool:
+        return request.address == BROADCAST
+
+    def _answer(self, meter: SimulatedDlt645Meter, request: WireFrame) -> WireFrame | None:
+        return meter.answer(request, datetime.now())  # the meters' clocks: the campus's local time

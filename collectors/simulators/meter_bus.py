@@ -7,19 +7,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
-F = TypeVar("F")
+F = TypeVar("F", bound="Addressed")
+M = TypeVar("M", bound="Meter")
+
+
+class Addressed(Protocol):
+    @property
+    def address(self) -> str: ...
+
+
+class Meter(Protocol):
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def offline(self) -> bool: ...
 
 
 class Frames(Protocol[F]):
     def feed(self, data: bytes) -> list[F]: ...
 
 
-class SimulatedMeterBus(Generic[F]):
+class SimulatedMeterBus(Generic[F, M]):
     request_wake = 4  # the wake-up bytes before each request: on the wire too
+    wildcard = ""  # the address "whoever is on the bus" answers (read-address of a lone meter)
 
-    def __init__(self, baud: int = 0) -> None:
+    def __init__(self, meters: Sequence[M], baud: int = 0) -> None:
+        self.meters = {meter.address: meter for meter in meters}
         self.baud = baud
         self.port = 0
         self.requests = 0
@@ -29,8 +46,27 @@ class SimulatedMeterBus(Generic[F]):
     def _frames(self) -> Frames[F]:
         raise NotImplementedError
 
-    def _replies(self, request: F) -> list[F]:
+    def _answer(self, meter: M, request: F) -> F | None:
         raise NotImplementedError
+
+    def _for_every_meter(self, request: F) -> bool:
+        """A broadcast: every meter hears it, none answers."""
+        return False
+
+    def _replies(self, request: F) -> list[F]:
+        if self._for_every_meter(request):
+            for meter in self.meters.values():
+                self._answer(meter, request)
+            return []
+        if request.address.upper() == self.wildcard:
+            online = [meter for meter in self.meters.values() if not meter.offline]
+            # Several meters answering the wildcard at once garble each other: nothing usable comes back.
+            targets = online if len(online) == 1 else []
+        else:
+            addressed = self.meters.get(request.address)
+            targets = [addressed] if addressed is not None and not addressed.offline else []
+        replies = [self._answer(meter, request) for meter in targets]
+        return [reply for reply in replies if reply is not None]
 
     def _encode(self, frame: F) -> bytes:
         raise NotImplementedError
