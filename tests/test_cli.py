@@ -30,7 +30,7 @@ def houqin(
 def test_check_prints_a_summary(tmp_path: Path) -> None:
     result = houqin("check", str(DEMO_INVENTORY), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"rooms\s+66", result.stdout) and re.search(r"devices\.water\s+3", result.stdout)
+    assert re.search(r"rooms\s+66", result.stdout) and re.search(r"devices\.water\s+5", result.stdout)
 
 
 def test_check_with_three_mistakes_prints_them_all(tmp_path: Path) -> None:

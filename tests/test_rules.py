@@ -67,7 +67,10 @@ def test_mistakes_in_a_rule_file_are_all_reported_with_lines(tmp_path: Path, dem
     assert "site-rules.yaml:2: rules[0].id: rule 'low-voltage' is already defined in" in text
     assert "site-rules.yaml:7: rules[1].condition.threshold.for: required field is missing" in text
     assert "site-rules.yaml:13: rules[2].repair.category: no team owns 'heating'" in text
-    assert "rules[2].condition: none of the selected devices (mqtt-water-meter) reports current" in text
+    assert (
+        "rules[2].condition: none of the selected devices (cjt188-cold-water-valve, mqtt-water-meter) reports current"
+        in text
+    )
     assert "rules[3].actions: cut_relay: none of the devices it watches is in a room with a relay" in text
     site.write_text("replace: true\nrules:\n  - id: low-voltage\n"
                     "    select: {kinds: [electricity], has_fields: [voltage]}\n"
