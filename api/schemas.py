@@ -32,7 +32,9 @@ class RoomOut(BaseModel):
     relay: str | None
     tariff: str
     balance_fen: int | None = Field(default=None, description="with ?wallets=true")
-    state: Literal["normal", "low", "cut_off", "tripped"] | None = Field(default=None, description="with ?wallets=true")
+    state: Literal["normal", "low", "cut_off", "tripped", "locked"] | None = Field(
+        default=None, description="with ?wallets=true"
+    )
 
 
 class CheckOut(BaseModel):
@@ -214,10 +216,11 @@ class CommandOut(BaseModel):
 class WalletOut(BaseModel):
     room: str
     balance_fen: int
-    state: Literal["normal", "low", "cut_off", "tripped"]
+    state: Literal["normal", "low", "cut_off", "tripped", "locked"]
+    locked: bool = Field(description="off after repeated high-power appliances until staff unlock it")
     cut_pending: bool = Field(description="the balance is at the cut-off level; the cut waits for the night to end")
-    tripped_until: datetime | None = Field(description="overload trip: power returns at this time")
-    trips: int = Field(description="overload trips so far")
+    tripped_until: datetime | None = Field(description="overload or appliance trip: power returns at this time")
+    trips: int = Field(description="overload and appliance trips so far")
     power_limit_w: float | None
     tariff: str
     month: str
@@ -228,6 +231,29 @@ class WalletOut(BaseModel):
 
 class RoomDetailOut(RoomOut):
     wallet: WalletOut
+
+
+class PowerEventOut(BaseModel):
+    id: int
+    room: str
+    kind: Literal["appliance_trip", "locked", "unlocked"]
+    at: datetime
+    reason: str
+    step_w: float | None = Field(description="an appliance trip: the rise in power that tripped it (W)")
+    power_factor: float | None
+    restore_at: datetime | None = Field(description="an appliance trip: when power returns (none: locked)")
+    by: str | None = Field(description="an unlock: the staff member")
+
+
+class LockedRoomOut(BaseModel):
+    room: str
+    building: str
+    locked_at: datetime | None
+    reason: str
+
+
+class UnlockIn(BaseModel):
+    reason: str = Field(min_length=2, max_length=500, description="why the room may have power again")
 
 
 class NoticeOut(BaseModel):

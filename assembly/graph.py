@@ -24,6 +24,7 @@ from assembly.collection import start_collection
 from assembly.roles import ALL_ROLES, ProcessRole
 from assembly.stores import open_database, readiness_checks, telemetry_store
 from collectors.simulators.campus import SimulatedCampus
+from houqin.billing.appliances import ApplianceGuard
 from houqin.billing.desk import PaymentDesk
 from houqin.billing.ledger import ensure_wallets
 from houqin.billing.metering import RoomBilling
@@ -194,7 +195,8 @@ async def _add_roles(
             houqin.database, inventory, settings.tz, settings.billing.max_room_kw, houqin.power_policy,
             faults=houqin.faults, on_order_change=houqin.notifier.notify,
         )  # fmt: skip
-        sinks += [billing, OverloadGuard(inventory, houqin.power_policy, settings.billing)]
+        sinks += [billing, OverloadGuard(inventory, houqin.power_policy, settings.billing),
+                  ApplianceGuard(inventory, houqin.power_policy)]  # fmt: skip
         houqin.components.append(houqin.power_policy)  # its sweep: deferred cuts, the end of trips
     if ProcessRole.COLLECT in roles:
         collection = await start_collection(

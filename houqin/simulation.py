@@ -8,7 +8,8 @@ FAULTS: tuple[str, ...] = (
     "offline",  # the device stops answering
     "voltage_sag",  # supply voltage drops to ~82 %
     "stuck_value",  # readings freeze while the device still answers
-    "illegal_appliance",  # a 1,800 W resistive step in a dorm room
+    "illegal_appliance",  # a 1,800 W resistive step in a dorm room (a kettle)
+    "hair_dryer",  # a 1,200 W step at power factor 0.8 (allowed: not resistive)
     "lamp_failure",  # lighting circuit on, but no current
     "garbage_payload",  # the device sends data that cannot be decoded
     "leak",  # water keeps flowing at night

@@ -21,17 +21,21 @@ from api.deps import (
     PowerPolicyDep,
     SessionDep,
     SettingsDep,
+    StaffUser,
     TelemetryDep,
     TimezoneDep,
 )
 from api.schemas import (
     AdjustmentIn,
     LedgerEntryOut,
+    LockedRoomOut,
     NoticeOut,
+    PowerEventOut,
     RoomDetailOut,
     RoomOut,
     StatementDayOut,
     StatementOut,
+    UnlockIn,
     UsageOut,
     UsageWindowOut,
     WalletOut,
@@ -41,7 +45,16 @@ from houqin.billing.statement import month_statement
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
 from houqin.settings import Settings
-from houqin.store.tables import EntryKind, LedgerEntry, Role, RoomNotice, Wallet, WalletState
+from houqin.store.tables import (
+    EntryKind,
+    LedgerEntry,
+    PowerEventKind,
+    Role,
+    RoomNotice,
+    RoomPowerEvent,
+    Wallet,
+    WalletState,
+)
 from houqin.telemetry import SeriesUnavailable
 from houqin.telemetry.usage import Period, energy_usage, usage_boundaries
 
@@ -79,14 +92,31 @@ async def list_rooms(
     return out
 
 
-def _state(wallet: Wallet | None, now: datetime) -> Literal["normal", "low", "cut_off", "tripped"]:
-    """A cut-off room stays cut off while tripped too: a top-up, not the trip's end, brings its power back."""
+def _state(wallet: Wallet | None, now: datetime) -> Literal["normal", "low", "cut_off", "tripped", "locked"]:
+    """A cut-off room stays cut off while tripped too: a top-up, not the trip's end, brings its power back.
+    A locked room is off whatever its balance: staff, not a top-up, bring its power back."""
     if wallet is None:
         return "normal"
+    if wallet.locked:
+        return "locked"
     if wallet.tripped_until is not None and wallet.tripped_until > now and wallet.state != WalletState.CUT_OFF:
         return "tripped"
     state: Literal["normal", "low", "cut_off"] = wallet.state  # type: ignore[assignment]
     return state
+
+
+@router.get("/locked", response_model=list[LockedRoomOut], summary="Rooms locked after appliance trips (staff)")
+async def list_locked(_: StaffUser, session: SessionDep, inventory: InventoryDep) -> list[LockedRoomOut]:
+    locked = (await session.execute(select(Wallet.room).where(Wallet.locked.is_(True)))).scalars().all()
+    out: list[LockedRoomOut] = []
+    for room_id in sorted(locked):
+        event = (await session.execute(
+            select(RoomPowerEvent).where(RoomPowerEvent.room == room_id, RoomPowerEvent.kind == PowerEventKind.LOCKED)
+            .order_by(RoomPowerEvent.id.desc()).limit(1))).scalar()  # fmt: skip
+        building = inventory.rooms[room_id].building if room_id in inventory.rooms else ""
+        out.append(LockedRoomOut(room=room_id, building=building, locked_at=event.at if event else None,
+                                 reason=event.reason if event else ""))  # fmt: skip
+    return out
 
 
 @router.get("/{room_id}", response_model=RoomDetailOut, summary="One room and its wallet (student: own; staff: any)")
@@ -141,6 +171,7 @@ async def _wallet(room: Room, session: AsyncSession, inventory: Inventory, setti
     tripped = tripped_until is not None and tripped_until > now
     return WalletOut(
         room=room.id, balance_fen=wallet.balance_fen if wallet else 0, state=_state(wallet, now),
+        locked=bool(wallet and wallet.locked),
         cut_pending=bool(wallet and wallet.cut_deferred), tripped_until=tripped_until if tripped else None,
         trips=wallet.trips if wallet else 0, power_limit_w=room.power_limit_w or settings.billing.power_limit_w,
         tariff=room.tariff, month=month, month_kwh=round(statement.kwh_charged + statement.kwh_free, 3),
@@ -159,6 +190,41 @@ async def read_notices(
     if before is not None:
         query = query.where(RoomNotice.id < before)
     return [NoticeOut.model_validate(n, from_attributes=True) for n in (await session.execute(query)).scalars()]
+
+
+@router.get(
+    "/{room_id}/power-events",
+    response_model=list[PowerEventOut],
+    summary="What the power policy did to the room (appliance trips, locks, unlocks), newest first (student: own)",
+)
+async def read_power_events(
+    room: AccessibleRoom,
+    session: SessionDep,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="events older than this id (paging)")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[PowerEventOut]:
+    query = select(RoomPowerEvent).where(RoomPowerEvent.room == room.id).order_by(RoomPowerEvent.id.desc())
+    if before is not None:
+        query = query.where(RoomPowerEvent.id < before)
+    events = (await session.execute(query.limit(limit))).scalars()
+    return [PowerEventOut.model_validate(event, from_attributes=True) for event in events]
+
+
+@router.post(
+    "/{room_id}/unlock",
+    response_model=WalletOut,
+    summary="Unlock a room locked after appliance trips, with a reason (staff); its power returns if money allows",
+)
+async def unlock(
+    room_id: str, body: UnlockIn, user: StaffUser, policy: PowerPolicyDep, session: SessionDep,
+    inventory: InventoryDep, settings: SettingsDep,
+) -> WalletOut:  # fmt: skip
+    room = inventory.rooms.get(room_id)
+    if room is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no room {room_id!r}")
+    if not await policy.unlock(room.id, datetime.now(UTC), user.username, body.reason):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"room {room.id} is not locked")
+    return await _wallet(room, session, inventory, settings)
 
 
 @router.get(

@@ -30,6 +30,11 @@ def dorm_load(tz: ZoneInfo) -> Callable[[float], float]:
     return load
 
 
+# Faults that plug an appliance in: (W, power factor). A kettle or heater is resistive; a hair dryer's
+# motor is not.
+APPLIANCES = {"illegal_appliance": (1800.0, 1.0), "hair_dryer": (1200.0, 0.8)}
+
+
 @dataclass
 class MeterPhysics:
     """An electricity meter on a feed whose demand follows ``load`` (W, at the given wall time)."""
@@ -50,19 +55,24 @@ class MeterPhysics:
         now = time.time() if now is None else now
         on = self.powered()
         power = self.load(now) * (1 + self.rng.uniform(-self.noise, self.noise)) if on else 0.0
-        if on and "illegal_appliance" in self.faults:
-            power += 1800.0  # a kettle or heater: resistive, appears at once
+        # The room's own load at the meter's power factor, plus what is plugged in on top: the meter sees
+        # the sum of real and of reactive power, so its power factor is the mix.
+        reactive = power * math.tan(math.acos(self.power_factor))
+        for fault, (watts, factor) in APPLIANCES.items():
+            if on and fault in self.faults:
+                power += watts
+                reactive += watts * math.tan(math.acos(factor))
         if self._last is not None and now > self._last:
             self.energy_kwh += power * (now - self._last) / 3_600_000
         self._last = now
         voltage = self.nominal_voltage * (0.82 if "voltage_sag" in self.faults else 1.0)
         voltage += self.rng.uniform(-1.5, 1.5)
-        current = power / (voltage * self.power_factor) if power else 0.0
-        apparent = power / self.power_factor if power else 0.0
+        apparent = math.hypot(power, reactive)
+        factor = power / apparent if apparent else 1.0
+        current = apparent / voltage
         values = {
             "voltage": voltage, "current": current, "power": power, "apparent_power": apparent,
-            "reactive_power": math.sqrt(max(apparent**2 - power**2, 0.0)),
-            "power_factor": self.power_factor if power else 1.0,
+            "reactive_power": reactive, "power_factor": factor,
             "frequency": 50.0 + self.rng.uniform(-0.03, 0.03), "import_energy": self.energy_kwh,
             "export_energy": 0.0, "energy": self.energy_kwh,
         }  # fmt: skip
@@ -74,7 +84,7 @@ class MeterPhysics:
                 phase_voltage = voltage + self.rng.uniform(-1.0, 1.0)
                 values[f"power_l{index}"] = phase_power
                 values[f"voltage_l{index}"] = phase_voltage
-                values[f"current_l{index}"] = phase_power / (phase_voltage * self.power_factor) if power else 0.0
+                values[f"current_l{index}"] = phase_power / (phase_voltage * factor) if power else 0.0
         if "stuck_value" in self.faults:
             self._stuck = self._stuck or values
             return self._stuck

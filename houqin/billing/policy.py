@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.ledger import WalletAfter
@@ -30,14 +31,37 @@ from houqin.billing.ledger import post as post_entry
 from houqin.commands import CommandQueue, CommandRequest
 from houqin.daily_span import within
 from houqin.inventory import Inventory
+from houqin.inventory.power import AppliancePolicy
 from houqin.settings import BillingSettings
 from houqin.store import Database
-from houqin.store.tables import CommandSource, EntryKind, LedgerEntry, NoticeKind, RoomNotice, Wallet, WalletState
+from houqin.store.tables import (
+    CommandSource,
+    EntryKind,
+    LedgerEntry,
+    NoticeKind,
+    PowerEventKind,
+    RoomNotice,
+    RoomPowerEvent,
+    Wallet,
+    WalletState,
+)
 from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
 
 SWEEP_S = 15.0
+
+
+@dataclass(frozen=True)
+class ApplianceSeen:
+    """What tripped a room: the step over where its power stood, and the power factor if the meter has one."""
+
+    step_w: float
+    power_w: float
+    power_factor: float | None = None
+
+    def describe_pf(self) -> str:
+        return "" if self.power_factor is None else f", power factor {self.power_factor:.2f}"
 
 
 def yuan(fen: int) -> str:
@@ -129,8 +153,14 @@ class PowerPolicy:
                 await self._relay(session, room_id, "off", now, f"balance {balance} fen", f"cut:{entry.id}")
         elif state == WalletState.CUT_OFF and balance > self.restore_fen:
             state = WalletState.NORMAL
-            notice(session, room_id, NoticeKind.RESTORED, now, f"Balance {yuan(balance)}: power restored.", balance)
-            if not self._tripped(wallet, now):
+            if wallet.locked:
+                notice(session, room_id, NoticeKind.RESTORED, now, f"Balance {yuan(balance)}. The room stays off: "
+                       "it is locked after repeated high-power appliances; the dorm office unlocks it.",
+                       balance)  # fmt: skip
+            else:
+                notice(session, room_id, NoticeKind.RESTORED, now, f"Balance {yuan(balance)}: power restored.",
+                       balance)  # fmt: skip
+            if not self._tripped(wallet, now) and not wallet.locked:
                 await self._relay(session, room_id, "on", now, f"balance {balance} fen", f"restore:{entry.id}")
         elif wallet.cut_deferred and balance > self.cutoff_fen:
             values["cut_deferred"] = False
@@ -170,6 +200,72 @@ class PowerPolicy:
             await session.commit()
             return True
 
+    async def appliance_trip(self, room_id: str, now: datetime, seen: ApplianceSeen, rule: AppliancePolicy) -> bool:
+        """A high-power appliance in the room: off for the policy's minutes, or locked when this is the
+        ``lock_after``-th trip within its window. False when the room is tripped or locked already."""
+        assert self.database is not None
+        restore_at = now + timedelta(minutes=rule.restore_min)
+        async with self.database.session() as session:
+            earlier = await session.scalar(
+                select(func.count()).select_from(RoomPowerEvent).where(
+                    RoomPowerEvent.room == room_id, RoomPowerEvent.kind == PowerEventKind.APPLIANCE_TRIP,
+                    RoomPowerEvent.at > now - timedelta(minutes=rule.lock_window_min)))  # fmt: skip
+            count = int(earlier or 0) + 1
+            lock = count >= rule.lock_after
+            tripped = await session.execute(
+                update(Wallet)
+                .where(Wallet.room == room_id, Wallet.locked.is_(False),
+                       (Wallet.tripped_until.is_(None)) | (Wallet.tripped_until <= now))
+                .values(tripped_until=None if lock else restore_at, trips=Wallet.trips + 1, locked=lock)
+                .returning(Wallet.state)
+            )  # fmt: skip
+            state = tripped.scalar()
+            if state is None:
+                return False
+            what = f"a high-power appliance (+{seen.step_w:.0f} W{seen.describe_pf()})"
+            session.add(RoomPowerEvent(room=room_id, kind=PowerEventKind.APPLIANCE_TRIP, at=now, reason=what,
+                                       step_w=seen.step_w, power_factor=seen.power_factor,
+                                       restore_at=None if lock else restore_at))  # fmt: skip
+            if lock:
+                why = f"{count} appliance trips within {rule.lock_window_min:g} min"
+                session.add(RoomPowerEvent(room=room_id, kind=PowerEventKind.LOCKED, at=now, reason=why))
+                notice(session, room_id, NoticeKind.LOCKED, now,
+                       f"Power off: {what}, the {count}th time within {rule.lock_window_min:g} min. The room stays "
+                       "off until the dorm office unlocks it.", None)  # fmt: skip
+            else:
+                local = restore_at.astimezone(self.timezone)
+                notice(session, room_id, NoticeKind.APPLIANCE, now,
+                       f"Power off: {what}; kettles, heaters and cookers are not allowed in dorm rooms. It comes "
+                       f"back at {local:%H:%M} (trip {count} of {rule.lock_after} before the room is locked).",
+                       None)  # fmt: skip
+            if state != WalletState.CUT_OFF:
+                await self._relay(session, room_id, "off", now, what, f"appliance:{now:%Y%m%d%H%M%S}")
+            await session.commit()
+            return True
+
+    async def unlock(self, room_id: str, now: datetime, by: str, reason: str) -> bool:
+        """Staff unlock a room locked for appliances; power returns unless money or a trip keeps it off.
+        False when the room was not locked."""
+        assert self.database is not None
+        async with self.database.session() as session:
+            unlocked = await session.execute(
+                update(Wallet).where(Wallet.room == room_id, Wallet.locked.is_(True)).values(locked=False)
+                .returning(Wallet.state, Wallet.tripped_until)
+            )  # fmt: skip
+            row = unlocked.first()
+            if row is None:
+                return False
+            state, tripped_until = row
+            session.add(RoomPowerEvent(room=room_id, kind=PowerEventKind.UNLOCKED, at=now, reason=reason, by=by))
+            back = state != WalletState.CUT_OFF and (tripped_until is None or tripped_until <= now)
+            then = ": power restored." if back else "; power returns once the balance allows it."
+            notice(session, room_id, NoticeKind.UNLOCKED, now, "Unlocked by the dorm office" + then, None)
+            if back:
+                await self._relay(session, room_id, "on", now, f"unlocked by {by}: {reason}",
+                                  f"unlock:{now:%Y%m%d%H%M%S}")  # fmt: skip
+            await session.commit()
+            return True
+
     async def sweep(self, now: datetime) -> None:
         """Carry out what waited for a time: deferred cuts once the protected window is over, and the end
         of trips."""
@@ -193,11 +289,11 @@ class PowerPolicy:
                 update(Wallet)
                 .where(Wallet.tripped_until.is_not(None), Wallet.tripped_until <= now)
                 .values(tripped_until=None)
-                .returning(Wallet.room, Wallet.state, Wallet.trips)
+                .returning(Wallet.room, Wallet.state, Wallet.trips, Wallet.locked)
             )
-            for room_id, state, trips in ended.all():
-                if state == WalletState.CUT_OFF:
-                    continue  # the money keeps it off; a top-up restores it
+            for room_id, state, trips, locked in ended.all():
+                if state == WalletState.CUT_OFF or locked:
+                    continue  # the money keeps it off (a top-up restores it), or a lock (staff unlock it)
                 notice(session, room_id, NoticeKind.TRIP_RESTORED, now, "Power restored after the overload trip.", None)
                 await self._relay(session, room_id, "on", now, "trip over", f"trip-restore:{trips}")
             await session.commit()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from houqin.inventory.model import Device, DeviceModel, Gateway, Room, Site, Tariff, Team, Zone
+from houqin.inventory.power import DEFAULT_POLICY, AppliancePolicy
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,15 @@ class Inventory:
     zones: dict[str, Zone]
     teams: dict[str, Team]
     tariffs: dict[str, Tariff]
+    appliance_policies: dict[str, AppliancePolicy] = field(default_factory=dict)
+
+    def appliance_policy(self, room: Room) -> AppliancePolicy:
+        """The policy guarding ``room``: the one naming it, else its building's, else the campus's."""
+        policies = list(self.appliance_policies.values())
+        by_room = [policy for policy in policies if room.id in policy.rooms]
+        by_building = [policy for policy in policies if room.building in policy.buildings]
+        campus = [policy for policy in policies if not policy.rooms and not policy.buildings]
+        return next(iter(by_room or by_building or campus), DEFAULT_POLICY)
 
     def model_of(self, device: Device) -> DeviceModel:
         return self.models[device.model]

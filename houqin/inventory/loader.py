@@ -105,6 +105,7 @@ def inventory_from_document(document: LocatedDocument) -> Inventory:
         zones=by_key["zones"],
         teams=by_key["teams"],
         tariffs=by_key["tariffs"],
+        appliance_policies=by_key["appliance_policies"],
     )
 
 

@@ -39,6 +39,7 @@ from houqin.inventory.entries import (
     _between,
     _identifier,
 )
+from houqin.inventory.power import AllowedLoad, AppliancePolicy
 
 
 class Site(Entry):
@@ -160,6 +161,7 @@ class Tariff(Entry):
 
 
 SECTIONS: dict[str, type[Entry]] = {
+    "appliance_policies": AppliancePolicy,
     "gateways": Gateway,
     "models": DeviceModel,
     "devices": Device,
@@ -184,6 +186,8 @@ __all__ = [
     "TOPIC_PLACEHOLDER",
     "TOP_LEVEL_KEYS",
     "Address",
+    "AllowedLoad",
+    "AppliancePolicy",
     "Command",
     "DataType",
     "Device",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from houqin.config_file import ConfigIssue, LocatedDocument
-from houqin.inventory.model import Device, DeviceModel, Entry, Gateway, Room, Team, Zone, entry_key
+from houqin.inventory.model import AppliancePolicy, Device, DeviceModel, Entry, Gateway, Room, Team, Zone, entry_key
 
 E = TypeVar("E", bound=Entry)
 
@@ -174,7 +174,33 @@ def check_references(
             seen.add(member_text)
 
     _check_teams(document, _entries(sections, "teams", Team), issues)
+    rooms = {room.id: room for _, room in _entries(sections, "rooms", Room)}
+    _check_appliance_policies(document, _entries(sections, "appliance_policies", AppliancePolicy), rooms, issues)
     return issues
+
+
+def _check_appliance_policies(
+    document: LocatedDocument, policies: list[tuple[int, AppliancePolicy]], rooms: dict[str, Room],
+    issues: list[ConfigIssue],
+) -> None:  # fmt: skip
+    # A room must be guarded by one policy at each level, or which one applies would be a guess.
+    buildings = {room.building for room in rooms.values()}
+    claimed: dict[tuple[str, str], str] = {}
+    for index, policy in policies:
+        targets = [("rooms", name) for name in policy.rooms] + [("buildings", name) for name in policy.buildings]
+        if not targets:
+            targets = [("campus", "*")]
+        for position, (level, name) in enumerate(targets):
+            at = ("appliance_policies", index) if level == "campus" else ("appliance_policies", index, level, position)
+            known = rooms if level == "rooms" else buildings
+            if level != "campus" and name not in known:
+                what = "room" if level == "rooms" else "building with rooms"
+                issues.append(document.issue(at, f"unknown {what} {name!r}{_suggest(name, known)}"))
+                continue
+            other = claimed.setdefault((level, name), policy.id)
+            if other != policy.id:
+                target = "the whole campus" if level == "campus" else f"{level[:-1]} {name!r}"
+                issues.append(document.issue(at, f"{target} is already guarded by appliance policy {other!r}"))
 
 
 def _check_gateways(document: LocatedDocument, gateways: list[tuple[int, Gateway]], issues: list[ConfigIssue]) -> None:

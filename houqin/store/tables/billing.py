@@ -39,6 +39,15 @@ class NoticeKind(StrEnum):
     RESTORED = "restored"
     TRIPPED = "tripped"
     TRIP_RESTORED = "trip_restored"
+    APPLIANCE = "appliance"  # a high-power appliance was detected: power off for a while
+    LOCKED = "locked"  # tripped too often: off until staff unlock it
+    UNLOCKED = "unlocked"
+
+
+class PowerEventKind(StrEnum):
+    APPLIANCE_TRIP = "appliance_trip"
+    LOCKED = "locked"
+    UNLOCKED = "unlocked"
 
 
 class Wallet(Base):
@@ -56,6 +65,8 @@ class Wallet(Base):
     # Over the power limit: the relay is off until then (whatever the balance), and how often it happened.
     tripped_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     trips: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Tripped by appliances too often: off, whatever the balance, until staff unlock it (with a reason).
+    locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
@@ -119,3 +130,20 @@ class RoomNotice(Base):
     balance_fen: Mapped[int | None] = mapped_column(Integer, default=None)
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class RoomPowerEvent(Base):
+    """What the power policy did to a room and why: an appliance trip (with what was seen and when power
+    returns), a lock, an unlock (by whom, why). Counting a room's recent trips reads these."""
+
+    __tablename__ = "room_power_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[PowerEventKind] = mapped_column(StateColumn(PowerEventKind, 24))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    step_w: Mapped[float | None] = mapped_column(Float, default=None)
+    power_factor: Mapped[float | None] = mapped_column(Float, default=None)
+    restore_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)  # None: staff restore it
+    by: Mapped[str | None] = mapped_column(String(64), default=None)  # who unlocked
