@@ -242,7 +242,7 @@ class PowerEventOut(BaseModel):
     step_w: float | None = Field(description="an appliance trip: the rise in power that tripped it (W)")
     power_factor: float | None
     restore_at: datetime | None = Field(description="an appliance trip: when power returns (none: locked)")
-    by: str | None = Field(description="an unlock: the staff member")
+    by: str | None = Field(description="a lock or unlock by staff: who")
 
 
 class LockedRoomOut(BaseModel):
@@ -253,7 +253,7 @@ class LockedRoomOut(BaseModel):
 
 
 class UnlockIn(BaseModel):
-    reason: str = Field(min_length=2, max_length=500, description="why the room may have power again")
+    reason: str = Field(min_length=2, max_length=500, description="why the room is locked, or may have power again")
 
 
 class NoticeOut(BaseModel):

@@ -219,3 +219,21 @@ async def test_a_kettle_on_the_simulated_campus_trips_its_room_through_modbus(tm
             stop.set()
             await running
     await database.close()
+
+
+async def test_staff_lock_a_room_and_unlock_it(client: httpx.AsyncClient, database: Database) -> None:
+    alice, li = await sign_in(client, "alice"), await sign_in(client, "li")
+    policy = client._transport.app.state.context.services.power_policy  # type: ignore[attr-defined]
+    room = Room(database, policy, ROOM)
+    await room.move(3000, datetime.now(UTC))
+    assert (await client.post(f"/api/v1/rooms/{ROOM}/lock", json={"reason": "no"}, headers=alice)).status_code == 403
+    assert (await client.post("/api/v1/rooms/X-1/lock", json={"reason": "no"}, headers=li)).status_code == 404
+    locked = await client.post(f"/api/v1/rooms/{ROOM}/lock", json={"reason": "电热毯"}, headers=li)
+    assert locked.status_code == 200 and locked.json()["state"] == "locked" and locked.json()["locked"] is True
+    assert (await client.post(f"/api/v1/rooms/{ROOM}/lock", json={"reason": "again"}, headers=li)).status_code == 409
+    await room.move(1000, datetime.now(UTC))  # money does not unlock it
+    assert await room.relay() == ["off"]
+    event = (await client.get(f"/api/v1/rooms/{ROOM}/power-events?limit=1", headers=alice)).json()[0]
+    assert (event["kind"], event["by"], event["reason"]) == ("locked", "li", "电热毯")
+    unlocked = await client.post(f"/api/v1/rooms/{ROOM}/unlock", json={"reason": "已没收"}, headers=li)
+    assert unlocked.json()["state"] == "normal" and await room.relay() == ["off", "on"]

@@ -472,3 +472,41 @@ def test_pages_and_assets_come_from_houqin_alone(demo: Demo) -> None:
     assert '<script type="module" src="/app/static/worker.js">' in httpx.get(f"{demo.url}/app/worker/").text
     assert httpx.get(f"{demo.url}/").headers["location"] == "/app/"
     assert httpx.get(f"{demo.url}/app/nowhere/at-all").status_code == 404
+
+
+def test_a_kettle_trips_a_room_the_student_sees_why_and_staff_lock_and_unlock(
+    browser: Browser, demo: Demo, visits: list[Visit]
+) -> None:
+    """The demo's D1-102 (student1): a kettle (the simulated fault) trips the room by the power policy; the
+    student's page says why and when power returns; staff lock the room from its page and unlock it."""
+    fault = {"device": "d1-102-meter", "fault": "illegal_appliance", "active": True}
+    demo.post("staff", "/api/v1/simulation/faults", fault)
+    try:
+        deadline = time.monotonic() + 60  # the policy's 10 s, the meter's 15 s poll, the command
+        while (wallet := demo.get("student1", "/api/v1/rooms/D1-102/wallet"))["state"] != "tripped":  # type: ignore[index]
+            assert time.monotonic() < deadline, wallet
+            time.sleep(0.5)
+    finally:
+        demo.post("staff", "/api/v1/simulation/faults", {**fault, "active": False})
+    phone = visit(visits, browser, demo, PHONE)
+    page = phone.sign_in("student1")
+    note = page.get_by_test_id("power-note")
+    assert "大功率电器" in note.inner_text() and "自动恢复供电" in note.inner_text()
+    phone.shoot("student-appliance-trip")
+
+    desktop = visit(visits, browser, demo, DESKTOP)
+    staff = desktop.sign_in("staff")
+    staff.goto(f"{demo.url}/app/staff/rooms/D1-102")
+    staff.get_by_role("heading", name="锁定断电").wait_for()
+    assert "违规电器跳闸" in staff.get_by_role("table").first.inner_text()
+    staff.get_by_label("原因").fill("查获电热毯")
+    staff.get_by_role("button", name="锁定", exact=True).click()
+    staff.get_by_role("heading", name="解锁供电").wait_for()
+    desktop.shoot("staff-room-locked")
+    page.reload()
+    assert "宿管已锁定本宿舍用电：查获电热毯" in page.get_by_test_id("power-note").inner_text()
+    staff.get_by_label("原因").fill("已没收，学生已签字")
+    staff.get_by_role("button", name="解锁", exact=True).click()
+    staff.get_by_role("heading", name="锁定断电").wait_for()
+    wallet = demo.get("staff", "/api/v1/rooms/D1-102/wallet")
+    assert isinstance(wallet, dict) and wallet["locked"] is False and wallet["state"] != "locked"

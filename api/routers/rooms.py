@@ -211,6 +211,23 @@ async def read_power_events(
 
 
 @router.post(
+    "/{room_id}/lock",
+    response_model=WalletOut,
+    summary="Lock a room's power off with a reason (staff), whatever its balance, until it is unlocked",
+)
+async def lock(
+    room_id: str, body: UnlockIn, user: StaffUser, policy: PowerPolicyDep, session: SessionDep,
+    inventory: InventoryDep, settings: SettingsDep,
+) -> WalletOut:  # fmt: skip
+    room = inventory.rooms.get(room_id)
+    if room is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no room {room_id!r}")
+    if not await policy.lock(room.id, datetime.now(UTC), user.username, body.reason):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"room {room.id} is locked already")
+    return await _wallet(room, session, inventory, settings)
+
+
+@router.post(
     "/{room_id}/unlock",
     response_model=WalletOut,
     summary="Unlock a room locked after appliance trips, with a reason (staff); its power returns if money allows",

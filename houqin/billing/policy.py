@@ -243,6 +243,26 @@ class PowerPolicy:
             await session.commit()
             return True
 
+    async def lock(self, room_id: str, now: datetime, by: str, reason: str) -> bool:
+        """Staff lock a room (a violation found on inspection): off, whatever the balance, until unlocked.
+        False when it is locked already."""
+        assert self.database is not None
+        async with self.database.session() as session:
+            locked = await session.execute(
+                update(Wallet).where(Wallet.room == room_id, Wallet.locked.is_(False))
+                .values(locked=True, tripped_until=None).returning(Wallet.state)
+            )  # fmt: skip
+            state = locked.scalar()
+            if state is None:
+                return False
+            session.add(RoomPowerEvent(room=room_id, kind=PowerEventKind.LOCKED, at=now, reason=reason, by=by))
+            notice(session, room_id, NoticeKind.LOCKED, now, f"Power off: the dorm office locked the room ({reason}).",
+                   None)  # fmt: skip
+            if state != WalletState.CUT_OFF:
+                await self._relay(session, room_id, "off", now, f"locked by {by}: {reason}", f"lock:{now:%Y%m%d%H%M%S}")
+            await session.commit()
+            return True
+
     async def unlock(self, room_id: str, now: datetime, by: str, reason: str) -> bool:
         """Staff unlock a room locked for appliances; power returns unless money or a trip keeps it off.
         False when the room was not locked."""

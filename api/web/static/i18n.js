@@ -14,6 +14,9 @@ const zh = {
   "wallet.title": "余额", "wallet.balance": "电费余额", "wallet.month_kwh": "本月用电", "wallet.month_spend": "本月电费",
   "wallet.free_left": "免费额度剩余", "wallet.cut_pending": "余额已到断电线，夜间保护时段结束后将断电，请尽快充值。",
   "wallet.tripped_until": "用电超过功率限制，已跳闸，{at} 自动恢复供电。", "wallet.cut_off_help": "余额不足已断电，充值到账后自动恢复供电。",
+  "wallet.appliance_trip": "检测到大功率电器（功率增加 {watts} W），宿舍禁止使用电热水壶、电暖器、电炉等，已断电，{at} 自动恢复供电。",
+  "wallet.locked_help": "多次使用违规电器，宿舍已被锁定断电，需宿管解锁后恢复供电。",
+  "wallet.locked_by_staff": "宿管已锁定本宿舍用电：{reason}。解锁后恢复供电。",
   "topup.title": "充值", "topup.amount": "充值金额", "topup.custom": "其他金额（元）", "topup.limits": "单次可充 {min} 至 {max}",
   "topup.method": "支付方式", "topup.pay": "充值 {amount}", "topup.out_of_limits": "金额需在 {min} 至 {max} 之间。",
   "topup.unavailable": "暂不支持在线充值，请到后勤服务台办理。", "topup.cancelled": "已取消支付，未扣款。",
@@ -46,6 +49,11 @@ const zh = {
   "board.median_hours": "处理时长中位数（小时）",
   room: "房间", floor_col: "楼层", room_state: "状态", tariff: "电价", "rooms.search": "搜索房间或楼栋", "rooms.count": "显示 {shown} / {count} 间",
   "rooms.trips": "跳闸次数", "rooms.meter": "电表", "rooms.relay": "通断控制", "rooms.adjust": "调账",
+  "power.title": "用电管控记录", "power.empty": "暂无记录。", "power.what": "事件", "power.detail": "说明", "power.restore_at": "恢复时间",
+  "power.by": "操作人", "power.kind.appliance_trip": "违规电器跳闸", "power.kind.locked": "锁定断电", "power.kind.unlocked": "解锁",
+  "power.appliance": "功率增加 {watts} W", "power.pf": "功率因数 {pf}", "power.staff_restore": "待宿管解锁",
+  "power.unlock": "解锁供电", "power.unlock_submit": "解锁", "power.lock": "锁定断电", "power.lock_submit": "锁定",
+  "power.reason_hint": "填写原因，记入操作记录", "power.unlocked": "已解锁。", "power.locked_done": "已锁定。",
   "rooms.adjust_admin_only": "调账和退款需要管理员账号。", "rooms.adjust_amount": "金额（元）", "rooms.adjust_hint": "正数为补入，负数为扣减",
   "rooms.adjust_submit": "提交调账", "rooms.adjust_zero": "金额不能为 0。", "rooms.adjust_confirm": "为 {room} 调账 {amount}，原因：{reason}",
   "rooms.adjusted": "已调账。", reason: "原因", time: "时间", amount: "金额",
@@ -88,6 +96,9 @@ const en = {
   "wallet.title": "Balance", "wallet.balance": "Electricity balance", "wallet.month_kwh": "This month", "wallet.month_spend": "Spent this month",
   "wallet.free_left": "Free allowance left", "wallet.cut_pending": "The balance is at the cut-off level: power goes off when the night-time protection ends. Top up soon.",
   "wallet.tripped_until": "The room drew more than its power limit and tripped; power returns at {at}.",
+  "wallet.appliance_trip": "A high-power appliance was detected (+{watts} W): kettles, heaters and cookers are not allowed in dorm rooms. Power returns at {at}.",
+  "wallet.locked_help": "The room is locked after repeated high-power appliances: power returns when the dorm office unlocks it.",
+  "wallet.locked_by_staff": "The dorm office locked the room's power: {reason}. It returns when unlocked.",
   "wallet.cut_off_help": "Power is off for lack of credit; it comes back as soon as a top-up arrives.",
   "topup.title": "Top up", "topup.amount": "Amount", "topup.custom": "Other amount (yuan)", "topup.limits": "From {min} to {max} at a time",
   "topup.method": "Pay with", "topup.pay": "Top up {amount}", "topup.out_of_limits": "The amount must be from {min} to {max}.",
@@ -121,6 +132,11 @@ const en = {
   "board.median_hours": "Median hours to resolve",
   room: "Room", floor_col: "Floor", room_state: "State", tariff: "Tariff", "rooms.search": "Search rooms or buildings", "rooms.count": "{shown} of {count} rooms",
   "rooms.trips": "Trips", "rooms.meter": "Meter", "rooms.relay": "Relay", "rooms.adjust": "Adjust the balance",
+  "power.title": "Power control record", "power.empty": "Nothing yet.", "power.what": "Event", "power.detail": "Detail", "power.restore_at": "Power returns",
+  "power.by": "By", "power.kind.appliance_trip": "Appliance trip", "power.kind.locked": "Locked", "power.kind.unlocked": "Unlocked",
+  "power.appliance": "+{watts} W", "power.pf": "power factor {pf}", "power.staff_restore": "when staff unlock it",
+  "power.unlock": "Unlock the power", "power.unlock_submit": "Unlock", "power.lock": "Lock the power off", "power.lock_submit": "Lock",
+  "power.reason_hint": "The reason, kept in the record", "power.unlocked": "Unlocked.", "power.locked_done": "Locked.",
   "rooms.adjust_admin_only": "Adjustments and refunds need an admin account.", "rooms.adjust_amount": "Amount (yuan)",
   "rooms.adjust_hint": "positive credits the room, negative debits it", "rooms.adjust_submit": "Adjust", "rooms.adjust_zero": "The amount cannot be 0.",
   "rooms.adjust_confirm": "Adjust {room} by {amount} because: {reason}", "rooms.adjusted": "Adjusted.", reason: "Reason", time: "Time", amount: "Amount",
@@ -149,7 +165,7 @@ const en = {
 
 // Names of values the API returns.
 const zhValues = {
-  "room_state.normal": "正常", "room_state.low": "余额不足", "room_state.cut_off": "已断电", "room_state.tripped": "已跳闸",
+  "room_state.normal": "正常", "room_state.low": "余额不足", "room_state.cut_off": "已断电", "room_state.tripped": "已跳闸", "room_state.locked": "已锁定",
   "status.open": "待派单", "status.assigned": "已派单", "status.in_progress": "处理中", "status.resolved": "已完成", "status.closed": "已关闭", "status.cancelled": "已取消",
   "priority.urgent": "紧急", "priority.high": "高", "priority.normal": "普通", "priority.low": "低",
   "category.electrical": "电路", "category.lighting": "照明", "category.meter": "电表", "category.plumbing": "水管", "category.water_meter": "水表",
@@ -169,7 +185,7 @@ const zhValues = {
 };
 
 const enValues = {
-  "room_state.normal": "Normal", "room_state.low": "Low balance", "room_state.cut_off": "Cut off", "room_state.tripped": "Tripped",
+  "room_state.normal": "Normal", "room_state.low": "Low balance", "room_state.cut_off": "Cut off", "room_state.tripped": "Tripped", "room_state.locked": "Locked",
   "status.open": "Open", "status.assigned": "Assigned", "status.in_progress": "In progress", "status.resolved": "Resolved", "status.closed": "Closed", "status.cancelled": "Cancelled",
   "priority.urgent": "Urgent", "priority.high": "High", "priority.normal": "Normal", "priority.low": "Low",
   "category.electrical": "Electrical", "category.lighting": "Lighting", "category.meter": "Meter", "category.plumbing": "Plumbing", "category.water_meter": "Water meter",

@@ -114,7 +114,7 @@ async function orderDetail(orderId) {
 async function rooms() {
   const all = await api("/api/v1/rooms?wallets=true");
   const search = el("input", { type: "search", name: "q", value: new URLSearchParams(window.location.search).get("q") || "" });
-  const state = select([["", t("all")], ...["normal", "low", "cut_off", "tripped"].map((s) => [s, label("room_state", s)])], { name: "state" });
+  const state = select([["", t("all")], ...["normal", "low", "cut_off", "tripped", "locked"].map((s) => [s, label("room_state", s)])], { name: "state" });
   const body = el("tbody");
   const count = el("p", { class: "muted", "aria-live": "polite" });
   const draw = () => {
@@ -139,6 +139,7 @@ async function rooms() {
 async function roomDetail(roomId) {
   const room = await api(`/api/v1/rooms/${enc(roomId)}`);
   const entries = await api(`/api/v1/rooms/${enc(room.id)}/ledger?limit=50`);
+  const events = await api(`/api/v1/rooms/${enc(room.id)}/power-events?limit=20`);
   const wallet = room.wallet;
   const ledgerRows = entries.map((entry) => el("tr", {},
     el("td", {}, dateTime(entry.created_at)), el("td", {}, label("ledger", entry.kind)),
@@ -152,9 +153,50 @@ async function roomDetail(roomId) {
         ...[[t("wallet.month_kwh"), `${number(wallet.month_kwh, 1)} kWh`], [t("wallet.month_spend"), yuan(wallet.month_spend_fen)],
           [t("wallet.free_left"), `${number(wallet.free_kwh_left, 1)} kWh`], [t("tariff"), wallet.tariff], [t("rooms.trips"), wallet.trips],
           [t("rooms.meter"), room.meter], [t("rooms.relay"), room.relay || "—"]].map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))))),
+    lockForm(room, wallet),
+    powerEvents(events),
     adjustmentForm(room),
     el("section", { "aria-labelledby": "ledger-title" }, el("h2", { id: "ledger-title" }, t("ledger.title")),
       table([t("time"), t("ledger.kind"), t("amount"), t("ledger.balance_after"), "kWh", t("ledger.cause")], ledgerRows)));
+}
+
+// Lock a room's power off (a violation found on inspection) or unlock it, each with a reason for the record.
+function lockForm(room, wallet) {
+  const unlocking = wallet.locked;
+  const reason = el("input", { name: "power-reason", required: true, minlength: 2, maxlength: 500 });
+  const problem = el("div", { class: "problem" });
+  const title = unlocking ? t("power.unlock") : t("power.lock");
+  const form = el("form", { class: "card", "aria-labelledby": "lock-title" },
+    el("h2", { id: "lock-title" }, title),
+    field(t("reason"), reason, t("power.reason_hint")),
+    problem, el("button", { type: "submit", class: unlocking ? "primary" : "danger" }, unlocking ? t("power.unlock_submit") : t("power.lock_submit")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    problem.replaceChildren();
+    try {
+      await api(`/api/v1/rooms/${enc(room.id)}/${unlocking ? "unlock" : "lock"}`, { method: "POST", body: { reason: reason.value.trim() } });
+      announce(unlocking ? t("power.unlocked") : t("power.locked_done"));
+      await roomDetail(room.id);
+    } catch (error) {
+      problem.replaceChildren(errorBox(error));
+    }
+  });
+  return form;
+}
+
+function powerEvents(events) {
+  const detail = (event) => {
+    if (event.kind !== "appliance_trip") return event.reason;
+    const parts = [t("power.appliance", { watts: number(event.step_w, 0) })];
+    if (event.power_factor !== null) parts.push(t("power.pf", { pf: number(event.power_factor, 2) }));
+    return parts.join(" · ");
+  };
+  const rows = events.map((event) => el("tr", {},
+    el("td", {}, dateTime(event.at)), el("td", {}, label("power.kind", event.kind)), el("td", {}, detail(event)),
+    el("td", {}, event.kind === "appliance_trip" ? (event.restore_at ? dateTime(event.restore_at) : t("power.staff_restore")) : "—"),
+    el("td", {}, event.by || t("system"))));
+  return el("section", { "aria-labelledby": "power-title" }, el("h2", { id: "power-title" }, t("power.title")),
+    rows.length ? table([t("time"), t("power.what"), t("power.detail"), t("power.restore_at"), t("power.by")], rows) : el("p", { class: "muted" }, t("power.empty")));
 }
 
 function adjustmentForm(room) {

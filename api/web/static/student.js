@@ -41,11 +41,28 @@ function roomHeading(room) {
 
 // ---- overview and top-up ---------------------------------------------------------------------------
 
-function walletFigures(wallet) {
+// Why the room is off, when the power policy switched it: its latest power event (a trip, a lock).
+async function lastPowerEvent(roomId, wallet) {
+  if (!["tripped", "locked"].includes(wallet.state)) return null;
+  const [event] = await api(`/api/v1/rooms/${enc(roomId)}/power-events?limit=1`);
+  return event || null;
+}
+
+function walletFigures(wallet, event) {
   const state = wallet.state;
   const notes = [];
   if (wallet.cut_pending) notes.push(el("p", { class: "notice" }, t("wallet.cut_pending")));
-  if (state === "tripped" && wallet.tripped_until) notes.push(el("p", { class: "notice" }, t("wallet.tripped_until", { at: dateTime(wallet.tripped_until) })));
+  if (state === "tripped" && wallet.tripped_until) {
+    const appliance = event && event.kind === "appliance_trip";
+    notes.push(el("p", { class: "notice", "data-testid": "power-note" }, appliance
+      ? t("wallet.appliance_trip", { watts: number(event.step_w, 0), at: dateTime(wallet.tripped_until) })
+      : t("wallet.tripped_until", { at: dateTime(wallet.tripped_until) })));
+  }
+  if (state === "locked") {
+    const byStaff = event && event.kind === "locked" && event.by;
+    notes.push(el("p", { class: "notice", "data-testid": "power-note" },
+      byStaff ? t("wallet.locked_by_staff", { reason: event.reason }) : t("wallet.locked_help")));
+  }
   if (state === "cut_off") notes.push(el("p", { class: "notice" }, t("wallet.cut_off_help")));
   return [
     el("div", { class: "balance-row" },
@@ -65,10 +82,11 @@ async function overview(roomId) {
   if (!room) return;
   const walletCard = el("section", { class: "card wallet", "aria-labelledby": "wallet-title" },
     el("h2", { id: "wallet-title", class: "visually-hidden" }, t("wallet.title")),
-    walletFigures(room.wallet));
+    walletFigures(room.wallet, await lastPowerEvent(room.id, room.wallet)));
   const refresh = async () => {
     const wallet = await api(`/api/v1/rooms/${enc(room.id)}/wallet`);
-    walletCard.replaceChildren(el("h2", { id: "wallet-title", class: "visually-hidden" }, t("wallet.title")), ...walletFigures(wallet));
+    const event = await lastPowerEvent(room.id, wallet);
+    walletCard.replaceChildren(el("h2", { id: "wallet-title", class: "visually-hidden" }, t("wallet.title")), ...walletFigures(wallet, event));
     return wallet;
   };
   render(roomHeading(room), roomTabs(room.id, ""), walletCard, topupCard(room, refresh));
