@@ -479,6 +479,10 @@ def test_a_kettle_trips_a_room_the_student_sees_why_and_staff_lock_and_unlock(
 ) -> None:
     """The demo's D1-102 (student1): a kettle (the simulated fault) trips the room by the power policy; the
     student's page says why and when power returns; staff lock the room from its page and unlock it."""
+    deadline = time.monotonic() + 30  # a reading without the kettle first: where the room's power stood
+    while not demo.get("staff", "/api/v1/devices/d1-102-meter")["last_seen"]:  # type: ignore[index]
+        assert time.monotonic() < deadline, "the meter of D1-102 was never read"
+        time.sleep(0.5)
     fault = {"device": "d1-102-meter", "fault": "illegal_appliance", "active": True}
     demo.post("staff", "/api/v1/simulation/faults", fault)
     try:
