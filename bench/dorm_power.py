@@ -49,7 +49,9 @@ def inventory_text(rooms: int, per_bus: int) -> str:
     lines = ["site: {name: Dorm power bench, timezone: Asia/Shanghai}",
              "tariffs: [{id: flat, price_fen_per_kwh: 56}]",
              f"appliance_policies: [{{id: dorms, hold_s: {HOLD_S:g}, restore_min: 30}}]", "gateways:"]  # fmt: skip
-    lines += [f"  - {{id: bus{b}, type: rtu_over_tcp, host: 127.0.0.1, port: 1, timeout: 1.0}}" for b in range(buses)]
+    lines += [
+        f"  - {{id: bus{b}, type: rtu_over_tcp, host: 127.0.0.1, port: {b + 1}, timeout: 1.0}}" for b in range(buses)
+    ]
     devices, rooms_out = ["devices:"], ["rooms:"]
     for n in range(rooms):
         bus, slot = divmod(n, per_bus)
