@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from assembly.cli import db, fault, grafana, mqtt, probe, schedules, serve, site, users
+from assembly.cli import billing, db, fault, grafana, mqtt, probe, schedules, serve, site, users
 
 app = typer.Typer(
     name="houqin",
@@ -23,6 +23,7 @@ app.command()(site.config)
 app.command()(site.version)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
+app.add_typer(billing.app, name="billing")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(grafana.app, name="grafana")
 app.add_typer(mqtt.app, name="mqtt")
