@@ -29,7 +29,16 @@ from houqin.inventory.model import Gateway
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 256
-F = TypeVar("F")
+F = TypeVar("F", bound="MeterFrame")
+
+
+class MeterFrame(Protocol):
+    """A request or reply of a meter protocol: to (or from) a meter address, written with wake-up bytes."""
+
+    @property
+    def address(self) -> str: ...
+
+    def encode(self, wake: int) -> bytes: ...
 
 
 class FrameSource(Protocol[F]):
@@ -95,13 +104,13 @@ class FramedLink(Generic[F]):
         raise NotImplementedError
 
     def _encode(self, request: F) -> bytes:
-        raise NotImplementedError
+        return request.encode(self.wake)
 
     def _answers(self, frame: F, request: F) -> bool:
         raise NotImplementedError
 
     def _describe(self, request: F) -> str:
-        raise NotImplementedError
+        return f"meter {request.address}"
 
     # -- the wire ----------------------------------------------------------------------------------------
 

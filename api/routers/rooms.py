@@ -41,6 +41,7 @@ from api.schemas import (
     WalletOut,
 )
 from houqin.billing.credits import credit
+from houqin.billing.policy import PowerPolicy
 from houqin.billing.statement import month_statement
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
@@ -219,12 +220,7 @@ async def lock(
     room_id: str, body: UnlockIn, user: StaffUser, policy: PowerPolicyDep, session: SessionDep,
     inventory: InventoryDep, settings: SettingsDep,
 ) -> WalletOut:  # fmt: skip
-    room = inventory.rooms.get(room_id)
-    if room is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no room {room_id!r}")
-    if not await policy.lock(room.id, datetime.now(UTC), user.username, body.reason):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"room {room.id} is locked already")
-    return await _wallet(room, session, inventory, settings)
+    return await _switch_lock(True, room_id, body, user.username, policy, session, inventory, settings)
 
 
 @router.post(
@@ -236,11 +232,21 @@ async def unlock(
     room_id: str, body: UnlockIn, user: StaffUser, policy: PowerPolicyDep, session: SessionDep,
     inventory: InventoryDep, settings: SettingsDep,
 ) -> WalletOut:  # fmt: skip
+    return await _switch_lock(False, room_id, body, user.username, policy, session, inventory, settings)
+
+
+async def _switch_lock(
+    locking: bool, room_id: str, body: UnlockIn, username: str, policy: PowerPolicy, session: AsyncSession,
+    inventory: Inventory, settings: Settings,
+) -> WalletOut:  # fmt: skip
     room = inventory.rooms.get(room_id)
     if room is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no room {room_id!r}")
-    if not await policy.unlock(room.id, datetime.now(UTC), user.username, body.reason):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"room {room.id} is not locked")
+    change = policy.lock if locking else policy.unlock
+    if not await change(room.id, datetime.now(UTC), username, body.reason):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"room {room.id} is {'locked already' if locking else 'not locked'}"
+        )
     return await _wallet(room, session, inventory, settings)
 
 

@@ -61,12 +61,6 @@ class Cjt188Link(FramedLink[Frame]):
             raise DeviceRefused(f"meter {address} refused {what} ({said})", reply.control)
         return reply
 
-    def _encode(self, request: Frame) -> bytes:
-        return request.encode(self.wake)
-
-    def _describe(self, request: Frame) -> str:
-        return f"meter {request.address}"
-
     def _answers(self, frame: Frame, request: Frame) -> bool:
         if not frame.is_reply or frame.function != request.function:
             return False

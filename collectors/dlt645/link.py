@@ -86,12 +86,6 @@ class Dlt645Link(FramedLink[Frame]):
         """Set every meter's clock to ``at`` (their local time); meters do not answer a broadcast."""
         await self.exchange(time_sync(at), expect_reply=False)
 
-    def _encode(self, request: Frame) -> bytes:
-        return request.encode(self.wake)
-
-    def _describe(self, request: Frame) -> str:
-        return f"meter {request.address}"
-
     def _answers(self, frame: Frame, request: Frame) -> bool:
         if not frame.is_reply or frame.function != request.function:
             return False
