@@ -298,6 +298,7 @@ class LedgerEntryOut(BaseModel):
     cause: str
     note: str
     created_at: datetime
+    paid_by: str | None = Field(default=None, description="a top-up: the account that paid it (its name if known)")
 
 
 class AdjustmentIn(BaseModel):

@@ -63,6 +63,9 @@ async def test_a_top_up_is_paid_once_whatever_is_resent(paying: httpx.AsyncClien
     assert await balance(paying, alice) == 2000
     topups = (await paying.get("/api/v1/rooms/D1-101/topups", headers=alice)).json()
     assert [(t["amount_fen"], t["state"]) for t in topups] == [(2000, "paid")]
+    # The room's ledger says who paid (roommates share the wallet); other entries name no payer.
+    [entry] = (await paying.get("/api/v1/rooms/D1-101/ledger?limit=1", headers=alice)).json()
+    assert (entry["kind"], entry["amount_fen"], entry["paid_by"]) == ("topup", 2000, "alice")
 
     # Forgeries change nothing: a wrong key, a tampered amount, a notification for an amount not ordered.
     second = await topup(paying, alice, "phone-order-2", 1000)

@@ -49,10 +49,12 @@ from houqin.settings import Settings
 from houqin.store.tables import (
     EntryKind,
     LedgerEntry,
+    PaymentOrder,
     PowerEventKind,
     Role,
     RoomNotice,
     RoomPowerEvent,
+    User,
     Wallet,
     WalletState,
 )
@@ -299,7 +301,26 @@ async def read_ledger(
     query = select(LedgerEntry).where(LedgerEntry.room == room.id).order_by(LedgerEntry.id.desc()).limit(limit)
     if before is not None:
         query = query.where(LedgerEntry.id < before)
-    return [LedgerEntryOut.model_validate(e, from_attributes=True) for e in (await session.execute(query)).scalars()]
+    entries = list((await session.execute(query)).scalars())
+    payers = await _payers(session, entries)
+    return [
+        LedgerEntryOut.model_validate(entry, from_attributes=True).model_copy(update={"paid_by": payers.get(entry.key)})
+        for entry in entries
+    ]
+
+
+async def _payers(session: AsyncSession, entries: list[LedgerEntry]) -> dict[str, str]:
+    """Who paid each online top-up among ``entries`` (by entry key): roommates share a wallet and see it."""
+    orders = {int(entry.key.split(":", 1)[1]): entry.key for entry in entries
+              if entry.key.startswith("payment:") and entry.key.split(":", 1)[1].isdigit()}  # fmt: skip
+    if not orders:
+        return {}
+    rows = await session.execute(
+        select(PaymentOrder.id, PaymentOrder.requested_by, User.display_name)
+        .outerjoin(User, User.username == PaymentOrder.requested_by)
+        .where(PaymentOrder.id.in_(list(orders)))
+    )
+    return {orders[order_id]: name or username for order_id, username, name in rows.all()}
 
 
 @router.post(

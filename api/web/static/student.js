@@ -269,7 +269,8 @@ async function ledger(roomId) {
           el("span", { class: "what" }, label("ledger", entry.kind), entry.kwh ? ` · ${number(entry.kwh, 2)} kWh` : ""),
           el("span", { class: entry.amount_fen < 0 ? "amount debit" : "amount credit" }, (entry.amount_fen > 0 ? "+" : "") + yuan(entry.amount_fen))),
         el("div", { class: "line muted" },
-          el("span", {}, dateTime(entry.created_at), entry.note ? ` · ${entry.note}` : ""),
+          el("span", {}, dateTime(entry.created_at), entry.paid_by ? ` · ${t("ledger.paid_by", { who: entry.paid_by })}` : "",
+            entry.note ? ` · ${entry.note}` : ""),
           el("span", {}, t("ledger.after", { balance: yuan(entry.balance_after_fen) })))));
     }
     before = entries.length ? entries[entries.length - 1].id : before;
