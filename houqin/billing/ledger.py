@@ -42,6 +42,7 @@ class WalletAfter:
     cut_deferred: bool
     tripped_until: datetime | None
     locked: bool = False
+    curfew: bool = False
 
 
 _WALLETS: Table = Wallet.__table__  # type: ignore[assignment]
@@ -53,7 +54,7 @@ _MOVE = (
     .where(_WALLETS.c.room == bindparam("wallet_room"))
     .values(balance_fen=_WALLETS.c.balance_fen + bindparam("amount"), updated_at=bindparam("moved_at"))
     .returning(_WALLETS.c.balance_fen, _WALLETS.c.state, _WALLETS.c.low_level, _WALLETS.c.cut_deferred,
-               _WALLETS.c.tripped_until, _WALLETS.c.locked)
+               _WALLETS.c.tripped_until, _WALLETS.c.locked, _WALLETS.c.curfew)
 )  # fmt: skip
 
 

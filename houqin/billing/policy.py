@@ -157,10 +157,13 @@ class PowerPolicy:
                 notice(session, room_id, NoticeKind.RESTORED, now, f"Balance {yuan(balance)}. The room stays off: "
                        "it is locked after repeated high-power appliances; the dorm office unlocks it.",
                        balance)  # fmt: skip
+            elif wallet.curfew:
+                notice(session, room_id, NoticeKind.RESTORED, now, f"Balance {yuan(balance)}. Power returns when "
+                       "the night's curfew ends.", balance)  # fmt: skip
             else:
                 notice(session, room_id, NoticeKind.RESTORED, now, f"Balance {yuan(balance)}: power restored.",
                        balance)  # fmt: skip
-            if not self._tripped(wallet, now) and not wallet.locked:
+            if not self._tripped(wallet, now) and not wallet.locked and not wallet.curfew:
                 await self._relay(session, room_id, "on", now, f"balance {balance} fen", f"restore:{entry.id}")
         elif wallet.cut_deferred and balance > self.cutoff_fen:
             values["cut_deferred"] = False
@@ -270,14 +273,14 @@ class PowerPolicy:
         async with self.database.session() as session:
             unlocked = await session.execute(
                 update(Wallet).where(Wallet.room == room_id, Wallet.locked.is_(True)).values(locked=False)
-                .returning(Wallet.state, Wallet.tripped_until)
+                .returning(Wallet.state, Wallet.tripped_until, Wallet.curfew)
             )  # fmt: skip
             row = unlocked.first()
             if row is None:
                 return False
-            state, tripped_until = row
+            state, tripped_until, curfew = row
             session.add(RoomPowerEvent(room=room_id, kind=PowerEventKind.UNLOCKED, at=now, reason=reason, by=by))
-            back = state != WalletState.CUT_OFF and (tripped_until is None or tripped_until <= now)
+            back = state != WalletState.CUT_OFF and (tripped_until is None or tripped_until <= now) and not curfew
             then = ": power restored." if back else "; power returns once the balance allows it."
             notice(session, room_id, NoticeKind.UNLOCKED, now, "Unlocked by the dorm office" + then, None)
             if back:
@@ -309,17 +312,21 @@ class PowerPolicy:
                 update(Wallet)
                 .where(Wallet.tripped_until.is_not(None), Wallet.tripped_until <= now)
                 .values(tripped_until=None)
-                .returning(Wallet.room, Wallet.state, Wallet.trips, Wallet.locked)
+                .returning(Wallet.room, Wallet.state, Wallet.trips, Wallet.locked, Wallet.curfew)
             )
-            for room_id, state, trips, locked in ended.all():
-                if state == WalletState.CUT_OFF or locked:
-                    continue  # the money keeps it off (a top-up restores it), or a lock (staff unlock it)
+            for room_id, state, trips, locked, curfew in ended.all():
+                if state == WalletState.CUT_OFF or locked or curfew:
+                    continue  # money keeps it off (a top-up restores it), a lock (staff), the curfew (its end)
                 notice(session, room_id, NoticeKind.TRIP_RESTORED, now, "Power restored after the overload trip.", None)
                 await self._relay(session, room_id, "on", now, "trip over", f"trip-restore:{trips}")
             await session.commit()
 
     async def run(self, stop: asyncio.Event) -> None:
         await run_every(stop, SWEEP_S, lambda: self.sweep(self.clock()), "power policy sweep")
+
+    async def switch(self, session: AsyncSession, room_id: str, action: str, now: datetime, why: str, key: str) -> None:
+        """Queue the room's relay ``on`` or ``off`` in the caller's transaction (key: what caused it)."""
+        await self._relay(session, room_id, action, now, why, key)
 
     async def _relay(self, session: AsyncSession, room_id: str, action: str, now: datetime, why: str, key: str) -> None:
         room = self.inventory.rooms[room_id]

@@ -67,6 +67,8 @@ class Wallet(Base):
     trips: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Tripped by appliances too often: off, whatever the balance, until staff unlock it (with a reason).
     locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Inside the room's curfew (dorm power off at night by the school's schedule): off, but not for money.
+    curfew: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
