@@ -174,3 +174,23 @@ async def test_the_room_api_shows_the_state_notices_and_a_statement(client: http
     assert lines[0].startswith("day,kwh_charged") and lines[-1].startswith("total,") and lines[-1].endswith(",200")
     bad = await client.get("/api/v1/rooms/D1-101/statement?month=2026-13", headers=alice)
     assert bad.status_code == 422
+
+
+async def test_an_overdraft_keeps_power_until_its_limit(database: Database, demo_inventory: Inventory) -> None:
+    """``cutoff_fen`` below zero is an overdraft: the room runs into debt down to it before the cut, and
+    four warning levels are told one by one on the way down."""
+    await ensure_wallets(database, ["D1-105"])
+    policy = policy_for(database, demo_inventory, cutoff_fen=-500, low_balance_fen=[2000, 1000, 500, 0])
+    room = Room(database, policy, "D1-105")
+    at = local(12)
+    await room.move(2500, at)
+    for amount in (-600, -1000, -600, -400, -300):  # 1900, 900, 300, -100, -400
+        await room.move(amount, at)
+    assert await room.relay() == [] and (await room.wallet()).state == "low"
+    assert await room.notices() == ["low_balance"] * 4
+    await room.move(-100, at)  # -500: the overdraft's limit
+    assert await room.relay() == ["off"] and (await room.wallet()).state == "cut_off"
+    await room.move(400, at)  # -100: still in debt, still off (restore above 0)
+    assert await room.relay() == ["off"]
+    await room.move(200, at)
+    assert await room.relay() == ["off", "on"]
