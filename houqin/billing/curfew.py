@@ -25,27 +25,24 @@ class Curfew:
 
     async def begin(self, session: AsyncSession, rooms: Sequence[str], now: datetime, key: str) -> list[str]:
         """Put ``rooms`` under curfew; the rooms whose relay is switched off (the others were off already)."""
-        started = await session.execute(
-            update(Wallet).where(Wallet.room.in_(list(rooms)), Wallet.curfew.is_(False))
-            .values(curfew=True).returning(Wallet.room, Wallet.state, Wallet.locked, Wallet.tripped_until)
-        )  # fmt: skip
-        switched = []
-        for room, state, locked, tripped_until in started.all():
-            powered = state != WalletState.CUT_OFF and not locked and (tripped_until is None or tripped_until <= now)
-            if powered:
-                await self.policy.switch(session, room, "off", now, "curfew", f"curfew:{key}")
-                switched.append(room)
-        return sorted(switched)
+        return await self._change(session, rooms, now, key, under=True)
 
     async def end(self, session: AsyncSession, rooms: Sequence[str], now: datetime, key: str) -> list[str]:
         """End the curfew of ``rooms``; the rooms whose power returns (the others stay off for their reason)."""
-        ended = await session.execute(
-            update(Wallet).where(Wallet.room.in_(list(rooms)), Wallet.curfew.is_(True))
-            .values(curfew=False).returning(Wallet.room, Wallet.state, Wallet.locked, Wallet.tripped_until)
+        return await self._change(session, rooms, now, key, under=False)
+
+    async def _change(
+        self, session: AsyncSession, rooms: Sequence[str], now: datetime, key: str, *, under: bool
+    ) -> list[str]:
+        changed = await session.execute(
+            update(Wallet).where(Wallet.room.in_(list(rooms)), Wallet.curfew.is_(not under))
+            .values(curfew=under).returning(Wallet.room, Wallet.state, Wallet.locked, Wallet.tripped_until)
         )  # fmt: skip
-        restored = []
-        for room, state, locked, tripped_until in ended.all():
+        switched = []
+        for room, state, locked, tripped_until in changed.all():
+            # Only a room that has power for every other reason is switched: the others are off already.
             if state != WalletState.CUT_OFF and not locked and (tripped_until is None or tripped_until <= now):
-                await self.policy.switch(session, room, "on", now, "curfew over", f"curfew-end:{key}")
-                restored.append(room)
-        return sorted(restored)
+                action, why, cause = ("off", "curfew", "curfew") if under else ("on", "curfew over", "curfew-end")
+                await self.policy.switch(session, room, action, now, why, f"{cause}:{key}")
+                switched.append(room)
+        return sorted(switched)
