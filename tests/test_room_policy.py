@@ -194,3 +194,36 @@ async def test_an_overdraft_keeps_power_until_its_limit(database: Database, demo
     assert await room.relay() == ["off"]
     await room.move(200, at)
     assert await room.relay() == ["off", "on"]
+
+
+def test_even_shares_add_up_exactly() -> None:
+    from houqin.billing.shares import even_shares
+
+    shares = even_shares(4, 10.003, 1001, ["zhou", "alice"])
+    assert [(s.bed, s.student) for s in shares] == [(1, "alice"), (2, "zhou"), (3, None), (4, None)]
+    assert sum(s.cost_fen for s in shares) == 1001 and [s.cost_fen for s in shares] == [251, 250, 250, 250]
+    assert round(sum(s.kwh for s in shares), 3) == 10.003
+    assert len(even_shares(2, 1.0, 100, ["a", "b", "c"])) == 3  # more students registered than beds
+
+
+async def test_roommates_see_the_month_split_by_bed(client: httpx.AsyncClient, database: Database,
+                                                    demo_inventory: Inventory) -> None:  # fmt: skip
+    from houqin.billing.ledger import post
+
+    alice, bob = await sign_in(client, "alice"), await sign_in(client, "bob")
+    now = datetime.now(UTC)
+    await ensure_wallets(database, ["D1-101"])
+    async with database.session() as session:
+        await post(session, "D1-101", "topup", 5000, now, key="t1", cause="test")
+        await post(session, "D1-101", "charge", -1234, now, key="c1", cause="meter", kwh=22.041)
+        await session.commit()
+    month = now.astimezone(SHANGHAI).strftime("%Y-%m")
+    answer = await client.get(f"/api/v1/rooms/D1-101/shares?month={month}", headers=alice)
+    assert answer.status_code == 200, answer.text
+    split = answer.json()
+    assert split["cost_fen"] == 1234 and split["kwh"] == 22.041 and len(split["shares"]) == 4  # four beds
+    assert sum(s["cost_fen"] for s in split["shares"]) == 1234
+    assert round(sum(s["kwh"] for s in split["shares"]), 3) == 22.041
+    assert split["shares"][0]["student"] == "alice" and split["shares"][1]["student"] is None
+    assert (await client.get(f"/api/v1/rooms/D1-101/shares?month={month}", headers=bob)).status_code == 403
+    assert (await client.get("/api/v1/rooms/D1-101/shares?month=2026-13", headers=alice)).status_code == 422

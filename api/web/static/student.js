@@ -227,8 +227,23 @@ async function usage(roomId) {
     el("section", { class: "card", "aria-labelledby": "usage-title" },
       el("h2", { id: "usage-title" }, t("usage.title")),
       el("div", { class: "toggles", role: "group", "aria-label": t("usage.period") }, buttons),
-      chartArea));
+      chartArea),
+    await sharesCard(room.id));
   await showKind("days");
+}
+
+// This month's kWh and cost split evenly between the room's beds: what each roommate's part is.
+async function sharesCard(roomId) {
+  const split = await api(`/api/v1/rooms/${enc(roomId)}/shares`);
+  const rows = split.shares.map((share) => el("tr", {},
+    el("td", {}, t("shares.bed", { bed: share.bed })), el("td", {}, share.student || t("shares.empty_bed")),
+    el("td", { class: "num" }, `${number(share.kwh, 2)} kWh`), el("td", { class: "num" }, yuan(share.cost_fen))));
+  return el("section", { class: "card", "aria-labelledby": "shares-title" },
+    el("h2", { id: "shares-title" }, t("shares.title")),
+    el("p", { class: "muted" }, t("shares.lead", { kwh: number(split.kwh, 1), cost: yuan(split.cost_fen) })),
+    el("div", { class: "table-wrap" }, el("table", { class: "data" },
+      el("thead", {}, el("tr", {}, [t("shares.bed_col"), t("shares.student"), "kWh", t("shares.cost")].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows))));
 }
 
 async function lastThirtyDays(roomId) {
