@@ -61,6 +61,10 @@ def sql(text: str, table: bool = True) -> Query:
     return Query(" ".join(text.split()), "postgres", table)
 
 
+# Time-series settings that live in fieldConfig.defaults.custom: given as panel options they do nothing.
+FIELD_CONFIG_KEYS = frozenset({"drawStyle", "lineWidth", "fillOpacity", "stacking", "barAlignment", "showPoints"})
+
+
 @dataclass(frozen=True)
 class Panel:
     title: str
@@ -76,6 +80,9 @@ class Panel:
     mappings: tuple[dict[str, Any], ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     stack: bool = False
+    # How a time series draws: Grafana reads it from the field config (fieldConfig.defaults.custom), not
+    # from the panel's options, where it would be silently ignored.
+    draw: Literal["line", "bars", "points"] | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.width <= GRID_COLUMNS:
@@ -83,6 +90,12 @@ class Panel:
         sources = {query.source for query in self.queries}
         if len(sources) > 1:
             raise ValueError(f"panel {self.title!r}: one data source per panel")
+        misplaced = sorted(set(self.options) & FIELD_CONFIG_KEYS)
+        if misplaced:
+            raise ValueError(f"panel {self.title!r}: {', '.join(misplaced)} belongs in the field config, not the "
+                             "panel's options (Grafana ignores it there): use draw= or stack=")  # fmt: skip
+        if self.draw is not None and self.type != "timeseries":
+            raise ValueError(f"panel {self.title!r}: draw= is a time series' setting, not a {self.type}'s")
 
     def to_json(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
         defaults: dict[str, Any] = {
@@ -97,8 +110,13 @@ class Panel:
             defaults["decimals"] = self.decimals
         if self.mappings:
             defaults["mappings"] = list(self.mappings)
+        custom: dict[str, Any] = {}
         if self.stack:
-            defaults["custom"] = {"stacking": {"mode": "normal", "group": "A"}}
+            custom["stacking"] = {"mode": "normal", "group": "A"}
+        if self.draw is not None:
+            custom["drawStyle"] = self.draw
+        if custom:
+            defaults["custom"] = custom
         panel: dict[str, Any] = {
             "id": panel_id,
             "type": self.type,

@@ -247,7 +247,7 @@ def dorm_electricity(tz: str) -> Dashboard:
             width=12,
             height=8,
             time_from="now-30d",
-            options={"drawStyle": "bars"},
+            draw="bars",
         ),
         Panel(
             "Balances",
@@ -615,7 +615,7 @@ def lighting_broadcast(tz: str) -> Dashboard:
             width=12,
             height=8,
             stack=True,
-            options={"drawStyle": "bars"},
+            draw="bars",
         ),
         Panel(
             "Failed commands",

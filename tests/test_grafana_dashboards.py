@@ -92,6 +92,23 @@ def test_dashboards_are_well_formed_for_their_schema_version() -> None:
         assert used - builtin <= set(names), f"{dashboard['title']}: undefined variables {used - builtin - set(names)}"
 
 
+def test_a_time_series_drawn_as_bars_says_so_where_grafana_reads_it() -> None:
+    """Grafana reads a time series' draw style from ``fieldConfig.defaults.custom``; set in the panel's
+    options it is ignored and the panel draws lines. The builder refuses it there."""
+    from grafana.builder import Panel
+
+    bars = [panel for dashboard in all_dashboards() for panel in dashboard["panels"]
+            if panel["fieldConfig"]["defaults"].get("custom", {}).get("drawStyle") == "bars"]  # fmt: skip
+    assert {panel["title"] for panel in bars} >= {"Top-ups per day"} and len(bars) >= 2
+    for dashboard in all_dashboards():
+        for panel in dashboard["panels"]:
+            assert "drawStyle" not in panel["options"], panel["title"]
+    with pytest.raises(ValueError, match="drawStyle belongs in the field config"):
+        Panel("Wrong", "timeseries", options={"drawStyle": "bars"})
+    with pytest.raises(ValueError, match="draw= is a time series' setting"):
+        Panel("Wrong", "table", draw="bars")
+
+
 def test_provisioning_points_at_the_generated_dashboards() -> None:
     providers = yaml.safe_load((PROVISIONING_DIR / "dashboards" / "houqin.yaml").read_text(encoding="utf-8"))
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
