@@ -15,6 +15,13 @@ from prometheus_client import Counter
 FieldValue = float | int | bool | str
 
 
+def as_number(value: FieldValue | None) -> float | None:
+    """A field's value as a number, or None when it is missing, a flag or text (a bool is an int to Python)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """One device's fields, all stamped with the same time (timezone-aware, UTC)."""
@@ -23,6 +30,10 @@ class Reading:
     ts: datetime
     fields: Mapping[str, FieldValue]
     tags: Mapping[str, str] = field(default_factory=dict)
+
+    def number(self, name: str) -> float | None:
+        """Field ``name`` as a number (None when missing or not a number)."""
+        return as_number(self.fields.get(name))
 
     def __post_init__(self) -> None:
         if self.ts.tzinfo is None:

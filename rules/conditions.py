@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from houqin.daily_span import within
 from houqin.inventory.model import Device
-from houqin.readings import FieldValue
+from houqin.readings import FieldValue, as_number
 from rules.model import Anomaly, Expectation, Mismatch, NightFlow, Offline, PowerStep, Rule, Stuck, Threshold
 
 
@@ -90,19 +90,13 @@ class Watch:
         return []
 
 
-def _number(value: FieldValue | None) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _holds(test: Expectation, fields: Mapping[str, FieldValue]) -> bool | None:
     value = fields.get(test.field)
     if value is None:
         return None
     if test.equals is not None:
         return value == test.equals
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return None
     return number > test.above if test.above is not None else number < (test.below or 0.0)
@@ -137,11 +131,11 @@ def observe(watch: Watch, fields: Mapping[str, FieldValue], ts: datetime, timezo
         if when is None or expected is None:
             return None
         bad = when and not expected
-        return Verdict(bad=bad, good=not bad, value=_number(fields.get(condition.expect.field)))
+        return Verdict(bad=bad, good=not bad, value=as_number(fields.get(condition.expect.field)))
     value = fields.get(condition.field)
     if value is None:
         return None
-    number = _number(value)
+    number = as_number(value)
     if isinstance(condition, Stuck):
         if watch.last is None or value != watch.last:
             watch.last, watch.last_change = value, ts
@@ -161,7 +155,7 @@ def observe(watch: Watch, fields: Mapping[str, FieldValue], ts: datetime, timezo
         clear = condition.clear if condition.clear is not None else condition.above
         return Verdict(bad=inside and number > condition.above, good=number <= clear, value=number)
     if isinstance(condition, PowerStep):
-        previous, watch.last = _number(watch.last), number
+        previous, watch.last = as_number(watch.last), number
         if watch.phase == "ok":
             if previous is not None and number - previous >= condition.rise:
                 watch.baseline = previous

@@ -115,11 +115,14 @@ def _state(wallet: Wallet | None, now: datetime) -> Literal["normal", "low", "cu
 @router.get("/locked", response_model=list[LockedRoomOut], summary="Rooms locked after appliance trips (staff)")
 async def list_locked(_: StaffUser, session: SessionDep, inventory: InventoryDep) -> list[LockedRoomOut]:
     locked = (await session.execute(select(Wallet.room).where(Wallet.locked.is_(True)))).scalars().all()
+    # Every lock event of the locked rooms in one query, oldest first: the last of each room is its lock.
+    events = (await session.execute(
+        select(RoomPowerEvent).where(RoomPowerEvent.room.in_(locked), RoomPowerEvent.kind == PowerEventKind.LOCKED)
+        .order_by(RoomPowerEvent.id))).scalars()  # fmt: skip
+    latest = {event.room: event for event in events}
     out: list[LockedRoomOut] = []
     for room_id in sorted(locked):
-        event = (await session.execute(
-            select(RoomPowerEvent).where(RoomPowerEvent.room == room_id, RoomPowerEvent.kind == PowerEventKind.LOCKED)
-            .order_by(RoomPowerEvent.id.desc()).limit(1))).scalar()  # fmt: skip
+        event = latest.get(room_id)
         building = inventory.rooms[room_id].building if room_id in inventory.rooms else ""
         out.append(LockedRoomOut(room=room_id, building=building, locked_at=event.at if event else None,
                                  reason=event.reason if event else ""))  # fmt: skip

@@ -12,7 +12,7 @@ import logging
 from collectors.cjt188.link import Cjt188Link
 from collectors.command_dispatcher import CommandDispatcher, commanded_behind
 from collectors.link_errors import LinkError
-from houqin.cjt188_meters import BadReadingError, ValveAction
+from houqin.cjt188_meters import BadReadingError, Status, ValveAction
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.store.tables import DeviceCommand
@@ -64,7 +64,6 @@ class Cjt188CommandDispatcher(CommandDispatcher):
                 fields = await link.read_current(address, model.cjt188)
             except (LinkError, BadReadingError):
                 continue
-            status = status.__class__(bool(fields["valve_closed"]), bool(fields["valve_fault"]),
-                                      bool(fields["battery_low"]))  # fmt: skip
+            status = Status(bool(fields["valve_closed"]), bool(fields["valve_fault"]), bool(fields["battery_low"]))
         seen = "closed" if status.valve_closed else "open"
         await self.failed(command.id, command.device, f"valve {action} accepted, but the meter still reports it {seen}")

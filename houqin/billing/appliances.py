@@ -55,12 +55,11 @@ class ApplianceGuard:
     async def consume(self, readings: Sequence[Reading]) -> None:
         for reading in readings:
             room = self.rooms.get(reading.device)
-            power = reading.fields.get(POWER)
-            if room is None or isinstance(power, bool) or not isinstance(power, int | float):
+            power = reading.number(POWER)
+            if room is None or power is None:
                 continue
-            factor = reading.fields.get(POWER_FACTOR)
-            pf = abs(float(factor)) if isinstance(factor, int | float) and not isinstance(factor, bool) else None
-            await self._watch(room, reading.ts, float(power), pf)
+            factor = reading.number(POWER_FACTOR)
+            await self._watch(room, reading.ts, power, None if factor is None else abs(factor))
 
     async def _watch(self, room: _Room, ts: datetime, power: float, pf: float | None) -> None:
         rule = room.policy

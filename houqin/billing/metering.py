@@ -69,11 +69,11 @@ class RoomBilling:
     async def consume(self, readings: Sequence[Reading]) -> None:
         for reading in readings:
             room = self.rooms.get(reading.device)
-            energy = reading.fields.get(ENERGY)
-            if room is None or isinstance(energy, bool) or not isinstance(energy, int | float):
+            energy = reading.number(ENERGY)
+            if room is None or energy is None:
                 continue
             async with self.database.session() as session:
-                jump = await self._bill(session, room, reading.ts, float(energy))
+                jump = await self._bill(session, room, reading.ts, energy)
                 await session.commit()
             if self.faults is not None:
                 await self._jump_fault(room, reading.ts, jump)

@@ -37,8 +37,8 @@ class OverloadGuard:
     async def consume(self, readings: Sequence[Reading]) -> None:
         for reading in readings:
             watched = self.limits.get(reading.device)
-            power = reading.fields.get(POWER)
-            if watched is None or isinstance(power, bool) or not isinstance(power, int | float):
+            power = reading.number(POWER)
+            if watched is None or power is None:
                 continue
             room, limit = watched
             if power <= limit:
@@ -48,7 +48,7 @@ class OverloadGuard:
             if reading.ts - since < self.trip_after:
                 continue
             del self.over_since[room]
-            if await self.policy.trip(room, reading.ts, limit, float(power), self.restore_after):
+            if await self.policy.trip(room, reading.ts, limit, power, self.restore_after):
                 self.trips += 1
                 log.warning("room %s tripped: %.0f W over %.0f s, limit %.0f W", room, power,
                             (reading.ts - since).total_seconds(), limit)  # fmt: skip
