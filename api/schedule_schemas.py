@@ -110,8 +110,11 @@ class FiringOut(_Out):
 
 class OverrideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    action: Literal["on", "off", "dim", "stop"] = Field(description="lighting: on, off, dim; broadcast: stop (silence)")
+    action: Literal["on", "off", "dim", "stop", "limit"] = Field(
+        description="lighting: on, off, dim; broadcast: stop (silence); dorm power: on, off (curfew), limit"
+    )
     level: int | None = Field(default=None, ge=1, le=100)
+    limit_w: int | None = Field(default=None, ge=50, le=100_000, description="limit: the rooms' power limit in W")
     until: Moment = Field(description="when the schedule takes over again (with a UTC offset)")
     reason: str = Field(default="", max_length=500)
 
@@ -119,7 +122,14 @@ class OverrideIn(BaseModel):
     def _level(self) -> OverrideIn:
         if (self.action == "dim") != (self.level is not None):
             raise ValueError("level: dim needs a level (1-100), and only dim takes one")
+        if (self.action == "limit") != (self.limit_w is not None):
+            raise ValueError("limit_w: limit needs a power limit in W, and only limit takes one")
         return self
+
+    @property
+    def state_level(self) -> int | None:
+        """What the override row keeps as its level: the dim level (%) or the power limit (W)."""
+        return self.limit_w if self.action == "limit" else self.level
 
 
 class _ManualSpanOut(_Out):
@@ -135,7 +145,7 @@ class _ManualSpanOut(_Out):
 class OverrideOut(_ManualSpanOut):
     zone: str
     action: str
-    level: int | None
+    level: int | None = Field(description="dim: the level in %; limit: the power limit in W")
 
 
 class EmergencyIn(BaseModel):
@@ -169,6 +179,7 @@ class ZoneOut(BaseModel):
     override: OverrideOut | None
     emergency: int | None
     outputs: list[OutputStateOut]
+    rooms: list[str] = Field(default_factory=list, description="dorm power: the rooms the zone switches")
 
 
 class CommandAuditOut(_Out):

@@ -23,6 +23,11 @@ class MeOut(BaseModel):
     rooms: list[str]
 
 
+# cut_off: for money (a top-up restores it); tripped: overload or appliance, until a time; locked: until staff
+# unlock it; curfew: the dorm's night cut, until the schedule ends it.
+RoomState = Literal["normal", "low", "cut_off", "tripped", "locked", "curfew"]
+
+
 class RoomOut(BaseModel):
     id: str
     building: str
@@ -32,9 +37,7 @@ class RoomOut(BaseModel):
     relay: str | None
     tariff: str
     balance_fen: int | None = Field(default=None, description="with ?wallets=true")
-    state: Literal["normal", "low", "cut_off", "tripped", "locked"] | None = Field(
-        default=None, description="with ?wallets=true"
-    )
+    state: RoomState | None = Field(default=None, description="with ?wallets=true")
 
 
 class CheckOut(BaseModel):
@@ -216,12 +219,14 @@ class CommandOut(BaseModel):
 class WalletOut(BaseModel):
     room: str
     balance_fen: int
-    state: Literal["normal", "low", "cut_off", "tripped", "locked"]
+    state: RoomState
     locked: bool = Field(description="off after repeated high-power appliances until staff unlock it")
     cut_pending: bool = Field(description="the balance is at the cut-off level; the cut waits for the night to end")
     tripped_until: datetime | None = Field(description="overload or appliance trip: power returns at this time")
     trips: int = Field(description="overload and appliance trips so far")
     power_limit_w: float | None
+    curfew: bool = Field(description="off for the night by the dorm's schedule; power returns when it ends")
+    night_limit_w: int | None = Field(description="a lower power limit the dorm's schedule has in force now")
     tariff: str
     month: str
     month_kwh: float

@@ -25,6 +25,7 @@ from assembly.roles import ALL_ROLES, ProcessRole
 from assembly.stores import open_database, readiness_checks, telemetry_store
 from collectors.simulators.campus import SimulatedCampus
 from houqin.billing.appliances import ApplianceGuard
+from houqin.billing.curfew import Curfew
 from houqin.billing.desk import PaymentDesk
 from houqin.billing.ledger import ensure_wallets
 from houqin.billing.metering import RoomBilling
@@ -168,7 +169,7 @@ def _shared_parts(
         faults=faults,
         commands=commands,
         schedule_book=ScheduleBook(database, inventory, settings.tz),
-        zone_commander=ZoneCommander(database, inventory, commands),
+        zone_commander=ZoneCommander(database, inventory, commands, Curfew(policy)),
         power_policy=policy,
         payments=PaymentDesk(database, policy, enabled_providers(settings), counter=settings.payments.campus_card),
         # Whatever role runs, order changes (a report, a fault, a failed command) are told to the teams.

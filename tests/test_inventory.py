@@ -31,7 +31,7 @@ def test_demo_campus_is_complete(demo_inventory: Inventory) -> None:
     assert mains and all(inv.gateways[d.gateway].type == "modbus_tcp" for d in mains if d.gateway)
     kinds = {(inv.model_of(d).kind, inv.model_of(d).protocol) for d in inv.devices.values()}
     assert {("water", "mqtt"), ("lighting", "modbus"), ("lighting", "mqtt"), ("broadcast", "mqtt")} <= kinds
-    assert {zone.kind for zone in inv.zones.values()} == {"lighting", "broadcast"}
+    assert {zone.kind for zone in inv.zones.values()} == {"lighting", "broadcast", "dorm_power"}
     categories = {c for team in inv.teams.values() for c in team.categories}
     assert {"electrical", "plumbing", "broadcast"} <= categories
     assert inv.relay_of(inv.rooms["D1-101"]) is not None
@@ -382,3 +382,41 @@ def test_dlt645_meters_are_described_by_address_and_checked(tmp_path: Path) -> N
     assert "devices[4].unit: model 'dlt645-2007-single-phase' is a DL/T 645 meter" in errors, errors
     assert "unknown DL/T 645-2007 data identifier '0400FFFF'" in errors, errors
     assert all(re.match(rf"{re.escape(str(path))}:\d+: ", line) for line in errors.splitlines()), errors
+
+
+def test_dorm_power_zones_are_checked(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "rooms:",
+        "  - {id: m2, model: eastron-sdm120, gateway: gw1, unit: 2, building: b1}\n"
+        "  - {id: r2, model: generic-relay, gateway: gw1, unit: 12, building: b1}\nrooms:",
+    ) + (
+        "  - {id: R102, building: b1, floor: 1, meter: m2, relay: r2, tariff: flat}\n"
+        "zones:\n"
+        "  - {id: nights, kind: dorm_power, rooms: [R102, R999], buildings: [b9]}\n"
+        "  - {id: b1-nights, kind: dorm_power, buildings: [b1]}\n"
+        "  - {id: mixed, kind: dorm_power, rooms: [R102], devices: [m2]}\n"
+        "  - {id: empty, kind: dorm_power}\n"
+        "  - {id: lights, kind: lighting, devices: [r2], rooms: [R102]}\n"
+    )
+    path = write(tmp_path, text)
+    errors = errors_of(path)
+    zones = line_of(text, "zones:")
+    assert f"{path}:{zones + 1}: zones[0].rooms[1]: unknown room 'R999'" in errors, errors
+    assert any(e.startswith(f"{path}:{zones + 1}: zones[0].buildings[0]: unknown building with rooms 'b9'")
+               for e in errors), errors  # fmt: skip
+    assert f"{path}:{zones + 2}: zones[1].buildings[0]: room 'R102' is already in dorm_power zone 'nights'" in errors
+    assert any(f"{path}:{zones + 2}: zones[1].buildings[0]: room 'R101' has no relay houqin can switch" in e
+               for e in errors), errors  # fmt: skip
+    assert any(f"{path}:{zones + 3}: zones[2]" in e and "names rooms and buildings, not devices" in e
+               for e in errors), errors  # fmt: skip
+    assert any(f"{path}:{zones + 4}: zones[3]" in e and "needs rooms or buildings" in e for e in errors), errors
+    assert any(f"{path}:{zones + 5}: zones[4]" in e and "only a dorm_power zone names rooms" in e
+               for e in errors), errors  # fmt: skip
+
+
+def test_a_dorm_power_zone_is_on_by_default(tmp_path: Path) -> None:
+    text = MINIMAL + "zones:\n  - {id: nights, kind: dorm_power, rooms: [R101], default: 'off'}\n"
+    text = text.replace("  - {id: m1, model: eastron-sdm120,", "  - {id: m1, model: generic-relay,")
+    assert load_inventory(write(tmp_path, text)).zones["nights"].default == "off"
+    demo = load_inventory(Path(__file__).parent.parent / "devices.yaml")
+    assert demo.zones["dorm-1-power"].default == "on"

@@ -209,3 +209,52 @@ async def test_a_schedule_changed_and_deleted_at_once_is_a_409_never_a_500(clien
         if put.status_code == 409:
             assert "was deleted while it was being changed" in put.json()["detail"]
         assert (await client.get(url, headers=staff)).status_code == 404  # the delete won either way
+
+
+async def test_dorm_power_schedules_and_overrides(client: httpx.AsyncClient) -> None:
+    staff = await sign_in(client, "li")
+    nights = {"name": "Dorm 1 nights", "zone": "dorm-1-power", "day_types": ["school_day"],
+              "entries": [{"at": "23:30", "until": "06:30", "action": "off"},
+                          {"at": "06:30", "action": "limit", "limit_w": 800, "weekdays": ["saturday"]}]}  # fmt: skip
+    created = await client.post("/api/v1/schedules", json=nights, headers=staff)
+    assert created.status_code == 201, created.text
+    assert created.json()["entries"][1] == {"at": "06:30", "action": "limit", "limit_w": 800, "weekdays": ["saturday"]}
+    dim = {**nights, "name": "dim", "entries": [{"at": "22:00", "action": "dim", "level": 40}]}
+    answer = await client.post("/api/v1/schedules", json=dim, headers=staff)
+    assert answer.status_code == 422 and "a dorm_power zone takes limit, off, on" in answer.text
+    for entry, why in (
+        ({"at": "22:00", "action": "limit"}, "limit needs the power limit"),
+        ({"at": "22:00", "action": "off", "limit_w": 500}, "only limit takes a power limit"),
+        ({"at": "22:00", "action": "limit", "limit_w": 0}, "greater than or equal to 50"),
+    ):
+        answer = await client.post("/api/v1/schedules", json={**nights, "entries": [entry]}, headers=staff)
+        assert answer.status_code == 422 and why in answer.text, answer.text
+    lights = {**LIBRARY, "entries": [{"at": "22:00", "action": "limit", "limit_w": 500}]}
+    answer = await client.post("/api/v1/schedules", json=lights, headers=staff)
+    assert answer.status_code == 422 and "a lighting zone takes dim, off, on" in answer.text
+
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    no_watts = {"action": "limit", "until": until}
+    answer = await client.post("/api/v1/zones/dorm-1-power/override", json=no_watts, headers=staff)
+    assert answer.status_code == 422
+    answer = await client.post("/api/v1/zones/dorm-1-power/override", json={"action": "stop", "until": until},
+                               headers=staff)  # fmt: skip
+    assert answer.status_code == 422 and "overridden with limit, off, on" in answer.text
+    held = {"action": "limit", "limit_w": 400, "until": until, "reason": "exam week"}
+    answer = await client.post("/api/v1/zones/dorm-1-power/override", json=held, headers=staff)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["level"] == 400
+    zone = (await client.get("/api/v1/zones/dorm-1-power", headers=staff)).json()
+    assert zone["kind"] == "dorm_power" and len(zone["rooms"]) == 30 and zone["outputs"] == []
+    assert (zone["state"]["state"], zone["state"]["level"], zone["state"]["layer"]) == ("limit", 400, "override")
+    wallet = (await client.get("/api/v1/rooms/D1-101/wallet", headers=staff)).json()
+    assert wallet["night_limit_w"] == 400 and wallet["curfew"] is False
+    assert (await client.get("/api/v1/rooms/D2-101/wallet", headers=staff)).json()["night_limit_w"] is None
+
+    off = {"action": "off", "until": until, "reason": "线路检修"}
+    assert (await client.post("/api/v1/zones/dorm-1-power/override", json=off, headers=staff)).status_code == 201
+    alice = await sign_in(client, "alice")
+    wallet = (await client.get("/api/v1/rooms/D1-101/wallet", headers=alice)).json()
+    assert wallet["curfew"] is True and wallet["night_limit_w"] is None
+    assert wallet["state"] in {"curfew", "cut_off"}
+    assert (await client.delete("/api/v1/zones/dorm-1-power/override", headers=staff)).status_code == 204

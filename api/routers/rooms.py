@@ -34,6 +34,7 @@ from api.schemas import (
     PowerEventOut,
     RoomDetailOut,
     RoomOut,
+    RoomState,
     SharesOut,
     StatementDayOut,
     StatementOut,
@@ -99,7 +100,7 @@ async def list_rooms(
     return out
 
 
-def _state(wallet: Wallet | None, now: datetime) -> Literal["normal", "low", "cut_off", "tripped", "locked"]:
+def _state(wallet: Wallet | None, now: datetime) -> RoomState:
     """A cut-off room stays cut off while tripped too: a top-up, not the trip's end, brings its power back.
     A locked room is off whatever its balance: staff, not a top-up, bring its power back."""
     if wallet is None:
@@ -108,6 +109,8 @@ def _state(wallet: Wallet | None, now: datetime) -> Literal["normal", "low", "cu
         return "locked"
     if wallet.tripped_until is not None and wallet.tripped_until > now and wallet.state != WalletState.CUT_OFF:
         return "tripped"
+    if wallet.curfew and wallet.state != WalletState.CUT_OFF:
+        return "curfew"
     state: Literal["normal", "low", "cut_off"] = wallet.state  # type: ignore[assignment]
     return state
 
@@ -184,6 +187,7 @@ async def _wallet(room: Room, session: AsyncSession, inventory: Inventory, setti
         locked=bool(wallet and wallet.locked),
         cut_pending=bool(wallet and wallet.cut_deferred), tripped_until=tripped_until if tripped else None,
         trips=wallet.trips if wallet else 0, power_limit_w=room.power_limit_w or settings.billing.power_limit_w,
+        curfew=bool(wallet and wallet.curfew), night_limit_w=wallet.night_limit_w if wallet else None,
         tariff=room.tariff, month=month, month_kwh=round(statement.kwh_charged + statement.kwh_free, 3),
         month_spend_fen=statement.charged_fen, free_kwh_left=statement.free_kwh_left,
     )  # fmt: skip

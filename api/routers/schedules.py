@@ -77,7 +77,7 @@ async def preview(
                        level=s.state.level, layer=s.layer, cause=s.cause)
             for s in timeline.segments()
         ]
-        if found.kind == "lighting"
+        if found.holds_state
         else []
     )  # fmt: skip
     sounds = [

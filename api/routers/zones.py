@@ -38,6 +38,10 @@ def _zone(book: ScheduleBook, zone_id: str) -> Zone:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc).strip("'\"")) from None
 
 
+# What staff may hold a zone at by hand: a broadcast zone only silenced (an emergency broadcast plays).
+OVERRIDE_ACTIONS = {"lighting": {"on", "off", "dim"}, "broadcast": {"stop"}, "dorm_power": {"on", "off", "limit"}}
+
+
 async def _zones_out(
     book: ScheduleBook, commander: ZoneCommander, session: SessionDep, zones: list[Zone]
 ) -> list[ZoneOut]:
@@ -57,7 +61,7 @@ async def _zones_out(
     result = []
     for zone in zones:
         state = playing = None
-        if zone.kind == "lighting":
+        if zone.holds_state:
             light, layer, cause = book.timeline(drivers, zone, now, now + timedelta(minutes=1)).state_at(now)
             state = SegmentOut(start=now, end=now, state=light.action, level=light.level, layer=layer, cause=cause)
         else:
@@ -99,6 +103,7 @@ async def _zones_out(
                 override=OverrideOut.model_validate(override) if override else None,
                 emergency=emergency,
                 outputs=outputs,
+                rooms=commander.rooms.get(zone.id, []),
             )
         )
     return result
@@ -135,7 +140,7 @@ async def start_override(
 ) -> OverrideOut:
     zone = _zone(book, zone_id)
     now = datetime.now(UTC)
-    allowed = {"on", "off", "dim"} if zone.kind == "lighting" else {"stop"}
+    allowed = OVERRIDE_ACTIONS[zone.kind]
     if body.action not in allowed:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"a {zone.kind} zone is overridden with {', '.join(sorted(allowed))}"
@@ -151,7 +156,7 @@ async def start_override(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"an override lasts at most {MAX_OVERRIDE.days} days"
         )
-    row = await book.start_override(zone, body.action, body.level, body.until, user.username, body.reason, now)
+    row = await book.start_override(zone, body.action, body.state_level, body.until, user.username, body.reason, now)
     firing = override_firing(zone.id, row.id, row.action, row.level, row.starts_at, row.until)
     await commander.record([firing], now, requested_by=user.username)
     return OverrideOut.model_validate(row)

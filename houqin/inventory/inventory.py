@@ -29,6 +29,11 @@ class Inventory:
         campus = [policy for policy in policies if not policy.rooms and not policy.buildings]
         return next(iter(by_room or by_building or campus), DEFAULT_POLICY)
 
+    def zone_rooms(self, zone: Zone) -> list[str]:
+        """The rooms a dorm-power zone switches: the ones it names and every room of its buildings."""
+        named = set(zone.rooms) | {room.id for room in self.rooms.values() if room.building in zone.buildings}
+        return sorted(named & set(self.rooms))
+
     def model_of(self, device: Device) -> DeviceModel:
         return self.models[device.model]
 

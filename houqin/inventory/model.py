@@ -78,24 +78,55 @@ def _zone_member(value: str) -> str:
     return value
 
 
+ZoneKind = Literal["lighting", "broadcast", "dorm_power"]
+# Kinds whose zone holds a state (on, off, dim, a power limit) from one entry to the next; a broadcast zone
+# plays programmes at moments instead.
+STATE_KINDS: frozenset[str] = frozenset({"lighting", "dorm_power"})
+
+
 class Zone(Entry):
-    """A named group of lighting circuits or broadcast areas that schedules drive together. A member is a
-    device (all its outputs of the zone's kind) or ``device:command`` (one circuit of a multi-circuit
-    controller)."""
+    """A named group that schedules drive together: lighting circuits, broadcast areas, or dorm rooms whose
+    power follows a curfew (``dorm_power``). A lighting or broadcast member is a device (all its outputs of
+    the zone's kind) or ``device:command`` (one circuit of a multi-circuit controller); a dorm-power zone
+    names ``rooms`` and whole ``buildings`` instead, and switches them through the power policy."""
 
     id: Ident
     name: str = ""
-    kind: Literal["lighting", "broadcast"]
-    devices: list[Annotated[str, AfterValidator(_zone_member)]] = Field(min_length=1)
-    # What a lighting zone is left at when no schedule, override or entry says otherwise.
+    kind: ZoneKind
+    devices: list[Annotated[str, AfterValidator(_zone_member)]] = Field(default_factory=list)
+    rooms: list[str] = Field(default_factory=list)
+    buildings: list[str] = Field(default_factory=list)
+    # What the zone is left at when no schedule, override or entry says otherwise (dorm power: on).
     default: Literal["on", "off"] = "off"
     building: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _dorm_power_default(cls, data: Any) -> Any:
+        # Rooms have power unless a curfew says otherwise.
+        if isinstance(data, dict) and data.get("kind") == "dorm_power" and "default" not in data:
+            return {**data, "default": "on"}
+        return data
+
     @model_validator(mode="after")
-    def _default_of_kind(self) -> Zone:
+    def _members_of_kind(self) -> Zone:
+        if self.kind == "dorm_power":
+            if self.devices:
+                raise ValueError("devices: a dorm_power zone names rooms and buildings, not devices")
+            if not self.rooms and not self.buildings:
+                raise ValueError("rooms: a dorm_power zone needs rooms or buildings")
+            return self
+        if self.rooms or self.buildings:
+            raise ValueError(f"rooms: only a dorm_power zone names rooms and buildings; a {self.kind} zone has devices")
+        if not self.devices:
+            raise ValueError("devices: a zone needs at least one device")
         if self.kind == "broadcast" and self.default != "off":
             raise ValueError("default: a broadcast zone is silent unless something plays")
         return self
+
+    @property
+    def holds_state(self) -> bool:
+        return self.kind in STATE_KINDS
 
     def members(self) -> list[tuple[str, str | None]]:
         """``(device, command or None)`` for every member."""

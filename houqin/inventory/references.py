@@ -176,7 +176,42 @@ def check_references(
     _check_teams(document, _entries(sections, "teams", Team), issues)
     rooms = {room.id: room for _, room in _entries(sections, "rooms", Room)}
     _check_appliance_policies(document, _entries(sections, "appliance_policies", AppliancePolicy), rooms, issues)
+
+    def switchable(room: Room) -> bool:
+        relay = devices.get(room.relay or room.meter)
+        model = all_models.get(relay.model) if relay is not None else None
+        return model is None or "relay" in model.commands  # an unknown model is reported on its device
+
+    dorm_zones = [(index, zone) for index, zone in _entries(sections, "zones", Zone) if zone.kind == "dorm_power"]
+    _check_dorm_power_zones(document, dorm_zones, rooms, switchable, issues)
     return issues
+
+
+def _check_dorm_power_zones(
+    document: LocatedDocument, zones: list[tuple[int, Zone]], rooms: dict[str, Room],
+    switchable: Callable[[Room], bool], issues: list[ConfigIssue],
+) -> None:  # fmt: skip
+    # A room under two curfew zones would be switched by whichever fired last: one zone each.
+    buildings = {room.building for room in rooms.values()}
+    owner: dict[str, str] = {}
+    for index, zone in zones:
+        targets = [("rooms", i, name) for i, name in enumerate(zone.rooms)]
+        targets += [("buildings", i, name) for i, name in enumerate(zone.buildings)]
+        for level, position, name in targets:
+            at = ("zones", index, level, position)
+            known = rooms if level == "rooms" else buildings
+            if name not in known:
+                what = "room" if level == "rooms" else "building with rooms"
+                issues.append(document.issue(at, f"unknown {what} {name!r}{_suggest(name, known)}"))
+                continue
+            members = [rooms[name]] if level == "rooms" else [r for r in rooms.values() if r.building == name]
+            for room in members:
+                other = owner.setdefault(room.id, zone.id)
+                if other != zone.id:
+                    issues.append(document.issue(at, f"room {room.id!r} is already in dorm_power zone {other!r}"))
+                elif not switchable(room):
+                    why = "give it a relay device, or a meter with a 'relay' command"
+                    issues.append(document.issue(at, f"room {room.id!r} has no relay houqin can switch ({why})"))
 
 
 def _check_appliance_policies(

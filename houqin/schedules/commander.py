@@ -1,5 +1,9 @@
 """Turns what a zone should do into rows: a firing record and one command per output, in one transaction.
 
+A dorm-power zone has no outputs of its own: its firing puts its rooms under curfew, ends it, or sets
+their night limit through the power policy (``Curfew.apply``), in the same transaction as the record,
+so a room's relay moves only where no other reason (money, a lock, a trip) holds it.
+
 Both the scheduler and the API (an override or an emergency broadcast takes effect at once) write
 through here. Keys make it exactly-once: a firing already recorded (a restart that replays the last
 seconds, two processes reacting to the same emergency) queues nothing again. Written in bulk, because
@@ -15,6 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from houqin.billing.curfew import Curfew
 from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory
 from houqin.schedules.zones import Output, ZoneActionError, device_action, zone_outputs
@@ -60,11 +67,15 @@ def _command_key(firing_key: str, output: Output) -> str:
 
 
 class ZoneCommander:
-    def __init__(self, database: Database, inventory: Inventory, commands: CommandQueue) -> None:
+    def __init__(
+        self, database: Database, inventory: Inventory, commands: CommandQueue, curfew: Curfew | None = None
+    ) -> None:
         self.database = database
         self.inventory = inventory
         self.commands = commands
+        self.curfew = curfew
         self.outputs = {zone.id: zone_outputs(inventory, zone) for zone in inventory.zones.values()}
+        self.rooms = {zone.id: inventory.zone_rooms(zone) for zone in inventory.zones.values()}
 
     async def record(self, firings: Sequence[Firing], now: datetime, requested_by: str = "scheduler") -> list[Firing]:
         """Write the firings not written before and queue the commands of those that fired; the ones written.
@@ -106,14 +117,34 @@ class ZoneCommander:
             if commands:
                 # Sent the moment this batch commits, by this process's dispatchers where they can.
                 await handover.add(connection, commands, now)
+            switched = await self._room_power(session, new, now)
             await session.commit()
             handover.committed()
+        if switched:
+            self.commands.notify()
         return new
+
+    async def _room_power(self, session: AsyncSession, firings: list[Firing], now: datetime) -> int:
+        """Apply the dorm-power firings among ``firings``; how many relays that switches."""
+        switched = 0
+        for firing in firings:
+            rooms = self.rooms.get(firing.zone)
+            if not rooms or firing.outcome != FiringOutcome.FIRED or self.curfew is None:
+                continue
+            # Command keys are bounded: the firing's own key may be up to 160 characters.
+            key = hashlib.sha256(firing.key.encode()).hexdigest()[:40]
+            changed = await self.curfew.apply(session, rooms, firing.action, firing.level, now, key)
+            switched += len(changed)
+            log.info("zone %s: %s (%s): %d of %d rooms switched", firing.zone, firing.action, firing.cause,
+                     len(changed), len(rooms))  # fmt: skip
+        return switched
 
     def _plan(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[CommandRequest], str]:
         """The commands a firing queues (none unless it fired) and its detail, with any output it cannot drive."""
         if firing.outcome != FiringOutcome.FIRED:
             return [], firing.detail
+        if self.rooms.get(firing.zone) and self.curfew is None:
+            return [], "; ".join(filter(None, [firing.detail, "no power policy here to switch the rooms"]))
         made, problems = self._commands(firing, now, requested_by)
         return made, "; ".join(filter(None, [firing.detail, *problems]))
 

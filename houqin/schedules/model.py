@@ -22,9 +22,13 @@ from houqin.inventory.model import Site
 from houqin.schedules.calendar import WEEKDAYS, DayType, Weekday
 from houqin.schedules.sun import sun_event
 
-Action = Literal["on", "off", "dim", "play", "stop"]
+Action = Literal["on", "off", "dim", "play", "stop", "limit"]
 LIGHTING_ACTIONS = frozenset({"on", "off", "dim"})
 BROADCAST_ACTIONS = frozenset({"play", "stop"})
+# Dorm power: on (power back, where the room is otherwise allowed it), off (curfew), or a power limit in W
+# that trips a room drawing more (a lower night limit instead of a cut).
+DORM_POWER_ACTIONS = frozenset({"on", "off", "limit"})
+ACTIONS_OF_KIND = {"lighting": LIGHTING_ACTIONS, "broadcast": BROADCAST_ACTIONS, "dorm_power": DORM_POWER_ACTIONS}
 
 _AT = re.compile(
     r"^(?:(?P<clock>\d{1,2}:\d{2}(?::\d{2})?)|(?P<sun>sunrise|sunset)(?:(?P<sign>[+-])(?P<minutes>\d{1,3}))?)$"
@@ -90,6 +94,7 @@ class EntryIn(_Strict):
     until: AtText | None = Field(default=None, description="lighting: the state holds until then")
     action: Action
     level: int | None = Field(default=None, ge=1, le=100, description="dim: the level in %")
+    limit_w: int | None = Field(default=None, ge=50, le=100_000, description="limit: the rooms' power limit in W")
     programme: str | None = Field(
         default=None, min_length=1, max_length=64, description="play: bell, music, an announcement id"
     )
@@ -104,12 +109,16 @@ class EntryIn(_Strict):
             raise ValueError("level: dim needs a level (1-100)")
         if self.action != "dim" and self.level is not None:
             raise ValueError("level: only dim takes a level")
+        if self.action == "limit" and self.limit_w is None:
+            raise ValueError("limit_w: limit needs the power limit in W")
+        if self.action != "limit" and self.limit_w is not None:
+            raise ValueError("limit_w: only limit takes a power limit")
         if self.action == "play" and (self.programme is None or self.duration_s is None):
             raise ValueError("programme: play needs a programme and a duration_s")
         if self.action != "play" and (self.programme is not None or self.duration_s is not None):
             raise ValueError("programme: only play takes a programme and a duration_s")
-        if self.until is not None and self.action not in LIGHTING_ACTIONS:
-            raise ValueError("until: only lighting entries hold a state until a time")
+        if self.until is not None and self.action not in LIGHTING_ACTIONS | DORM_POWER_ACTIONS:
+            raise ValueError("until: only lighting and dorm-power entries hold a state until a time")
         if self.until is not None and self.until.strip() == self.at.strip():
             raise ValueError("until: the span ends when it begins")
         if self.play_if_missed and self.action != "play":
@@ -118,7 +127,10 @@ class EntryIn(_Strict):
 
     def label(self, index: int) -> str:
         what = (
-            self.action + (f" {self.level}%" if self.level else "") + (f" {self.programme}" if self.programme else "")
+            self.action
+            + (f" {self.level}%" if self.level else "")
+            + (f" {self.limit_w} W" if self.limit_w else "")
+            + (f" {self.programme}" if self.programme else "")
         )
         return f"#{index + 1}{' ' + repr(self.name) if self.name else ''} ({self.at} {what})"
 
@@ -159,8 +171,9 @@ def _comparable(first: str, second: str) -> tuple[float, float] | None:
     return float(a.offset_minutes), float(b.offset_minutes)
 
 
-def _state(entry: EntryIn) -> tuple[str, int | None]:
-    return (entry.action, entry.level)
+def entry_state(entry: EntryIn) -> tuple[str, int | None]:
+    """The state an entry holds: its action and its dim level (%) or power limit (W)."""
+    return (entry.action, entry.level if entry.action == "dim" else entry.limit_w)
 
 
 def contradictions(schedule: ScheduleIn, zone_kind: str) -> list[str]:
@@ -169,7 +182,7 @@ def contradictions(schedule: ScheduleIn, zone_kind: str) -> list[str]:
     inside another entry's span with a different state, two programmes playing over each other).
     Sun-relative entries are compared with entries relative to the same sun event."""
     problems: list[str] = []
-    allowed = LIGHTING_ACTIONS if zone_kind == "lighting" else BROADCAST_ACTIONS
+    allowed = ACTIONS_OF_KIND[zone_kind]
     for index, entry in enumerate(schedule.entries):
         if entry.action not in allowed:
             problems.append(f"entry {entry.label(index)}: a {zone_kind} zone takes {', '.join(sorted(allowed))}")
@@ -184,14 +197,14 @@ def contradictions(schedule: ScheduleIn, zone_kind: str) -> list[str]:
             if times is None:
                 continue
             one, two = times
-            if zone_kind == "lighting":
-                if one == two and _state(first) != _state(second):
+            if zone_kind != "broadcast":
+                if one == two and entry_state(first) != entry_state(second):
                     problems.append(
                         f"entries {first.label(i)} and {second.label(j)} set different states at the same moment"
                     )
                     continue
                 for (a, x), (b, y), tb in (((i, first), (j, second), two), ((j, second), (i, first), one)):
-                    if x.until is None or _state(x) == _state(y):
+                    if x.until is None or entry_state(x) == entry_state(y):
                         continue
                     span = _comparable(x.at, x.until)
                     if span is None:

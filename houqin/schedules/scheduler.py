@@ -262,7 +262,7 @@ class Scheduler:
         firings: list[Firing] = []
         commanded: dict[str, LightState] = {}
         for zone_id, timeline in self._plan.items():
-            if timeline.zone.kind == "lighting":
+            if timeline.zone.holds_state:
                 change = self._lighting(zone_id, timeline, at, since)
                 if change is not None:
                     firings.append(change[0])
@@ -327,7 +327,7 @@ class Scheduler:
     def _next_due(self, now: datetime) -> datetime | None:
         upcoming: list[datetime] = []
         for timeline in self._plan.values():
-            if timeline.zone.kind == "lighting":
+            if timeline.zone.holds_state:
                 change = timeline.next_change(now)
                 if change is not None:
                     upcoming.append(change)

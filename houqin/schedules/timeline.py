@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from houqin.inventory.model import Site, Zone
 from houqin.schedules.calendar import SchoolCalendar
-from houqin.schedules.model import At, EntryIn, ScheduleIn
+from houqin.schedules.model import At, EntryIn, ScheduleIn, entry_state
 
 Layer = Literal["emergency", "override", "dated", "regular", "default"]
 LAYERS: tuple[Layer, ...] = ("emergency", "override", "dated", "regular", "default")  # highest first
@@ -36,10 +36,14 @@ LOOKBACK_DAYS = 8  # a regular lighting state carries over from the last entry u
 
 @dataclass(frozen=True)
 class LightState:
-    action: str  # on | off | dim
+    """The state a lighting or dorm-power zone holds: on, off, dim (``level`` %) or limit (``level`` W)."""
+
+    action: str  # on | off | dim | limit
     level: int | None = None
 
     def __str__(self) -> str:
+        if self.action == "limit":
+            return f"limit {self.level} W"
         return f"dim {self.level}%" if self.action == "dim" else self.action
 
 
@@ -174,7 +178,7 @@ class ZoneTimeline:
         self.emergencies = [e for e in emergencies if e.end > e.start]
         self._regular, self._dated = _Layer(), _Layer()
         self._sounds: list[Sound] = []
-        first = start.astimezone(tz).date() - timedelta(days=LOOKBACK_DAYS if zone.kind == "lighting" else 1)
+        first = start.astimezone(tz).date() - timedelta(days=LOOKBACK_DAYS if zone.holds_state else 1)
         last = end.astimezone(tz).date() + timedelta(days=1)
         day = first
         while day <= last:
@@ -213,7 +217,7 @@ class ZoneTimeline:
                 )
                 continue
             layer = self._dated if dated else self._regular
-            state = LightState(entry.action, entry.level)
+            state = LightState(*entry_state(entry))
             if entry.until is not None:
                 until = At.parse(entry.until).on(day, site, self.tz)
                 if until is not None and until <= moment:

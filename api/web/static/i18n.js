@@ -16,6 +16,7 @@ const zh = {
   "wallet.tripped_until": "用电超过功率限制，已跳闸，{at} 自动恢复供电。", "wallet.cut_off_help": "余额不足已断电，充值到账后自动恢复供电。",
   "wallet.appliance_trip": "检测到大功率电器（功率增加 {watts} W），宿舍禁止使用电热水壶、电暖器、电炉等，已断电，{at} 自动恢复供电。",
   "wallet.locked_help": "多次使用违规电器，宿舍已被锁定断电，需宿管解锁后恢复供电。",
+  "wallet.curfew_help": "宿舍按作息时间熄灯断电中，到时自动恢复供电；期间充值照常到账。", "wallet.night_limit": "夜间限功率 {watts} W：超过将跳闸。",
   "wallet.locked_by_staff": "宿管已锁定本宿舍用电：{reason}。解锁后恢复供电。",
   "topup.title": "充值", "topup.amount": "充值金额", "topup.custom": "其他金额（元）", "topup.limits": "单次可充 {min} 至 {max}",
   "topup.method": "支付方式", "topup.pay": "充值 {amount}", "topup.out_of_limits": "金额需在 {min} 至 {max} 之间。",
@@ -100,6 +101,7 @@ const en = {
   "wallet.tripped_until": "The room drew more than its power limit and tripped; power returns at {at}.",
   "wallet.appliance_trip": "A high-power appliance was detected (+{watts} W): kettles, heaters and cookers are not allowed in dorm rooms. Power returns at {at}.",
   "wallet.locked_help": "The room is locked after repeated high-power appliances: power returns when the dorm office unlocks it.",
+  "wallet.curfew_help": "Dorm power is off for the night by the school's schedule; it returns when the curfew ends. Top-ups still arrive.", "wallet.night_limit": "Night power limit {watts} W: more trips the room.",
   "wallet.locked_by_staff": "The dorm office locked the room's power: {reason}. It returns when unlocked.",
   "wallet.cut_off_help": "Power is off for lack of credit; it comes back as soon as a top-up arrives.",
   "topup.title": "Top up", "topup.amount": "Amount", "topup.custom": "Other amount (yuan)", "topup.limits": "From {min} to {max} at a time",
@@ -169,7 +171,7 @@ const en = {
 
 // Names of values the API returns.
 const zhValues = {
-  "room_state.normal": "正常", "room_state.low": "余额不足", "room_state.cut_off": "已断电", "room_state.tripped": "已跳闸", "room_state.locked": "已锁定",
+  "room_state.normal": "正常", "room_state.low": "余额不足", "room_state.cut_off": "已断电", "room_state.tripped": "已跳闸", "room_state.locked": "已锁定", "room_state.curfew": "熄灯断电",
   "status.open": "待派单", "status.assigned": "已派单", "status.in_progress": "处理中", "status.resolved": "已完成", "status.closed": "已关闭", "status.cancelled": "已取消",
   "priority.urgent": "紧急", "priority.high": "高", "priority.normal": "普通", "priority.low": "低",
   "category.electrical": "电路", "category.lighting": "照明", "category.meter": "电表", "category.plumbing": "水管", "category.water_meter": "水表",
@@ -189,7 +191,7 @@ const zhValues = {
 };
 
 const enValues = {
-  "room_state.normal": "Normal", "room_state.low": "Low balance", "room_state.cut_off": "Cut off", "room_state.tripped": "Tripped", "room_state.locked": "Locked",
+  "room_state.normal": "Normal", "room_state.low": "Low balance", "room_state.cut_off": "Cut off", "room_state.tripped": "Tripped", "room_state.locked": "Locked", "room_state.curfew": "Curfew",
   "status.open": "Open", "status.assigned": "Assigned", "status.in_progress": "In progress", "status.resolved": "Resolved", "status.closed": "Closed", "status.cancelled": "Cancelled",
   "priority.urgent": "Urgent", "priority.high": "High", "priority.normal": "Normal", "priority.low": "Low",
   "category.electrical": "Electrical", "category.lighting": "Lighting", "category.meter": "Meter", "category.plumbing": "Plumbing", "category.water_meter": "Water meter",

@@ -114,7 +114,7 @@ async function orderDetail(orderId) {
 async function rooms() {
   const all = await api("/api/v1/rooms?wallets=true");
   const search = el("input", { type: "search", name: "q", value: new URLSearchParams(window.location.search).get("q") || "" });
-  const state = select([["", t("all")], ...["normal", "low", "cut_off", "tripped", "locked"].map((s) => [s, label("room_state", s)])], { name: "state" });
+  const state = select([["", t("all")], ...["normal", "low", "cut_off", "tripped", "locked", "curfew"].map((s) => [s, label("room_state", s)])], { name: "state" });
   const body = el("tbody");
   const count = el("p", { class: "muted", "aria-live": "polite" });
   const draw = () => {

@@ -64,6 +64,8 @@ function walletFigures(wallet, event) {
       byStaff ? t("wallet.locked_by_staff", { reason: event.reason }) : t("wallet.locked_help")));
   }
   if (state === "cut_off") notes.push(el("p", { class: "notice" }, t("wallet.cut_off_help")));
+  if (state === "curfew") notes.push(el("p", { class: "notice", "data-testid": "power-note" }, t("wallet.curfew_help")));
+  if (wallet.night_limit_w) notes.push(el("p", { class: "notice" }, t("wallet.night_limit", { watts: number(wallet.night_limit_w, 0) })));
   return [
     el("div", { class: "balance-row" },
       el("p", { class: "balance-label" }, t("wallet.balance")),

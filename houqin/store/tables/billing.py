@@ -69,6 +69,8 @@ class Wallet(Base):
     locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Inside the room's curfew (dorm power off at night by the school's schedule): off, but not for money.
     curfew: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A lower power limit in force by the school's schedule (at night, instead of a cut); None: the room's own.
+    night_limit_w: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
