@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.bounds import Day, Moment
+from api.bounds import MAX_ROW_ID, Day, Moment
 from houqin.schedules.calendar import DayType, Weekday
+from houqin.schedules.model import ScheduleIn
 
 
 class _Out(BaseModel):
@@ -95,6 +96,16 @@ class PreviewOut(BaseModel):
     end: datetime
     segments: list[SegmentOut] = Field(description="lighting: the state held, and the layer and entry deciding it")
     sounds: list[SoundOut] = Field(description="broadcast: what plays, and what a higher layer suppresses")
+
+
+class DraftPreviewIn(BaseModel):
+    """A schedule not saved yet, previewed with the zone's other schedules, overrides and calendar."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schedule: ScheduleIn
+    replaces: int | None = Field(default=None, ge=1, le=MAX_ROW_ID, description="the schedule being edited")
+    start: Moment = Field(alias="from")
+    end: Moment = Field(alias="to")
 
 
 class FiringOut(_Out):

@@ -258,3 +258,34 @@ async def test_dorm_power_schedules_and_overrides(client: httpx.AsyncClient) -> 
     assert wallet["curfew"] is True and wallet["night_limit_w"] is None
     assert wallet["state"] in {"curfew", "cut_off"}
     assert (await client.delete("/api/v1/zones/dorm-1-power/override", headers=staff)).status_code == 204
+
+
+async def test_a_draft_is_previewed_in_place_of_the_schedule_it_edits(client: httpx.AsyncClient) -> None:
+    staff = await sign_in(client, "li")
+    saved = {"name": "Dorm 1 nights", "zone": "dorm-1-power", "day_types": ["school_day"],
+             "entries": [{"at": "23:30", "until": "06:30", "action": "off"}]}  # fmt: skip
+    created = (await client.post("/api/v1/schedules", json=saved, headers=staff)).json()
+    monday = {"from": "2026-11-23T00:00:00+08:00", "to": "2026-11-24T00:00:00+08:00"}
+    draft = {**saved, "entries": [{"at": "23:00", "until": "07:00", "action": "limit", "limit_w": 300}]}
+    answer = await client.post("/api/v1/schedules/preview", json={"schedule": draft, "replaces": created["id"], **monday},
+                               headers=staff)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    segments = [(s["start"][11:16], s["end"][11:16], s["state"], s["level"]) for s in answer.json()["segments"]]
+    assert segments == [("00:00", "23:00", "on", None), ("23:00", "00:00", "limit", 300)]
+    alongside = await client.post("/api/v1/schedules/preview", json={"schedule": {**draft, "name": "new"}, **monday},
+                                  headers=staff)  # fmt: skip
+    assert [s["state"] for s in alongside.json()["segments"]] == ["on", "limit", "off"]  # the saved one starts later
+    stored = await client.get(f"/api/v1/schedules/{created['id']}", headers=staff)
+    assert stored.json()["entries"] == saved["entries"]  # a preview saves nothing
+    bad = {**draft, "entries": [{"at": "23:00", "action": "dim", "level": 5}]}
+    answer = await client.post("/api/v1/schedules/preview", json={"schedule": bad, **monday}, headers=staff)
+    assert answer.status_code == 422 and "a dorm_power zone takes" in answer.text
+    reversed_window = {"from": monday["to"], "to": monday["from"]}
+    answer = await client.post("/api/v1/schedules/preview", json={"schedule": draft, **reversed_window}, headers=staff)
+    assert answer.status_code == 422 and "to must be after from" in answer.text
+    unknown = {**draft, "zone": "nowhere"}
+    answer = await client.post("/api/v1/schedules/preview", json={"schedule": unknown, **monday}, headers=staff)
+    assert answer.status_code == 404
+    alice = await sign_in(client, "alice")
+    answer = await client.post("/api/v1/schedules/preview", json={"schedule": draft, **monday}, headers=alice)
+    assert answer.status_code == 403

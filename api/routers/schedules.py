@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
 
 from api.bounds import MAX_ROW_ID, Moment
 from api.deps import ScheduleBookDep, StaffUser, TimezoneDep
-from api.schedule_schemas import FiringOut, PreviewOut, ScheduleOut, SegmentOut, SoundOut
-from houqin.schedules.book import ScheduleConflictError, ScheduleInvalidError
+from api.schedule_schemas import DraftPreviewIn, FiringOut, PreviewOut, ScheduleOut, SegmentOut, SoundOut
+from houqin.inventory.model import Zone
+from houqin.schedules.book import ScheduleBook, ScheduleConflictError, ScheduleInvalidError, ZoneDrivers
 from houqin.schedules.model import ScheduleIn
 
 ScheduleId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the schedule's id")]
@@ -60,24 +62,54 @@ async def preview(
     start: Annotated[Moment, Query(alias="from")],
     end: Annotated[Moment, Query(alias="to")],
 ) -> PreviewOut:
+    found = _zone(book, zone)
+    _window(start, end)
+    return _preview(book, found, await book.drivers(start), start, end, timezone)
+
+
+@router.post(
+    "/preview",
+    response_model=PreviewOut,
+    summary="What a zone would do with a schedule not saved yet, in place of the one it edits (staff)",
+)
+async def preview_draft(
+    body: DraftPreviewIn, user: StaffUser, book: ScheduleBookDep, timezone: TimezoneDep
+) -> PreviewOut:
+    found = _zone(book, body.schedule.zone)
+    _window(body.start, body.end)
     try:
-        found = book.zone(zone)
+        drivers = book.with_draft(await book.drivers(body.start), body.schedule, body.replaces)
+    except ScheduleInvalidError as exc:
+        raise _schedule_error(exc) from None
+    return _preview(book, found, drivers, body.start, body.end, timezone)
+
+
+def _zone(book: ScheduleBook, zone: str) -> Zone:
+    try:
+        return book.zone(zone)
     except KeyError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc).strip("'\"")) from None
+
+
+def _window(start: datetime, end: datetime) -> None:
     if end <= start:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "to must be after from")
     if end - start > MAX_PREVIEW:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"at most {MAX_PREVIEW.days} days at once")
-    drivers = await book.drivers(start)
-    timeline = book.timeline(drivers, found, start, end)
-    tz = timezone  # times in the campus's own clock, as staff read timetables
+
+
+def _preview(
+    book: ScheduleBook, zone: Zone, drivers: ZoneDrivers, start: datetime, end: datetime, tz: ZoneInfo
+) -> PreviewOut:
+    """The timeline in the campus's own clock, as staff read timetables."""
+    timeline = book.timeline(drivers, zone, start, end)
     segments = (
         [
             SegmentOut(start=s.start.astimezone(tz), end=s.end.astimezone(tz), state=s.state.action,
                        level=s.state.level, layer=s.layer, cause=s.cause)
             for s in timeline.segments()
         ]
-        if found.holds_state
+        if zone.holds_state
         else []
     )  # fmt: skip
     sounds = [
@@ -85,7 +117,7 @@ async def preview(
                  layer=s.layer, cause=s.cause, suppressed_by=s.suppressed_by)
         for s in timeline.sounds()
     ]  # fmt: skip
-    return PreviewOut(zone=zone, kind=found.kind, start=start, end=end, segments=segments, sounds=sounds)
+    return PreviewOut(zone=zone.id, kind=zone.kind, start=start, end=end, segments=segments, sounds=sounds)
 
 
 @router.get(

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.policy import PowerPolicy
+from houqin.commands import CommandRequest, Handover, write_commands
 from houqin.store.tables import Wallet, WalletState
 
 
@@ -25,42 +26,65 @@ class Curfew:
         self.policy = policy
 
     async def apply(
-        self, session: AsyncSession, rooms: Sequence[str], action: str, limit_w: int | None, now: datetime, key: str
-    ) -> list[str]:
+        self, session: AsyncSession, rooms: Sequence[str], action: str, limit_w: int | None, now: datetime, key: str,
+        handover: Handover | None = None,
+    ) -> list[str]:  # fmt: skip
         """Bring ``rooms`` to a dorm-power zone's state: ``off`` is the curfew; ``on`` ends it and any night
         limit; ``limit`` ends the curfew and puts ``limit_w`` in force. The rooms whose relay is switched."""
         limit = limit_w if action == "limit" else None
-        await session.execute(
-            update(Wallet).where(Wallet.room.in_(list(rooms)), Wallet.night_limit_w.is_distinct_from(limit))
-            .values(night_limit_w=limit)
-        )  # fmt: skip
-        if action == "off":
-            return await self.begin(session, rooms, now, key)
-        return await self.end(session, rooms, now, key)
+        for chunk in _chunks(rooms):
+            await session.execute(
+                update(Wallet).where(Wallet.room.in_(chunk), Wallet.night_limit_w.is_distinct_from(limit))
+                .values(night_limit_w=limit)
+            )  # fmt: skip
+        return await self._change(session, rooms, now, key, under=action == "off", handover=handover)
 
-    async def begin(self, session: AsyncSession, rooms: Sequence[str], now: datetime, key: str) -> list[str]:
+    async def begin(
+        self, session: AsyncSession, rooms: Sequence[str], now: datetime, key: str, handover: Handover | None = None
+    ) -> list[str]:
         """Put ``rooms`` under curfew; the rooms whose relay is switched off (the others were off already)."""
-        return await self._change(session, rooms, now, key, under=True)
+        return await self._change(session, rooms, now, key, under=True, handover=handover)
 
-    async def end(self, session: AsyncSession, rooms: Sequence[str], now: datetime, key: str) -> list[str]:
+    async def end(
+        self, session: AsyncSession, rooms: Sequence[str], now: datetime, key: str, handover: Handover | None = None
+    ) -> list[str]:
         """End the curfew of ``rooms``; the rooms whose power returns (the others stay off for their reason)."""
-        return await self._change(session, rooms, now, key, under=False)
+        return await self._change(session, rooms, now, key, under=False, handover=handover)
 
     async def _change(
-        self, session: AsyncSession, rooms: Sequence[str], now: datetime, key: str, *, under: bool
-    ) -> list[str]:
-        changed = await session.execute(
-            update(Wallet).where(Wallet.room.in_(list(rooms)), Wallet.curfew.is_(not under))
-            .values(curfew=under).returning(Wallet.room, Wallet.state, Wallet.locked, Wallet.tripped_until)
-        )  # fmt: skip
-        switched = []
-        for room, state, locked, tripped_until in changed.all():
-            # Only a room that has power for every other reason is switched: the others are off already.
-            if state != WalletState.CUT_OFF and not locked and (tripped_until is None or tripped_until <= now):
-                action, why, cause = ("off", "curfew", "curfew") if under else ("on", "curfew over", "curfew-end")
-                await self.policy.switch(session, room, action, now, why, f"{cause}:{key}")
-                switched.append(room)
+        self, session: AsyncSession, rooms: Sequence[str], now: datetime, key: str, *, under: bool,
+        handover: Handover | None,
+    ) -> list[str]:  # fmt: skip
+        """The rooms switched. Their commands are written in one statement (a curfew switches a thousand rooms
+        at once), handed to ``handover`` when given — sent the moment the caller commits — else queued for the
+        dispatchers, whom the caller wakes after commit (``CommandQueue.notify``)."""
+        action, why, cause = ("off", "curfew", "curfew") if under else ("on", "curfew over", "curfew-end")
+        switched: list[str] = []
+        requests: list[CommandRequest] = []
+        for chunk in _chunks(rooms):
+            changed = await session.execute(
+                update(Wallet).where(Wallet.room.in_(chunk), Wallet.curfew.is_(not under))
+                .values(curfew=under).returning(Wallet.room, Wallet.state, Wallet.locked, Wallet.tripped_until)
+            )  # fmt: skip
+            for room, state, locked, tripped_until in changed.all():
+                # Only a room that has power for every other reason is switched: the others are off already.
+                if state != WalletState.CUT_OFF and not locked and (tripped_until is None or tripped_until <= now):
+                    switched.append(room)
+                    request = self.policy.relay_request(room, action, why, f"{cause}:{key}")
+                    if request is not None:
+                        requests.append(request)
+        if requests:
+            connection = await session.connection()
+            if handover is not None:
+                await handover.add(connection, requests, now)
+            else:
+                await write_commands(connection, requests, now)
         return sorted(switched)
+
+
+def _chunks(rooms: Sequence[str], size: int = 1000) -> list[list[str]]:
+    # Bounded IN lists: a campus has tens of thousands of rooms, a statement's parameters are limited.
+    return [list(rooms[start : start + size]) for start in range(0, len(rooms), size)]
 
 
 async def night_limits(session: AsyncSession) -> dict[str, int]:

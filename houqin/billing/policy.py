@@ -328,13 +328,19 @@ class PowerPolicy:
         """Queue the room's relay ``on`` or ``off`` in the caller's transaction (key: what caused it)."""
         await self._relay(session, room_id, action, now, why, key)
 
-    async def _relay(self, session: AsyncSession, room_id: str, action: str, now: datetime, why: str, key: str) -> None:
-        room = self.inventory.rooms[room_id]
-        relay = self.inventory.relay_of(room)
+    def relay_request(self, room_id: str, action: str, why: str, key: str) -> CommandRequest | None:
+        """The command that switches the room's relay ``on`` or ``off`` (key: what caused it); None, and an
+        error logged, for a room without a relay houqin can command."""
+        relay = self.inventory.relay_of(self.inventory.rooms[room_id])
         if relay is None or self.commands is None:
             log.error("room %s should be switched %s (%s) but has no relay houqin can command", room_id, action, why)
+            return None
+        return CommandRequest(relay.id, "relay", action, CommandSource.BILLING, reason=why,
+                              key=f"billing:{room_id}:{key}")  # fmt: skip
+
+    async def _relay(self, session: AsyncSession, room_id: str, action: str, now: datetime, why: str, key: str) -> None:
+        request = self.relay_request(room_id, action, why, key)
+        if request is None or self.commands is None:
             return
-        request = CommandRequest(relay.id, "relay", action, CommandSource.BILLING, reason=why,
-                                 key=f"billing:{room_id}:{key}")  # fmt: skip
         await self.commands.enqueue_in(session, request, now)
         log.info("room %s: power %s (%s)", room_id, "off" if action == "off" else "on", why)

@@ -322,6 +322,16 @@ class ScheduleBook:
                 )
         return ZoneDrivers(calendar, schedules, overrides, emergencies)
 
+    def with_draft(self, drivers: ZoneDrivers, draft: ScheduleIn, replaces: int | None) -> ZoneDrivers:
+        """``drivers`` as they would be with ``draft`` saved (in place of schedule ``replaces``, if given):
+        what staff preview before saving a change. Raises ``ScheduleInvalidError`` as ``save`` would."""
+        problems = self.problems(draft)
+        if problems:
+            raise ScheduleInvalidError(problems)
+        schedules = {zone: [row for row in rows if row.id != replaces] for zone, rows in drivers.schedules.items()}
+        schedules.setdefault(draft.zone, []).append(ScheduleRow(replaces or 0, draft))
+        return ZoneDrivers(drivers.calendar, schedules, drivers.overrides, drivers.emergencies)
+
     def timeline(self, drivers: ZoneDrivers, zone: Zone, start: datetime, end: datetime) -> ZoneTimeline:
         return ZoneTimeline(
             zone,

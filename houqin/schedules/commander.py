@@ -22,7 +22,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.curfew import Curfew
-from houqin.commands import CommandQueue, CommandRequest
+from houqin.commands import CommandQueue, CommandRequest, Handover
 from houqin.inventory import Inventory
 from houqin.schedules.zones import Output, ZoneActionError, device_action, zone_outputs
 from houqin.store import Database
@@ -117,27 +117,24 @@ class ZoneCommander:
             if commands:
                 # Sent the moment this batch commits, by this process's dispatchers where they can.
                 await handover.add(connection, commands, now)
-            switched = await self._room_power(session, new, now)
+            await self._room_power(session, new, now, handover)
             await session.commit()
             handover.committed()
-        if switched:
-            self.commands.notify()
         return new
 
-    async def _room_power(self, session: AsyncSession, firings: list[Firing], now: datetime) -> int:
-        """Apply the dorm-power firings among ``firings``; how many relays that switches."""
-        switched = 0
+    async def _room_power(
+        self, session: AsyncSession, firings: list[Firing], now: datetime, handover: Handover
+    ) -> None:
+        """Apply the dorm-power firings among ``firings``: their rooms' commands go out when the batch commits."""
         for firing in firings:
             rooms = self.rooms.get(firing.zone)
             if not rooms or firing.outcome != FiringOutcome.FIRED or self.curfew is None:
                 continue
             # Command keys are bounded: the firing's own key may be up to 160 characters.
             key = hashlib.sha256(firing.key.encode()).hexdigest()[:40]
-            changed = await self.curfew.apply(session, rooms, firing.action, firing.level, now, key)
-            switched += len(changed)
+            changed = await self.curfew.apply(session, rooms, firing.action, firing.level, now, key, handover)
             log.info("zone %s: %s (%s): %d of %d rooms switched", firing.zone, firing.action, firing.cause,
                      len(changed), len(rooms))  # fmt: skip
-        return switched
 
     def _plan(self, firing: Firing, now: datetime, requested_by: str) -> tuple[list[CommandRequest], str]:
         """The commands a firing queues (none unless it fired) and its detail, with any output it cannot drive."""
