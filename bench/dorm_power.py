@@ -124,6 +124,11 @@ async def switch_all(database: Database, action: str, due: datetime, rooms: int)
         confirmed = await confirmed_relays(database, action, due - timedelta(seconds=1))
         if len(confirmed) >= rooms:
             last = max(c.finished_at for c in confirmed.values() if c.finished_at is not None)
+            written = min(c.created_at for c in confirmed.values())
+            sent = [c.sent_at for c in confirmed.values() if c.sent_at is not None]
+            print(f"{action}: written {(written - due).total_seconds():.2f} s after the due second, first sent "
+                  f"{(min(sent) - due).total_seconds():.2f} s, last sent {(max(sent) - due).total_seconds():.2f} s, "
+                  f"last confirmed {(last - due).total_seconds():.2f} s")  # fmt: skip
             return (last - due).total_seconds()
         await asyncio.sleep(0.25)
     print(f"only {len(confirmed)} of {rooms} relays confirmed {action}")

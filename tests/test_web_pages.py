@@ -332,7 +332,7 @@ def test_staff_override_changes_the_zone_in_the_simulator(browser: Browser, demo
     zone = "dorm-1-corridors"
     desktop = visit(visits, browser, demo, DESKTOP)
     page = desktop.sign_in("staff")
-    page.get_by_role("link", name="照明与广播").click()
+    page.get_by_role("link", name="区域与时间表").click()
     page.get_by_role("link", name="Dorm 1 corridor lighting").click()
     page.get_by_role("heading", name="手动控制").wait_for()
     before = _simulated_outputs(demo, zone)
@@ -404,7 +404,7 @@ def test_every_staff_page_renders(browser: Browser, demo: Demo, visits: list[Vis
         ("工单", "staff-orders", "table"),
         ("宿舍", "staff-rooms", "table tbody tr"),
         ("设备", "staff-devices", "table tbody tr"),
-        ("照明与广播", "staff-zones", "table tbody tr"),
+        ("区域与时间表", "staff-zones", "table tbody tr"),
         ("校历", "staff-calendar", "table.calendar"),
         ("数据看板", "staff-dashboards", "main p, main ul"),
     ):
@@ -514,3 +514,85 @@ def test_a_kettle_trips_a_room_the_student_sees_why_and_staff_lock_and_unlock(
     staff.get_by_role("heading", name="锁定断电").wait_for()
     wallet = demo.get("staff", "/api/v1/rooms/D1-102/wallet")
     assert isinstance(wallet, dict) and wallet["locked"] is False and wallet["state"] != "locked"
+
+
+def test_staff_write_preview_change_and_delete_a_curfew_schedule(
+    browser: Browser, demo: Demo, visits: list[Visit]
+) -> None:
+    """A dated curfew (in 2030, so the running demo is not cut) written in the page, previewed before it is
+    saved, refused while an entry is impossible, changed into a night limit, and deleted."""
+    desktop = visit(visits, browser, demo, DESKTOP)
+    page = desktop.sign_in("staff")
+    page.goto(f"{demo.url}/app/staff/zones/dorm-1-power")
+    assert "30 间宿舍" in page.get_by_test_id("zone-rooms").inner_text()
+    page.get_by_role("button", name="新建时间表").click()
+    editor = page.locator("form.schedule-editor")
+    editor.get_by_label("名称", exact=True).fill("期末熄灯")
+    entry = editor.locator("fieldset.entry").first
+    entry.get_by_label("时间", exact=True).fill("23:30")
+    entry.get_by_label("持续到").fill("06:30")
+    entry.get_by_label("仅这些日期").fill("2030-01-07")
+    editor.get_by_label("日期", exact=True).fill("2030-01-07")
+    editor.get_by_role("button", name="预览当天").click()
+    editor.locator(".timeline .seg-off").wait_for()
+    assert "23:30–00:00 熄灯断电" in editor.locator("ol.segments").inner_text()
+    assert demo.get("staff", "/api/v1/schedules?zone=dorm-1-power") == []  # a preview saves nothing
+    desktop.shoot("staff-schedule-editor")
+
+    entry.get_by_label("时间", exact=True).fill("25:00")
+    editor.get_by_role("button", name="保存").click()
+    editor.locator(".problem", has_text="25:00").wait_for()  # the server's message names the entry
+    assert demo.get("staff", "/api/v1/schedules?zone=dorm-1-power") == []
+    entry.get_by_label("时间", exact=True).fill("23:30")
+    editor.get_by_role("button", name="保存").click()
+    saved = page.locator("li.schedule[data-schedule='期末熄灯']")
+    saved.wait_for()
+
+    saved.get_by_role("button", name="编辑").click()
+    entry = page.locator("form.schedule-editor fieldset.entry").first
+    entry.get_by_label("动作").select_option("limit")
+    entry.get_by_label("功率上限（W）").fill("300")
+    page.locator("form.schedule-editor").get_by_role("button", name="保存").click()
+    page.locator("li.schedule", has_text="限功率 300 W").wait_for()
+    [stored] = demo.get("staff", "/api/v1/schedules?zone=dorm-1-power")  # type: ignore[misc]
+    assert stored["entries"] == [{"at": "23:30", "until": "06:30", "action": "limit", "limit_w": 300,
+                                  "dates": ["2030-01-07"]}]  # fmt: skip
+
+    page.locator("li.schedule").get_by_role("button", name="删除").click()
+    page.get_by_role("dialog").get_by_role("button", name="删除").click()
+    page.get_by_text("此区域没有时间表。").wait_for()
+    assert demo.get("staff", "/api/v1/schedules?zone=dorm-1-power") == []
+
+    phone = visit(visits, browser, demo, PHONE)
+    small = phone.sign_in("staff")
+    small.goto(f"{demo.url}/app/staff/zones/dorm-1-power")
+    small.get_by_role("button", name="新建时间表").click()
+    small.locator("form.schedule-editor fieldset.entry").wait_for()
+    phone.shoot("staff-schedule-editor")
+
+
+def test_a_curfew_by_hand_reaches_the_student_and_ends(browser: Browser, demo: Demo, visits: list[Visit]) -> None:
+    """Staff cut dorm 1 for the night by hand from the zone page; the student's page says it is the
+    curfew; ending the override gives the power back (the scheduler, then the relays)."""
+    desktop = visit(visits, browser, demo, DESKTOP)
+    staff = desktop.sign_in("staff")
+    staff.goto(f"{demo.url}/app/staff/zones/dorm-1-power")
+    form = staff.locator("form", has=staff.get_by_role("heading", name="手动控制"))
+    form.get_by_label("动作").select_option("off")
+    form.get_by_label("原因").fill("线路检修")
+    form.get_by_role("button", name="保持").click()
+    staff.get_by_role("button", name="结束手动控制").wait_for()
+    deadline = time.monotonic() + 30
+    while (wallet := demo.get("student1", "/api/v1/rooms/D1-102/wallet"))["curfew"] is not True:  # type: ignore[index]
+        assert time.monotonic() < deadline, wallet
+        time.sleep(0.5)
+    phone = visit(visits, browser, demo, PHONE)
+    page = phone.sign_in("student1")
+    if wallet["state"] == "curfew":  # type: ignore[index]
+        assert "熄灯断电" in page.get_by_test_id("power-note").inner_text()
+        phone.shoot("student-curfew")
+    staff.get_by_role("button", name="结束手动控制").click()
+    deadline = time.monotonic() + 30
+    while (wallet := demo.get("student1", "/api/v1/rooms/D1-102/wallet"))["curfew"] is not False:  # type: ignore[index]
+        assert time.monotonic() < deadline, wallet
+        time.sleep(0.5)
