@@ -6,24 +6,30 @@ an override by hand ends on its own."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import asyncio
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
+from assembly import ProcessRole, assemble
+from assembly.graph import Tuning
+from houqin.billing.credits import credit
 from houqin.billing.curfew import Curfew
-from houqin.billing.ledger import ensure_wallets
+from houqin.billing.ledger import ensure_wallets, post
 from houqin.billing.overload import OverloadGuard
 from houqin.billing.policy import PowerPolicy
-from houqin.inventory import Inventory
+from houqin.inventory import Inventory, load_inventory
 from houqin.readings import Reading
 from houqin.schedules.book import ScheduleBook
 from houqin.schedules.calendar import SpecialDay
 from houqin.schedules.commander import ZoneCommander, override_firing
 from houqin.schedules.model import ScheduleIn
 from houqin.schedules.scheduler import Scheduler
-from houqin.settings import BillingSettings, ScheduleSettings
-from houqin.store import Database
-from houqin.store.tables import ScheduleFiring, Wallet
+from houqin.settings import BillingSettings, ScheduleSettings, Settings
+from houqin.store import Database, upgrade_database
+from houqin.store.tables import EntryKind, ScheduleFiring, Wallet
 from tests.test_room_policy import SHANGHAI, Room, policy_for
 
 ZONE = "dorm-1-power"
@@ -173,3 +179,94 @@ async def test_make_up_days_exam_nights_and_the_night_limit(database: Database, 
         assert wallet is not None and wallet.night_limit_w is None
     await guard.refresh_night_limits()
     assert guard.night == {}
+    # Tuesday the 1st of December is a holiday: no curfew that night.
+    relays = await room.relay()
+    await campus.book.set_day(SpecialDay(date(2026, 12, 1), "holiday", note="校庆"))
+    await campus.tick(scheduler, datetime(2026, 12, 1, 23, 30, tzinfo=SHANGHAI))
+    await campus.tick(scheduler, datetime(2026, 12, 2, 6, 30, tzinfo=SHANGHAI))
+    assert await room.relay() == relays
+
+
+CAMPUS = """
+site: {name: Curfew campus, timezone: Asia/Shanghai}
+tariffs: [{id: flat, price_fen_per_kwh: 56}]
+gateways: [{id: floor1, type: rtu_over_tcp, host: 127.0.0.1, port: 1, timeout: 0.3}]
+devices:
+ROOMS
+zones:
+  - {id: dorm-9-power, kind: dorm_power, buildings: [dorm-9]}
+"""
+NAMES = ["R101", "R102", "R103", "R104", "R105", "R106"]
+
+
+def campus_text() -> str:
+    devices, rooms = [], ["rooms:"]
+    for n, room in enumerate(NAMES):
+        where = f"building: dorm-9, floor: 1, room: {room}, poll_interval: 0.5"
+        devices.append(f"  - {{id: {room}-m, model: eastron-sdm120, gateway: floor1, unit: {n + 1}, {where}}}")
+        devices.append(f"  - {{id: {room}-r, model: generic-relay, gateway: floor1, unit: {n + 11}, {where}}}")
+        rooms.append(f"  - {{id: {room}, building: dorm-9, floor: 1, meter: {room}-m, relay: {room}-r, tariff: flat}}")
+    return CAMPUS.replace("ROOMS", "\n".join(devices + rooms))
+
+
+async def test_a_curfew_on_a_simulated_building_cuts_its_relays_and_restores_only_rooms_allowed_power(
+    tmp_path: Path,
+) -> None:
+    """Real Modbus relays behind a simulated gateway, the scheduler on the wall clock: every room with power
+    is off within 10 s of the curfew's time; a top-up in the night restores nothing; at the end the locked
+    room stays off and the others (the one paid up in the night too) come back."""
+    (tmp_path / "devices.yaml").write_text(campus_text(), encoding="utf-8")
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'houqin.sqlite3'}")
+    await upgrade_database(database)
+    await ensure_wallets(database, NAMES)
+    async with database.session() as session:
+        for room in NAMES[:-1]:
+            await post(session, room, EntryKind.ADJUSTMENT, 5000, datetime.now(UTC), key=f"open:{room}", cause="t")
+        await session.commit()
+    settings = Settings(data_dir=tmp_path, timezone="Asia/Shanghai")
+    roles = {ProcessRole.COLLECT, ProcessRole.BILLING, ProcessRole.SCHEDULER}
+    async with assemble(settings, inventory, roles=roles, simulate=True, database=database,
+                        tuning=Tuning(command_backoff_s=0.1)) as houqin:  # fmt: skip
+        assert houqin.simulator is not None
+        relays = {room: houqin.simulator.devices[f"{room}-r"] for room in NAMES}
+        stop = asyncio.Event()
+        running = asyncio.create_task(houqin.run(stop))
+        try:
+            await houqin.power_policy.lock("R105", datetime.now(UTC), "li", "电热毯")
+            # R106 is in arrears: cut for money.
+            await credit(database, houqin.power_policy, "R106", EntryKind.ADJUSTMENT, -100, datetime.now(UTC),
+                         key="arrears", cause="t")  # fmt: skip
+
+            async def closed() -> dict[str, bool]:
+                return {room: bool(relay.values["relay_closed"]) for room, relay in relays.items()}
+
+            async def until(wanted: dict[str, bool], seconds: float) -> float:
+                started = time.monotonic()
+                while await closed() != wanted:
+                    assert time.monotonic() - started < seconds, await closed()
+                    await asyncio.sleep(0.1)
+                return time.monotonic() - started
+
+            before = {room: room not in {"R105", "R106"} for room in NAMES}
+            await until(before, 15)
+            cut = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+            back = cut + timedelta(seconds=12)
+            entries = [{"at": moment.astimezone(SHANGHAI).strftime("%H:%M:%S"), "action": action,
+                        "dates": [moment.astimezone(SHANGHAI).date().isoformat()]}
+                       for moment, action in ((cut, "off"), (back, "on"))]  # fmt: skip
+            spec = ScheduleIn.model_validate({"name": "tonight", "zone": "dorm-9-power", "entries": entries})
+            await houqin.schedule_book.save(spec, "li", datetime.now(UTC))
+            await asyncio.sleep((cut - datetime.now(UTC)).total_seconds())
+            assert await until(dict.fromkeys(NAMES, False), 10) < 10
+            # Paid up in the night: the balance moves, not the power.
+            await credit(database, houqin.power_policy, "R106", EntryKind.TOPUP, 3000, datetime.now(UTC),
+                         key="night", cause="t")  # fmt: skip
+            await asyncio.sleep(1)
+            assert not any((await closed()).values())
+            await asyncio.sleep(max(0.0, (back - datetime.now(UTC)).total_seconds()))
+            assert await until({room: room != "R105" for room in NAMES}, 10) < 10
+        finally:
+            stop.set()
+            await running
+    await database.close()

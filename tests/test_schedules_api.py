@@ -267,8 +267,8 @@ async def test_a_draft_is_previewed_in_place_of_the_schedule_it_edits(client: ht
     created = (await client.post("/api/v1/schedules", json=saved, headers=staff)).json()
     monday = {"from": "2026-11-23T00:00:00+08:00", "to": "2026-11-24T00:00:00+08:00"}
     draft = {**saved, "entries": [{"at": "23:00", "until": "07:00", "action": "limit", "limit_w": 300}]}
-    answer = await client.post("/api/v1/schedules/preview", json={"schedule": draft, "replaces": created["id"], **monday},
-                               headers=staff)  # fmt: skip
+    edit = {"schedule": draft, "replaces": created["id"], **monday}
+    answer = await client.post("/api/v1/schedules/preview", json=edit, headers=staff)
     assert answer.status_code == 200, answer.text
     segments = [(s["start"][11:16], s["end"][11:16], s["state"], s["level"]) for s in answer.json()["segments"]]
     assert segments == [("00:00", "23:00", "on", None), ("23:00", "00:00", "limit", 300)]
