@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Collection
 
 from prometheus_client import Counter
@@ -42,27 +43,60 @@ class CommandDispatcher:
         self.devices = devices
         self.every = every
         self._wake = queue.listen()  # a command queued in this process is sent now, not at the next tick
+        self._recording: set[asyncio.Task[None]] = set()
+        self._lines: dict[str, deque[DeviceCommand]] = {}  # per link: claimed, not sent yet
+        self._senders: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         requeued = await self.queue.requeue_unfinished(self.devices, self.queue.clock())
         if requeued:
             log.info("sending again %d commands whose outcome was not known at the last stop", requeued)
-        await run_every(stop, self.every, self.dispatch_once, "command dispatch", wake=self._wake)
+        try:
+            await run_every(stop, self.every, self.dispatch_once, "command dispatch", wake=self._wake)
+        finally:
+            # Claimed commands not sent yet stay ``sent``: the next start sends them again.
+            for sender in self._senders.values():
+                sender.cancel()
+            await asyncio.gather(*self._senders.values(), return_exceptions=True)
+            await self._recorded()
 
     async def dispatch_once(self) -> None:
+        """Claim what is due and hand each command to its bus's sender. Buses are independent: each sends its
+        own in order, side by side with the others, and a long line on one bus (a curfew's relays) holds up
+        no other."""
         while True:
-            claimed = await self.queue.claim(self.devices, self.queue.clock(), limit=CLAIM_BATCH)
-            # Buses are independent: each link's commands go out side by side, in order on their own bus.
-            by_link: dict[str, list[DeviceCommand]] = {}
-            for command in claimed:
-                by_link.setdefault(self.inventory.devices[command.device].gateway or "", []).append(command)
-            await asyncio.gather(*(self._send_in_order(commands) for commands in by_link.values()))
-            if len(claimed) < CLAIM_BATCH:
+            batch = await self.queue.claim(self.devices, self.queue.clock(), limit=CLAIM_BATCH)
+            for command in batch:
+                link = self.inventory.devices[command.device].gateway or ""
+                self._lines.setdefault(link, deque()).append(command)
+                sender = self._senders.get(link)
+                if sender is None or sender.done():
+                    self._senders[link] = asyncio.create_task(self._send_in_order(link))
+            if len(batch) < CLAIM_BATCH:
                 return
 
-    async def _send_in_order(self, commands: list[DeviceCommand]) -> None:
-        for command in commands:
-            await self.send(command)
+    async def _send_in_order(self, link: str) -> None:
+        line = self._lines[link]
+        while line:
+            command = line.popleft()
+            try:
+                await self.send(command)
+            except Exception:
+                log.exception("command %d to %s could not be sent", command.id, command.device)
+
+    def confirm_soon(self, command: DeviceCommand) -> None:
+        """Record a confirmation without holding the bus: the next command goes out while it is written (at a
+        curfew, a bus's thousand relays would otherwise wait for the store between every two). A stop before
+        it is written leaves the command ``sent``, and the next start sends it again: switching a relay to
+        where it already is changes nothing."""
+        task = asyncio.create_task(self.confirmed(command))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def _recorded(self) -> None:
+        for outcome in await asyncio.gather(*list(self._recording), return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.error("a confirmation could not be recorded: %s", outcome)
 
     async def send(self, command: DeviceCommand) -> None:
         raise NotImplementedError
@@ -114,4 +148,4 @@ class ModbusCommandDispatcher(CommandDispatcher):
         if observed != expected:
             await self.failed(command.id, command.device, f"read back {observed!r}, expected {expected!r}")
             return
-        await self.confirmed(command)
+        self.confirm_soon(command)

@@ -55,7 +55,7 @@ class Cjt188CommandDispatcher(CommandDispatcher):
                                   for_good=True)  # fmt: skip
                 return
             if status.valve_closed == action.closes:
-                await self.confirmed(command)
+                self.confirm_soon(command)
                 return
             if attempt == CONFIRM_READS:
                 break

@@ -72,7 +72,7 @@ class Dlt645CommandDispatcher(CommandDispatcher):
             await self.failed(command.id, command.device, str(exc))
             return
         if action.closes is None:  # accepted, and nothing a read can show (keep power, close allowed)
-            await self.confirmed(command)
+            self.confirm_soon(command)
             return
         closed: bool | None = None
         for _ in range(CONFIRM_READS):
@@ -83,7 +83,7 @@ class Dlt645CommandDispatcher(CommandDispatcher):
                 continue
             closed = not int(word) & RELAY_OPEN_BIT
             if closed == action.closes:
-                await self.confirmed(command)
+                self.confirm_soon(command)
                 return
         seen = "no status word" if closed is None else f"relay {'closed' if closed else 'open'}"
         await self.failed(command.id, command.device, f"{action.name.lower()} accepted, but status word 3 says {seen}")
