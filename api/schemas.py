@@ -261,22 +261,6 @@ class UnlockIn(BaseModel):
     reason: str = Field(min_length=2, max_length=500, description="why the room is locked, or may have power again")
 
 
-class BedShareOut(BaseModel):
-    bed: int
-    student: str | None = Field(description="the registered student on this bed (none: an empty bed)")
-    kwh: float
-    cost_fen: int
-
-
-class SharesOut(BaseModel):
-    room: str
-    month: str
-    split: Literal["even"] = Field(description="per bed, or per registered student when more than beds")
-    kwh: float = Field(description="the month's kWh, charged and free")
-    cost_fen: int = Field(description="the month's money spent on electricity")
-    shares: list[BedShareOut] = Field(description="they add up exactly to kwh and cost_fen")
-
-
 class NoticeOut(BaseModel):
     id: int
     kind: str

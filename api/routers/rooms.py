@@ -27,7 +27,6 @@ from api.deps import (
 )
 from api.schemas import (
     AdjustmentIn,
-    BedShareOut,
     LedgerEntryOut,
     LockedRoomOut,
     NoticeOut,
@@ -35,7 +34,6 @@ from api.schemas import (
     RoomDetailOut,
     RoomOut,
     RoomState,
-    SharesOut,
     StatementDayOut,
     StatementOut,
     UnlockIn,
@@ -45,7 +43,6 @@ from api.schemas import (
 )
 from houqin.billing.credits import credit
 from houqin.billing.policy import PowerPolicy
-from houqin.billing.shares import even_shares
 from houqin.billing.statement import month_statement
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
@@ -59,7 +56,6 @@ from houqin.store.tables import (
     RoomNotice,
     RoomPowerEvent,
     User,
-    UserRoom,
     Wallet,
     WalletState,
 )
@@ -261,31 +257,6 @@ async def _switch_lock(
             status.HTTP_409_CONFLICT, f"room {room.id} is {'locked already' if locking else 'not locked'}"
         )
     return await _wallet(room, session, inventory, settings)
-
-
-@router.get(
-    "/{room_id}/shares",
-    response_model=SharesOut,
-    summary="The month's kWh and cost split evenly between the room's beds (the room's students, staff)",
-)
-async def read_shares(
-    room: AccessibleRoom,
-    session: SessionDep,
-    inventory: InventoryDep,
-    timezone: TimezoneDep,
-    month: Annotated[str | None, Query(pattern=MONTH_PATTERN, description="YYYY-MM; default now")] = None,
-) -> SharesOut:
-    month = month or datetime.now(timezone).strftime("%Y-%m")
-    statement = await month_statement(session, room, inventory.tariffs[room.tariff], month, timezone)
-    names = await session.execute(
-        select(User.username, User.display_name).join(UserRoom, UserRoom.user_id == User.id)
-        .where(UserRoom.room_id == room.id, User.role == Role.STUDENT)
-    )  # fmt: skip
-    students = [name or username for username, name in names.all()]
-    kwh = round(statement.kwh_charged + statement.kwh_free, 3)
-    shares = even_shares(room.beds, kwh, statement.charged_fen, students)
-    return SharesOut(room=room.id, month=month, split="even", kwh=kwh, cost_fen=statement.charged_fen,
-                     shares=[BedShareOut.model_validate(share, from_attributes=True) for share in shares])  # fmt: skip
 
 
 @router.get(

@@ -13,6 +13,7 @@ from houqin.store.tables.billing import (
     PowerEventKind,
     RoomNotice,
     RoomPowerEvent,
+    RoomStay,
     Wallet,
     WalletState,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "Role",
     "RoomNotice",
     "RoomPowerEvent",
+    "RoomStay",
     "Schedule",
     "ScheduleFiring",
     "SchedulerLease",

@@ -3,10 +3,10 @@ were told."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, false
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from houqin.store.tables.base import Base, StateColumn, UtcDateTime, utcnow
@@ -151,3 +151,20 @@ class RoomPowerEvent(Base):
     power_factor: Mapped[float | None] = mapped_column(Float, default=None)
     restore_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)  # None: staff restore it
     by: Mapped[str | None] = mapped_column(String(64), default=None)  # who unlocked
+
+
+class RoomStay(Base):
+    """A student on a bed of a room from the day they moved in (counted) to the day they moved out (not
+    counted): what the room's usage is split by (bed-days), and what a leaving student's statement covers."""
+
+    __tablename__ = "room_stays"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    bed: Mapped[int] = mapped_column(Integer)
+    moved_in: Mapped[date] = mapped_column(Date)
+    moved_out: Mapped[date | None] = mapped_column(Date, default=None)
+    moved_in_by: Mapped[str] = mapped_column(String(64))
+    moved_out_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    note: Mapped[str] = mapped_column(Text, default="")
