@@ -596,3 +596,27 @@ def test_a_curfew_by_hand_reaches_the_student_and_ends(browser: Browser, demo: D
     while (wallet := demo.get("student1", "/api/v1/rooms/D1-102/wallet"))["curfew"] is not False:  # type: ignore[index]
         assert time.monotonic() < deadline, wallet
         time.sleep(0.5)
+
+
+def test_staff_record_a_move_in_and_out_and_the_student_keeps_a_statement(
+    browser: Browser, demo: Demo, visits: list[Visit]
+) -> None:
+    desktop = visit(visits, browser, demo, DESKTOP)
+    page = desktop.sign_in("staff")
+    page.goto(f"{demo.url}/app/staff/rooms/D1-101")
+    page.get_by_role("heading", name="入住记录").wait_for()
+    page.get_by_label("学生账号").fill("student")
+    page.get_by_role("button", name="登记入住").click()
+    page.locator("tr[data-stay='student']").wait_for()
+    desktop.shoot("staff-room-residents")
+    page.locator("tr[data-stay='student']").get_by_role("button", name="办理退宿").click()
+    page.locator("form[aria-label='办理退宿']").get_by_role("button", name="办理退宿").click()
+    statement = page.get_by_test_id("stay-statement")
+    statement.wait_for()
+    assert "student 的住宿用电结算" in statement.inner_text()
+    [stay] = demo.get("staff", "/api/v1/rooms/D1-101/stays")  # type: ignore[misc]
+    assert stay["moved_out"] is not None
+    kept = demo.get("student", f"/api/v1/rooms/D1-101/stays/{stay['id']}/statement")
+    assert isinstance(kept, dict) and kept["stay"]["student"] == "student"
+    # Back in: the demo's student keeps their room for the other pages.
+    demo.post("staff", "/api/v1/rooms/D1-101/stays", {"username": "student", "bed": 1, "moved_in": stay["moved_out"]})

@@ -6,6 +6,7 @@ import {
 } from "./core.js";
 import { photoList, reportTrail } from "./repairs.js";
 import { enc, frame, page, table } from "./staff_frame.js";
+import { staysSection } from "./stays.js";
 import { zoneDetail, zones } from "./zones.js";
 
 let me;
@@ -141,6 +142,7 @@ async function roomDetail(roomId) {
           [t("wallet.free_left"), `${number(wallet.free_kwh_left, 1)} kWh`], [t("tariff"), wallet.tariff], [t("rooms.trips"), wallet.trips],
           [t("rooms.meter"), room.meter], [t("rooms.relay"), room.relay || "—"]].map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))))),
     lockForm(room, wallet),
+    await staysSection(room, wallet, () => roomDetail(room.id)),
     powerEvents(events),
     adjustmentForm(room),
     el("section", { "aria-labelledby": "ledger-title" }, el("h2", { id: "ledger-title" }, t("ledger.title")),

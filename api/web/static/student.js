@@ -234,17 +234,22 @@ async function usage(roomId) {
   await showKind("days");
 }
 
-// This month's kWh and cost split evenly between the room's beds: what each roommate's part is.
+// This month's kWh and cost per roommate: by the days each lived here where the dorm office records moves,
+// else evenly between the beds.
 async function sharesCard(roomId) {
   const split = await api(`/api/v1/rooms/${enc(roomId)}/shares`);
+  const byDays = split.split === "bed_days";
   const rows = split.shares.map((share) => el("tr", {},
-    el("td", {}, t("shares.bed", { bed: share.bed })), el("td", {}, share.student || t("shares.empty_bed")),
+    el("td", {}, share.bed === null ? t("shares.vacant") : t("shares.bed", { bed: share.bed })),
+    el("td", {}, share.student || (share.bed === null ? "—" : t("shares.empty_bed"))),
+    byDays ? el("td", { class: "num" }, share.bed_days ?? "—") : null,
     el("td", { class: "num" }, `${number(share.kwh, 2)} kWh`), el("td", { class: "num" }, yuan(share.cost_fen))));
+  const heads = [t("shares.bed_col"), t("shares.student"), ...(byDays ? [t("shares.days")] : []), "kWh", t("shares.cost")];
   return el("section", { class: "card", "aria-labelledby": "shares-title" },
     el("h2", { id: "shares-title" }, t("shares.title")),
-    el("p", { class: "muted" }, t("shares.lead", { kwh: number(split.kwh, 1), cost: yuan(split.cost_fen) })),
+    el("p", { class: "muted" }, t(byDays ? "shares.lead_days" : "shares.lead", { kwh: number(split.kwh, 1), cost: yuan(split.cost_fen) })),
     el("div", { class: "table-wrap" }, el("table", { class: "data" },
-      el("thead", {}, el("tr", {}, [t("shares.bed_col"), t("shares.student"), "kWh", t("shares.cost")].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, heads.map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows))));
 }
 
