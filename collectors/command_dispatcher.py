@@ -4,6 +4,7 @@ write waits its turn on the bus like any read), and confirms each by reading the
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections import deque
 from collections.abc import Collection
@@ -12,9 +13,8 @@ from prometheus_client import Counter
 
 from collectors.link_errors import LinkError
 from collectors.modbus_link import ModbusLink
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, Outgoing, Sendable
 from houqin.inventory import Inventory
-from houqin.store.tables import DeviceCommand
 from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
@@ -44,16 +44,22 @@ class CommandDispatcher:
         self.every = every
         self._wake = queue.listen()  # a command queued in this process is sent now, not at the next tick
         self._recording: set[asyncio.Task[None]] = set()
-        self._lines: dict[str, deque[DeviceCommand]] = {}  # per link: claimed, not sent yet
+        self._lines: dict[str, deque[Sendable]] = {}  # per link: claimed or handed over, not sent yet
         self._senders: dict[str, asyncio.Task[None]] = {}
+        self._lined: collections.Counter[str] = (
+            collections.Counter()
+        )  # devices with commands in a line (or reserved for one)
+        self._running = False
 
     async def run(self, stop: asyncio.Event) -> None:
         requeued = await self.queue.requeue_unfinished(self.devices, self.queue.clock())
         if requeued:
             log.info("sending again %d commands whose outcome was not known at the last stop", requeued)
+        self._running = True
         try:
             await run_every(stop, self.every, self.dispatch_once, "command dispatch", wake=self._wake)
         finally:
+            self._running = False
             # Claimed commands not sent yet stay ``sent``: the next start sends them again.
             for sender in self._senders.values():
                 sender.cancel()
@@ -67,13 +73,17 @@ class CommandDispatcher:
         while True:
             batch = await self.queue.claim(self.devices, self.queue.clock(), limit=CLAIM_BATCH)
             for command in batch:
-                link = self.inventory.devices[command.device].gateway or ""
-                self._lines.setdefault(link, deque()).append(command)
-                sender = self._senders.get(link)
-                if sender is None or sender.done():
-                    self._senders[link] = asyncio.create_task(self._send_in_order(link))
+                self._lined[command.device] += 1
+                self._line_up(command)
             if len(batch) < CLAIM_BATCH:
                 return
+
+    def _line_up(self, command: Sendable) -> None:
+        link = self.inventory.devices[command.device].gateway or ""
+        self._lines.setdefault(link, deque()).append(command)
+        sender = self._senders.get(link)
+        if sender is None or sender.done():
+            self._senders[link] = asyncio.create_task(self._send_in_order(link))
 
     async def _send_in_order(self, link: str) -> None:
         line = self._lines[link]
@@ -83,8 +93,30 @@ class CommandDispatcher:
                 await self.send(command)
             except Exception:
                 log.exception("command %d to %s could not be sent", command.id, command.device)
+            finally:
+                self._lined[command.device] -= 1
+                if self._lined[command.device] <= 0:
+                    del self._lined[command.device]
 
-    def confirm_soon(self, command: DeviceCommand) -> None:
+    # --- taking commands straight from the transaction that queues them (``CommandQueue.send_directly``)
+
+    def reserve(self, device: str) -> bool:
+        """Take ``device``'s command at commit, with no claim in between: a curfew's thousand relay commands
+        reach their buses at once. Not while the device has one in line: it is claimed after that one."""
+        if not self._running or device not in self.devices or device in self._lined:
+            return False
+        self._lined[device] += 1
+        return True
+
+    def release(self, device: str) -> None:
+        self._lined[device] -= 1
+        if self._lined[device] <= 0:
+            del self._lined[device]
+
+    def deliver(self, command: Outgoing) -> None:
+        self._line_up(command)
+
+    def confirm_soon(self, command: Sendable) -> None:
         """Record a confirmation without holding the bus: the next command goes out while it is written (at a
         curfew, a bus's thousand relays would otherwise wait for the store between every two). A stop before
         it is written leaves the command ``sent``, and the next start sends it again: switching a relay to
@@ -98,13 +130,13 @@ class CommandDispatcher:
             if isinstance(outcome, Exception):
                 log.error("a confirmation could not be recorded: %s", outcome)
 
-    async def send(self, command: DeviceCommand) -> None:
+    async def send(self, command: Sendable) -> None:
         raise NotImplementedError
 
-    async def confirmed(self, command: DeviceCommand) -> None:
+    async def confirmed(self, command: Sendable) -> None:
         await self.queue.confirm(command.id, self.queue.clock())
         COMMANDS.labels("confirmed").inc()
-        log.info("%s %s %s confirmed (%s)", command.device, command.command, command.action, command.reason)
+        log.info("%s %s %s confirmed (command %d)", command.device, command.command, command.action, command.id)
 
     async def failed(self, command_id: int, device: str, why: str, for_good: bool = False) -> None:
         state = await self.queue.failed_attempt(command_id, self.queue.clock(), why, for_good)
@@ -120,12 +152,13 @@ class ModbusCommandDispatcher(CommandDispatcher):
     ) -> None:
         super().__init__(queue, inventory, commanded_behind(inventory, links), every)
         self.links = links
+        queue.send_directly(self)
 
     @property
     def name(self) -> str:
         return "commands:modbus"
 
-    async def send(self, command: DeviceCommand) -> None:
+    async def send(self, command: Sendable) -> None:
         device = self.inventory.devices[command.device]
         spec = self.inventory.model_of(device).commands[command.command]
         link = self.links[device.gateway or ""]

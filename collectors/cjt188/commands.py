@@ -13,9 +13,8 @@ from collectors.cjt188.link import Cjt188Link
 from collectors.command_dispatcher import CommandDispatcher, commanded_behind
 from collectors.link_errors import LinkError
 from houqin.cjt188_meters import BadReadingError, Status, ValveAction
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, Sendable
 from houqin.inventory import Inventory
-from houqin.store.tables import DeviceCommand
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +30,7 @@ class Cjt188CommandDispatcher(CommandDispatcher):
         confirm_gap: float = CONFIRM_GAP_S,
     ) -> None:  # fmt: skip
         super().__init__(queue, inventory, commanded_behind(inventory, links), every)
+        queue.send_directly(self)
         self.links = links
         self.confirm_gap = confirm_gap
 
@@ -38,7 +38,7 @@ class Cjt188CommandDispatcher(CommandDispatcher):
     def name(self) -> str:
         return "commands:cjt188"
 
-    async def send(self, command: DeviceCommand) -> None:
+    async def send(self, command: Sendable) -> None:
         device = self.inventory.devices[command.device]
         model = self.inventory.model_of(device)
         assert model.cjt188 is not None

@@ -15,11 +15,10 @@ from collectors.dlt645.frame import MeterError
 from collectors.dlt645.link import Dlt645Link
 from collectors.dlt645.requests import RelayCredentials
 from collectors.link_errors import DeviceRefused, LinkError
-from houqin.commands import CommandQueue
+from houqin.commands import CommandQueue, Sendable
 from houqin.dlt645_items import ITEMS_2007, RELAY_OPEN_BIT, STATUS_WORD_3, RelayAction
 from houqin.inventory import Inventory
 from houqin.settings import Dlt645Settings
-from houqin.store.tables import DeviceCommand
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,7 @@ class Dlt645CommandDispatcher(CommandDispatcher):
         timezone: ZoneInfo, every: float = 0.5, confirm_gap: float = CONFIRM_GAP_S,
     ) -> None:  # fmt: skip
         super().__init__(queue, inventory, commanded_behind(inventory, links), every)
+        queue.send_directly(self)
         self.links = links
         self.credentials = credentials_of(settings)
         self.valid_for = timedelta(minutes=settings.command_minutes)
@@ -53,7 +53,7 @@ class Dlt645CommandDispatcher(CommandDispatcher):
     def name(self) -> str:
         return "commands:dlt645"
 
-    async def send(self, command: DeviceCommand) -> None:
+    async def send(self, command: Sendable) -> None:
         device = self.inventory.devices[command.device]
         spec = self.inventory.model_of(device).commands[command.command]
         action = RelayAction[str(spec.actions[command.action]).upper()]
