@@ -420,3 +420,48 @@ def test_a_dorm_power_zone_is_on_by_default(tmp_path: Path) -> None:
     assert load_inventory(write(tmp_path, text)).zones["nights"].default == "off"
     demo = load_inventory(Path(__file__).parent.parent / "devices.yaml")
     assert demo.zones["dorm-1-power"].default == "on"
+
+
+def test_energy_codes_buildings_and_the_metering_tree_are_checked(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "rooms:",
+        "  - {id: main, model: eastron-sdm630, gateway: gw1, unit: 10, building: b1, energy_code: '01000'}\n"
+        "  - {id: ac, model: eastron-sdm120, gateway: gw1, unit: 11, building: b1, energy_code: 01B00, parent: main}\n"
+        "  - {id: wrong, model: eastron-sdm120, gateway: gw1, unit: 12, building: b1, energy_code: '02000'}\n"
+        "  - {id: orphan, model: eastron-sdm120, gateway: gw1, unit: 13, building: b1, parent: nope}\n"
+        "  - {id: loop-a, model: eastron-sdm120, gateway: gw1, unit: 14, building: b1, parent: loop-b}\n"
+        "  - {id: loop-b, model: eastron-sdm120, gateway: gw1, unit: 15, building: b1, parent: loop-a}\n"
+        "  - {id: tap, model: mqtt-water-meter, topic: t/tap, building: b1, parent: main}\n"
+        "  - {id: lamp, model: modbus-lighting-4ch, gateway: gw1, unit: 16, building: b1, energy_code: 01A00}\n"
+        "  - {id: bad-code, model: eastron-sdm120, gateway: gw1, unit: 17, building: b1, energy_code: 02A00}\n"
+        "rooms:",
+    ) + (
+        "buildings:\n  - {id: b1, name: Dorm 1, floor_area_m2: 5200, occupants: 480}\n  - {id: b2, floor_area_m2: -3}\n"
+    )
+    path = write(tmp_path, text)
+    errors = errors_of(path)
+
+    def at(device: str) -> int:
+        return line_of(text, f"id: {device},")
+
+    assert (
+        f"{path}:{at('wrong')}: devices[3].energy_code: 02000 is not a code for electricity (those start 01)" in errors
+    )
+    assert f"{path}:{at('orphan')}: devices[4].parent: unknown device 'nope'" in errors
+    assert (
+        f"{path}:{at('loop-a')}: devices[5].parent: the metering tree goes round: loop-a -> loop-b -> loop-a" in errors
+    )
+    assert not any(f":{at('loop-b')}:" in e for e in errors), errors  # one cycle, said once
+    assert f"{path}:{at('tap')}: devices[7].parent: 'main' meters 01000, 'tap' meters 02000" in errors
+    assert f"{path}:{at('lamp')}: devices[8].energy_code: a lighting device meters no energy: no code" in errors
+    assert any(e.startswith(f"{path}:{at('bad-code')}: devices[9].energy_code") and "only electricity" in e
+               for e in errors), errors  # fmt: skip
+    assert any(e.startswith(f"{path}:{line_of(text, 'id: b2,')}: buildings[1].floor_area_m2") for e in errors), errors
+    assert not any(f":{at('ac')}:" in e or f":{at('main')}:" in e for e in errors), errors
+
+
+def test_energy_classification_defaults_to_the_kind(tmp_path: Path) -> None:
+    text = MINIMAL.replace("rooms:", "  - {id: tap, model: mqtt-water-meter, topic: t/tap, building: b1}\nrooms:")
+    inv = load_inventory(write(tmp_path, text + "buildings: [{id: b1, floor_area_m2: 5200, occupants: 480}]\n"))
+    assert inv.energy_code(inv.devices["m1"]) == "01000" and inv.energy_code(inv.devices["tap"]) == "02000"
+    assert inv.buildings["b1"].floor_area_m2 == 5200

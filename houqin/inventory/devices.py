@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 
 from houqin.cjt188_meters import MeterType, ValveAction, reading_fields
 from houqin.dlt645_items import DI_SIZE, ITEMS, STATUS_WORD_3, RelayAction, Version
+from houqin.inventory.energy import EnergyCode
 from houqin.inventory.entries import (
     REGISTER_COUNT,
     TOPIC_FIELDS,
@@ -461,6 +462,10 @@ class Device(Entry):
     enabled: bool = True
     tags: dict[Ident, str] = Field(default_factory=dict)
     description: str = ""
+    # A meter's energy classification (分类分项, e.g. 01B00 air conditioning; default: its kind's category)
+    # and the meter above it in the metering tree (a building's main meter above its sub-meters).
+    energy_code: EnergyCode | None = None
+    parent: Ident | None = None
 
     @model_validator(mode="after")
     def _address(self) -> Device:
@@ -472,6 +477,8 @@ class Device(Entry):
             raise ValueError("gateway: a unit id or meter address needs the gateway it is reached through")
         if self.gateway is not None and self.topic is not None:
             raise ValueError("topic: a Modbus device has no MQTT topic")
+        if self.parent is not None and self.parent == self.id:
+            raise ValueError("parent: a meter is not its own parent")
         return self
 
 

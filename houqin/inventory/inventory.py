@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from houqin.inventory.model import Device, DeviceModel, Gateway, Room, Site, Tariff, Team, Zone
+from houqin.inventory.energy import KIND_CATEGORY
+from houqin.inventory.model import Building, Device, DeviceModel, Gateway, Room, Site, Tariff, Team, Zone
 from houqin.inventory.power import DEFAULT_POLICY, AppliancePolicy
 
 
@@ -20,6 +21,7 @@ class Inventory:
     teams: dict[str, Team]
     tariffs: dict[str, Tariff]
     appliance_policies: dict[str, AppliancePolicy] = field(default_factory=dict)
+    buildings: dict[str, Building] = field(default_factory=dict)
 
     def appliance_policy(self, room: Room) -> AppliancePolicy:
         """The policy guarding ``room``: the one naming it, else its building's, else the campus's."""
@@ -33,6 +35,11 @@ class Inventory:
         """The rooms a dorm-power zone switches: the ones it names and every room of its buildings."""
         named = set(zone.rooms) | {room.id for room in self.rooms.values() if room.building in zone.buildings}
         return sorted(named & set(self.rooms))
+
+    def energy_code(self, device: Device) -> str | None:
+        """The device's energy classification: its own code, else its kind's category; None for a device
+        that meters no energy (lights, loudspeakers)."""
+        return device.energy_code or KIND_CATEGORY.get(self.model_of(device).kind)
 
     def model_of(self, device: Device) -> DeviceModel:
         return self.models[device.model]

@@ -106,6 +106,7 @@ def inventory_from_document(document: LocatedDocument) -> Inventory:
         teams=by_key["teams"],
         tariffs=by_key["tariffs"],
         appliance_policies=by_key["appliance_policies"],
+        buildings=by_key["buildings"],
     )
 
 

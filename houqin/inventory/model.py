@@ -22,6 +22,7 @@ from houqin.inventory.devices import (
     RegisterField,
     command_topic,
 )
+from houqin.inventory.energy import Building
 from houqin.inventory.entries import (
     REGISTER_COUNT,
     TOPIC_FIELDS,
@@ -193,6 +194,7 @@ class Tariff(Entry):
 
 SECTIONS: dict[str, type[Entry]] = {
     "appliance_policies": AppliancePolicy,
+    "buildings": Building,
     "gateways": Gateway,
     "models": DeviceModel,
     "devices": Device,
@@ -219,6 +221,7 @@ __all__ = [
     "Address",
     "AllowedLoad",
     "AppliancePolicy",
+    "Building",
     "Command",
     "DataType",
     "Device",

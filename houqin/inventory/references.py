@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from houqin.config_file import ConfigIssue, LocatedDocument
+from houqin.inventory.metering_tree import check_metering_tree
 from houqin.inventory.model import AppliancePolicy, Device, DeviceModel, Entry, Gateway, Room, Team, Zone, entry_key
 
 E = TypeVar("E", bound=Entry)
@@ -182,6 +183,7 @@ def check_references(
         model = all_models.get(relay.model) if relay is not None else None
         return model is None or "relay" in model.commands  # an unknown model is reported on its device
 
+    check_metering_tree(_entries(sections, "devices", Device), all_models, report)
     dorm_zones = [(index, zone) for index, zone in _entries(sections, "zones", Zone) if zone.kind == "dorm_power"]
     _check_dorm_power_zones(document, dorm_zones, rooms, switchable, issues)
     return issues
