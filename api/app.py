@@ -16,6 +16,7 @@ from api.routers import (
     calendar,
     commands,
     devices,
+    energy,
     faults,
     health,
     me,
@@ -58,7 +59,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).
-    routers = (auth, me, site, users, rooms, stays, devices, repairs, repair_photos, faults, payments, calendar,
+    routers = (auth, me, site, users, rooms, stays, energy, devices, repairs, repair_photos, faults, payments, calendar,
                schedules, zones, broadcast, commands, simulation)  # fmt: skip
     # The assets first: the pages' own routes take any other /app/... path.
     app.mount("/app/static", pages.web_assets(), name="web-assets")

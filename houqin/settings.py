@@ -230,6 +230,19 @@ class PaymentSettings(BaseModel):
     wechat: WechatPaySettings | None = None
 
 
+class EnergySettings(BaseModel):
+    """Energy reports (``HOUQIN_ENERGY__…``)."""
+
+    co2_kg_per_kwh: float = Field(
+        default=0.5703, ge=0, le=2,
+        description="Grid emission factor, kg CO2 per kWh (default: the national grid average China's Ministry "
+        "of Ecology and Environment published for 2022; use your regional grid's)",
+    )  # fmt: skip
+    kgce_per_kwh: float = Field(
+        default=0.1229, ge=0, le=1, description="Standard coal per kWh of electricity (the equivalent value, GB/T 2589)"
+    )
+
+
 class Settings(BaseSettings):
     """Every setting has a default that runs the embedded, single-process campus."""
 
@@ -274,6 +287,7 @@ class Settings(BaseSettings):
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     dlt645: Dlt645Settings = Field(default_factory=Dlt645Settings)
+    energy: EnergySettings = Field(default_factory=EnergySettings)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     timezone: str | None = Field(

@@ -23,7 +23,9 @@ SUB_ITEM_NAMES = {"01A00": "lighting and sockets", "01B00": "air conditioning", 
                   "01D00": "special"}  # fmt: skip
 # The category a meter of each kind is counted under when it carries no code.
 KIND_CATEGORY = {"electricity": "01000", "water": "02000", "gas": "03000", "heat": "04000"}
-UNITS = {"01000": "kWh", "02000": "m³", "03000": "m³", "04000": "GJ", "05000": "GJ", "06000": ""}
+# What each category is measured in, and the field of a meter's reading that counts it up.
+UNITS = {"01000": "kWh", "02000": "m³", "03000": "m³", "04000": "kWh", "05000": "kWh", "06000": ""}
+CUMULATIVE_FIELD = {"electricity": "energy", "water": "total", "gas": "total", "heat": "heat_energy"}
 
 _CODE = re.compile(r"^(0[1-6])([0A-D])([0-9])0$")
 

@@ -13,6 +13,7 @@ meter's advance since it was first read.
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import itertools
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class UsageWindow:
     end: datetime
     kwh: float | None  # None: no reading to measure from (the meter was silent, or the window is ahead)
     partial: bool = False  # counted from the first reading inside the window: none came before it
+    read: bool = True  # the meter was read inside the window (else its advance shows where it is read again)
 
 
 def usage_boundaries(period: Period, day: date, timezone: ZoneInfo) -> list[datetime]:
@@ -77,13 +79,15 @@ async def energy_usage(
         readings_before.append(previous)
     windows = []
     firsts: list[tuple[datetime, float]] | None = None
+    hours = [point.start for point in lasts]
     for (start, stop), (before, after) in zip(
         itertools.pairwise(boundaries), itertools.pairwise(readings_before), strict=True
     ):
+        read = bisect.bisect_left(hours, start) < bisect.bisect_left(hours, stop)
         if start > now or after is None:
-            windows.append(UsageWindow(start, stop, None))
+            windows.append(UsageWindow(start, stop, None, read=read))
         elif before is not None:
-            windows.append(UsageWindow(start, stop, max(0.0, after - before)))
+            windows.append(UsageWindow(start, stop, max(0.0, after - before), read=read))
         else:
             if firsts is None:  # asked only when a window starts without a reading before it
                 query = SeriesQuery(measurement, meter, field, boundaries[0], end, HOUR, "first", offset)

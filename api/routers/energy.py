@@ -1,0 +1,162 @@
+"""Energy by building, category and sub-item over a day, month or year, with intensities, standard coal,
+CO2 and comparisons; and the metering-tree balance. Staff and admins."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from api.bounds import Day
+from api.deps import InventoryDep, SettingsDep, StaffUser, TelemetryDep, TimezoneDep
+from api.energy_schemas import AmountsOut, BalanceOut, BuildingEnergyOut, CategoryOut, EnergyOut
+from houqin.energy.report import (
+    UNACCOUNTED,
+    EnergyPeriod,
+    Line,
+    PeriodError,
+    energy_report,
+    period_start,
+    shifted,
+    tree_balance,
+    year_before,
+)
+from houqin.inventory import Inventory
+from houqin.inventory.energy import CATEGORY_NAMES, SUB_ITEM_NAMES, UNITS, category_of
+from houqin.settings import Settings
+from houqin.telemetry import SeriesUnavailable
+
+router = APIRouter(prefix="/api/v1/energy", tags=["energy"])
+
+Code = Annotated[str, Query(pattern=r"^0[1-6]000$", description="a category: 01000 electricity, 02000 water, ...")]
+
+
+def _name(code: str) -> str:
+    if code.endswith(UNACCOUNTED):
+        return "unaccounted"
+    return SUB_ITEM_NAMES.get(code) or CATEGORY_NAMES.get(code) or code
+
+
+def _amounts(line: Line) -> AmountsOut:
+    category = category_of(line.code[:5])
+    return AmountsOut(code=line.code, name=_name(line.code), unit=UNITS.get(category, ""), total=round(line.total, 3),
+                      amounts=[None if a is None else round(a, 3) for a in line.amounts], gaps=line.gaps,
+                      meters=line.meters)  # fmt: skip
+
+
+def _buildings(inventory: Inventory, building: str | None) -> list[str]:
+    known = sorted({device.building for device in inventory.devices.values()} | set(inventory.buildings))
+    if building is None:
+        return known
+    if building not in known:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no building {building!r}; buildings: {', '.join(known)}")
+    return [building]
+
+
+def _category(line_total: float, code: str, area: float | None, people: int | None, settings: Settings,
+              previous: float | None, last_year: float | None, base: AmountsOut) -> CategoryOut:  # fmt: skip
+    electricity = code == "01000"
+    return CategoryOut(
+        **base.model_dump(), per_m2=round(line_total / area, 4) if area else None,
+        per_occupant=round(line_total / people, 4) if people else None,
+        kgce=round(line_total * settings.energy.kgce_per_kwh, 3) if electricity else None,
+        co2_kg=round(line_total * settings.energy.co2_kg_per_kwh, 3) if electricity else None,
+        previous=previous, last_year=last_year,
+    )  # fmt: skip
+
+
+async def _earlier(
+    telemetry: TelemetryDep, inventory: Inventory, period: EnergyPeriod, day: date, tz: TimezoneDep,
+    buildings: Sequence[str],
+) -> dict[tuple[str, str], float]:  # fmt: skip
+    """The totals (building, category) of an earlier period, for comparison; empty where the store cannot
+    answer (older than it keeps)."""
+    try:
+        report = await energy_report(telemetry, inventory, period, day, tz, buildings=buildings)
+    except (PeriodError, SeriesUnavailable):
+        return {}
+    return {(line.building, line.code): round(line.total, 3) for line in report.totals if line.meters}
+
+
+@router.get("", response_model=EnergyOut, summary="Energy by building, category and sub-item for a period (staff)")
+async def read_energy(
+    user: StaffUser, telemetry: TelemetryDep, inventory: InventoryDep, settings: SettingsDep, timezone: TimezoneDep,
+    period: Annotated[Literal["day", "month", "year"], Query()] = "month",
+    day: Annotated[Day | None, Query(alias="date", description="a day of the period; default today")] = None,
+    building: Annotated[str | None, Query(max_length=64)] = None,
+    category: Code | None = None,
+) -> EnergyOut:  # fmt: skip
+    day = day or datetime.now(timezone).date()
+    chosen = _buildings(inventory, building)
+    try:
+        report = await energy_report(telemetry, inventory, period, day, timezone, buildings=chosen)
+    except PeriodError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except SeriesUnavailable as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    previous = await _earlier(
+        telemetry, inventory, period, shifted(period, period_start(period, day), 1), timezone, chosen
+    )
+    last_year = await _earlier(telemetry, inventory, period, year_before(period, day), timezone, chosen)
+    wanted = [line for line in report.totals if category is None or line.code == category]
+    out_buildings = []
+    for name in chosen:
+        info = inventory.buildings.get(name)
+        area, people = (info.floor_area_m2, info.occupants) if info else (None, None)
+        lines = [line for line in wanted if line.building == name]
+        if not lines:
+            continue
+        out_buildings.append(BuildingEnergyOut(
+            id=name, name=info.name if info and info.name else name, floor_area_m2=area, occupants=people,
+            categories=[_category(line.total, line.code, area, people, settings, previous.get((name, line.code)),
+                                  last_year.get((name, line.code)), _amounts(line)) for line in lines],
+            sub_items=[_amounts(line) for line in report.sub_items if line.building == name
+                       and (category is None or category_of(line.code[:5]) == category)],
+        ))  # fmt: skip
+    campus = []
+    for code in sorted({line.code for line in wanted}):
+        lines = [line for line in wanted if line.code == code]
+        merged = Line("campus", code, [None] * (len(report.boundaries) - 1), sum(line.gaps for line in lines),
+                      sum(line.meters for line in lines))  # fmt: skip
+        for line in lines:
+            for index, amount in enumerate(line.amounts):
+                if amount is not None:
+                    merged.amounts[index] = (merged.amounts[index] or 0.0) + amount
+        measured = [inventory.buildings.get(line.building) for line in lines]
+        area = sum(b.floor_area_m2 for b in measured if b and b.floor_area_m2) if all(
+            b and b.floor_area_m2 for b in measured) else None  # fmt: skip
+        people = sum(b.occupants for b in measured if b and b.occupants) if all(
+            b and b.occupants for b in measured) else None  # fmt: skip
+        prior = [previous.get((line.building, code)) for line in lines]
+        a_year_ago = [last_year.get((line.building, code)) for line in lines]
+        campus.append(_category(merged.total, code, area, people, settings,
+                                None if None in prior else round(sum(p for p in prior if p is not None), 3),
+                                None if None in a_year_ago else round(sum(p for p in a_year_ago if p is not None), 3),
+                                _amounts(merged)))  # fmt: skip
+    windows = [moment.astimezone(timezone) for moment in report.boundaries]
+    return EnergyOut(period=period, date=windows[0].date(), windows=windows[:-1], end=windows[-1], campus=campus,
+                     buildings=out_buildings)  # fmt: skip
+
+
+@router.get(
+    "/balance", response_model=list[BalanceOut],
+    summary="Each meter against the meters hanging from it, over a period: the unaccounted share (staff)",
+)  # fmt: skip
+async def read_balance(
+    user: StaffUser, telemetry: TelemetryDep, inventory: InventoryDep, timezone: TimezoneDep,
+    period: Annotated[Literal["day", "month", "year"], Query()] = "month",
+    day: Annotated[Day | None, Query(alias="date")] = None,
+    building: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[BalanceOut]:  # fmt: skip
+    day = day or datetime.now(timezone).date()
+    chosen = _buildings(inventory, building) if building else None
+    try:
+        report = await energy_report(telemetry, inventory, period, day, timezone, buildings=chosen)
+    except (PeriodError, SeriesUnavailable) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return [BalanceOut(meter=b.meter, building=b.building, parent_total=round(b.parent_total, 3),
+                       children_total=round(b.children_total, 3), children=b.children,
+                       unaccounted=round(b.unaccounted, 3), share=None if b.share is None else round(b.share, 4),
+                       complete=b.complete) for b in tree_balance(report.uses, datetime.now(UTC))]  # fmt: skip

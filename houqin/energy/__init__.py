@@ -1,0 +1,1 @@
+"""Energy management: classification totals, sub-items, intensities and the metering-tree balance."""

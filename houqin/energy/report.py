@@ -1,0 +1,222 @@
+"""Energy by building, category and sub-item (分类分项) over a period, from the meters' own counters.
+
+Every meter's use in a window is the advance of its cumulative register (``houqin.telemetry.usage``), so
+the figures are the same from the embedded store and from InfluxDB. A building's total in a category is
+the sum of its *root* meters (those whose parent is not in the building: its main meters, or its room
+meters where there is no main meter), so a sub-meter under a main meter is not counted twice. The
+sub-items are the sum of the *leaf* meters (those no other meter hangs from) by their codes; what a root
+measured and no leaf accounts for is shown as ``unaccounted`` (losses, an unmetered load, a broken
+sub-meter). A window a meter has no reading for is a gap: counted, and shown, never read as zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from houqin.inventory import Inventory
+from houqin.inventory.energy import CUMULATIVE_FIELD, category_of, sub_item_of
+from houqin.telemetry.model import TelemetryStore
+from houqin.telemetry.usage import UsageWindow, energy_usage, usage_boundaries
+
+EnergyPeriod = Literal["day", "month", "year"]
+UNACCOUNTED = "unaccounted"
+CONCURRENT_METERS = 16  # series queries in flight at once
+
+
+class PeriodError(ValueError):
+    """A period that cannot be reported: in the future, or not a date."""
+
+
+def period_boundaries(period: EnergyPeriod, day: date, timezone: ZoneInfo) -> list[datetime]:
+    """Window edges in UTC: the hours of a day, the days of a month, or the months of a year."""
+    if period in ("day", "month"):
+        return usage_boundaries(period, day, timezone)
+    return [datetime.combine(date(day.year + month // 12, month % 12 + 1, 1), time(), timezone).astimezone(UTC)
+            for month in range(13)]  # fmt: skip
+
+
+def period_start(period: EnergyPeriod, day: date) -> date:
+    return day if period == "day" else day.replace(day=1) if period == "month" else date(day.year, 1, 1)
+
+
+def shifted(period: EnergyPeriod, day: date, back: int) -> date:
+    """The same period ``back`` periods before (a day, a month, a year), clamped to the month's length."""
+    if period == "day":
+        return date.fromordinal(day.toordinal() - back)
+    if period == "year":
+        return date(day.year - back, 1, 1)
+    months = day.year * 12 + day.month - 1 - back
+    return date(months // 12, months % 12 + 1, 1)
+
+
+def year_before(period: EnergyPeriod, day: date) -> date:
+    """A day of the same period one year before (the 29th of February falls on the 28th)."""
+    start = period_start(period, day)
+    return start.replace(year=start.year - 1, day=min(start.day, 28) if start.month == 2 else start.day)
+
+
+@dataclass(frozen=True)
+class MeteredUse:
+    meter: str
+    building: str
+    code: str  # its energy code
+    parent: str | None
+    windows: list[UsageWindow]
+
+
+@dataclass
+class Line:
+    """Amounts per window for one building and one code (a category, a sub-item, or ``unaccounted``)."""
+
+    building: str
+    code: str
+    amounts: list[float | None]
+    gaps: int = 0  # meter-windows without a reading
+    meters: int = 0
+
+    @property
+    def total(self) -> float:
+        return sum(amount for amount in self.amounts if amount is not None)
+
+
+@dataclass
+class EnergyReport:
+    period: EnergyPeriod
+    boundaries: list[datetime]
+    totals: list[Line] = field(default_factory=list)  # per building and category (root meters)
+    sub_items: list[Line] = field(default_factory=list)  # per building and sub-item (leaf meters), and unaccounted
+    uses: list[MeteredUse] = field(default_factory=list)
+
+
+async def meter_uses(
+    store: TelemetryStore, inventory: Inventory, boundaries: list[datetime], now: datetime,
+    buildings: Sequence[str] | None = None,
+) -> list[MeteredUse]:  # fmt: skip
+    """Every energy meter's use per window (of ``buildings``, or the campus)."""
+    meters = []
+    for device in inventory.devices.values():
+        code = inventory.energy_code(device)
+        kind = inventory.model_of(device).kind
+        if code is None or kind not in CUMULATIVE_FIELD or (buildings is not None and device.building not in buildings):
+            continue
+        meters.append((device, code, kind))
+    limit = asyncio.Semaphore(CONCURRENT_METERS)
+
+    async def one(device_id: str, kind: str) -> list[UsageWindow]:
+        async with limit:
+            return await energy_usage(store, device_id, boundaries, now, CUMULATIVE_FIELD[kind], kind)
+
+    windows = await asyncio.gather(*(one(device.id, kind) for device, _, kind in meters))
+    return [MeteredUse(device.id, device.building, code, device.parent, found)
+            for (device, code, _), found in zip(meters, windows, strict=True)]  # fmt: skip
+
+
+def _add(line: Line, windows: list[UsageWindow], now: datetime) -> None:
+    line.meters += 1
+    for index, window in enumerate(windows):
+        if window.start > now:
+            continue  # ahead: no gap, nothing yet
+        if window.kwh is None or not window.read:
+            line.gaps += 1  # silent: what it used shows in the window it is read again
+        if window.kwh is not None:
+            line.amounts[index] = (line.amounts[index] or 0.0) + window.kwh
+
+
+def summarize(period: EnergyPeriod, boundaries: list[datetime], uses: list[MeteredUse], now: datetime) -> EnergyReport:
+    count = len(boundaries) - 1
+    in_building = {(use.building, use.meter) for use in uses}
+    parents = {use.parent for use in uses if use.parent is not None}
+    totals: dict[tuple[str, str], Line] = {}
+    leaves: dict[tuple[str, str], Line] = {}
+    trees: set[tuple[str, str]] = set()  # (building, category) where meters hang from meters of the building
+    for use in uses:
+        category = category_of(use.code)
+        if use.parent is None or (use.building, use.parent) not in in_building:
+            _add(totals.setdefault((use.building, category), Line(use.building, category, [None] * count)),
+                 use.windows, now)  # fmt: skip
+        else:
+            trees.add((use.building, category))
+        if use.meter not in parents:
+            item = sub_item_of(use.code)
+            _add(leaves.setdefault((use.building, item), Line(use.building, item, [None] * count)), use.windows, now)
+    unaccounted = []
+    for building, category in sorted(trees):
+        total = totals[(building, category)]
+        items = [line for (b, code), line in leaves.items() if b == building and category_of(code) == category]
+        amounts: list[float | None] = []
+        for index in range(count):
+            root = total.amounts[index]
+            below = sum(line.amounts[index] or 0.0 for line in items)
+            amounts.append(None if root is None else root - below)
+        unaccounted.append(Line(building, f"{category}:{UNACCOUNTED}", amounts))
+    report = EnergyReport(period, boundaries, uses=uses)
+    report.totals = sorted(totals.values(), key=lambda line: (line.building, line.code))
+    report.sub_items = sorted([*leaves.values(), *unaccounted], key=lambda line: (line.building, line.code))
+    return report
+
+
+async def energy_report(
+    store: TelemetryStore, inventory: Inventory, period: EnergyPeriod, day: date, timezone: ZoneInfo,
+    now: datetime | None = None, buildings: Sequence[str] | None = None,
+) -> EnergyReport:  # fmt: skip
+    """The report of the period containing ``day``; ``PeriodError`` for a period that has not begun."""
+    now = now or datetime.now(UTC)
+    boundaries = period_boundaries(period, period_start(period, day), timezone)
+    if boundaries[0] > now:
+        raise PeriodError(f"the {period} of {day} has not begun")
+    return summarize(period, boundaries, await meter_uses(store, inventory, boundaries, now, buildings), now)
+
+
+def days_in(period: EnergyPeriod, day: date) -> int:
+    if period == "day":
+        return 1
+    if period == "month":
+        return calendar.monthrange(day.year, day.month)[1]
+    return 366 if calendar.isleap(day.year) else 365
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A meter against the meters hanging from it, over a period."""
+
+    meter: str
+    building: str
+    parent_total: float
+    children_total: float
+    children: int
+    complete: bool  # every window of the parent and of every child had a reading
+
+    @property
+    def unaccounted(self) -> float:
+        return self.parent_total - self.children_total
+
+    @property
+    def share(self) -> float | None:
+        """The part of the parent's use no child accounts for (losses, an unmetered load, theft)."""
+        return None if self.parent_total <= 0 else self.unaccounted / self.parent_total
+
+
+def tree_balance(uses: list[MeteredUse], now: datetime) -> list[Balance]:
+    by_meter = {use.meter: use for use in uses}
+    children: dict[str, list[MeteredUse]] = {}
+    for use in uses:
+        if use.parent is not None and use.parent in by_meter:
+            children.setdefault(use.parent, []).append(use)
+
+    def total(use: MeteredUse) -> tuple[float, bool]:
+        started = [window for window in use.windows if window.start <= now]
+        return sum(w.kwh or 0.0 for w in started), all(w.kwh is not None and w.read for w in started)
+
+    balances = []
+    for meter, below in sorted(children.items()):
+        parent_total, parent_complete = total(by_meter[meter])
+        sums = [total(child) for child in below]
+        balances.append(Balance(meter, by_meter[meter].building, parent_total, sum(t for t, _ in sums), len(below),
+                                parent_complete and all(complete for _, complete in sums)))  # fmt: skip
+    return balances
