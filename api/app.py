@@ -20,6 +20,7 @@ from api.routers import (
     faults,
     health,
     me,
+    overview,
     pages,
     payments,
     repair_photos,
@@ -59,8 +60,8 @@ def create_app(services: ApiServices) -> FastAPI:
 
     # Each domain router carries its full /api/v1 prefix, so the route template that metrics and logs
     # see is the whole path (nested routers would only show their own part).
-    routers = (auth, me, site, users, rooms, stays, energy, devices, repairs, repair_photos, faults, payments, calendar,
-               schedules, zones, broadcast, commands, simulation)  # fmt: skip
+    routers = (auth, me, site, users, overview, rooms, stays, energy, devices, repairs, repair_photos, faults,
+               payments, calendar, schedules, zones, broadcast, commands, simulation)  # fmt: skip
     # The assets first: the pages' own routes take any other /app/... path.
     app.mount("/app/static", pages.web_assets(), name="web-assets")
     for module in (*routers, health, pages):

@@ -115,3 +115,31 @@ async def test_the_energy_api(client: httpx.AsyncClient, telemetry: EmbeddedStor
         assert answer.status_code == code, (bad, answer.text)
     assert (await client.get("/api/v1/energy", headers=student)).status_code == 403
     assert (await client.get("/api/v1/energy/balance?building=dorm-1", headers=staff)).json() == []
+
+
+async def test_the_overview(client: httpx.AsyncClient, telemetry: EmbeddedStore, demo_inventory: Inventory) -> None:
+    staff, student = await sign_in(client, "li"), await sign_in(client, "alice")
+    now = datetime.now(UTC)
+    midnight = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    readings = []
+    for meter, rate in (("d1-101-meter", 1.0), ("d1-102-meter", 3.0)):
+        tags = demo_inventory.device_tags(demo_inventory.devices[meter])
+        start = midnight - timedelta(days=1, hours=1)
+        hours = int((now - start).total_seconds() // 3600)
+        readings += [Reading(meter, (start + timedelta(hours=h)).astimezone(UTC), {"energy": 50.0 + rate * h}, tags)
+                     for h in range(hours + 1)]  # fmt: skip
+        fields = {"energy": 50.0 + rate * hours, "power": rate * 1000}
+        readings.append(Reading(meter, now - timedelta(seconds=30), fields, tags))
+    await telemetry.consume(readings)
+    answer = await client.get("/api/v1/overview", headers=staff)
+    assert answer.status_code == 200, answer.text
+    seen = answer.json()
+    assert seen["top_rooms"][0]["room"] == "D1-102" and seen["top_rooms"][1]["room"] == "D1-101"
+    elapsed = sum(1 for hour in seen["hours"] if datetime.fromisoformat(hour) <= now)
+    assert seen["yesterday_kwh"][: elapsed - 1] == [4.0] * (elapsed - 1)  # both rooms, every hour of yesterday
+    assert seen["yesterday_same_time_kwh"] == pytest.approx(4.0 * elapsed)
+    assert seen["load_kw"] == pytest.approx(4.0) and seen["load_missing"] == seen["load_meters"] - 2
+    dorm = next(b for b in seen["buildings"] if b["id"] == "dorm-1")
+    assert dorm["electricity_kwh"] == pytest.approx(seen["today_total_kwh"]) and dorm["gaps"] > 0
+    assert seen["devices"] == len(demo_inventory.devices) and seen["never_seen"] > 0
+    assert (await client.get("/api/v1/overview", headers=student)).status_code == 403

@@ -13,12 +13,13 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from api.bounds import Moment
 from api.deps import CommandsDep, CrewUser, InventoryDep, StaffUser, TelemetryDep
+from api.device_state import by_device, device_out
 from api.schemas import CommandIn, CommandOut, DeviceDetailOut, DeviceOut, SeriesOut, SeriesPointOut
 from houqin.commands import CommandError, CommandRequest
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
 from houqin.store.tables import CommandSource
-from houqin.telemetry import AGGREGATES, LatestPoint, SeriesQuery, SeriesUnavailable
+from houqin.telemetry import AGGREGATES, SeriesQuery, SeriesUnavailable
 from houqin.telemetry.model import SELECTORS, Aggregate
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -29,41 +30,6 @@ HEALTH_FIELDS: dict[str, tuple[Literal["number", "bool", "string"], str]] = {
     "consecutive_failures": ("number", ""),
     "poll_latency_ms": ("number", "ms"),
 }
-
-
-def _silence_allowed(device: Device) -> timedelta:
-    # A device without health readings (MQTT reports on its own) is online while it keeps reporting.
-    return timedelta(seconds=max(3 * device.poll_interval, 60.0))
-
-
-def _device_out(
-    inventory: Inventory, device: Device, points: dict[str, LatestPoint], now: datetime
-) -> tuple[DeviceOut, LatestPoint | None, LatestPoint | None]:
-    model = inventory.model_of(device)
-    data = points.get(model.kind)
-    health = points.get("device_health")
-    seen = [point.ts for point in (data, health) if point is not None and point.fields.get("online", True)]
-    last_seen = max(seen) if seen else None
-    online: bool | None
-    if health is not None:
-        online = bool(health.fields.get("online"))
-    elif last_seen is not None:
-        online = now - last_seen <= _silence_allowed(device)
-    else:
-        online = None
-    out = DeviceOut(
-        id=device.id, kind=model.kind, model=device.model, building=device.building, floor=device.floor,
-        room=device.room, gateway=device.gateway, topic=device.topic, enabled=device.enabled,
-        online=online, last_seen=last_seen,
-    )  # fmt: skip
-    return out, data, health
-
-
-def _by_device(points: list[LatestPoint]) -> dict[str, dict[str, LatestPoint]]:
-    grouped: dict[str, dict[str, LatestPoint]] = {}
-    for point in points:
-        grouped.setdefault(point.device, {})[point.measurement] = point
-    return grouped
 
 
 def _known_device(inventory: Inventory, device_id: str) -> Device:
@@ -81,7 +47,7 @@ async def list_devices(
     kind: str | None = None,
     building: str | None = None,
 ) -> list[DeviceOut]:
-    latest = _by_device(await telemetry.latest())
+    latest = by_device(await telemetry.latest())
     now = datetime.now(UTC)
     devices = [
         device
@@ -89,7 +55,7 @@ async def list_devices(
         if (kind is None or inventory.model_of(device).kind == kind)
         and (building is None or device.building == building)
     ]
-    return [_device_out(inventory, device, latest.get(device.id, {}), now)[0] for device in devices]
+    return [device_out(inventory, device, latest.get(device.id, {}), now)[0] for device in devices]
 
 
 @router.get("/{device_id}", response_model=DeviceDetailOut, summary="A device's latest reading and health")
@@ -97,8 +63,8 @@ async def read_device(
     device_id: str, user: CrewUser, inventory: InventoryDep, telemetry: TelemetryDep
 ) -> DeviceDetailOut:
     device = _known_device(inventory, device_id)
-    latest = _by_device(await telemetry.latest([device.id])).get(device.id, {})
-    out, data, health = _device_out(inventory, device, latest, datetime.now(UTC))
+    latest = by_device(await telemetry.latest([device.id])).get(device.id, {})
+    out, data, health = device_out(inventory, device, latest, datetime.now(UTC))
     return DeviceDetailOut(
         **out.model_dump(),
         fields=dict(data.fields) if data else {},
