@@ -94,27 +94,44 @@ async def test_a_month_by_building_category_and_sub_item(store: EmbeddedStore, c
 
 
 async def test_the_energy_api(client: httpx.AsyncClient, telemetry: EmbeddedStore, demo_inventory: Inventory) -> None:
+    """The demo's dorm 1: a main meter (2 kWh an hour yesterday) above 30 room meters, one of them read
+    (1 kWh an hour): the building is its main meter, its rooms' sockets and lights a sub-item, the rest
+    unaccounted; the 29 silent room meters are gaps, and the balance says the tree is incomplete."""
     staff, student = await sign_in(client, "li"), await sign_in(client, "alice")
-    meter = demo_inventory.devices["d1-101-meter"]
     yesterday = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
-    await telemetry.consume([Reading(meter.id, (yesterday + timedelta(hours=h)).astimezone(UTC), {"energy": 100.0 + h},
-                                     demo_inventory.device_tags(meter)) for h in range(-1, 24)])  # fmt: skip
+    readings = []
+    for meter, rate in (("dorm1-main-meter", 2.0), ("d1-101-meter", 1.0)):
+        tags = demo_inventory.device_tags(demo_inventory.devices[meter])
+        hours = [(yesterday + timedelta(hours=h)).astimezone(UTC) for h in range(-1, 24)]
+        readings += [Reading(meter, at, {"energy": 100.0 + rate * h}, tags) for h, at in enumerate(hours, -1)]
+    await telemetry.consume(readings)
     day = yesterday.date().isoformat()
     answer = await client.get(f"/api/v1/energy?period=day&date={day}&building=dorm-1", headers=staff)
     assert answer.status_code == 200, answer.text
     energy = answer.json()
     [dorm] = energy["buildings"]
+    assert (dorm["name"], dorm["floor_area_m2"], dorm["occupants"]) == ("一号宿舍楼 Dorm 1", 4800, 120)
     [electricity] = [c for c in dorm["categories"] if c["code"] == "01000"]
-    assert electricity["total"] == 24 and electricity["unit"] == "kWh" and len(energy["windows"]) == 24
-    assert electricity["kgce"] == pytest.approx(24 * 0.1229, abs=1e-3)
-    assert electricity["co2_kg"] == pytest.approx(24 * 0.5703, abs=1e-3)
-    assert electricity["gaps"] > 0  # the building's other meters were never read: said, not hidden
+    assert electricity["total"] == 48 and electricity["unit"] == "kWh" and len(energy["windows"]) == 24
+    assert electricity["per_m2"] == pytest.approx(48 / 4800, abs=1e-4) and electricity["per_occupant"] == 0.4
+    assert electricity["kgce"] == pytest.approx(48 * 0.1229, abs=1e-3)
+    assert electricity["co2_kg"] == pytest.approx(48 * 0.5703, abs=1e-3)
+    items = {item["code"]: item for item in dorm["sub_items"]}
+    assert items["01A00"]["total"] == 24 and items["01A00"]["gaps"] == 29 * 24  # silent meters: said, not hidden
+    assert items["01000:unaccounted"]["total"] == 24
+    [balance] = (await client.get(f"/api/v1/energy/balance?period=day&date={day}&building=dorm-1",
+                                  headers=staff)).json()  # fmt: skip
+    assert (balance["meter"], balance["children"], balance["share"], balance["complete"]) == (
+        "dorm1-main-meter",
+        30,
+        0.5,
+        False,
+    )
     for bad, code in (("period=week", 422), ("period=day&date=2099-01-01", 422), ("building=nowhere", 404),
                       ("category=01A00", 422), ("date=2026-13-01", 422)):  # fmt: skip
         answer = await client.get(f"/api/v1/energy?{bad}", headers=staff)
         assert answer.status_code == code, (bad, answer.text)
     assert (await client.get("/api/v1/energy", headers=student)).status_code == 403
-    assert (await client.get("/api/v1/energy/balance?building=dorm-1", headers=staff)).json() == []
 
 
 async def test_the_overview(client: httpx.AsyncClient, telemetry: EmbeddedStore, demo_inventory: Inventory) -> None:
@@ -122,7 +139,7 @@ async def test_the_overview(client: httpx.AsyncClient, telemetry: EmbeddedStore,
     now = datetime.now(UTC)
     midnight = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
     readings = []
-    for meter, rate in (("d1-101-meter", 1.0), ("d1-102-meter", 3.0)):
+    for meter, rate in (("d1-101-meter", 1.0), ("d1-102-meter", 3.0), ("dorm1-main-meter", 5.0)):
         tags = demo_inventory.device_tags(demo_inventory.devices[meter])
         start = midnight - timedelta(days=1, hours=1)
         hours = int((now - start).total_seconds() // 3600)
@@ -136,9 +153,10 @@ async def test_the_overview(client: httpx.AsyncClient, telemetry: EmbeddedStore,
     seen = answer.json()
     assert seen["top_rooms"][0]["room"] == "D1-102" and seen["top_rooms"][1]["room"] == "D1-101"
     elapsed = sum(1 for hour in seen["hours"] if datetime.fromisoformat(hour) <= now)
-    assert seen["yesterday_kwh"][: elapsed - 1] == [4.0] * (elapsed - 1)  # both rooms, every hour of yesterday
-    assert seen["yesterday_same_time_kwh"] == pytest.approx(4.0 * elapsed)
-    assert seen["load_kw"] == pytest.approx(4.0) and seen["load_missing"] == seen["load_meters"] - 2
+    # The campus is its main meters (the rooms hang from dorm 1's): every hour of yesterday, 5 kWh.
+    assert seen["yesterday_kwh"][: elapsed - 1] == [5.0] * (elapsed - 1)
+    assert seen["yesterday_same_time_kwh"] == pytest.approx(5.0 * elapsed)
+    assert seen["load_kw"] == pytest.approx(5.0) and seen["load_missing"] == seen["load_meters"] - 1
     dorm = next(b for b in seen["buildings"] if b["id"] == "dorm-1")
     assert dorm["electricity_kwh"] == pytest.approx(seen["today_total_kwh"]) and dorm["gaps"] > 0
     assert seen["devices"] == len(demo_inventory.devices) and seen["never_seen"] > 0

@@ -302,6 +302,7 @@ def test_a_worker_resolves_an_order_and_the_staff_board_shows_it(
 
     desktop = visit(visits, browser, demo, DESKTOP)
     staff = desktop.sign_in("staff")
+    staff.get_by_role("navigation").get_by_role("link", name="工单", exact=True).click()
     staff.get_by_label("状态").select_option("resolved")
     staff.get_by_role("button", name="筛选").click()
     staff.wait_for_url(re.compile(r".*status=resolved.*"))
@@ -400,7 +401,11 @@ def test_every_student_and_worker_page_renders(
 def test_every_staff_page_renders(browser: Browser, demo: Demo, visits: list[Visit], size: dict[str, int]) -> None:
     screen = visit(visits, browser, demo, size)
     page = screen.sign_in("staff")
+    assert page.url.endswith("/app/staff/overview")  # staff land on the campus at a glance
+    page.get_by_test_id("overview-at").wait_for()
     for section, name, ready in (
+        ("总览", "staff-overview", ".tiles .tile"),
+        ("能耗", "staff-energy", "#campus-energy"),
         ("工单", "staff-orders", "table"),
         ("宿舍", "staff-rooms", "table tbody tr"),
         ("设备", "staff-devices", "table tbody tr"),

@@ -62,3 +62,49 @@ function niceCeiling(value) {
 function formatTick(value) {
   return value >= 10 ? value.toFixed(0) : value.toFixed(value >= 1 ? 1 : 2);
 }
+
+// Lines drawn as SVG over shared x labels: series [{name, values (numbers or null), className}]. The
+// figures are also in a table. A null breaks the line (a gap, not a zero).
+export function lineChart({ caption, labels, series, unit, tableHeads }) {
+  const width = 360;
+  const height = 200;
+  const left = 34;
+  const bottom = 24;
+  const top = 10;
+  const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined);
+  const peak = Math.max(...all, 0);
+  const scale = peak > 0 ? niceCeiling(peak) : 1;
+  const plotWidth = width - left - 8;
+  const plotHeight = height - top - bottom;
+  const step = plotWidth / Math.max(labels.length - 1, 1);
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": caption });
+  for (let i = 0; i <= 4; i += 1) {
+    const y = top + plotHeight - (plotHeight * i) / 4;
+    chart.append(svg("line", { x1: left, x2: width - 8, y1: y, y2: y, class: "grid" }));
+    chart.append(svg("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, formatTick((scale * i) / 4)));
+  }
+  const labelEvery = Math.ceil(labels.length / 8);
+  labels.forEach((label, index) => {
+    if (index % labelEvery === 0) chart.append(svg("text", { x: left + index * step, y: height - 6, class: "axis", "text-anchor": "middle" }, label));
+  });
+  for (const line of series) {
+    let path = "";
+    line.values.forEach((value, index) => {
+      if (value === null || value === undefined) return;
+      const x = left + index * step;
+      const y = top + plotHeight - (plotHeight * value) / scale;
+      const joined = index > 0 && line.values[index - 1] !== null && line.values[index - 1] !== undefined;
+      path += `${joined ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)} `;
+    });
+    const drawn = svg("path", { d: path.trim(), class: `line ${line.className}`, fill: "none" });
+    drawn.append(svg("title", {}, line.name));
+    chart.append(drawn);
+  }
+  const table = el("table", { class: "figures" },
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, tableHeads[0]), series.map((s) => el("th", { scope: "col" }, `${s.name} (${unit})`)))),
+    el("tbody", {}, labels.map((label, index) => el("tr", {}, el("th", { scope: "row" }, label),
+      series.map((s) => el("td", {}, s.values[index] === null || s.values[index] === undefined ? "—" : s.values[index].toFixed(2)))))));
+  const legend = el("p", { class: "legend" }, series.map((s) => el("span", { class: `key ${s.className}` }, s.name)));
+  return el("figure", { class: "chart-figure" }, chart, el("figcaption", {}, caption), legend,
+    el("details", {}, el("summary", {}, tableHeads[1]), table));
+}

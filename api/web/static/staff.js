@@ -6,6 +6,8 @@ import {
 } from "./core.js";
 import { photoList, reportTrail } from "./repairs.js";
 import { enc, frame, page, table } from "./staff_frame.js";
+import { energy } from "./energy.js";
+import { overview } from "./overview.js";
 import { staysSection } from "./stays.js";
 import { zoneDetail, zones } from "./zones.js";
 
@@ -341,10 +343,12 @@ async function start() {
   setTimezone(site.timezone);
   const links = frame.links = me.role === "cashier"
     ? [["/app/staff/rooms", t("staff.rooms")]]
-    : [["/app/staff/orders", t("staff.board")], ["/app/staff/rooms", t("staff.rooms")], ["/app/staff/devices", t("staff.devices")],
+    : [["/app/staff/overview", t("staff.overview")], ["/app/staff/energy", t("staff.energy")], ["/app/staff/orders", t("staff.board")], ["/app/staff/rooms", t("staff.rooms")], ["/app/staff/devices", t("staff.devices")],
       ["/app/staff/zones", t("staff.zones")], ["/app/staff/calendar", t("staff.calendar")], ["/app/staff/dashboards", t("staff.dashboards")]];
   header(me, links);
   const show = router([
+    [/^\/app\/staff\/overview$/, overview],
+    [/^\/app\/staff\/energy$/, energy],
     [/^\/app\/staff\/orders$/, board],
     [/^\/app\/staff\/orders\/(\d+)$/, orderDetail],
     [/^\/app\/staff\/rooms$/, rooms],
