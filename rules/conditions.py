@@ -16,7 +16,17 @@ from zoneinfo import ZoneInfo
 from houqin.daily_span import within
 from houqin.inventory.model import Device
 from houqin.readings import FieldValue, as_number
-from rules.model import Anomaly, Expectation, Mismatch, NightFlow, Offline, PowerStep, Rule, Stuck, Threshold
+from rules.model import (
+    HISTORY_CONDITIONS,
+    Expectation,
+    Mismatch,
+    NightFlow,
+    Offline,
+    PowerStep,
+    Rule,
+    Stuck,
+    Threshold,
+)
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ def observe(watch: Watch, fields: Mapping[str, FieldValue], ts: datetime, timezo
     watch.last_seen = ts
     if isinstance(condition, Offline):
         return Verdict(bad=False, good=True)
-    if isinstance(condition, Anomaly):
+    if isinstance(condition, HISTORY_CONDITIONS):
         return None  # judged from the stored history on the engine's clock, not reading by reading
     if isinstance(condition, Mismatch):
         when = _holds(condition.when, fields)

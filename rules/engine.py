@@ -28,9 +28,10 @@ from houqin.store.tables import CommandSource, FaultState, Priority
 from houqin.telemetry import TelemetryStore
 from houqin.telemetry.influx_client import InfluxUnavailable
 from rules.anomaly import judge_anomaly
+from rules.balance import judge_balance
 from rules.conditions import Transition, Verdict, Watch, elapse, observe
 from rules.loader import applies
-from rules.model import Anomaly, Offline, Rule
+from rules.model import HISTORY_CONDITIONS, Anomaly, Offline, Rule
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class RulesEngine:
                     self._watches.setdefault(device.id, []).append(watch)
                     if isinstance(rule.condition, Offline):
                         self._timed.append(watch)
-                    elif isinstance(rule.condition, Anomaly):
+                    elif isinstance(rule.condition, HISTORY_CONDITIONS):
                         self._history.append(watch)
         if self._history and telemetry is None:
             log.warning("rules: %d anomaly watches cannot run without the telemetry store", len(self._history))
@@ -122,7 +123,8 @@ class RulesEngine:
             watch.last_seen = watch.last_seen or now
         for index, watch in enumerate(self._history):
             # Spread the history checks over their period rather than querying for every device at once.
-            period = watch.rule.condition.check_every if isinstance(watch.rule.condition, Anomaly) else 900.0
+            condition = watch.rule.condition
+            period = condition.check_every if isinstance(condition, HISTORY_CONDITIONS) else 900.0
             watch.next_check = now + timedelta(seconds=period * index / max(1, len(self._history)))
         for fault in await self.faults.open_faults():
             resumed = by_key.get((fault.rule_id, fault.device))
@@ -171,12 +173,15 @@ class RulesEngine:
             return
         for watch in self._history:
             condition = watch.rule.condition
-            assert isinstance(condition, Anomaly)
+            assert isinstance(condition, HISTORY_CONDITIONS)
             if watch.next_check is not None and watch.next_check > now:
                 continue
             kind = self.inventory.model_of(watch.device).kind
             try:
-                verdict = await judge_anomaly(watch, self.telemetry, kind, now, self.timezone)
+                if isinstance(condition, Anomaly):
+                    verdict = await judge_anomaly(watch, self.telemetry, kind, now, self.timezone)
+                else:
+                    verdict = await judge_balance(watch, self.telemetry, self.inventory, kind, now, self.timezone)
             except Exception as exc:
                 if self._history_retry_at is None:
                     log.error("rules: anomaly checks paused, the telemetry store cannot be read (%s: %s); "

@@ -17,7 +17,7 @@ from houqin.config_file import ConfigError, ConfigIssue, LocatedDocument, load_d
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
 from rules.conditions import fields_of
-from rules.model import Rule, Selector
+from rules.model import Balance, Rule, Selector
 
 DEFAULT_RULES = Path(__file__).parent / "default.yaml"
 
@@ -46,6 +46,10 @@ def applies(rule: Rule, device: Device, inventory: Inventory) -> bool:
     """The rule watches the device: selected, enabled, and the device reports what the condition reads."""
     if not (rule.enabled and device.enabled and selects(rule.select, device, inventory)):
         return False
+    if isinstance(rule.condition, Balance) and not any(
+        other.parent == device.id for other in inventory.devices.values()
+    ):
+        return False  # a meter with no sub-meters has nothing to balance
     return fields_of(rule) <= inventory.model_of(device).measured_fields().keys()
 
 

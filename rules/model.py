@@ -153,8 +153,26 @@ class Anomaly(RuleEntry):
     clear_for: Seconds = 0.0
 
 
+class Balance(RuleEntry):
+    """A meter's use over the last ``days`` whole local days that the meters hanging from it do not account
+    for, above ``share`` of it (losses, an unmetered load, a broken or missing sub-meter, theft). Judged
+    only where every meter was read every day: a gap gives no verdict. Applies to meters with sub-meters."""
+
+    kind: Literal["balance"]
+    field: str = "energy"
+    share: float = Field(gt=0, lt=1)
+    days: int = Field(default=1, ge=1, le=31)
+    min_usage: float = Field(default=10.0, ge=0, description="no verdict on a parent that used less than this")
+    check_every: Seconds = 3600.0
+    duration: Seconds = Field(default=0.0, alias="for")
+    clear_for: Seconds = 0.0
+
+
+# Conditions judged from the telemetry store on the engine's clock, not reading by reading.
+HISTORY_CONDITIONS = (Anomaly, Balance)
+
 Condition = Annotated[
-    Threshold | Offline | Stuck | NightFlow | Mismatch | PowerStep | Anomaly, Field(discriminator="kind")
+    Threshold | Offline | Stuck | NightFlow | Mismatch | PowerStep | Anomaly | Balance, Field(discriminator="kind")
 ]
 
 
