@@ -76,7 +76,7 @@ function refundForm(room, wallet, refresh) {
   const key = idempotencyKey();
   const form = el("form", { class: "inline-form", "aria-labelledby": "refund-title" },
     el("h3", { id: "refund-title" }, t("stays.refund_title", { amount: yuan(wallet.balance_fen) })),
-    el("div", { class: "row" }, field(t("stays.refund_to"), to, t("stays.refund_to_hint")), field(t("reason"), reason)),
+    el("div", { class: "row" }, field(t("stays.refund_to"), to, t("stays.refund_to_hint")), field(t("stays.refund_reason"), reason)),
     problem, el("button", { type: "submit", class: "danger" }, t("stays.refund")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
