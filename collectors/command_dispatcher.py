@@ -172,8 +172,8 @@ class ModbusCommandDispatcher(CommandDispatcher):
             await self.failed(command.id, command.device, f"{value!r} is not a Modbus value")
             return
         try:
-            await link.write(unit, table, address, [bool(value)] if table == "coil" else [int(value)])
-            [observed] = await link.read(unit, table, address, 1)
+            written = [bool(value)] if table == "coil" else [int(value)]
+            [observed] = await link.write_and_read_back(unit, table, address, written)
         except LinkError as exc:
             await self.failed(command.id, command.device, str(exc))
             return

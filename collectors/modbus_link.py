@@ -92,50 +92,65 @@ class ModbusLink:
 
     async def read(self, unit: int, table: str, address: int, count: int) -> list[int] | list[bool]:
         """``count`` registers (or bits) of ``table`` from ``address`` on device ``unit``."""
-
-        async def request(client: ModbusClient) -> list[int] | list[bool]:
-            if table == "holding":
-                response = await client.read_holding_registers(address, count=count, device_id=unit)
-            elif table == "input":
-                response = await client.read_input_registers(address, count=count, device_id=unit)
-            elif table == "coil":
-                response = await client.read_coils(address, count=count, device_id=unit)
-            elif table == "discrete":
-                response = await client.read_discrete_inputs(address, count=count, device_id=unit)
-            else:
-                raise ValueError(f"unknown register table {table!r}")
-            if response.isError():
-                self._refused(response, unit, f"read {table} {address}+{count}")
-            if table in {"coil", "discrete"}:
-                return list(response.bits[:count])
-            if len(response.registers) != count:
-                raise DeviceTimeout(f"unit {unit}: asked {count} registers, got {len(response.registers)}")
-            return list(response.registers)
-
-        return await self._run(request, unit)
+        return await self._run(lambda client: self._read(client, unit, table, address, count), unit)
 
     async def write(self, unit: int, table: str, address: int, values: Sequence[int] | Sequence[bool]) -> None:
         """Write coils or holding registers from ``address`` on device ``unit``."""
+        await self._run(lambda client: self._write(client, unit, table, address, values), unit)
 
-        async def request(client: ModbusClient) -> None:
-            if table == "coil":
-                bits = [bool(value) for value in values]
-                if len(bits) == 1:
-                    response = await client.write_coil(address, bits[0], device_id=unit)
-                else:
-                    response = await client.write_coils(address, bits, device_id=unit)
-            elif table == "holding":
-                words = [int(value) for value in values]
-                if len(words) == 1:
-                    response = await client.write_register(address, words[0], device_id=unit)
-                else:
-                    response = await client.write_registers(address, words, device_id=unit)
+    async def write_and_read_back(
+        self, unit: int, table: str, address: int, values: Sequence[int] | Sequence[bool]
+    ) -> list[int] | list[bool]:
+        """Write, then read the same registers back, in one turn on the link: a command and its
+        confirmation go out back to back, then the poll that waited goes next (two turns made a bus's
+        commands wait behind its polls twice)."""
+
+        async def request(client: ModbusClient) -> list[int] | list[bool]:
+            await self._write(client, unit, table, address, values)
+            return await self._read(client, unit, table, address, len(values))
+
+        return await self._run(request, unit)
+
+    async def _read(
+        self, client: ModbusClient, unit: int, table: str, address: int, count: int
+    ) -> list[int] | list[bool]:
+        if table == "holding":
+            response = await client.read_holding_registers(address, count=count, device_id=unit)
+        elif table == "input":
+            response = await client.read_input_registers(address, count=count, device_id=unit)
+        elif table == "coil":
+            response = await client.read_coils(address, count=count, device_id=unit)
+        elif table == "discrete":
+            response = await client.read_discrete_inputs(address, count=count, device_id=unit)
+        else:
+            raise ValueError(f"unknown register table {table!r}")
+        if response.isError():
+            self._refused(response, unit, f"read {table} {address}+{count}")
+        if table in {"coil", "discrete"}:
+            return list(response.bits[:count])
+        if len(response.registers) != count:
+            raise DeviceTimeout(f"unit {unit}: asked {count} registers, got {len(response.registers)}")
+        return list(response.registers)
+
+    async def _write(
+        self, client: ModbusClient, unit: int, table: str, address: int, values: Sequence[int] | Sequence[bool]
+    ) -> None:
+        if table == "coil":
+            bits = [bool(value) for value in values]
+            if len(bits) == 1:
+                response = await client.write_coil(address, bits[0], device_id=unit)
             else:
-                raise ValueError(f"table {table!r} cannot be written")
-            if response.isError():
-                self._refused(response, unit, f"write {table} {address}")
-
-        await self._run(request, unit)
+                response = await client.write_coils(address, bits, device_id=unit)
+        elif table == "holding":
+            words = [int(value) for value in values]
+            if len(words) == 1:
+                response = await client.write_register(address, words[0], device_id=unit)
+            else:
+                response = await client.write_registers(address, words, device_id=unit)
+        else:
+            raise ValueError(f"table {table!r} cannot be written")
+        if response.isError():
+            self._refused(response, unit, f"write {table} {address}")
 
     def _refused(self, response: object, unit: int, what: str) -> NoReturn:
         code = int(getattr(response, "exception_code", 0))
@@ -172,6 +187,10 @@ class ModbusLink:
                 connection.last_request_end = time.monotonic()
         finally:
             self._idle.put_nowait(connection)
+            # Turns are taken in order: a caller that asks again at once (a command's write, then its
+            # read-back, then the next command) would otherwise take the connection back before the poll
+            # that was waiting for it runs, and a curfew's commands would hold a bus for seconds.
+            await asyncio.sleep(0)
 
     async def _connect(self, connection: _Connection) -> None:
         if self.line is not None:  # nothing to dial: the DTU dials in, and a poll while it is away fails at once

@@ -453,7 +453,9 @@ def test_energy_codes_buildings_and_the_metering_tree_are_checked(tmp_path: Path
     )
     assert not any(f":{at('loop-b')}:" in e for e in errors), errors  # one cycle, said once
     assert f"{path}:{at('tap')}: devices[7].parent: 'main' meters 01000, 'tap' meters 02000" in errors
-    assert f"{path}:{at('lamp')}: devices[8].energy_code: a lighting device meters no energy: no code" in errors
+    assert (
+        f"{path}:{at('lamp')}: devices[8].energy_code: a modbus-lighting-4ch device meters no energy: no code" in errors
+    )
     assert any(e.startswith(f"{path}:{at('bad-code')}: devices[9].energy_code") and "only electricity" in e
                for e in errors), errors  # fmt: skip
     assert any(e.startswith(f"{path}:{line_of(text, 'id: b2,')}: buildings[1].floor_area_m2") for e in errors), errors

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from assembly.cli.common import fail, inventory_or_exit, rules_or_exit, setup_logging, site_settings_or_exit
 from assembly.cli.demo_campus import demo_accounts, demo_balances
+from assembly.cli.demo_history import demo_history
 from assembly.graph import assemble
 from assembly.stores import SchemaBehindError
 from houqin import __version__, event_loop
@@ -79,6 +80,9 @@ def run(
 def demo(
     host: Annotated[str | None, typer.Option(help="Listen address (default: setting api_host)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: setting api_port; 0 picks one)")] = None,
+    history_days: Annotated[
+        int, typer.Option(min=0, max=400, help="Days of simulated history made at the first start (0: none)")
+    ] = 60,
 ) -> None:
     """Run the demo campus from devices.yaml with demo accounts, on embedded SQLite, and print the logins."""
     base = Settings()
@@ -104,6 +108,9 @@ def demo(
     settings = site_settings_or_exit(settings, inventory)
     rules = rules_or_exit(base, inventory)
     logins = asyncio.run(demo_accounts(settings, inventory))
+    seconds = asyncio.run(demo_history(settings, inventory, history_days))
+    if seconds:
+        typer.echo(f"demo: {history_days} days of history made in {seconds:.1f} s", err=True)
     asyncio.run(demo_balances(settings, inventory))
     banner = ["demo logins (kept in " + str(settings.data_dir / "demo-logins.json") + "):"]
     banner += [f"  {name:<9} {password}" for name, password in logins.items()]

@@ -17,7 +17,7 @@ from collectors.simulators.dlt645 import SimulatedDlt645Bus, SimulatedDlt645Mete
 from collectors.simulators.dtu import SimulatedDtu
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from collectors.simulators.mqtt_devices import SimulatedMqttDevices
-from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load, water_flow
+from collectors.simulators.physics import LightingPhysics, MeterPhysics, dorm_load, starting_counter, water_flow
 from collectors.simulators.serial_cable import SerialCable
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, Gateway, Room
@@ -109,7 +109,7 @@ class SimulatedCampus:
                 return 1500.0 + count * float(load(now))
 
             demand = load if room is not None else building_demand
-            start_kwh = 500.0 + sum(map(ord, device.id)) % 1000 if room is not None else 120_000.0
+            start_kwh = starting_counter(device.id, "electricity", room is not None)
             physics = MeterPhysics(demand, phases=3 if "power_l1" in fields else 1, energy_kwh=start_kwh,
                                    powered=powered, faults=faults)  # fmt: skip
 
@@ -124,7 +124,7 @@ class SimulatedCampus:
             def refresh_water(target: SimulatedCjt188Meter, faults: set[str] = faults) -> None:
                 target.values["flow"] = water_flow(datetime.now(zone).hour, faults)
 
-            sim.values["total"] = 200.0 + sum(map(ord, device.id)) % 300
+            sim.values["total"] = starting_counter(device.id, "water", False, "cjt188")
             sim.refresh = refresh_water
         elif any(name.endswith("_current") for name in fields):
             lighting = LightingPhysics(faults=faults)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import aiomqtt
 import orjson
 
-from collectors.simulators.physics import water_flow
+from collectors.simulators.physics import starting_counter, water_flow
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, command_topic
 
@@ -48,7 +48,7 @@ class SimulatedMqttDevices:
     def _initial(self, device: Device) -> dict[str, Any]:
         kind = self.inventory.model_of(device).kind
         if kind == "water":
-            return {"flow": 0.0, "total": 1000.0 + random.uniform(0, 500)}  # noqa: S311 - simulation
+            return {"flow": 0.0, "total": starting_counter(device.id, "water", False, "mqtt")}
         if kind == "lighting":
             return {"state": {"on": False, "level": 0}, "current": 0.0, "command_id": ""}
         return {"playing": False, "programme": None, "volume": 70, "command_id": ""}

@@ -30,6 +30,15 @@ def dorm_load(tz: ZoneInfo) -> Callable[[float], float]:
     return load
 
 
+def starting_counter(device_id: str, kind: str, room_meter: bool, protocol: str = "modbus") -> float:
+    """Where a simulated meter's counter stands when the simulation starts (kWh, or m³ of water): fixed by
+    the device's id, so weeks of history made up to that moment (``history``) meet it exactly."""
+    spread = sum(map(ord, device_id))
+    if kind == "water":
+        return 200.0 + spread % 300 if protocol == "cjt188" else 1000.0 + spread % 500
+    return 500.0 + spread % 1000 if room_meter else 120_000.0
+
+
 # Faults that plug an appliance in: (W, power factor). A kettle or heater is resistive; a hair dryer's
 # motor is not.
 APPLIANCES = {"illegal_appliance": (1800.0, 1.0), "hair_dryer": (1200.0, 0.8)}

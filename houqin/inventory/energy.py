@@ -11,6 +11,7 @@ meter without a code is counted under its kind's category.
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -62,3 +63,10 @@ class Building(Entry):
     name: str = ""
     floor_area_m2: Annotated[float, _between(1, 10_000_000)] | None = None
     occupants: Annotated[int, _between(0, 1_000_000)] | None = None
+
+
+def metered_category(kind: str, measured: Container[str]) -> str | None:
+    """The category a device of ``kind`` counts under if it measures its kind's cumulative field (a relay
+    module is an electricity device that meters nothing); None otherwise."""
+    field = CUMULATIVE_FIELD.get(kind)
+    return KIND_CATEGORY.get(kind) if field is not None and field in measured else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from houqin.inventory.energy import KIND_CATEGORY
+from houqin.inventory.energy import metered_category
 from houqin.inventory.model import Building, Device, DeviceModel, Gateway, Room, Site, Tariff, Team, Zone
 from houqin.inventory.power import DEFAULT_POLICY, AppliancePolicy
 
@@ -39,7 +39,9 @@ class Inventory:
     def energy_code(self, device: Device) -> str | None:
         """The device's energy classification: its own code, else its kind's category; None for a device
         that meters no energy (lights, loudspeakers)."""
-        return device.energy_code or KIND_CATEGORY.get(self.model_of(device).kind)
+        model = self.model_of(device)
+        category = metered_category(model.kind, model.measured_fields())
+        return None if category is None else device.energy_code or category
 
     def model_of(self, device: Device) -> DeviceModel:
         return self.models[device.model]
