@@ -44,7 +44,7 @@ def houqin_serving(
 
 
 def served_url(
-    process: subprocess.Popen[str], seconds: float = 60, log: Path | None = None, head: list[str] | None = None
+    process: subprocess.Popen[str], seconds: float = 120, log: Path | None = None, head: list[str] | None = None
 ) -> str:
     """The API's address, read from the "houqin is up" line of a process started with ``pipe_stderr``
     (the lines before it are added to ``head`` if given). The rest of its log keeps being read (into

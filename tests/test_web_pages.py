@@ -403,6 +403,11 @@ def test_every_staff_page_renders(browser: Browser, demo: Demo, visits: list[Vis
     page = screen.sign_in("staff")
     assert page.url.endswith("/app/staff/overview")  # staff land on the campus at a glance
     page.get_by_test_id("overview-at").wait_for()
+    # The demo made its history at its first start: yesterday is there, hour by hour, and the energy page
+    # has last month's figures.
+    seen = demo.get("staff", "/api/v1/overview")
+    assert isinstance(seen, dict) and all(kwh and kwh > 0 for kwh in seen["yesterday_kwh"]), seen["yesterday_kwh"]
+    assert page.locator(".chart path.line.previous").count() == 1
     for section, name, ready in (
         ("总览", "staff-overview", ".tiles .tile"),
         ("能耗", "staff-energy", "#campus-energy"),
