@@ -12,24 +12,29 @@ function svg(tag, attrs = {}, text) {
 }
 
 // bars: [{label, value (number or null), title}], shown left to right.
-export function barChart({ caption, bars, unit, tableHeads }) {
-  const width = 360;
-  const height = 200;
-  const left = 34;
-  const bottom = 24;
-  const top = 10;
-  const values = bars.map((bar) => bar.value ?? 0);
-  const peak = Math.max(...values, 0);
+// The drawing area every chart shares: its size, the value scale, the grid and the value axis.
+const WIDTH = 360;
+const HEIGHT = 200;
+const LEFT = 34;
+const BOTTOM = 24;
+const TOP = 10;
+
+function plot(caption, values) {
+  const peak = Math.max(...values.filter((v) => v !== null && v !== undefined), 0);
   const scale = peak > 0 ? niceCeiling(peak) : 1;
-  const plotWidth = width - left - 8;
-  const plotHeight = height - top - bottom;
-  const step = plotWidth / Math.max(bars.length, 1);
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": caption });
+  const plotHeight = HEIGHT - TOP - BOTTOM;
+  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img", "aria-label": caption });
   for (let i = 0; i <= 4; i += 1) {
-    const y = top + plotHeight - (plotHeight * i) / 4;
-    chart.append(svg("line", { x1: left, x2: width - 8, y1: y, y2: y, class: "grid" }));
-    chart.append(svg("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, formatTick((scale * i) / 4)));
+    const y = TOP + plotHeight - (plotHeight * i) / 4;
+    chart.append(svg("line", { x1: LEFT, x2: WIDTH - 8, y1: y, y2: y, class: "grid" }));
+    chart.append(svg("text", { x: LEFT - 6, y: y + 4, class: "axis", "text-anchor": "end" }, formatTick((scale * i) / 4)));
   }
+  return { chart, scale, plotHeight, plotWidth: WIDTH - LEFT - 8, height: HEIGHT, left: LEFT, top: TOP };
+}
+
+export function barChart({ caption, bars, unit, tableHeads }) {
+  const { chart, scale, plotHeight, plotWidth, height, left, top } = plot(caption, bars.map((bar) => bar.value ?? 0));
+  const step = plotWidth / Math.max(bars.length, 1);
   const labelEvery = Math.ceil(bars.length / 12);
   bars.forEach((bar, index) => {
     const value = bar.value ?? 0;
@@ -60,29 +65,15 @@ function niceCeiling(value) {
 }
 
 function formatTick(value) {
-  return value >= 10 ? value.toFixed(0) : value.toFixed(value >= 1 ? 1 : 2);
+  if (value === 0) return "0";
+  return value.toFixed(value >= 10 ? 0 : value >= 1 ? 1 : value >= 0.1 ? 2 : 3);
 }
 
 // Lines drawn as SVG over shared x labels: series [{name, values (numbers or null), className}]. The
 // figures are also in a table. A null breaks the line (a gap, not a zero).
 export function lineChart({ caption, labels, series, unit, tableHeads }) {
-  const width = 360;
-  const height = 200;
-  const left = 34;
-  const bottom = 24;
-  const top = 10;
-  const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined);
-  const peak = Math.max(...all, 0);
-  const scale = peak > 0 ? niceCeiling(peak) : 1;
-  const plotWidth = width - left - 8;
-  const plotHeight = height - top - bottom;
+  const { chart, scale, plotHeight, plotWidth, height, left, top } = plot(caption, series.flatMap((s) => s.values));
   const step = plotWidth / Math.max(labels.length - 1, 1);
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": caption });
-  for (let i = 0; i <= 4; i += 1) {
-    const y = top + plotHeight - (plotHeight * i) / 4;
-    chart.append(svg("line", { x1: left, x2: width - 8, y1: y, y2: y, class: "grid" }));
-    chart.append(svg("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, formatTick((scale * i) / 4)));
-  }
   const labelEvery = Math.ceil(labels.length / 8);
   labels.forEach((label, index) => {
     if (index % labelEvery === 0) chart.append(svg("text", { x: left + index * step, y: height - 6, class: "axis", "text-anchor": "middle" }, label));
