@@ -161,3 +161,84 @@ async def test_the_overview(client: httpx.AsyncClient, telemetry: EmbeddedStore,
     assert dorm["electricity_kwh"] == pytest.approx(seen["today_total_kwh"]) and dorm["gaps"] > 0
     assert seen["devices"] == len(demo_inventory.devices) and seen["never_seen"] > 0
     assert (await client.get("/api/v1/overview", headers=student)).status_code == 403
+
+
+async def test_the_report_as_csv_and_xlsx_holds_the_report_s_figures(
+    store: EmbeddedStore, campus: Inventory, tmp_path: Path
+) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    from houqin.energy.export import report_title, to_csv, to_xlsx
+    from houqin.settings import EnergySettings
+
+    report = await energy_report(store, campus, "month", date(2026, 11, 15), TZ, now=NOW.astimezone(UTC))
+    body = to_csv(report, campus, EnergySettings(), TZ)
+    assert body.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: Chinese spreadsheet software reads it right
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    head, lines = rows[0], rows[1:]
+    assert head[:3] == ["楼栋 building", "行 row", "分类分项 code"] and head[12:15] == ["11-01", "11-02", "11-03"]
+    library = next(line for line in lines if line[0] == "图书馆" and line[1] == "total" and line[2] == "01000")
+    assert float(library[5]) == 720 and float(library[6]) == 0.72 and float(library[7]) == 7.2  # per m², per person
+    assert float(library[8]) == pytest.approx(720 * 0.1229, abs=1e-3)
+    ac = next(line for line in lines if line[0] == "图书馆" and line[2] == "01B00")
+    assert ac[10] == "1" and ac[12:16] == ["120.0", "0.0", "240.0", ""]  # the gap counted; no reading: empty
+
+    book = load_workbook(io.BytesIO(to_xlsx(report, campus, EnergySettings(), TZ, report_title(report, TZ, NOW))))
+    assert book.sheetnames == ["全校 Campus", "dorm", "图书馆"]
+    campus_sheet = book["全校 Campus"]
+    assert str(campus_sheet["A1"].value).startswith("能耗报表 Energy report 2026-11")
+    values = {(r[0], r[2]): r[5] for r in campus_sheet.iter_rows(min_row=3, values_only=True)}
+    assert values == {("dorm", "01000"): 216.0, ("图书馆", "01000"): 720.0, ("图书馆", "02000"): 36.0}
+
+
+async def test_the_report_download_and_the_command(
+    client: httpx.AsyncClient, telemetry: EmbeddedStore, demo_inventory: Inventory, tmp_path: Path
+) -> None:
+    import io
+    import os
+    import subprocess
+
+    from openpyxl import load_workbook
+
+    from tests.conftest import DEMO_INVENTORY
+    from tests.live_demo import HOUQIN
+
+    staff = await sign_in(client, "li")
+    yesterday = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    tags = demo_inventory.device_tags(demo_inventory.devices["dorm1-main-meter"])
+    hours = [(yesterday + timedelta(hours=h)).astimezone(UTC) for h in range(-1, 24)]
+    await telemetry.consume([Reading("dorm1-main-meter", at, {"energy": 100.0 + 2 * h}, tags)
+                             for h, at in enumerate(hours, -1)])  # fmt: skip
+    query = f"period=day&date={yesterday.date()}&building=dorm-1"
+    api = (await client.get(f"/api/v1/energy?{query}", headers=staff)).json()
+    [electricity] = [c for c in api["buildings"][0]["categories"] if c["code"] == "01000"]
+    answer = await client.get(f"/api/v1/energy/report?{query}&format=xlsx", headers=staff)
+    assert answer.status_code == 200 and "attachment" in answer.headers["content-disposition"]
+    sheet = load_workbook(io.BytesIO(answer.content))["全校 Campus"]
+    [row] = [r for r in sheet.iter_rows(min_row=3, values_only=True) if r[2] == "01000"]
+    assert (row[5], row[6], row[8], row[9]) == (electricity["total"], electricity["per_m2"], electricity["kgce"],
+                                                electricity["co2_kg"])  # fmt: skip
+    csv_answer = await client.get(f"/api/v1/energy/report?{query}&format=csv", headers=staff)
+    assert csv_answer.content.startswith(b"\xef\xbb\xbf") and csv_answer.headers["content-type"].startswith("text/csv")
+    bad = await client.get("/api/v1/energy/report?period=day&date=2099-01-01", headers=staff)
+    assert bad.status_code == 422
+    assert (await client.get("/api/v1/energy/report", headers=await sign_in(client, "alice"))).status_code == 403
+
+    # The command, as a site runs it: bad options named, the file written.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")}
+    env |= {"HOUQIN_DATA_DIR": str(tmp_path), "HOUQIN_INVENTORY": str(DEMO_INVENTORY)}
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*HOUQIN, "report", "energy", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+
+    assert "give exactly one of" in command("--month", "2026-11", "--day", "2026-11-02").stderr
+    assert "--month: '2026-13' is not a month" in command("--month", "2026-13").stderr
+    assert "--building: no building 'nowhere'" in command("--month", "2026-11", "--building", "nowhere").stderr
+    assert "has not begun" in command("--year", "2099").stderr
+    made = command("--month", "2026-11", "--format", "csv", "--output", "november.csv")
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "november.csv").read_bytes().startswith(b"\xef\xbb\xbf")

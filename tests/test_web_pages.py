@@ -630,3 +630,19 @@ def test_staff_record_a_move_in_and_out_and_the_student_keeps_a_statement(
     assert isinstance(kept, dict) and kept["stay"]["student"] == "student"
     # Back in: the demo's student keeps their room for the other pages.
     demo.post("staff", "/api/v1/rooms/D1-101/stays", {"username": "student", "bed": 1, "moved_in": stay["moved_out"]})
+
+
+def test_staff_download_the_month_s_energy_report(browser: Browser, demo: Demo, visits: list[Visit]) -> None:
+    from openpyxl import load_workbook
+
+    desktop = visit(visits, browser, demo, DESKTOP)
+    page = desktop.sign_in("staff")
+    page.goto(f"{demo.url}/app/staff/energy")
+    page.locator("#campus-energy").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="下载 Excel").click()
+    path = download.value.path()
+    assert download.value.suggested_filename.endswith("-month.xlsx")
+    book = load_workbook(path)
+    assert book.sheetnames[0] == "全校 Campus" and book["全校 Campus"].max_row > 2
+    desktop.shoot("staff-energy")

@@ -7,17 +7,19 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from api.bounds import Day
 from api.deps import InventoryDep, SettingsDep, StaffUser, TelemetryDep, TimezoneDep
 from api.energy_schemas import AmountsOut, BalanceOut, BuildingEnergyOut, CategoryOut, EnergyOut
+from houqin.energy.export import report_title, to_csv, to_xlsx
 from houqin.energy.report import (
     UNACCOUNTED,
     EnergyPeriod,
     Line,
     PeriodError,
     energy_report,
+    intensity,
     period_start,
     shifted,
     tree_balance,
@@ -57,14 +59,9 @@ def _buildings(inventory: Inventory, building: str | None) -> list[str]:
 
 def _category(line_total: float, code: str, area: float | None, people: int | None, settings: Settings,
               previous: float | None, last_year: float | None, base: AmountsOut) -> CategoryOut:  # fmt: skip
-    electricity = code == "01000"
-    return CategoryOut(
-        **base.model_dump(), per_m2=round(line_total / area, 4) if area else None,
-        per_occupant=round(line_total / people, 4) if people else None,
-        kgce=round(line_total * settings.energy.kgce_per_kwh, 3) if electricity else None,
-        co2_kg=round(line_total * settings.energy.co2_kg_per_kwh, 3) if electricity else None,
-        previous=previous, last_year=last_year,
-    )  # fmt: skip
+    figures = intensity(line_total, code, area, people, settings.energy.kgce_per_kwh, settings.energy.co2_kg_per_kwh)
+    return CategoryOut(**base.model_dump(), per_m2=figures.per_m2, per_occupant=figures.per_occupant,
+                       kgce=figures.kgce, co2_kg=figures.co2_kg, previous=previous, last_year=last_year)  # fmt: skip
 
 
 async def _earlier(
@@ -160,3 +157,32 @@ async def read_balance(
                        children_total=round(b.children_total, 3), children=b.children,
                        unaccounted=round(b.unaccounted, 3), share=None if b.share is None else round(b.share, 4),
                        complete=b.complete) for b in tree_balance(report.uses, datetime.now(UTC))]  # fmt: skip
+
+
+@router.get(
+    "/report",
+    summary="The energy report as a file: CSV (UTF-8 with BOM) or XLSX, the same figures as GET /energy (staff)",
+    response_class=Response,
+)
+async def download_report(
+    user: StaffUser, telemetry: TelemetryDep, inventory: InventoryDep, settings: SettingsDep, timezone: TimezoneDep,
+    period: Annotated[Literal["day", "month", "year"], Query()] = "month",
+    day: Annotated[Day | None, Query(alias="date")] = None,
+    building: Annotated[str | None, Query(max_length=64)] = None,
+    format: Annotated[Literal["csv", "xlsx"], Query()] = "xlsx",
+) -> Response:  # fmt: skip
+    day = day or datetime.now(timezone).date()
+    chosen = _buildings(inventory, building)
+    try:
+        report = await energy_report(telemetry, inventory, period, day, timezone, buildings=chosen)
+    except (PeriodError, SeriesUnavailable) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    start = report.boundaries[0].astimezone(timezone)
+    name = f"houqin-energy-{start:%Y-%m-%d}-{period}{'-' + building if building else ''}.{format}"
+    if format == "csv":
+        body, media = to_csv(report, inventory, settings.energy, timezone), "text/csv; charset=utf-8"
+    else:
+        title = report_title(report, timezone, datetime.now(UTC))
+        body = to_xlsx(report, inventory, settings.energy, timezone, title)
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from assembly.cli import billing, db, fault, grafana, mqtt, probe, schedules, serve, site, users
+from assembly.cli import billing, db, fault, grafana, mqtt, probe, report, schedules, serve, site, users
 
 app = typer.Typer(
     name="houqin",
@@ -27,6 +27,7 @@ app.add_typer(billing.app, name="billing")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(grafana.app, name="grafana")
 app.add_typer(mqtt.app, name="mqtt")
+app.add_typer(report.app, name="report")
 
 
 def main() -> None:

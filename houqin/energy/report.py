@@ -220,3 +220,24 @@ def tree_balance(uses: list[MeteredUse], now: datetime) -> list[Balance]:
         balances.append(Balance(meter, by_meter[meter].building, parent_total, sum(t for t, _ in sums), len(below),
                                 parent_complete and all(complete for _, complete in sums)))  # fmt: skip
     return balances
+
+
+@dataclass(frozen=True)
+class Intensity:
+    per_m2: float | None
+    per_occupant: float | None
+    kgce: float | None  # electricity only
+    co2_kg: float | None
+
+
+def intensity(
+    total: float, code: str, area: float | None, people: int | None, kgce_per_kwh: float, co2_per_kwh: float
+) -> Intensity:
+    """A period's total per m² and per person, and, for electricity, as standard coal and CO2."""
+    electricity = code == "01000"
+    return Intensity(
+        per_m2=round(total / area, 4) if area else None,
+        per_occupant=round(total / people, 4) if people else None,
+        kgce=round(total * kgce_per_kwh, 3) if electricity else None,
+        co2_kg=round(total * co2_per_kwh, 3) if electricity else None,
+    )

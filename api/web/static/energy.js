@@ -52,7 +52,7 @@ export async function energy() {
   const day = el("input", { type: "date", name: "date", value: params.get("date") || campusDate(), max: campusDate() });
   const building = el("input", { name: "building", value: params.get("building") || "", placeholder: t("all") });
   const area = el("div", {});
-  const form = el("form", { class: "filters", role: "search" }, field(t("energy.period"), period), field(t("energy.date"), day),
+  const form = el("form", { class: "filters no-print", role: "search" }, field(t("energy.period"), period), field(t("energy.date"), day),
     field(t("building"), building), el("button", { type: "submit", class: "primary" }, t("filter")));
   const show = async () => {
     const query = new URLSearchParams({ period: period.value, date: day.value });
@@ -80,6 +80,25 @@ export async function energy() {
     event.preventDefault();
     show();
   });
-  page(t("staff.energy"), form, area);
+  // The files are fetched with the sign-in token (a plain link would not carry it) and handed over as a blob.
+  const download = async (format) => {
+    const query = new URLSearchParams({ period: period.value, date: day.value, format });
+    if (building.value.trim()) query.set("building", building.value.trim());
+    try {
+      const response = await api(`/api/v1/energy/report?${query}`, { raw: true });
+      const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || `houqin-energy.${format}`;
+      const link = el("a", { href: URL.createObjectURL(await response.blob()), download: name });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (error) {
+      area.prepend(errorBox(error.message));
+    }
+  };
+  const actions = el("p", { class: "actions no-print" },
+    el("button", { type: "button", class: "secondary", onclick: () => download("xlsx") }, t("energy.download_xlsx")),
+    el("button", { type: "button", class: "secondary", onclick: () => download("csv") }, t("energy.download_csv")),
+    el("button", { type: "button", class: "secondary", onclick: () => window.print() }, t("energy.print")));
+  page(t("staff.energy"), form, actions, area);
   await show();
 }
