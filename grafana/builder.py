@@ -151,7 +151,6 @@ class Variable:
             "type": "query",
             "datasource": self.query.datasource,
             "query": self.query.text,
-            "definition": self.query.text,
             "refresh": 2,  # on time range change: a new room shows up without a reload
             "multi": self.multi,
             "includeAll": self.multi,
