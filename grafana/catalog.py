@@ -129,6 +129,27 @@ def campus_energy(tz: str) -> Dashboard:
             description="Dorm rooms that used the most energy in the dashboard's time range.",
         ),
     )
+    board.row(
+        Panel(
+            "kWh this month by sub-item",
+            "bargauge",
+            (
+                influx(
+                    f"""SELECT sum("used") FROM (SELECT spread("energy") AS "used" FROM "electricity"
+                WHERE "energy_code" =~ /^01[A-D]/ AND $timeFilter GROUP BY "device", "energy_code")
+                GROUP BY "energy_code" tz('{tz}')""",
+                    alias="$tag_energy_code",
+                ),
+            ),
+            width=12,
+            height=8,
+            unit="kwatth",
+            time_from="now/M",
+            options=BARS,
+            description="Electricity by the national sub-item code of its meters (01A00 lighting and sockets, "
+            "01B00 air conditioning, 01C00 power, 01D00 special); houqin's energy page adds intensities.",
+        ),
+    )
     return board
 
 

@@ -127,6 +127,18 @@ async def test_the_energy_api(client: httpx.AsyncClient, telemetry: EmbeddedStor
         0.5,
         False,
     )
+    # A term from the school calendar: its days, and the term before for comparison. (A window reaching back
+    # past the raw readings kept is answered from the hourly rollups, made every minute: made now.)
+    await telemetry.rollup()
+    for name, start, end in (("2026 spring", "2026-02-20", "2026-07-10"), ("2026 autumn", "2026-09-01", "2027-01-22")):
+        put = await client.put(f"/api/v1/calendar/terms/{name}", json={"start": start, "end": end}, headers=staff)
+        assert put.status_code in (200, 201), put.text
+    term = (await client.get(f"/api/v1/energy?period=term&date={day}&building=dorm-1", headers=staff)).json()
+    assert len(term["windows"]) == 144 and term["windows"][0].startswith("2026-09-01")
+    [whole] = [c for c in term["buildings"][0]["categories"] if c["code"] == "01000"]
+    assert whole["total"] == 48 and whole["previous"] is None
+    outside = await client.get("/api/v1/energy?period=term&date=2026-08-01", headers=staff)
+    assert outside.status_code == 422 and "no term holds 2026-08-01" in outside.text
     for bad, code in (("period=week", 422), ("period=day&date=2099-01-01", 422), ("building=nowhere", 404),
                       ("category=01A00", 422), ("date=2026-13-01", 422)):  # fmt: skip
         answer = await client.get(f"/api/v1/energy?{bad}", headers=staff)

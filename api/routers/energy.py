@@ -10,14 +10,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from api.bounds import Day
-from api.deps import InventoryDep, SettingsDep, StaffUser, TelemetryDep, TimezoneDep
+from api.deps import InventoryDep, ScheduleBookDep, SettingsDep, StaffUser, TelemetryDep, TimezoneDep
 from api.energy_schemas import AmountsOut, BalanceOut, BuildingEnergyOut, CategoryOut, EnergyOut
 from houqin.energy.export import report_title, to_csv, to_xlsx
 from houqin.energy.report import (
     UNACCOUNTED,
     EnergyPeriod,
+    EnergyReport,
     Line,
     PeriodError,
+    Span,
     energy_report,
     intensity,
     period_start,
@@ -66,37 +68,62 @@ def _category(line_total: float, code: str, area: float | None, people: int | No
 
 async def _earlier(
     telemetry: TelemetryDep, inventory: Inventory, period: EnergyPeriod, day: date, tz: TimezoneDep,
-    buildings: Sequence[str],
+    buildings: Sequence[str], span: Span | None = None,
 ) -> dict[tuple[str, str], float]:  # fmt: skip
     """The totals (building, category) of an earlier period, for comparison; empty where the store cannot
     answer (older than it keeps)."""
     try:
-        report = await energy_report(telemetry, inventory, period, day, tz, buildings=buildings)
+        report = await energy_report(telemetry, inventory, period, day, tz, buildings=buildings, span=span)
     except (PeriodError, SeriesUnavailable):
         return {}
-    return {(line.building, line.code): round(line.total, 3) for line in report.totals if line.meters}
+    # A period with no reading at all has nothing to compare with (None), which is not a zero.
+    return {(line.building, line.code): round(line.total, 3) for line in report.totals
+            if any(amount is not None for amount in line.amounts)}  # fmt: skip
+
+
+async def _term(book: ScheduleBookDep, day: date) -> tuple[Span, Span | None]:
+    """The school term holding ``day`` (the calendar's), and the one before it; 422 when none holds it."""
+    terms = sorted((await book.calendar()).terms, key=lambda term: term.start)
+    index = next((i for i, term in enumerate(terms) if term.start <= day <= term.end), None)
+    if index is None:
+        names = ", ".join(f"{t.name} ({t.start}–{t.end})" for t in terms) or "none in the calendar"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no term holds {day}; terms: {names}")
+    before = terms[index - 1] if index > 0 else None
+    return Span(terms[index].start, terms[index].end), Span(before.start, before.end) if before else None
+
+
+async def _reports(
+    telemetry: TelemetryDep, inventory: Inventory, book: ScheduleBookDep, period: EnergyPeriod, day: date,
+    tz: TimezoneDep, chosen: Sequence[str],
+) -> tuple[EnergyReport, dict[tuple[str, str], float], dict[tuple[str, str], float]]:  # fmt: skip
+    """The period's report, and the totals of the period before and of the same period a year before."""
+    span, before = await _term(book, day) if period == "term" else (None, None)
+    try:
+        report = await energy_report(telemetry, inventory, period, day, tz, buildings=chosen, span=span)
+    except (PeriodError, SeriesUnavailable) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if span is not None:
+        previous = await _earlier(telemetry, inventory, period, day, tz, chosen, before) if before else {}
+        last_year = await _earlier(telemetry, inventory, period, day, tz, chosen, span.year_before())
+    else:
+        previous = await _earlier(telemetry, inventory, period, shifted(period, period_start(period, day), 1), tz,
+                                  chosen)  # fmt: skip
+        last_year = await _earlier(telemetry, inventory, period, year_before(period, day), tz, chosen)
+    return report, previous, last_year
 
 
 @router.get("", response_model=EnergyOut, summary="Energy by building, category and sub-item for a period (staff)")
 async def read_energy(
     user: StaffUser, telemetry: TelemetryDep, inventory: InventoryDep, settings: SettingsDep, timezone: TimezoneDep,
-    period: Annotated[Literal["day", "month", "year"], Query()] = "month",
+    book: ScheduleBookDep,
+    period: Annotated[Literal["day", "month", "year", "term"], Query(description="term: the calendar's")] = "month",
     day: Annotated[Day | None, Query(alias="date", description="a day of the period; default today")] = None,
     building: Annotated[str | None, Query(max_length=64)] = None,
     category: Code | None = None,
 ) -> EnergyOut:  # fmt: skip
     day = day or datetime.now(timezone).date()
     chosen = _buildings(inventory, building)
-    try:
-        report = await energy_report(telemetry, inventory, period, day, timezone, buildings=chosen)
-    except PeriodError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    except SeriesUnavailable as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    previous = await _earlier(
-        telemetry, inventory, period, shifted(period, period_start(period, day), 1), timezone, chosen
-    )
-    last_year = await _earlier(telemetry, inventory, period, year_before(period, day), timezone, chosen)
+    report, previous, last_year = await _reports(telemetry, inventory, book, period, day, timezone, chosen)
     wanted = [line for line in report.totals if category is None or line.code == category]
     out_buildings = []
     for name in chosen:
@@ -166,15 +193,17 @@ async def read_balance(
 )
 async def download_report(
     user: StaffUser, telemetry: TelemetryDep, inventory: InventoryDep, settings: SettingsDep, timezone: TimezoneDep,
-    period: Annotated[Literal["day", "month", "year"], Query()] = "month",
+    book: ScheduleBookDep,
+    period: Annotated[Literal["day", "month", "year", "term"], Query()] = "month",
     day: Annotated[Day | None, Query(alias="date")] = None,
     building: Annotated[str | None, Query(max_length=64)] = None,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "xlsx",
 ) -> Response:  # fmt: skip
     day = day or datetime.now(timezone).date()
     chosen = _buildings(inventory, building)
+    span = (await _term(book, day))[0] if period == "term" else None
     try:
-        report = await energy_report(telemetry, inventory, period, day, timezone, buildings=chosen)
+        report = await energy_report(telemetry, inventory, period, day, timezone, buildings=chosen, span=span)
     except (PeriodError, SeriesUnavailable) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     start = report.boundaries[0].astimezone(timezone)

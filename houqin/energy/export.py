@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -73,7 +73,7 @@ def report_rows(report: EnergyReport, inventory: Inventory, energy: EnergySettin
 
 
 def _windows(report: EnergyReport, timezone: ZoneInfo) -> list[str]:
-    form = {"day": "%H:00", "month": "%m-%d", "year": "%Y-%m"}[report.period]
+    form = {"day": "%H:00", "month": "%m-%d", "year": "%Y-%m", "term": "%m-%d"}[report.period]
     return [moment.astimezone(timezone).strftime(form) for moment in report.boundaries[:-1]]
 
 
@@ -116,5 +116,7 @@ def to_xlsx(
 
 def report_title(report: EnergyReport, timezone: ZoneInfo, made: datetime) -> str:
     start = report.boundaries[0].astimezone(timezone)
-    period = {"day": f"{start:%Y-%m-%d}", "month": f"{start:%Y-%m}", "year": f"{start:%Y}"}[report.period]
+    last = (report.boundaries[-1].astimezone(timezone) - timedelta(days=1)).date()
+    period = {"day": f"{start:%Y-%m-%d}", "month": f"{start:%Y-%m}", "year": f"{start:%Y}",
+              "term": f"{start:%Y-%m-%d} – {last}"}[report.period]  # fmt: skip
     return f"能耗报表 Energy report {period} (made {made.astimezone(timezone):%Y-%m-%d %H:%M})"

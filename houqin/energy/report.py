@@ -12,10 +12,9 @@ sub-meter). A window a meter has no reading for is a gap: counted, and shown, ne
 from __future__ import annotations
 
 import asyncio
-import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -24,7 +23,7 @@ from houqin.inventory.energy import CUMULATIVE_FIELD, category_of, sub_item_of
 from houqin.telemetry.model import TelemetryStore
 from houqin.telemetry.usage import UsageWindow, energy_usage, usage_boundaries
 
-EnergyPeriod = Literal["day", "month", "year"]
+EnergyPeriod = Literal["day", "month", "year", "term"]
 UNACCOUNTED = "unaccounted"
 CONCURRENT_METERS = 16  # series queries in flight at once
 
@@ -39,6 +38,25 @@ def period_boundaries(period: EnergyPeriod, day: date, timezone: ZoneInfo) -> li
         return usage_boundaries(period, day, timezone)
     return [datetime.combine(date(day.year + month // 12, month % 12 + 1, 1), time(), timezone).astimezone(UTC)
             for month in range(13)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Span:
+    """Whole local days from ``first`` to ``last`` (inclusive): a school term."""
+
+    first: date
+    last: date
+
+    def boundaries(self, timezone: ZoneInfo) -> list[datetime]:
+        days = (self.last - self.first).days + 2
+        return [datetime.combine(self.first + timedelta(days=k), time(), timezone).astimezone(UTC) for k in range(days)]
+
+    def year_before(self) -> Span:
+        return Span(_a_year_before(self.first), _a_year_before(self.last))
+
+
+def _a_year_before(day: date) -> date:
+    return day.replace(year=day.year - 1, day=min(day.day, 28) if day.month == 2 else day.day)
 
 
 def period_start(period: EnergyPeriod, day: date) -> date:
@@ -163,22 +181,20 @@ def summarize(period: EnergyPeriod, boundaries: list[datetime], uses: list[Meter
 
 async def energy_report(
     store: TelemetryStore, inventory: Inventory, period: EnergyPeriod, day: date, timezone: ZoneInfo,
-    now: datetime | None = None, buildings: Sequence[str] | None = None,
+    now: datetime | None = None, buildings: Sequence[str] | None = None, span: Span | None = None,
 ) -> EnergyReport:  # fmt: skip
-    """The report of the period containing ``day``; ``PeriodError`` for a period that has not begun."""
+    """The report of the period containing ``day`` (a term: ``span``); ``PeriodError`` for a period that has
+    not begun."""
     now = now or datetime.now(UTC)
-    boundaries = period_boundaries(period, period_start(period, day), timezone)
+    if period == "term":
+        if span is None:
+            raise PeriodError("a term report needs the term's days")
+        boundaries = span.boundaries(timezone)
+    else:
+        boundaries = period_boundaries(period, period_start(period, day), timezone)
     if boundaries[0] > now:
         raise PeriodError(f"the {period} of {day} has not begun")
     return summarize(period, boundaries, await meter_uses(store, inventory, boundaries, now, buildings), now)
-
-
-def days_in(period: EnergyPeriod, day: date) -> int:
-    if period == "day":
-        return 1
-    if period == "month":
-        return calendar.monthrange(day.year, day.month)[1]
-    return 366 if calendar.isleap(day.year) else 365
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,9 @@ class Inventory:
             tags["room"] = device.room
         if device.gateway is not None:
             tags["gateway"] = device.gateway
+        code = self.energy_code(device)
+        if code is not None:  # the energy classification, for the dashboards' sub-item panels
+            tags["energy_code"] = code
         # Site tags cannot overwrite the inventory's own: Grafana panels group by those.
         return {**device.tags, **tags}
 

@@ -47,7 +47,7 @@ function buildingSection(building, period) {
 
 export async function energy() {
   const params = new URLSearchParams(window.location.search);
-  const period = select(["day", "month", "year"].map((p) => [p, t(`energy.period.${p}`)]), { name: "period" });
+  const period = select(["day", "month", "term", "year"].map((p) => [p, t(`energy.period.${p}`)]), { name: "period" });
   period.value = params.get("period") || "month";
   const day = el("input", { type: "date", name: "date", value: params.get("date") || campusDate(), max: campusDate() });
   const building = el("input", { name: "building", value: params.get("building") || "", placeholder: t("all") });
