@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from assembly.cli.demo_campus import demo_accounts
 from assembly.cli.demo_history import demo_history
 from collectors.simulators.physics import starting_counter
 from houqin.energy.report import energy_report
 from houqin.inventory import Inventory
 from houqin.settings import Settings
 from houqin.store import Database
-from houqin.store.tables import DeviceCommand, EntryKind, LedgerEntry, Wallet
+from houqin.store.tables import DeviceCommand, EntryKind, LedgerEntry, RepairOrder, Wallet
 from houqin.telemetry import SeriesQuery
 from houqin.telemetry.embedded_store import EmbeddedStore
 
@@ -28,6 +29,7 @@ DAYS = 14
 async def test_history_runs_into_the_live_simulation(tmp_path: Path, demo_inventory: Inventory) -> None:
     settings = Settings(data_dir=tmp_path, timezone="Asia/Shanghai")
     now = datetime.now(UTC)
+    await demo_accounts(settings, demo_inventory)  # the workers the past orders went to
     assert await demo_history(settings, demo_inventory, DAYS, now) > 0
     assert await demo_history(settings, demo_inventory, DAYS, now) == 0  # made once
 
@@ -61,6 +63,12 @@ async def test_history_runs_into_the_live_simulation(tmp_path: Path, demo_invent
             charges = await session.scalar(select(func.count()).where(LedgerEntry.kind == EntryKind.CHARGE))
             commands = await session.scalar(select(func.count()).select_from(DeviceCommand))
         assert wallets == sums and min(wallets.values()) > 0
+        async with database.session() as session:
+            orders = list((await session.execute(select(RepairOrder).order_by(RepairOrder.created_at))).scalars())
+        assert (
+            len(orders) == 8 and {o.status for o in orders[:-1]} == {"resolved"} and orders[-1].status == "in_progress"
+        )
+        assert all(now - timedelta(days=DAYS) < o.created_at < now for o in orders)
         assert charges == pytest.approx(len(demo_inventory.rooms) * (DAYS - 1), rel=0.1)
         assert commands == 0
     finally:

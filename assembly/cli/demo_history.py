@@ -1,16 +1,18 @@
 """The demo's past: at its first start, weeks of the simulated campus's readings in the embedded store, and
 the rooms' money over them (the opening balance at their start, a day's charge at each midnight, a top-up
-when a room runs low), so every chart, report and rule has data the moment the demo is up."""
+when a room runs low), and the repair orders of those weeks, so every chart, report and rule has data the
+moment the demo is up."""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from assembly.cli.common import opened_database
+from assembly.cli.demo_repairs import has_past_orders, repair_history
 from collectors.simulators.history import campus_history, history_hours
 from houqin.billing.ledger import ensure_wallets, post
 from houqin.billing.metering import RoomBilling
@@ -64,6 +66,8 @@ async def demo_history(settings: Settings, inventory: Inventory, days: int, now:
             await _top_up_low_rooms(database, policy, midnight)
             await billing.consume([reading for reading in day if reading.ts == midnight and reading.device in meters])
         await store.rollup()
+        if not await has_past_orders(database):
+            await repair_history(database, inventory, settings, beginning, end - timedelta(days=1))
         seconds = time.monotonic() - started
         log.info("demo: %d days of history for %d meters and %d rooms in %.1f s", days,
                  len({r.device for r in day}), len(rooms), seconds)  # fmt: skip
