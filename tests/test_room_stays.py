@@ -113,6 +113,8 @@ async def test_moves_shares_statements_and_the_year_end_refund(client: httpx.Asy
     assert "alice (cash" in entry["note"] and entry["cause"] == "refund:li"
     twice = await client.post(refund, json=body, headers={**staff, **key})
     assert twice.status_code == 201 and twice.json()["id"] == entry["id"]
+    other = await client.post(refund, json={**body, "to": "bob"}, headers={**staff, **key})
+    assert other.status_code == 409 and "different refund" in other.text
     empty = await client.post(refund, json=body, headers={**staff, "Idempotency-Key": "refund-again"})
     assert empty.status_code == 409 and "nothing to refund" in empty.text
     wallet = (await client.get("/api/v1/rooms/D1-101/wallet", headers=staff)).json()

@@ -32,7 +32,7 @@ from api.stay_schemas import (
     StayOut,
     StayStatementOut,
 )
-from houqin.billing.refunds import NothingToRefundError, refund_balance
+from houqin.billing.refunds import NothingToRefundError, RefundKeyReusedError, refund_balance
 from houqin.billing.shares import even_shares
 from houqin.billing.stays import (
     Stay,
@@ -209,6 +209,6 @@ async def refund(
     try:
         entry = await refund_balance(database, policy, room_id, datetime.now(UTC), key=idempotency_key,
                                      by=user.username, to=body.to, reason=body.reason)  # fmt: skip
-    except NothingToRefundError as exc:
+    except (NothingToRefundError, RefundKeyReusedError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     return LedgerEntryOut.model_validate(entry, from_attributes=True)
