@@ -49,7 +49,12 @@ def applies(rule: Rule, device: Device, inventory: Inventory) -> bool:
     if isinstance(rule.condition, Balance) and not any(
         other.parent == device.id for other in inventory.devices.values()
     ):
-        return False  # a meter with no sub-meters has nothing to balance
+        return False  # a meter with no sub-meters has nothing to balance (the rule is inactive, not wrong)
+    return reports(rule, device, inventory)
+
+
+def reports(rule: Rule, device: Device, inventory: Inventory) -> bool:
+    """The device reports every field the rule's condition reads."""
     return fields_of(rule) <= inventory.model_of(device).measured_fields().keys()
 
 
@@ -111,7 +116,7 @@ def _check(document: LocatedDocument, index: int, rule: Rule, inventory: Invento
         if name not in inventory.devices:
             issues.append(document.issue(("rules", index, "select", "devices"), f"unknown device {name!r}"))
     needed = fields_of(rule)
-    if selected and needed and not any(applies(rule, device, inventory) for device in selected):
+    if selected and needed and not any(reports(rule, device, inventory) for device in selected):
         models = sorted({device.model for device in selected})
         issues.append(document.issue(("rules", index, "condition"),
                                      f"none of the selected devices ({', '.join(models)}) reports "
