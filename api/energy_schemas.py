@@ -22,8 +22,11 @@ class CategoryOut(AmountsOut):
     per_occupant: float | None
     kgce: float | None = Field(description="electricity: standard coal equivalent, kg")
     co2_kg: float | None = Field(description="electricity: with the grid emission factor setting")
-    previous: float | None = Field(description="the same figure for the period before (day, month, year)")
-    last_year: float | None = Field(description="the same period a year before")
+    previous: float | None = Field(
+        description="the same figure for the period before (day, month, year, term); for a period in progress, "
+        "the same part of it (its first days)"
+    )
+    last_year: float | None = Field(description="the same period a year before (the same part, likewise)")
 
 
 class BuildingEnergyOut(BaseModel):

@@ -68,17 +68,18 @@ def _category(line_total: float, code: str, area: float | None, people: int | No
 
 async def _earlier(
     telemetry: TelemetryDep, inventory: Inventory, period: EnergyPeriod, day: date, tz: TimezoneDep,
-    buildings: Sequence[str], span: Span | None = None,
+    buildings: Sequence[str], span: Span | None = None, windows: int | None = None,
 ) -> dict[tuple[str, str], float]:  # fmt: skip
-    """The totals (building, category) of an earlier period, for comparison; empty where the store cannot
-    answer (older than it keeps)."""
+    """The totals (building, category) of an earlier period, for comparison — of its first ``windows``
+    windows only, when the period compared with is still in progress (the first 2 days of last month against
+    the first 2 of this one); empty where the store cannot answer (older than it keeps)."""
     try:
         report = await energy_report(telemetry, inventory, period, day, tz, buildings=buildings, span=span)
     except (PeriodError, SeriesUnavailable):
         return {}
     # A period with no reading at all has nothing to compare with (None), which is not a zero.
-    return {(line.building, line.code): round(line.total, 3) for line in report.totals
-            if any(amount is not None for amount in line.amounts)}  # fmt: skip
+    return {(line.building, line.code): round(sum(a for a in line.amounts[:windows] if a is not None), 3)
+            for line in report.totals if any(amount is not None for amount in line.amounts[:windows])}  # fmt: skip
 
 
 async def _term(book: ScheduleBookDep, day: date) -> tuple[Span, Span | None]:
@@ -102,13 +103,16 @@ async def _reports(
         report = await energy_report(telemetry, inventory, period, day, tz, buildings=chosen, span=span)
     except (PeriodError, SeriesUnavailable) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    now = datetime.now(UTC)
+    started = sum(1 for start in report.boundaries[:-1] if start <= now)
+    windows = started if started < len(report.boundaries) - 1 else None  # in progress: the same part of the other
     if span is not None:
-        previous = await _earlier(telemetry, inventory, period, day, tz, chosen, before) if before else {}
-        last_year = await _earlier(telemetry, inventory, period, day, tz, chosen, span.year_before())
+        previous = await _earlier(telemetry, inventory, period, day, tz, chosen, before, windows) if before else {}
+        last_year = await _earlier(telemetry, inventory, period, day, tz, chosen, span.year_before(), windows)
     else:
-        previous = await _earlier(telemetry, inventory, period, shifted(period, period_start(period, day), 1), tz,
-                                  chosen)  # fmt: skip
-        last_year = await _earlier(telemetry, inventory, period, year_before(period, day), tz, chosen)
+        back = shifted(period, period_start(period, day), 1)
+        previous = await _earlier(telemetry, inventory, period, back, tz, chosen, windows=windows)
+        last_year = await _earlier(telemetry, inventory, period, year_before(period, day), tz, chosen, windows=windows)
     return report, previous, last_year
 
 
