@@ -22,7 +22,8 @@ from api.server import ApiServer
 from api.services import ApiServices
 from assembly.collection import start_collection
 from assembly.roles import ALL_ROLES, ProcessRole
-from assembly.stores import open_database, readiness_checks, telemetry_store
+from assembly.sqlite_lock import sole_process
+from assembly.stores import open_database, readiness_checks, sqlite_file, telemetry_store
 from collectors.simulators.campus import SimulatedCampus
 from houqin.billing.appliances import ApplianceGuard
 from houqin.billing.curfew import Curfew
@@ -119,6 +120,20 @@ async def assemble(
     role_set = frozenset(roles)
     owned_database = database is None
     settings = with_site_timezone(settings, inventory)
+    with contextlib.ExitStack() as held:
+        if owned_database and settings.effective_database_url.startswith("sqlite"):
+            held.enter_context(sole_process(sqlite_file(settings.effective_database_url)))
+        async with _assembled(settings, inventory, role_set, rules, simulate, listen, database, telemetry,
+                              tuning) as houqin:  # fmt: skip
+            yield houqin
+
+
+@contextlib.asynccontextmanager
+async def _assembled(
+    settings: Settings, inventory: Inventory, role_set: frozenset[ProcessRole], rules: Sequence[Rule] | None,
+    simulate: bool, listen: bool, database: Database | None, telemetry: TelemetryStore | None, tuning: Tuning,
+) -> AsyncIterator[Houqin]:  # fmt: skip
+    owned_database = database is None
     database = database or await open_database(settings)
     owned_telemetry = telemetry is None
     store = telemetry or telemetry_store(settings)

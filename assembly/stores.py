@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from houqin.readiness import Readiness, influx_check, mqtt_broker_check
 from houqin.settings import Settings
 from houqin.store import Database, current_revision, head_revision, upgrade_database
@@ -51,3 +53,8 @@ def readiness_checks(settings: Settings, database: Database) -> Readiness:
     if not settings.influx.embedded:
         readiness.add("influxdb", influx_check(settings.influx))
     return readiness
+
+
+def sqlite_file(url: str) -> Path:
+    """The file of a ``sqlite+aiosqlite:///…`` URL."""
+    return Path(url.split(":///", 1)[1].split("?", 1)[0])

@@ -275,3 +275,23 @@ async def test_the_api_counts_days_in_the_inventory_s_timezone(tmp_path: Path) -
     finally:
         await store.close()
         await database.close()
+
+
+def test_sqlite_serves_one_process_and_roles_are_checked(tmp_path: Path) -> None:
+    """A second ``houqin run`` on the same SQLite file is refused, naming the process that holds it (several
+    processes need PostgreSQL); an unknown role is named with the valid ones; an API-only process serves."""
+    (tmp_path / "devices.yaml").write_text(SMALL_SITE)
+    env = {"HOUQIN_INVENTORY": str(tmp_path / "devices.yaml")}
+    bad = houqin("run", "--role", "api,nonsense", cwd=tmp_path, env=env)
+    assert bad.returncode != 0
+    assert "--role: unknown role 'nonsense': the roles are api, collect, rules, billing, scheduler" in bad.stderr
+    with houqin_serving("run", "--port", "0", "--role", "api,rules", data=tmp_path, env=env, pipe_stderr=True) as first:
+        url = served_url(first)
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        second = houqin("run", "--port", "0", cwd=tmp_path, env={**env, "HOUQIN_DATA_DIR": str(tmp_path / "data")})
+        assert second.returncode != 0
+        assert f"another houqin process (pid {first.pid}) runs on this SQLite database" in second.stderr, second.stderr
+        assert "PostgreSQL" in second.stderr
+    # Once the first has stopped, the file is free again.
+    with houqin_serving("run", "--port", "0", data=tmp_path, env=env, pipe_stderr=True) as again:
+        assert served_url(again).startswith("http://127.0.0.1:")

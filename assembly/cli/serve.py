@@ -14,6 +14,8 @@ from assembly.cli.common import fail, inventory_or_exit, rules_or_exit, setup_lo
 from assembly.cli.demo_campus import demo_accounts, demo_balances
 from assembly.cli.demo_history import demo_history
 from assembly.graph import assemble
+from assembly.roles import ALL_ROLES, ProcessRole, UnknownRoleError, parse_roles
+from assembly.sqlite_lock import SqliteInUseError
 from assembly.stores import SchemaBehindError
 from houqin import __version__, event_loop
 from houqin.billing.providers.rsa_keys import KeyFileError
@@ -29,9 +31,10 @@ log = logging.getLogger("houqin")
 
 
 async def _serve(
-    settings: Settings, inventory: Inventory, rules: list[Rule], banner: list[str], simulate: bool
-) -> None:
-    async with assemble(settings, inventory, rules=rules, simulate=simulate) as houqin:
+    settings: Settings, inventory: Inventory, rules: list[Rule], banner: list[str], simulate: bool,
+    roles: frozenset[ProcessRole] = ALL_ROLES,
+) -> None:  # fmt: skip
+    async with assemble(settings, inventory, roles=roles, rules=rules, simulate=simulate) as houqin:
         stop = asyncio.Event()
         install_stop_signals(stop)
         if houqin.api is not None:
@@ -47,13 +50,14 @@ async def _serve(
 
 
 def _run_or_exit(
-    settings: Settings, inventory: Inventory, rules: list[Rule], banner: list[str], simulate: bool
-) -> None:
+    settings: Settings, inventory: Inventory, rules: list[Rule], banner: list[str], simulate: bool,
+    roles: frozenset[ProcessRole] = ALL_ROLES,
+) -> None:  # fmt: skip
     try:
-        event_loop.run(_serve(settings, inventory, rules, banner, simulate))
+        event_loop.run(_serve(settings, inventory, rules, banner, simulate, roles))
     except ComponentFailedError as failure:
         raise fail(f"houqin stopped because a component failed: {failure}") from None
-    except (OSError, KeyFileError, ConfigError, ScheduleInvalidError, SchemaBehindError) as error:
+    except (OSError, KeyFileError, ConfigError, ScheduleInvalidError, SchemaBehindError, SqliteInUseError) as error:
         raise fail(str(error)) from None
 
 
@@ -63,8 +67,17 @@ def run(
     ] = False,
     host: Annotated[str | None, typer.Option(help="Listen address (default: setting api_host)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: setting api_port; 0 picks one)")] = None,
-) -> None:
-    """Run houqin: every configured component in one process, until SIGINT or SIGTERM."""
+    role: Annotated[
+        list[str] | None,
+        typer.Option(help="What this process does: api, collect, rules, billing, scheduler (comma-separated or "
+                     "repeated; default: all). Several processes need PostgreSQL"),
+    ] = None,
+) -> None:  # fmt: skip
+    """Run houqin: every configured component in one process (or the roles given), until SIGINT or SIGTERM."""
+    try:
+        roles = parse_roles(role) if role else ALL_ROLES
+    except UnknownRoleError as error:
+        raise fail(f"--role: {error}") from None
     settings = Settings()
     if host is not None:
         settings.api_host = host
@@ -74,7 +87,7 @@ def run(
     inventory = inventory_or_exit(settings.inventory)
     settings = site_settings_or_exit(settings, inventory)
     rules = rules_or_exit(settings, inventory)
-    _run_or_exit(settings, inventory, rules, [], simulate)
+    _run_or_exit(settings, inventory, rules, [], simulate, roles)
 
 
 def demo(
