@@ -114,4 +114,7 @@ def test_naive_timestamps_are_refused() -> None:
 def test_device_tags_come_from_the_inventory(demo_inventory) -> None:  # type: ignore[no-untyped-def]
     tags = demo_inventory.device_tags(demo_inventory.devices["d2-305-meter"])
     assert tags == {"device": "d2-305-meter", "kind": "electricity", "model": "eastron-sdm120",
-                    "building": "dorm-2", "floor": "3", "room": "D2-305", "gateway": "dorm2-f3"}  # fmt: skip
+                    "building": "dorm-2", "floor": "3", "room": "D2-305", "gateway": "dorm2-f3",
+                    "energy_code": "01A00"}  # fmt: skip
+    relay = demo_inventory.device_tags(demo_inventory.devices["d2-305-relay"])
+    assert "energy_code" not in relay  # a relay module meters no energy
