@@ -94,9 +94,7 @@ class CommandDispatcher:
             except Exception:
                 log.exception("command %d to %s could not be sent", command.id, command.device)
             finally:
-                self._lined[command.device] -= 1
-                if self._lined[command.device] <= 0:
-                    del self._lined[command.device]
+                self.release(command.device)
 
     # --- taking commands straight from the transaction that queues them (``CommandQueue.send_directly``)
 
@@ -109,6 +107,7 @@ class CommandDispatcher:
         return True
 
     def release(self, device: str) -> None:
+        """``device`` has one command fewer in line (sent, or its transaction did not commit)."""
         self._lined[device] -= 1
         if self._lined[device] <= 0:
             del self._lined[device]

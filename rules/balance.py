@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from houqin.energy.report import MeteredUse, tree_balance
 from houqin.inventory import Inventory
 from houqin.telemetry import TelemetryStore
-from houqin.telemetry.usage import UsageWindow, energy_usage
+from houqin.telemetry.usage import energy_usage
 from rules.conditions import Verdict, Watch
 from rules.model import Balance
 
@@ -24,19 +25,17 @@ async def judge_balance(
     assert isinstance(condition, Balance)
     midnight = now.astimezone(timezone).replace(hour=0, minute=0, second=0, microsecond=0)
     boundaries = [(midnight - timedelta(days=back)).astimezone(now.tzinfo) for back in range(condition.days, -1, -1)]
-    children = [device.id for device in inventory.devices.values() if device.parent == watch.device.id]
-
-    async def use(meter: str) -> float | None:
-        windows: list[UsageWindow] = await energy_usage(store, meter, boundaries, now, condition.field, measurement)
-        if any(window.kwh is None or not window.read for window in windows):
-            return None
-        return sum(window.kwh or 0.0 for window in windows)
-
-    parent = await use(watch.device.id)
-    if parent is None or parent < condition.min_usage or not children:
+    parent = watch.device
+    family = [parent, *(device for device in inventory.devices.values() if device.parent == parent.id)]
+    uses = [MeteredUse(device.id, device.building, "", device.parent if device is not parent else None,
+                       await energy_usage(store, device.id, boundaries, now, condition.field, measurement))
+            for device in family]  # fmt: skip
+    # The same arithmetic as the energy page's balance, so the rule and the page agree.
+    balances = tree_balance(uses, now)
+    if not balances:
+        return None  # no sub-meter
+    balance = balances[0]
+    if not balance.complete or balance.parent_total < condition.min_usage or balance.share is None:
         return None
-    below = [await use(child) for child in children]
-    if None in below:
-        return None
-    share = (parent - sum(b for b in below if b is not None)) / parent
-    return Verdict(bad=share > condition.share, good=share <= condition.share, value=round(share * 100, 1))
+    return Verdict(bad=balance.share > condition.share, good=balance.share <= condition.share,
+                   value=round(balance.share * 100, 1))  # fmt: skip

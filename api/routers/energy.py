@@ -14,21 +14,22 @@ from api.deps import InventoryDep, ScheduleBookDep, SettingsDep, StaffUser, Tele
 from api.energy_schemas import AmountsOut, BalanceOut, BuildingEnergyOut, CategoryOut, EnergyOut
 from houqin.energy.export import report_title, to_csv, to_xlsx
 from houqin.energy.report import (
-    UNACCOUNTED,
     EnergyPeriod,
     EnergyReport,
     Line,
     PeriodError,
     Span,
+    code_name,
     energy_report,
     intensity,
+    merged,
     period_start,
     shifted,
     tree_balance,
     year_before,
 )
 from houqin.inventory import Inventory
-from houqin.inventory.energy import CATEGORY_NAMES, SUB_ITEM_NAMES, UNITS, category_of
+from houqin.inventory.energy import UNITS, category_of
 from houqin.settings import Settings
 from houqin.telemetry import SeriesUnavailable
 
@@ -37,21 +38,15 @@ router = APIRouter(prefix="/api/v1/energy", tags=["energy"])
 Code = Annotated[str, Query(pattern=r"^0[1-6]000$", description="a category: 01000 electricity, 02000 water, ...")]
 
 
-def _name(code: str) -> str:
-    if code.endswith(UNACCOUNTED):
-        return "unaccounted"
-    return SUB_ITEM_NAMES.get(code) or CATEGORY_NAMES.get(code) or code
-
-
 def _amounts(line: Line) -> AmountsOut:
     category = category_of(line.code[:5])
-    return AmountsOut(code=line.code, name=_name(line.code), unit=UNITS.get(category, ""), total=round(line.total, 3),
-                      amounts=[None if a is None else round(a, 3) for a in line.amounts], gaps=line.gaps,
-                      meters=line.meters)  # fmt: skip
+    return AmountsOut(code=line.code, name=code_name(line.code), unit=UNITS.get(category, ""),
+                      total=round(line.total, 3), amounts=[None if a is None else round(a, 3) for a in line.amounts],
+                      gaps=line.gaps, meters=line.meters)  # fmt: skip
 
 
 def _buildings(inventory: Inventory, building: str | None) -> list[str]:
-    known = sorted({device.building for device in inventory.devices.values()} | set(inventory.buildings))
+    known = inventory.building_names()
     if building is None:
         return known
     if building not in known:
@@ -64,6 +59,17 @@ def _category(line_total: float, code: str, area: float | None, people: int | No
     figures = intensity(line_total, code, area, people, settings.energy.kgce_per_kwh, settings.energy.co2_kg_per_kwh)
     return CategoryOut(**base.model_dump(), per_m2=figures.per_m2, per_occupant=figures.per_occupant,
                        kgce=figures.kgce, co2_kg=figures.co2_kg, previous=previous, last_year=last_year)  # fmt: skip
+
+
+async def _report(
+    telemetry: TelemetryDep, inventory: Inventory, period: EnergyPeriod, day: date, tz: TimezoneDep,
+    buildings: Sequence[str] | None, span: Span | None = None,
+) -> EnergyReport:  # fmt: skip
+    """The report, or a 422 saying why there is none (a period not begun, older than the store keeps)."""
+    try:
+        return await energy_report(telemetry, inventory, period, day, tz, buildings=buildings, span=span)
+    except (PeriodError, SeriesUnavailable) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
 async def _earlier(
@@ -99,10 +105,7 @@ async def _reports(
 ) -> tuple[EnergyReport, dict[tuple[str, str], float], dict[tuple[str, str], float]]:  # fmt: skip
     """The period's report, and the totals of the period before and of the same period a year before."""
     span, before = await _term(book, day) if period == "term" else (None, None)
-    try:
-        report = await energy_report(telemetry, inventory, period, day, tz, buildings=chosen, span=span)
-    except (PeriodError, SeriesUnavailable) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    report = await _report(telemetry, inventory, period, day, tz, chosen, span)
     now = datetime.now(UTC)
     started = sum(1 for start in report.boundaries[:-1] if start <= now)
     windows = started if started < len(report.boundaries) - 1 else None  # in progress: the same part of the other
@@ -146,12 +149,7 @@ async def read_energy(
     campus = []
     for code in sorted({line.code for line in wanted}):
         lines = [line for line in wanted if line.code == code]
-        merged = Line("campus", code, [None] * (len(report.boundaries) - 1), sum(line.gaps for line in lines),
-                      sum(line.meters for line in lines))  # fmt: skip
-        for line in lines:
-            for index, amount in enumerate(line.amounts):
-                if amount is not None:
-                    merged.amounts[index] = (merged.amounts[index] or 0.0) + amount
+        campus_line = merged("campus", code, lines, len(report.boundaries) - 1)
         measured = [inventory.buildings.get(line.building) for line in lines]
         area = sum(b.floor_area_m2 for b in measured if b and b.floor_area_m2) if all(
             b and b.floor_area_m2 for b in measured) else None  # fmt: skip
@@ -159,10 +157,10 @@ async def read_energy(
             b and b.occupants for b in measured) else None  # fmt: skip
         prior = [previous.get((line.building, code)) for line in lines]
         a_year_ago = [last_year.get((line.building, code)) for line in lines]
-        campus.append(_category(merged.total, code, area, people, settings,
+        campus.append(_category(campus_line.total, code, area, people, settings,
                                 None if None in prior else round(sum(p for p in prior if p is not None), 3),
                                 None if None in a_year_ago else round(sum(p for p in a_year_ago if p is not None), 3),
-                                _amounts(merged)))  # fmt: skip
+                                _amounts(campus_line)))  # fmt: skip
     windows = [moment.astimezone(timezone) for moment in report.boundaries]
     return EnergyOut(period=period, date=windows[0].date(), windows=windows[:-1], end=windows[-1], campus=campus,
                      buildings=out_buildings)  # fmt: skip
@@ -180,10 +178,7 @@ async def read_balance(
 ) -> list[BalanceOut]:  # fmt: skip
     day = day or datetime.now(timezone).date()
     chosen = _buildings(inventory, building) if building else None
-    try:
-        report = await energy_report(telemetry, inventory, period, day, timezone, buildings=chosen)
-    except (PeriodError, SeriesUnavailable) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    report = await _report(telemetry, inventory, period, day, timezone, chosen)
     return [BalanceOut(meter=b.meter, building=b.building, parent_total=round(b.parent_total, 3),
                        children_total=round(b.children_total, 3), children=b.children,
                        unaccounted=round(b.unaccounted, 3), share=None if b.share is None else round(b.share, 4),
@@ -206,10 +201,7 @@ async def download_report(
     day = day or datetime.now(timezone).date()
     chosen = _buildings(inventory, building)
     span = (await _term(book, day))[0] if period == "term" else None
-    try:
-        report = await energy_report(telemetry, inventory, period, day, timezone, buildings=chosen, span=span)
-    except (PeriodError, SeriesUnavailable) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    report = await _report(telemetry, inventory, period, day, timezone, chosen, span)
     start = report.boundaries[0].astimezone(timezone)
     name = f"houqin-energy-{start:%Y-%m-%d}-{period}{'-' + building if building else ''}.{format}"
     if format == "csv":

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from api.deps import InventoryDep, SessionDep, StaffUser, TelemetryDep, TimezoneDep
 from api.device_state import by_device, device_out
 from api.overview_schemas import BuildingTodayOut, ConsumerOut, OfflineOut, OverviewOut
-from houqin.energy.report import EnergyReport, Line, energy_report
+from houqin.energy.report import EnergyReport, Line, energy_report, merged
 from houqin.inventory.energy import category_of
 from houqin.repairs.orders import ACTIVE
 from houqin.store.tables import RepairOrder, Wallet, WalletState
@@ -24,13 +24,9 @@ TOP = 10
 
 
 def _campus_hours(report: EnergyReport, code: str) -> list[float | None]:
-    hours: list[float | None] = [None] * (len(report.boundaries) - 1)
-    for line in report.totals:
-        if line.code == code:
-            for index, amount in enumerate(line.amounts):
-                if amount is not None:
-                    hours[index] = round((hours[index] or 0.0) + amount, 3)
-    return hours
+    lines = [line for line in report.totals if line.code == code]
+    campus = merged("campus", code, lines, len(report.boundaries) - 1)
+    return [None if amount is None else round(amount, 3) for amount in campus.amounts]
 
 
 def _total(line: Line | None) -> float | None:

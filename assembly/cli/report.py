@@ -50,9 +50,9 @@ def energy(
     settings = Settings()
     inventory = inventory_or_exit(settings.inventory)
     settings = site_settings_or_exit(settings, inventory)
-    known = {device.building for device in inventory.devices.values()} | set(inventory.buildings)
+    known = inventory.building_names()
     if building is not None and building not in known:
-        raise fail(f"--building: no building {building!r}; buildings: {', '.join(sorted(known))}")
+        raise fail(f"--building: no building {building!r}; buildings: {', '.join(known)}")
 
     async def work() -> bytes:
         store = telemetry_store(settings)

@@ -324,10 +324,6 @@ class PowerPolicy:
     async def run(self, stop: asyncio.Event) -> None:
         await run_every(stop, SWEEP_S, lambda: self.sweep(self.clock()), "power policy sweep")
 
-    async def switch(self, session: AsyncSession, room_id: str, action: str, now: datetime, why: str, key: str) -> None:
-        """Queue the room's relay ``on`` or ``off`` in the caller's transaction (key: what caused it)."""
-        await self._relay(session, room_id, action, now, why, key)
-
     def relay_request(self, room_id: str, action: str, why: str, key: str) -> CommandRequest | None:
         """The command that switches the room's relay ``on`` or ``off`` (key: what caused it); None, and an
         error logged, for a room without a relay houqin can command."""

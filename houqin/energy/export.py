@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from houqin.energy.report import UNACCOUNTED, EnergyReport, Line, intensity
+from houqin.energy.report import UNACCOUNTED, EnergyReport, Line, code_name, intensity
 from houqin.inventory import Inventory
-from houqin.inventory.energy import CATEGORY_NAMES, SUB_ITEM_NAMES, UNITS, category_of
+from houqin.inventory.energy import UNITS, category_of
 from houqin.settings import EnergySettings
 
 HEAD = ["楼栋 building", "行 row", "分类分项 code", "名称 item", "单位 unit", "合计 total", "单位面积 per m²",
@@ -45,9 +45,8 @@ class ReportRow:
 
 
 def _item(code: str) -> str:
-    if code.endswith(UNACCOUNTED):
-        return "未计量部分 unaccounted"
-    return SUB_ITEM_NAMES.get(code) or CATEGORY_NAMES.get(code) or code
+    name = code_name(code)
+    return f"未计量部分 {name}" if name == UNACCOUNTED else name
 
 
 def report_rows(report: EnergyReport, inventory: Inventory, energy: EnergySettings) -> list[ReportRow]:

@@ -19,7 +19,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from houqin.inventory import Inventory
-from houqin.inventory.energy import CUMULATIVE_FIELD, category_of, sub_item_of
+from houqin.inventory.energy import CATEGORY_NAMES, CUMULATIVE_FIELD, SUB_ITEM_NAMES, category_of, sub_item_of
 from houqin.telemetry.model import TelemetryStore
 from houqin.telemetry.usage import UsageWindow, energy_usage, usage_boundaries
 
@@ -75,8 +75,7 @@ def shifted(period: EnergyPeriod, day: date, back: int) -> date:
 
 def year_before(period: EnergyPeriod, day: date) -> date:
     """A day of the same period one year before (the 29th of February falls on the 28th)."""
-    start = period_start(period, day)
-    return start.replace(year=start.year - 1, day=min(start.day, 28) if start.month == 2 else start.day)
+    return _a_year_before(period_start(period, day))
 
 
 @dataclass(frozen=True)
@@ -119,11 +118,10 @@ async def meter_uses(
     """Every energy meter's use per window (of ``buildings``, or the campus)."""
     meters = []
     for device in inventory.devices.values():
-        code = inventory.energy_code(device)
-        kind = inventory.model_of(device).kind
-        if code is None or kind not in CUMULATIVE_FIELD or (buildings is not None and device.building not in buildings):
+        code = inventory.energy_code(device)  # None for a device that counts no energy up
+        if code is None or (buildings is not None and device.building not in buildings):
             continue
-        meters.append((device, code, kind))
+        meters.append((device, code, inventory.model_of(device).kind))
     limit = asyncio.Semaphore(CONCURRENT_METERS)
 
     async def one(device_id: str, kind: str) -> list[UsageWindow]:
@@ -133,6 +131,23 @@ async def meter_uses(
     windows = await asyncio.gather(*(one(device.id, kind) for device, _, kind in meters))
     return [MeteredUse(device.id, device.building, code, device.parent, found)
             for (device, code, _), found in zip(meters, windows, strict=True)]  # fmt: skip
+
+
+def merged(building: str, code: str, lines: Sequence[Line], count: int) -> Line:
+    """``lines`` added window by window (a window none of them has an amount for stays empty)."""
+    out = Line(building, code, [None] * count, sum(line.gaps for line in lines), sum(line.meters for line in lines))
+    for line in lines:
+        for index, amount in enumerate(line.amounts):
+            if amount is not None:
+                out.amounts[index] = (out.amounts[index] or 0.0) + amount
+    return out
+
+
+def code_name(code: str) -> str:
+    """What a code counts, in words: a sub-item, a category, or the unaccounted rest of one."""
+    if code.endswith(UNACCOUNTED):
+        return UNACCOUNTED
+    return SUB_ITEM_NAMES.get(code) or CATEGORY_NAMES.get(code) or code
 
 
 def _add(line: Line, windows: list[UsageWindow], now: datetime) -> None:

@@ -36,6 +36,10 @@ class Inventory:
         named = set(zone.rooms) | {room.id for room in self.rooms.values() if room.building in zone.buildings}
         return sorted(named & set(self.rooms))
 
+    def building_names(self) -> list[str]:
+        """Every building the inventory names: on a device, or in the ``buildings`` section."""
+        return sorted({device.building for device in self.devices.values()} | set(self.buildings))
+
     def energy_code(self, device: Device) -> str | None:
         """The device's energy classification: its own code, else its kind's category; None for a device
         that meters no energy (lights, loudspeakers)."""
