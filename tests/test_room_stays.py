@@ -5,16 +5,20 @@ back once, with who, to whom and why."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import pytest
+from sqlalchemy import select
 
 from houqin.billing.ledger import ensure_wallets, post
 from houqin.billing.statement import DayTotals
-from houqin.billing.stays import Stay, bed_day_shares
+from houqin.billing.stays import Stay, StayError, bed_day_shares, move_in
+from houqin.inventory import Inventory
 from houqin.store import Database
-from houqin.store.tables import EntryKind, PaymentOrder, PaymentState
+from houqin.store.tables import EntryKind, PaymentOrder, PaymentState, RoomStay, User
 from tests.api_client import sign_in
 from tests.test_room_policy import SHANGHAI
 
@@ -119,3 +123,28 @@ async def test_moves_shares_statements_and_the_year_end_refund(client: httpx.Asy
     assert empty.status_code == 409 and "nothing to refund" in empty.text
     wallet = (await client.get("/api/v1/rooms/D1-101/wallet", headers=staff)).json()
     assert wallet["balance_fen"] == 0
+
+
+async def test_two_move_ins_racing_for_one_bed_leave_one_stay(
+    client: httpx.AsyncClient, database: Database, demo_inventory: Inventory
+) -> None:
+    """Both pass the checks before either commits: the database keeps one open stay per bed and per
+    student, and the second gets the conflict, not a second stay."""
+    room, day = demo_inventory.rooms["D1-101"], date(2026, 11, 2)
+    async with database.session() as first, database.session() as second:
+        alice = (await first.execute(select(User).where(User.username == "alice"))).scalar_one()
+        bob = (await second.execute(select(User).where(User.username == "bob"))).scalar_one()
+        await move_in(first, room, alice, 3, day, day, "li")  # flushed, not committed
+        racing = asyncio.create_task(move_in(second, room, bob, 3, day, day, "zhang"))
+        await asyncio.sleep(0.3)  # the second is past its checks and waits on the first's insert
+        await first.commit()
+        with pytest.raises(StayError) as raised:
+            await racing
+        assert raised.value.conflict
+        await second.rollback()
+        again = asyncio.create_task(move_in(second, room, alice, 4, day, day, "zhang"))
+        with pytest.raises(StayError):
+            await again  # alice lives on bed 3 now
+    async with database.session() as session:
+        stays = (await session.execute(select(RoomStay).where(RoomStay.moved_out.is_(None)))).scalars().all()
+    assert [(stay.bed, stay.user_id) for stay in stays] == [(3, alice.id)]

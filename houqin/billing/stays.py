@@ -16,6 +16,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.statement import DayTotals, MonthStatement, month_statement
@@ -193,7 +194,14 @@ async def move_in(
         until = f" until {other.moved_out}" if other.moved_out else ""
         raise StayError(f"bed {bed} of room {room.id} is {name}'s from {other.moved_in}{until}", conflict=True)
     stay = RoomStay(room=room.id, user_id=student.id, bed=bed, moved_in=day, moved_in_by=by, note=note)
-    session.add(stay)
+    try:
+        async with session.begin_nested():
+            session.add(stay)
+            await session.flush()
+    except IntegrityError:
+        # Another move-in of this bed or this student committed between the checks above and here.
+        raise StayError(f"bed {bed} of room {room.id} or {student.username} was just given a stay by someone "
+                        "else: reload and check", conflict=True) from None  # fmt: skip
     linked = await session.execute(
         select(UserRoom.id).where(UserRoom.user_id == student.id, UserRoom.room_id == room.id)
     )

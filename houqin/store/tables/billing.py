@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Date, Float, ForeignKey, Integer, String, Text, false
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from houqin.store.tables.base import Base, StateColumn, UtcDateTime, utcnow
@@ -158,6 +158,14 @@ class RoomStay(Base):
     counted): what the room's usage is split by (bed-days), and what a leaving student's statement covers."""
 
     __tablename__ = "room_stays"
+    # One open stay per bed and per student, held by the database: two staff recording a move-in at
+    # once cannot both pass the check in ``move_in``.
+    __table_args__ = (
+        Index("uq_room_stays_open_bed", "room", "bed", unique=True,
+              sqlite_where=text("moved_out IS NULL"), postgresql_where=text("moved_out IS NULL")),
+        Index("uq_room_stays_open_user", "user_id", unique=True,
+              sqlite_where=text("moved_out IS NULL"), postgresql_where=text("moved_out IS NULL")),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     room: Mapped[str] = mapped_column(String(64), index=True)
