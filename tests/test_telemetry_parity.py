@@ -17,6 +17,7 @@ from houqin.settings import InfluxSettings, TelemetrySettings
 from houqin.telemetry import AGGREGATES, SeriesQuery, SeriesUnavailable
 from houqin.telemetry.embedded_store import EmbeddedStore
 from houqin.telemetry.influx_store import InfluxStore
+from houqin.telemetry.model import BoundaryQuery
 from houqin.telemetry.spool import Spool
 from houqin.telemetry.usage import energy_usage, usage_boundaries
 from tests.servers import Influxd
@@ -132,3 +133,45 @@ def test_usage_windows_follow_local_days() -> None:
     assert len(hours) == 24  # 23 hours, 24 edges
     month = usage_boundaries("month", date(2026, 2, 14), TZ)
     assert len(month) == 29 and month[0] == datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
+
+
+async def test_last_readings_of_many_meters_at_window_edges(influxd: Influxd, tmp_path: Path) -> None:
+    """``lasts`` (what a campus report asks: every meter's last reading in each window) gives what the
+    readings say, from both stores, for more meters than are named in an InfluxDB query, with silent hours,
+    a silent meter, a meter never read, and windows both in the raw readings and in the hourly rollups."""
+    rng = random.Random(5)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    spans = [now - timedelta(days=40), now - timedelta(days=3)]  # rollups only, raw readings
+    devices = [f"m{k:03}" for k in range(90)]
+    readings = []
+    for device in devices[:-1]:  # the last is never read
+        for span in spans:
+            energy = rng.uniform(0, 1000)
+            for minutes in range(0, 48 * 60, 20):
+                if (device == devices[-2] and minutes > 6 * 60) or rng.random() < 0.15:
+                    continue  # a meter silent after six hours; silent polls everywhere
+                energy += rng.uniform(0, 0.5)
+                ts = span + timedelta(minutes=minutes, seconds=rng.randint(0, 59))
+                readings.append(Reading(device, ts, {"energy": energy}, {"kind": "electricity", "device": device}))
+    influx, embedded = await fill(influxd, tmp_path, "lasts", readings)
+    try:
+        await embedded.apply_retention()
+        for span in spans:
+            boundaries = [span + timedelta(hours=h) for h in (2, 3, 9, 10, 20, 44, 47)]
+            query = BoundaryQuery("electricity", "energy", devices, boundaries, timedelta(hours=1))
+            expected: dict[str, list[float | None]] = {device: [None] * len(boundaries) for device in devices}
+            lows = [boundaries[0] - query.lookback, *boundaries[:-1]]
+            for reading in sorted(readings, key=lambda r: r.ts):
+                for index, (low, high) in enumerate(zip(lows, boundaries, strict=True)):
+                    if low <= reading.ts < high:
+                        expected[reading.device][index] = float(reading.fields["energy"])  # type: ignore[arg-type]
+            assert await embedded.lasts(query) == expected
+            assert await influx.lasts(query) == expected
+            few = BoundaryQuery("electricity", "energy", devices[-3:], boundaries, timedelta(hours=1))
+            assert await influx.lasts(few) == await embedded.lasts(few) == {d: expected[d] for d in devices[-3:]}
+            assert sum(v is None for v in expected[devices[-2]]) == 4 and set(expected[devices[-1]]) == {None}
+        old = BoundaryQuery("electricity", "energy", devices, [spans[0] + timedelta(minutes=90)], timedelta(hours=1))
+        with pytest.raises(SeriesUnavailable, match="whole hour"):
+            await embedded.lasts(old)
+    finally:
+        await embedded.close()

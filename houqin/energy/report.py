@@ -11,7 +11,6 @@ sub-meter). A window a meter has no reading for is a gap: counted, and shown, ne
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,11 +20,10 @@ from zoneinfo import ZoneInfo
 from houqin.inventory import Inventory
 from houqin.inventory.energy import CATEGORY_NAMES, CUMULATIVE_FIELD, SUB_ITEM_NAMES, category_of, sub_item_of
 from houqin.telemetry.model import TelemetryStore
-from houqin.telemetry.usage import UsageWindow, energy_usage, usage_boundaries
+from houqin.telemetry.usage import UsageWindow, energy_usages, usage_boundaries
 
 EnergyPeriod = Literal["day", "month", "year", "term"]
 UNACCOUNTED = "unaccounted"
-CONCURRENT_METERS = 16  # series queries in flight at once
 
 
 class PeriodError(ValueError):
@@ -122,15 +120,12 @@ async def meter_uses(
         if code is None or (buildings is not None and device.building not in buildings):
             continue
         meters.append((device, code, inventory.model_of(device).kind))
-    limit = asyncio.Semaphore(CONCURRENT_METERS)
-
-    async def one(device_id: str, kind: str) -> list[UsageWindow]:
-        async with limit:
-            return await energy_usage(store, device_id, boundaries, now, CUMULATIVE_FIELD[kind], kind)
-
-    windows = await asyncio.gather(*(one(device.id, kind) for device, _, kind in meters))
-    return [MeteredUse(device.id, device.building, code, device.parent, found)
-            for (device, code, _), found in zip(meters, windows, strict=True)]  # fmt: skip
+    windows: dict[str, list[UsageWindow]] = {}
+    for kind in sorted({kind for _, _, kind in meters}):  # one query per measurement
+        ids = [device.id for device, _, of in meters if of == kind]
+        windows.update(await energy_usages(store, ids, boundaries, now, CUMULATIVE_FIELD[kind], kind))
+    return [MeteredUse(device.id, device.building, code, device.parent, windows[device.id])
+            for device, code, _ in meters]  # fmt: skip
 
 
 def merged(building: str, code: str, lines: Sequence[Line], count: int) -> Line:

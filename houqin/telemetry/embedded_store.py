@@ -24,7 +24,14 @@ import orjson
 from houqin.readings import FieldValue, GarbageLog, Reading
 from houqin.settings import TelemetrySettings
 from houqin.telemetry.line_protocol import EPOCH
-from houqin.telemetry.model import LatestPoint, SeriesPoint, SeriesQuery, SeriesUnavailable, measurement_of
+from houqin.telemetry.model import (
+    BoundaryQuery,
+    LatestPoint,
+    SeriesPoint,
+    SeriesQuery,
+    SeriesUnavailable,
+    measurement_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -298,3 +305,44 @@ class EmbeddedStore:
                 value = float(value)
             points.append(SeriesPoint(_from_us(window), value))
         return points
+
+    async def lasts(self, query: BoundaryQuery) -> dict[str, list[float | None]]:
+        found: dict[str, list[float | None]] = {device: [None] * len(query.boundaries) for device in query.devices}
+        devices = {}
+        for device in query.devices:
+            known = self._series.get((query.measurement, device, query.field))
+            if known is not None:
+                devices[known[0]] = device
+        if not devices or not query.boundaries:
+            return found
+        raw_horizon = _us(datetime.now(UTC) - timedelta(days=self.settings.embedded_raw_days))
+        edges = [_us(boundary) for boundary in query.boundaries]
+        lows = [edges[0] - query.lookback // _US, *edges[:-1]]
+        # One index seek per device and window: the newest row before the window's end, if inside it. The
+        # ids are integers from the series table, written into the statement, so that 10,000 devices need
+        # no 10,000 parameters.
+        ids = ",".join(f"({series_id})" for series_id in devices)
+        db = await self._connection()
+        for index, (low, high) in enumerate(zip(lows, edges, strict=True)):
+            if low >= raw_horizon:
+                seek = "SELECT value FROM raw WHERE series = s.id AND ts >= :low AND ts < :high ORDER BY ts DESC"
+            elif high % HOUR_US == 0:
+                low = -(-low // HOUR_US) * HOUR_US  # a rollup counts when its hour starts inside the window
+                seek = (
+                    "SELECT last FROM hourly WHERE series = s.id AND hour >= :low AND hour < :high ORDER BY hour DESC"
+                )
+            else:
+                raise SeriesUnavailable(
+                    f"raw readings are kept {self.settings.embedded_raw_days} days; "
+                    "windows reaching further back must end on a whole hour"
+                )
+            sql = (
+                f"WITH s(id) AS (VALUES {ids}) SELECT id, v FROM "  # noqa: S608 - integers only
+                f"(SELECT s.id AS id, ({seek} LIMIT 1) AS v FROM s) WHERE v IS NOT NULL"
+            )
+            async with self._lock, db.execute(sql, {"low": low, "high": high}) as cursor:
+                rows = await cursor.fetchall()
+            for series_id, value in rows:
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    found[devices[series_id]][index] = float(value)
+        return found

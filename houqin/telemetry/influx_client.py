@@ -143,6 +143,10 @@ class InfluxClient:
 
     async def query(self, influxql: str) -> list[dict[str, Any]]:
         """The series of the first statement's result, timestamps in nanoseconds (``epoch=ns``)."""
+        return (await self.query_all(influxql))[0]
+
+    async def query_all(self, influxql: str) -> list[list[dict[str, Any]]]:
+        """The series of every statement's result (statements separated by ``;``), in order."""
         params = {"db": self.settings.database, "q": influxql, "epoch": "ns"}
         if self.settings.retention_policy:
             params["rp"] = self.settings.retention_policy
@@ -157,11 +161,12 @@ class InfluxClient:
         document = orjson.loads(response.content)
         if "error" in document:
             raise QueryError(document["error"])
-        result = document.get("results", [{}])[0]
-        if "error" in result:
-            raise QueryError(result["error"])
-        series: list[dict[str, Any]] = result.get("series", [])
-        return series
+        answers: list[list[dict[str, Any]]] = []
+        for result in document.get("results", [{}]):
+            if "error" in result:
+                raise QueryError(result["error"])
+            answers.append(result.get("series", []))
+        return answers
 
     async def create_database(self) -> None:
         """v1: make sure the database exists (InfluxDB answers 404 to writes into a missing one)."""

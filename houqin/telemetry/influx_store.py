@@ -29,7 +29,7 @@ from houqin.readings import FieldValue, GarbageLog, Reading
 from houqin.settings import InfluxSettings, TelemetrySettings
 from houqin.telemetry.influx_client import InfluxClient, InfluxUnavailable, WriteRejected
 from houqin.telemetry.line_protocol import LineEncoder, from_timestamp_ns, timestamp_ns
-from houqin.telemetry.model import MEASUREMENTS, LatestPoint, SeriesPoint, SeriesQuery
+from houqin.telemetry.model import MEASUREMENTS, BoundaryQuery, LatestPoint, SeriesPoint, SeriesQuery
 from houqin.telemetry.spool import Spool, SpooledBatch
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ WRITE_ERRORS = Counter("houqin_telemetry_write_errors_total", "Failed InfluxDB w
 # The longest InfluxDB may ask houqin to wait (Retry-After) before writes are tried again.
 MAX_RETRY_AFTER_S = 600.0
 _RETRY = Backoff(0.5, 30.0, jitter=0.25)
+# A query for more devices than this reads every device of the measurement instead of naming them.
+FILTERED_DEVICES = 64
 REJECTED = Counter("houqin_telemetry_points_rejected_total", "Points InfluxDB refused as bad data; not retried")
 
 # Statuses that say nothing about the data (credentials, a missing database): retrying later is right,
@@ -358,6 +360,28 @@ class InfluxStore:
                         SeriesPoint(from_timestamp_ns(ts), int(value) if query.agg == "count" else _field_value(value))
                     )
         return points
+
+    async def lasts(self, query: BoundaryQuery) -> dict[str, list[float | None]]:
+        found: dict[str, list[float | None]] = {device: [None] * len(query.boundaries) for device in query.devices}
+        if not query.devices or not query.boundaries:
+            return found
+        where = ""
+        if len(query.devices) <= FILTERED_DEVICES:  # else every device is read and the others dropped here
+            where = " AND (" + " OR ".join(f'"device" = {quote_string(d)}' for d in query.devices) + ")"
+        lows = [query.boundaries[0] - query.lookback, *query.boundaries[:-1]]
+        # One statement per window, all in one request: InfluxQL's last() of each device in the window.
+        statements = [
+            f"SELECT last({quote_identifier(query.field)}) FROM {quote_identifier(query.measurement)} "
+            f'WHERE time >= {timestamp_ns(low)} AND time < {timestamp_ns(high)}{where} GROUP BY "device"'
+            for low, high in zip(lows, query.boundaries, strict=True)
+        ]
+        for index, answer in enumerate(await self.client.query_all(";".join(statements))):
+            for series in answer:
+                values = found.get(series.get("tags", {}).get("device", ""))
+                for _, value in series.get("values", [])[-1:]:
+                    if values is not None and isinstance(value, int | float) and not isinstance(value, bool):
+                        values[index] = float(value)
+        return found
 
 
 def _field_value(value: Any) -> FieldValue:

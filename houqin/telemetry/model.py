@@ -44,6 +44,19 @@ class SeriesQuery:
 
 
 @dataclass(frozen=True)
+class BoundaryQuery:
+    """For each of ``devices``, the last value of ``field`` before each of ``boundaries``, looked for since
+    the boundary before it (before the first: since ``lookback`` before it). What a report over many meters
+    asks in one query: the counters at the edges of its windows."""
+
+    measurement: str
+    field: str
+    devices: Sequence[str]
+    boundaries: Sequence[datetime]  # ascending
+    lookback: timedelta
+
+
+@dataclass(frozen=True)
 class SeriesPoint:
     start: datetime  # the window's start
     value: FieldValue
@@ -78,4 +91,9 @@ class TelemetryStore(Protocol):
 
     async def series(self, query: SeriesQuery) -> list[SeriesPoint]:
         """Windows with no data are left out."""
+        ...
+
+    async def lasts(self, query: BoundaryQuery) -> dict[str, list[float | None]]:
+        """Per device of the query, per boundary: the last number read in the window that ends there, or
+        ``None`` when nothing was read in it (a device with no readings at all: every entry ``None``)."""
         ...

@@ -2,8 +2,9 @@
 
 The energy used in a window is the meter's last reading before the window's end minus its last reading
 before the window's start, so the kWh between two polls that straddle midnight are counted in the day
-they were used up to, and the windows add up to the meter's advance. The hourly "last" values come from
-the telemetry store, so both stores give the same answer. A register that goes down (meter replaced or
+they were used up to, and the windows add up to the meter's advance. The last reading in each window
+comes from the telemetry store (``lasts``: one query for any number of meters), so both stores give the
+same answer. A register that goes down (meter replaced or
 reset) counts nothing for that window rather than a negative amount.
 
 A window with no reading before it but some inside it (a meter read for the first time, the demo at its
@@ -13,23 +14,24 @@ meter's advance since it was first read.
 
 from __future__ import annotations
 
-import bisect
+import asyncio
 import calendar
-import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from houqin.telemetry.model import SeriesQuery, TelemetryStore
+from houqin.telemetry.model import BoundaryQuery, SeriesQuery, TelemetryStore
 
 Period = Literal["day", "month"]
 ENERGY_FIELD = "energy"
 HOUR = timedelta(hours=1)
 LOOKBACK = timedelta(days=2)  # how far before a window the last reading is looked for
+CONCURRENT_FIRSTS = 16  # queries in flight for meters read for the first time inside a period
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UsageWindow:
     start: datetime
     end: datetime
@@ -60,39 +62,62 @@ async def energy_usage(
 ) -> list[UsageWindow]:
     """kWh used between consecutive ``boundaries`` by ``meter`` (an electricity device; or the advance of
     another cumulative ``field``, such as a water meter's total)."""
+    return (await energy_usages(store, [meter], boundaries, now, field, measurement))[meter]
+
+
+async def energy_usages(
+    store: TelemetryStore,
+    meters: Sequence[str],
+    boundaries: list[datetime],
+    now: datetime | None = None,
+    field: str = ENERGY_FIELD,
+    measurement: str = "electricity",
+) -> dict[str, list[UsageWindow]]:
+    """``energy_usage`` of many meters of one measurement, in one query of the store."""
     now = now or datetime.now(UTC)
-    # Hour windows aligned to the boundaries (a zone at UTC+5:30 has local hours on the half hour).
-    offset = timedelta(seconds=boundaries[0].timestamp() % 3600)
-    end = min(boundaries[-1], now + HOUR)
-    lasts = await store.series(
-        SeriesQuery(measurement, meter, field, boundaries[0] - LOOKBACK, end, HOUR, "last", offset)
-    )
-    index = 0
-    previous: float | None = None
-    # The last reading before each boundary. Hours and boundaries are aligned, so every hour that
-    # starts before a boundary ends at or before it.
+    lasts = await store.lasts(BoundaryQuery(measurement, field, meters, boundaries, LOOKBACK))
+    usages = {meter: _windows(boundaries, found, now) for meter, found in lasts.items()}
+    unread = [meter for meter, windows in usages.items() if any(window is None for window in windows)]
+    if unread:  # meters first read inside the period: their first window counts from the first reading
+        limit = asyncio.Semaphore(CONCURRENT_FIRSTS)
+
+        async def first_readings(meter: str) -> None:
+            # Hour windows aligned to the boundaries (a zone at UTC+5:30 has local hours on the half hour).
+            offset = timedelta(seconds=boundaries[0].timestamp() % 3600)
+            query = SeriesQuery(measurement, meter, field, boundaries[0], boundaries[-1], HOUR, "first", offset)
+            async with limit:
+                firsts = [(point.start, float(point.value)) for point in await store.series(query)]
+            windows = usages[meter]
+            for index, window in enumerate(windows):
+                if window is None:
+                    start, stop = boundaries[index], boundaries[index + 1]
+                    first = next((value for hour, value in firsts if start <= hour < stop), None)
+                    after = lasts[meter][index + 1]
+                    kwh = None if first is None or after is None else max(0.0, after - first)
+                    windows[index] = UsageWindow(start, stop, kwh, partial=first is not None)
+
+        await asyncio.gather(*(first_readings(meter) for meter in unread))
+    return {meter: [window for window in windows if window is not None] for meter, windows in usages.items()}
+
+
+def _windows(boundaries: list[datetime], found: list[float | None], now: datetime) -> list[UsageWindow | None]:
+    """The windows between ``boundaries`` from the last reading in each (``None``: a window read for the
+    first time, whose use counts from its first reading)."""
     readings_before: list[float | None] = []
-    for boundary in boundaries:
-        while index < len(lasts) and lasts[index].start < boundary:
-            previous = float(lasts[index].value)
-            index += 1
+    previous: float | None = None
+    for value in found:
+        if value is not None:
+            previous = value
         readings_before.append(previous)
-    windows = []
-    firsts: list[tuple[datetime, float]] | None = None
-    hours = [point.start for point in lasts]
-    for (start, stop), (before, after) in zip(
-        itertools.pairwise(boundaries), itertools.pairwise(readings_before), strict=True
-    ):
-        read = bisect.bisect_left(hours, start) < bisect.bisect_left(hours, stop)
+    windows: list[UsageWindow | None] = []
+    for index in range(len(boundaries) - 1):
+        start, stop = boundaries[index], boundaries[index + 1]
+        before, after = readings_before[index], readings_before[index + 1]
+        read = found[index + 1] is not None
         if start > now or after is None:
             windows.append(UsageWindow(start, stop, None, read=read))
         elif before is not None:
             windows.append(UsageWindow(start, stop, max(0.0, after - before), read=read))
         else:
-            if firsts is None:  # asked only when a window starts without a reading before it
-                query = SeriesQuery(measurement, meter, field, boundaries[0], end, HOUR, "first", offset)
-                firsts = [(point.start, float(point.value)) for point in await store.series(query)]
-            first = next((value for hour, value in firsts if start <= hour < stop), None)
-            kwh = None if first is None else max(0.0, after - first)
-            windows.append(UsageWindow(start, stop, kwh, partial=first is not None))
+            windows.append(None)
     return windows
