@@ -229,9 +229,9 @@ class Influxd:
 
 
 @contextlib.contextmanager
-def influxd_server() -> Iterator[Influxd]:
+def influxd_server(data_options: str = "") -> Iterator[Influxd]:
     """influxd (1.x, Debian's package) with its data in a temporary directory; ``stop()`` and ``start()``
-    restart it on the same port with the same data."""
+    restart it on the same port with the same data. ``data_options``: more lines of its ``[data]`` section."""
     workdir = Path(tempfile.mkdtemp(prefix="houqin-influx-"))
     port, rpc_port = free_port(), free_port()
     config = workdir / "influxdb.conf"
@@ -244,6 +244,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   dir = "{workdir}/data"
   wal-dir = "{workdir}/wal"
   query-log-enabled = false
+{data_options}
 [http]
   bind-address = "127.0.0.1:{port}"
   log-enabled = false
