@@ -243,9 +243,11 @@ async def test_the_report_download_and_the_command(
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOUQIN_")}
     env |= {"HOUQIN_DATA_DIR": str(tmp_path), "HOUQIN_INVENTORY": str(DEMO_INVENTORY)}
 
+    def houqin(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*HOUQIN, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
     def command(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*HOUQIN, "report", "energy", *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=120)  # fmt: skip
+        return houqin("report", "energy", *args)
 
     assert "give exactly one of" in command("--month", "2026-11", "--day", "2026-11-02").stderr
     assert "--month: '2026-13' is not a month" in command("--month", "2026-13").stderr
@@ -254,3 +256,17 @@ async def test_the_report_download_and_the_command(
     made = command("--month", "2026-11", "--format", "csv", "--output", "november.csv")
     assert made.returncode == 0, made.stderr
     assert (tmp_path / "november.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    # A term comes from the school calendar: by name, or by a day in it.
+    assert "--term: no term 'autumn'; terms: none in the calendar" in command("--term", "autumn").stderr
+    calendar = Path(__file__).resolve().parent.parent / "houqin" / "schedules" / "demo" / "calendar.yaml"
+    imported = houqin("schedules", "calendar", str(calendar))
+    assert imported.returncode == 0, imported.stderr
+    assert (
+        "no term holds 2026-08-01; terms: 2026 autumn (2026-09-01–2027-01-22)" in command("--term", "2026-08-01").stderr
+    )
+    by_name = command("--term", "2026 autumn", "--format", "csv")
+    assert by_name.returncode == 0, by_name.stderr
+    assert (tmp_path / "houqin-energy-2026-09-01-term.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    by_day = command("--term", "2026-11-20", "--format", "xlsx", "--output", "term.xlsx")
+    assert by_day.returncode == 0, by_day.stderr
+    assert load_workbook(tmp_path / "term.xlsx").sheetnames

@@ -25,6 +25,7 @@ from houqin.energy.report import (
     merged,
     period_start,
     shifted,
+    term_spans,
     tree_balance,
     year_before,
 )
@@ -90,13 +91,10 @@ async def _earlier(
 
 async def _term(book: ScheduleBookDep, day: date) -> tuple[Span, Span | None]:
     """The school term holding ``day`` (the calendar's), and the one before it; 422 when none holds it."""
-    terms = sorted((await book.calendar()).terms, key=lambda term: term.start)
-    index = next((i for i, term in enumerate(terms) if term.start <= day <= term.end), None)
-    if index is None:
-        names = ", ".join(f"{t.name} ({t.start}–{t.end})" for t in terms) or "none in the calendar"
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no term holds {day}; terms: {names}")
-    before = terms[index - 1] if index > 0 else None
-    return Span(terms[index].start, terms[index].end), Span(before.start, before.end) if before else None
+    try:
+        return term_spans((await book.calendar()).terms, day)
+    except PeriodError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
 
 
 async def _reports(

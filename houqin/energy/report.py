@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from houqin.inventory import Inventory
 from houqin.inventory.energy import CATEGORY_NAMES, CUMULATIVE_FIELD, SUB_ITEM_NAMES, category_of, sub_item_of
+from houqin.schedules.calendar import Term
 from houqin.telemetry.model import TelemetryStore
 from houqin.telemetry.usage import UsageWindow, energy_usages, usage_boundaries
 
@@ -51,6 +52,19 @@ class Span:
 
     def year_before(self) -> Span:
         return Span(_a_year_before(self.first), _a_year_before(self.last))
+
+
+def term_spans(terms: Sequence[Term], day: date | None = None, name: str | None = None) -> tuple[Span, Span | None]:
+    """The school term named ``name`` or holding ``day``, and the one before it; ``PeriodError`` naming the
+    calendar's terms when none is."""
+    ordered = sorted(terms, key=lambda term: term.start)
+    index = next((i for i, term in enumerate(ordered) if term.name == name or (name is None and day in term)), None)
+    if index is None:
+        names = ", ".join(f"{t.name} ({t.start}–{t.end})" for t in ordered) or "none in the calendar"
+        wanted = f"no term {name!r}" if name is not None else f"no term holds {day}"
+        raise PeriodError(f"{wanted}; terms: {names}")
+    before = ordered[index - 1] if index > 0 else None
+    return Span(ordered[index].start, ordered[index].end), Span(before.start, before.end) if before else None
 
 
 def _a_year_before(day: date) -> date:
