@@ -40,7 +40,7 @@ async def open_database(settings: Settings) -> Database:
 def telemetry_store(settings: Settings) -> TelemetryStore:
     """Where readings go: InfluxDB (with its spool) when configured, the embedded SQLite store otherwise."""
     if settings.influx.embedded:
-        return EmbeddedStore(settings.data_dir / "telemetry.sqlite3", settings.telemetry)
+        return EmbeddedStore(settings.data_dir / "telemetry.sqlite3", settings.telemetry, timezone=settings.tz)
     spool = Spool(settings.data_dir / "spool", settings.telemetry.spool_max_bytes)
     return InfluxStore(settings.influx, settings.telemetry, spool)
 

@@ -15,7 +15,7 @@ Figures (the median of three runs of each report):
 - ``history_fill_s``: the demo campus's 60 days of history at its first start (goal ≤ 30 s), and
   ``demo_month_report_s``, a month's report of the demo campus.
 
-    .venv/bin/python bench/energy_report.py [--meters 10000] [--days 365] [--history-days 60]
+    .venv/bin/python bench/energy_report.py [--meters 10000] [--days 365] [--history-days 60] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -227,6 +227,7 @@ def agree(a: EnergyReport, b: EnergyReport) -> None:
 
 
 async def campus(meters: int, days: int, workdir: Path) -> dict[str, float]:
+    workdir.mkdir(parents=True, exist_ok=True)
     text = campus_text(meters)
     (workdir / "devices.yaml").write_text(text)
     started = time.perf_counter()
@@ -239,13 +240,23 @@ async def campus(meters: int, days: int, workdir: Path) -> dict[str, float]:
     first_hour = last_hour - (days * 24 - 1) * HOUR_US
     raw_from = (int((now - timedelta(days=settings.embedded_raw_days)).timestamp()) // 3600 + 1) * HOUR_US
     path = workdir / "telemetry.sqlite3"
-    started = time.perf_counter()
-    points = load_embedded(path, inventory, first_hour, days * 24, raw_from)
-    print(f"embedded store: {points:,} points loaded in {time.perf_counter() - started:.0f} s "
-          f"({path.stat().st_size / 1e9:.1f} GB)")  # fmt: skip
+    loaded = workdir / "loaded"  # what a kept directory holds: the points, loaded up to that hour
+    kept = loaded.read_text().split() if loaded.exists() else []
+    if kept[:2] == [str(meters), str(days)]:
+        last_hour = int(kept[2])  # the reports' "now" is the kept points' last hour
+        now = datetime.fromtimestamp(last_hour / 1e6 + 3599, UTC)
+        points = int(sqlite3.connect(path).execute("SELECT count(*) FROM hourly").fetchone()[0])
+        print(f"embedded store: {points:,} points kept from a run up to {now:%Y-%m-%d %H:%M}Z")
+    else:
+        loaded.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        started = time.perf_counter()
+        points = load_embedded(path, inventory, first_hour, days * 24, raw_from)
+        print(f"embedded store: {points:,} points loaded in {time.perf_counter() - started:.0f} s "
+              f"({path.stat().st_size / 1e9:.1f} GB)")  # fmt: skip
     local_today = now.astimezone(tz).date()
     past_month = date(local_today.year - (local_today.month <= 2), (local_today.month - 3) % 12 + 1, 1)
-    embedded = EmbeddedStore(path, settings)
+    embedded = EmbeddedStore(path, settings, timezone=tz)
     await embedded.open()
     figures: dict[str, float] = {}
     try:
@@ -261,10 +272,12 @@ async def campus(meters: int, days: int, workdir: Path) -> dict[str, float]:
     print(f"embedded: the report of {past_month:%Y-%m} ({len(from_embedded.uses)} meters, {gaps} meter-days "
           f"without a reading) in "
           f"{figures['month_report_s']:.2f} s; this month so far in {figures['raw_month_report_s']:.2f} s")  # fmt: skip
-    with influxd_server(INFLUX_DATA) as influxd:
-        started = time.perf_counter()
-        written = load_influx(influxd, path, inventory)
-        print(f"influxd: {written:,} points loaded in {time.perf_counter() - started:.0f} s")
+    with influxd_server(INFLUX_DATA, keep=workdir / "influxd") as influxd:
+        if not loaded.exists():
+            started = time.perf_counter()
+            written = load_influx(influxd, path, inventory)
+            print(f"influxd: {written:,} points loaded in {time.perf_counter() - started:.0f} s")
+            loaded.write_text(f"{meters} {days} {last_hour}")
         spool = Spool(workdir / "spool", 1 << 20)
         influx = InfluxStore(InfluxSettings(url=influxd.url, api="v1", database="bench"), settings, spool)
         try:
@@ -286,7 +299,7 @@ async def demo(days: int) -> tuple[float, float]:
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="houqin-bench-")), timezone=inventory.site.timezone)
     now = datetime.now(UTC)
     fill = await demo_history(settings, inventory, days, now)
-    store = EmbeddedStore(settings.data_dir / "telemetry.sqlite3", settings.telemetry)
+    store = EmbeddedStore(settings.data_dir / "telemetry.sqlite3", settings.telemetry, timezone=settings.tz)
     await store.open()
     try:
         month = (now - timedelta(days=days // 2)).astimezone(settings.tz).date()
@@ -304,9 +317,13 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=10_000, help="a multiple of 100")
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--history-days", type=int, default=60)
+    parser.add_argument("--keep", type=Path, help="keep the loaded points here, and use them again")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="houqin-bench-") as workdir:
-        figures = asyncio.run(campus(args.meters, args.days, Path(workdir)))
+    if args.keep is not None:
+        figures = asyncio.run(campus(args.meters, args.days, args.keep))
+    else:
+        with tempfile.TemporaryDirectory(prefix="houqin-bench-") as workdir:
+            figures = asyncio.run(campus(args.meters, args.days, Path(workdir)))
     fill, demo_report = asyncio.run(demo(args.history_days))
     print(
         f"meters={args.meters} days={args.days} points={figures['points']:.0f} "

@@ -10,7 +10,10 @@ figures are days in the site's timezone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 from grafana.builder import Dashboard, Panel, Variable, influx, sql
 from houqin import dashboards as refs
@@ -34,6 +37,27 @@ ONLINE = (
         },
     },
 )
+
+
+@dataclass(frozen=True)
+class BuildingFacts:
+    """What a building's intensity panels divide by, and the meters its whole electricity use is read from."""
+
+    id: str
+    name: str
+    floor_area_m2: float | None
+    occupants: int | None
+    meters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the dashboards are built for: days in ``tz``; intensities of ``buildings``."""
+
+    tz: str
+    buildings: tuple[BuildingFacts, ...] = ()
+
+
 TABLE = {"showHeader": True, "cellHeight": "sm"}
 BARS = {"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True}
 
@@ -53,7 +77,8 @@ def building_curves(measurement: str, rate: str, where: str, scale: str = "") ->
         GROUP BY time($__interval), "building" fill(none)"""
 
 
-def campus_energy(tz: str) -> Dashboard:
+def campus_energy(site: Site) -> Dashboard:
+    tz = site.tz
     mains = "\"circuit\" = 'main' AND $timeFilter"
     board = Dashboard(
         refs.CAMPUS_ENERGY.uid,
@@ -150,10 +175,37 @@ def campus_energy(tz: str) -> Dashboard:
             "01B00 air conditioning, 01C00 power, 01D00 special); houqin's energy page adds intensities.",
         ),
     )
+    per_m2 = intensity_panel("kWh per m² this month", site, "floor_area_m2", "gross floor area")
+    per_person = intensity_panel("kWh per occupant this month", site, "occupants", "occupants")
+    if per_m2 is not None or per_person is not None:
+        board.row(*(panel for panel in (per_m2, per_person) if panel is not None))
     return board
 
 
-def dorm_electricity(tz: str) -> Dashboard:
+def intensity_panel(title: str, site: Site, divisor: Literal["floor_area_m2", "occupants"], what: str) -> Panel | None:
+    """A building's electricity this month divided by its area or its people (the inventory's
+    ``buildings``), from the meters that measure its whole use; None when no building gives the figure."""
+    queries = []
+    for building in site.buildings:
+        by = getattr(building, divisor)
+        if not by or not building.meters:
+            continue
+        devices = "|".join(re.escape(meter) for meter in building.meters)
+        queries.append(influx(f"""SELECT sum("used") / {by:g} FROM (SELECT spread("energy") AS "used"
+            FROM "electricity" WHERE "device" =~ /^({devices})$/ AND $timeFilter GROUP BY "device")""",
+                              alias=building.name or building.id))  # fmt: skip
+    if not queries:
+        return None
+    return Panel(title, "bargauge", tuple(queries), width=12, height=8, unit="kwatth", decimals=2,
+                 time_from="now/M", options=BARS,
+                 description=f"Each building's electricity this month (its main meters, or its room meters where "
+                             f"it has none) divided by its {what} as the inventory gives it; a building without "
+                             "that figure is left out. A new figure shows once the dashboards are published "
+                             "again.")  # fmt: skip
+
+
+def dorm_electricity(site: Site) -> Dashboard:
+    tz = site.tz
     rooms = "room IN ($room)"
     board = Dashboard(
         refs.DORM_ELECTRICITY.uid,
@@ -286,7 +338,8 @@ def dorm_electricity(tz: str) -> Dashboard:
     return board
 
 
-def water(tz: str) -> Dashboard:
+def water(site: Site) -> Dashboard:
+    tz = site.tz
     meters = '"building" =~ /^$building$/ AND $timeFilter'
     board = Dashboard(
         refs.WATER.uid,
@@ -353,7 +406,7 @@ def water(tz: str) -> Dashboard:
     return board
 
 
-def device_health(tz: str) -> Dashboard:
+def device_health(site: Site) -> Dashboard:
     health = '"gateway" =~ /^$gateway$/ AND "device_kind" =~ /^$kind$/ AND $timeFilter'
     board = Dashboard(
         refs.DEVICE_HEALTH.uid,
@@ -481,7 +534,8 @@ def device_health(tz: str) -> Dashboard:
     return board
 
 
-def repair_orders(tz: str) -> Dashboard:
+def repair_orders(site: Site) -> Dashboard:
+    tz = site.tz
     open_states = "status IN (" + ", ".join(f"'{status}'" for status in ACTIVE) + ")"
     board = Dashboard(
         refs.REPAIR_ORDERS.uid,
@@ -583,7 +637,8 @@ def repair_orders(tz: str) -> Dashboard:
     return board
 
 
-def lighting_broadcast(tz: str) -> Dashboard:
+def lighting_broadcast(site: Site) -> Dashboard:
+    tz = site.tz
     board = Dashboard(
         refs.LIGHTING_BROADCAST.uid,
         refs.LIGHTING_BROADCAST.title,
@@ -707,7 +762,7 @@ def lighting_broadcast(tz: str) -> Dashboard:
     return board
 
 
-DASHBOARDS: dict[str, Callable[[str], Dashboard]] = {
+DASHBOARDS: dict[str, Callable[[Site], Dashboard]] = {
     "campus-energy": campus_energy,
     "dorm-electricity": dorm_electricity,
     "water": water,

@@ -3,26 +3,51 @@ to be up to date by the tests (``houqin grafana generate --check``)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from grafana.catalog import DASHBOARDS
+from grafana.catalog import DASHBOARDS, BuildingFacts, Site
 from grafana.datasources import InfluxSource, PostgresSource, influx_datasource, postgres_datasource
 from grafana.publisher import FOLDER_TITLE, FOLDER_UID
+from houqin.inventory import Inventory, load_inventory
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 PROVISIONING_DIR = Path(__file__).resolve().parent / "provisioning"
 DEFAULT_TIMEZONE = "Asia/Shanghai"  # the committed files: the demo campus's, and most Chinese campuses'
+DEMO_INVENTORY = Path(__file__).resolve().parent.parent / "devices.yaml"
 # Where docker-compose.yml mounts the dashboards inside the Grafana container.
 MOUNTED_DASHBOARDS = "/var/lib/grafana/dashboards/houqin"
 
 
-def dashboards(tz: str = DEFAULT_TIMEZONE) -> dict[str, dict[str, Any]]:
-    """File name -> dashboard JSON, days counted in ``tz``."""
-    return {f"{name}.json": build(tz).to_json() for name, build in DASHBOARDS.items()}
+def site_of(inventory: Inventory, tz: str) -> Site:
+    """What the dashboards of ``inventory``'s campus are built from."""
+    buildings = [
+        BuildingFacts(
+            building.id,
+            building.name,
+            building.floor_area_m2,
+            building.occupants,
+            tuple(inventory.root_meters(building.id, "01000")),
+        )
+        for building in inventory.buildings.values()
+    ]
+    return Site(tz, tuple(buildings))
+
+
+@functools.cache
+def demo_site() -> Site:
+    """The committed files' site: the demo campus (``devices.yaml``) in the default time zone."""
+    return site_of(load_inventory(DEMO_INVENTORY), DEFAULT_TIMEZONE)
+
+
+def dashboards(site: Site | None = None) -> dict[str, dict[str, Any]]:
+    """File name -> dashboard JSON for ``site`` (default: the demo campus)."""
+    site = site or demo_site()
+    return {f"{name}.json": build(site).to_json() for name, build in DASHBOARDS.items()}
 
 
 def render(dashboard: dict[str, Any]) -> str:
@@ -64,17 +89,17 @@ def _yaml(content: dict[str, Any]) -> str:
     return yaml.safe_dump(content, sort_keys=False, allow_unicode=True)
 
 
-def generated(tz: str = DEFAULT_TIMEZONE) -> dict[Path, str]:
+def generated() -> dict[Path, str]:
     """Every generated file, by its path."""
-    files = {DASHBOARD_DIR / name: render(dashboard) for name, dashboard in dashboards(tz).items()}
+    files = {DASHBOARD_DIR / name: render(dashboard) for name, dashboard in dashboards().items()}
     files.update({PROVISIONING_DIR / name: text for name, text in provisioning().items()})
     return files
 
 
-def stale(tz: str = DEFAULT_TIMEZONE) -> list[Path]:
+def stale() -> list[Path]:
     """Generated files that differ from what the code generates or are missing, and dashboard files no
     dashboard generates any more."""
-    return _stale(generated(tz))
+    return _stale(generated())
 
 
 def _stale(wanted: dict[Path, str]) -> list[Path]:
@@ -82,9 +107,9 @@ def _stale(wanted: dict[Path, str]) -> list[Path]:
     return sorted(path for path in found if not path.exists() or path.read_text(encoding="utf-8") != wanted.get(path))
 
 
-def write(tz: str = DEFAULT_TIMEZONE) -> list[Path]:
+def write() -> list[Path]:
     """Writes every generated file, removes dashboard files no dashboard generates; returns what changed."""
-    wanted = generated(tz)
+    wanted = generated()
     changed = _stale(wanted)
     for path in changed:
         if path in wanted:

@@ -48,6 +48,9 @@ class TelemetrySettings(BaseModel):
     batch_points: int = Field(default=5000, ge=1, le=1_000_000, description="Points per InfluxDB write")
     flush_seconds: float = Field(default=1.0, gt=0, le=60, description="Longest a point waits before a write")
     write_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    query_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="Longest an InfluxDB query may take (a year's report of a campus)"
+    )
     spool_max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="Disk the spool may use (default 1 GiB)")
     replay_points_per_second: int = Field(
         default=50_000, ge=100, description="Pace of writing the spool back once InfluxDB answers again"

@@ -6,6 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -79,7 +80,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def telemetry(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
-    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", TelemetrySettings())
+    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", TelemetrySettings(), timezone=ZoneInfo("Asia/Shanghai"))
     await store.open()
     yield store
     await store.close()

@@ -229,10 +229,12 @@ class Influxd:
 
 
 @contextlib.contextmanager
-def influxd_server(data_options: str = "") -> Iterator[Influxd]:
-    """influxd (1.x, Debian's package) with its data in a temporary directory; ``stop()`` and ``start()``
-    restart it on the same port with the same data. ``data_options``: more lines of its ``[data]`` section."""
-    workdir = Path(tempfile.mkdtemp(prefix="houqin-influx-"))
+def influxd_server(data_options: str = "", keep: Path | None = None) -> Iterator[Influxd]:
+    """influxd (1.x, Debian's package) with its data in a temporary directory (or in ``keep``, left there);
+    ``stop()`` and ``start()`` restart it on the same port with the same data. ``data_options``: more lines
+    of its ``[data]`` section."""
+    workdir = keep or Path(tempfile.mkdtemp(prefix="houqin-influx-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     port, rpc_port = free_port(), free_port()
     config = workdir / "influxdb.conf"
     config.write_text(
@@ -258,4 +260,5 @@ bind-address = "127.0.0.1:{rpc_port}"
         yield server
     finally:
         server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)

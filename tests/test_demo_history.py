@@ -33,7 +33,7 @@ async def test_history_runs_into_the_live_simulation(tmp_path: Path, demo_invent
     assert await demo_history(settings, demo_inventory, DAYS, now) > 0
     assert await demo_history(settings, demo_inventory, DAYS, now) == 0  # made once
 
-    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", settings.telemetry)
+    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", settings.telemetry, timezone=settings.tz)
     await store.open()
     try:
         query = SeriesQuery("electricity", "d1-101-meter", "energy", now - timedelta(days=DAYS + 1), now,

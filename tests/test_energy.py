@@ -54,7 +54,7 @@ def campus(tmp_path: Path) -> Inventory:
 
 @pytest.fixture
 async def store(tmp_path: Path, campus: Inventory) -> AsyncIterator[EmbeddedStore]:
-    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", TelemetrySettings())
+    store = EmbeddedStore(tmp_path / "telemetry.sqlite3", TelemetrySettings(), timezone=TZ)
     await store.open()
     readings = []
     for hour in range(-1, 3 * 24):
@@ -91,6 +91,10 @@ async def test_a_month_by_building_category_and_sub_item(store: EmbeddedStore, c
     [balance] = tree_balance(report.uses, NOW.astimezone(UTC))
     assert (balance.meter, balance.children) == ("lib-main", 2)
     assert balance.share == pytest.approx(0.2) and not balance.complete
+    # Once rolled up, the days come from the daily rollup: the same report.
+    await store.rollup()
+    again = await energy_report(store, campus, "month", date(2026, 11, 15), TZ, now=NOW.astimezone(UTC))
+    assert (again.totals, again.sub_items) == (report.totals, report.sub_items)
 
 
 async def test_the_energy_api(client: httpx.AsyncClient, telemetry: EmbeddedStore, demo_inventory: Inventory) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -159,12 +159,7 @@ async def test_last_readings_of_many_meters_at_window_edges(influxd: Influxd, tm
         for span in spans:
             boundaries = [span + timedelta(hours=h) for h in (2, 3, 9, 10, 20, 44, 47)]
             query = BoundaryQuery("electricity", "energy", devices, boundaries, timedelta(hours=1))
-            expected: dict[str, list[float | None]] = {device: [None] * len(boundaries) for device in devices}
-            lows = [boundaries[0] - query.lookback, *boundaries[:-1]]
-            for reading in sorted(readings, key=lambda r: r.ts):
-                for index, (low, high) in enumerate(zip(lows, boundaries, strict=True)):
-                    if low <= reading.ts < high:
-                        expected[reading.device][index] = float(reading.fields["energy"])  # type: ignore[arg-type]
+            expected = oracle(query, readings)
             assert await embedded.lasts(query) == expected
             assert await influx.lasts(query) == expected
             few = BoundaryQuery("electricity", "energy", devices[-3:], boundaries, timedelta(hours=1))
@@ -173,5 +168,30 @@ async def test_last_readings_of_many_meters_at_window_edges(influxd: Influxd, tm
         old = BoundaryQuery("electricity", "energy", devices, [spans[0] + timedelta(minutes=90)], timedelta(hours=1))
         with pytest.raises(SeriesUnavailable, match="whole hour"):
             await embedded.lasts(old)
+        await embedded.close()
+        # With the site's timezone the store keeps a daily rollup (built at open from the hourly rollups):
+        # windows between local midnights come from it, scanned (days) or sought (a week), and say the same.
+        embedded = EmbeddedStore(tmp_path / "telemetry.sqlite3", SETTINGS, timezone=TZ)
+        await embedded.open()
+        for span in spans:
+            midnight = datetime.combine(span.astimezone(TZ).date() + timedelta(days=1), time(), TZ).astimezone(UTC)
+            day = timedelta(days=1)
+            cases = [([midnight, midnight + day], day),  # days: the daily rows scanned
+                     ([midnight + timedelta(hours=5), midnight + day], timedelta(hours=5)),  # not midnights
+                     ([midnight + day, midnight + 8 * day], 2 * day)]  # a week: a seek per window  # fmt: skip
+            for edges, lookback in cases:
+                query = BoundaryQuery("electricity", "energy", devices, edges, lookback)
+                assert await embedded.lasts(query) == await influx.lasts(query) == oracle(query, readings)
     finally:
         await embedded.close()
+
+
+def oracle(query: BoundaryQuery, readings: list[Reading]) -> dict[str, list[float | None]]:
+    """What ``lasts`` must answer, from the readings themselves."""
+    found: dict[str, list[float | None]] = {device: [None] * len(query.boundaries) for device in query.devices}
+    lows = [query.boundaries[0] - query.lookback, *query.boundaries[:-1]]
+    for reading in sorted(readings, key=lambda r: r.ts):
+        for index, (low, high) in enumerate(zip(lows, query.boundaries, strict=True)):
+            if low <= reading.ts < high and reading.device in found:
+                found[reading.device][index] = float(reading.fields["energy"])  # type: ignore[arg-type]
+    return found

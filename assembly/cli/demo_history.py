@@ -40,7 +40,7 @@ async def demo_history(settings: Settings, inventory: Inventory, days: int, now:
         return 0.0
     started = time.monotonic()
     database = await opened_database(settings)
-    store = EmbeddedStore(settings.data_dir / "telemetry.sqlite3", settings.telemetry)
+    store = EmbeddedStore(settings.data_dir / "telemetry.sqlite3", settings.telemetry, timezone=settings.tz)
     try:
         first = sorted(inventory.rooms)[0]
         async with database.session() as session:

@@ -8,7 +8,7 @@ import typer
 
 from assembly.cli.common import fail, inventory_or_exit, site_settings_or_exit
 from grafana.datasources import site_datasources
-from grafana.generate import dashboards, stale, write
+from grafana.generate import dashboards, site_of, stale, write
 from grafana.http_api import GrafanaError, GrafanaHttpApi, GrafanaUnreachableError
 from grafana.publisher import GrafanaPublisher
 from houqin.settings import Settings
@@ -47,14 +47,17 @@ def grafana_publish(
 ) -> None:
     """Create or update the houqin folder, data sources and dashboards in a running Grafana."""
     settings = Settings()
-    settings = site_settings_or_exit(settings, inventory_or_exit(settings.inventory))  # days in the campus's zone
+    inventory = inventory_or_exit(settings.inventory)
+    settings = site_settings_or_exit(settings, inventory)  # days in the campus's zone
     try:
         sources = site_datasources(settings, influx_url, postgres_host, postgres_user, postgres_password)
     except ValueError as error:
         raise fail(str(error)) from None
     with GrafanaHttpApi(url, token) as api:
         try:
-            report = GrafanaPublisher(api).publish(sources, list(dashboards(settings.tz.key).values()))
+            report = GrafanaPublisher(api).publish(
+                sources, list(dashboards(site_of(inventory, settings.tz.key)).values())
+            )
         except GrafanaError as error:
             raise fail(f"Grafana at {url} refused: {error.message}") from None
         except GrafanaUnreachableError as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from houqin.inventory.energy import metered_category
+from houqin.inventory.energy import category_of, metered_category
 from houqin.inventory.model import Building, Device, DeviceModel, Gateway, Room, Site, Tariff, Team, Zone
 from houqin.inventory.power import DEFAULT_POLICY, AppliancePolicy
 
@@ -46,6 +46,17 @@ class Inventory:
         model = self.model_of(device)
         category = metered_category(model.kind, model.measured_fields())
         return None if category is None else device.energy_code or category
+
+    def root_meters(self, building: str, category: str) -> list[str]:
+        """The meters that measure ``building``'s whole use of a category (``01000`` electricity, …): those
+        not hanging from another meter of the building — its main meters, or its room meters where it has
+        none. What the energy report totals a building by."""
+        meters = {
+            device.id: device
+            for device in self.devices.values()
+            if device.building == building and category_of(self.energy_code(device) or "") == category
+        }
+        return sorted(meter for meter, device in meters.items() if device.parent not in meters)
 
     def model_of(self, device: Device) -> DeviceModel:
         return self.models[device.model]

@@ -17,12 +17,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosqlite
 import orjson
 
 from houqin.readings import FieldValue, GarbageLog, Reading
 from houqin.settings import TelemetrySettings
+from houqin.telemetry import local_days
 from houqin.telemetry.line_protocol import EPOCH
 from houqin.telemetry.model import (
     BoundaryQuery,
@@ -86,11 +88,12 @@ _ROLLUP = {
     "count": "sum(count)", "first": "first, min(first_ts)", "last": "last, max(last_ts)",
 }  # fmt: skip
 
+# ``series IN (...)``: a seek per series over the dirty hours, not a scan of every raw row.
 _ROLLUP_SQL = """
 WITH g AS (
     SELECT series, ts / :hour * :hour AS hour, count(value) AS c, sum(value) AS s, min(value) AS mn,
            max(value) AS mx, min(ts) AS fts, max(ts) AS lts
-    FROM raw WHERE ts >= :start AND ts < :end GROUP BY series, hour
+    FROM raw WHERE series IN (SELECT id FROM series) AND ts >= :start AND ts < :end GROUP BY series, hour
 )
 INSERT OR REPLACE INTO hourly (series, hour, count, sum, min, max, first_ts, first, last_ts, last)
 SELECT g.series, g.hour, g.c, g.s, g.mn, g.mx,
@@ -111,10 +114,13 @@ def _from_us(us: int) -> datetime:
 class EmbeddedStore:
     """A ``TelemetryStore`` in one SQLite file."""
 
-    def __init__(self, path: Path, telemetry: TelemetrySettings, rollup_every: float = 60.0) -> None:
+    def __init__(
+        self, path: Path, telemetry: TelemetrySettings, rollup_every: float = 60.0, timezone: ZoneInfo | None = None
+    ) -> None:
         self.path = path
         self.settings = telemetry
         self.rollup_every = rollup_every
+        self.timezone = timezone  # the site's: local days of the daily rollup (none without it)
         self.garbage = GarbageLog(log)
         self._db: aiosqlite.Connection | None = None
         self._series: dict[tuple[str, str, str], tuple[int, str]] = {}
@@ -133,11 +139,18 @@ class EmbeddedStore:
         self._db = await aiosqlite.connect(self.path)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.executescript(SCHEMA)
+        await self._db.executescript(SCHEMA + local_days.SCHEMA)
         async with self._db.execute("SELECT id, measurement, device, field, type FROM series") as cursor:
             async for series_id, measurement, device, field, kind in cursor:
                 self._series[(measurement, device, field)] = (series_id, kind)
         await self._db.commit()
+        # Raw rows a crash left without their rollup: from the last hour rolled up to the newest raw row.
+        rolled = await self._edge("max", "hour", "hourly")
+        oldest, newest = await self._edge("min", "ts", "raw"), await self._edge("max", "ts", "raw")
+        if oldest is not None and newest is not None:
+            self._dirty = (oldest if rolled is None else max(oldest, min(rolled, newest)), newest)
+        if self.timezone is not None:
+            await self._daily_for(self.timezone.key)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -232,6 +245,38 @@ class EmbeddedStore:
             start = low // HOUR_US * HOUR_US
             end = (high // HOUR_US + 1) * HOUR_US
             await db.execute(_ROLLUP_SQL, {"hour": HOUR_US, "start": start, "end": end})
+            await self._roll_days(db, start, end)
+            await db.commit()
+
+    async def _roll_days(self, db: aiosqlite.Connection, start: int, end: int) -> None:
+        """The daily rows of the local days holding the hours [start, end)."""
+        if self.timezone is None:
+            return
+        for day, day_start, day_end in local_days.local_days(start, end, self.timezone):
+            await db.execute(local_days.DAY_SQL, {"day": day, "start": day_start, "end": day_end})
+
+    async def _edge(self, extreme: str, column: str, table: str) -> int | None:
+        """The min or max time in a table: a seek per series (over the whole table it would be a scan)."""
+        db = await self._connection()
+        sql = f"SELECT {extreme}(t) FROM (SELECT (SELECT {extreme}({column}) FROM {table} WHERE series = s.id) AS t FROM series s)"  # noqa: S608, E501 - names from this module
+        async with db.execute(sql) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def _daily_for(self, zone: str) -> None:
+        """Build the daily rollup anew when it was kept for another timezone (or never)."""
+        db = await self._connection()
+        async with db.execute("SELECT value FROM meta WHERE key = 'daily_timezone'") as cursor:
+            row = await cursor.fetchone()
+        if row is not None and row[0] == zone:
+            return
+        async with self._lock:
+            first, last = await self._edge("min", "hour", "hourly"), await self._edge("max", "hour", "hourly")
+            await db.execute("DELETE FROM daily")
+            if first is not None and last is not None:
+                log.info("telemetry: building the daily rollup in %s from the hourly rollups", zone)
+                await self._roll_days(db, first, last + HOUR_US)
+            await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('daily_timezone', ?)", (zone,))
             await db.commit()
 
     async def apply_retention(self, now: datetime | None = None) -> None:
@@ -240,8 +285,12 @@ class EmbeddedStore:
         raw_horizon = _us(now - timedelta(days=self.settings.embedded_raw_days))
         rollup_horizon = _us(now - timedelta(days=self.settings.embedded_rollup_days))
         async with self._lock:
-            await db.execute("DELETE FROM raw WHERE ts < ?", (raw_horizon,))
-            await db.execute("DELETE FROM hourly WHERE hour < ?", (rollup_horizon // HOUR_US * HOUR_US,))
+            await db.execute("DELETE FROM raw WHERE series IN (SELECT id FROM series) AND ts < ?", (raw_horizon,))
+            await db.execute("DELETE FROM hourly WHERE series IN (SELECT id FROM series) AND hour < ?",
+                             (rollup_horizon // HOUR_US * HOUR_US,))  # fmt: skip
+            if self.timezone is not None:  # a day goes with its last hour
+                day = (_from_us(rollup_horizon).astimezone(self.timezone).date()).toordinal()
+                await db.execute("DELETE FROM daily WHERE series IN (SELECT id FROM series) AND day < ?", (day,))
             await db.commit()
         self._last_retention = time.monotonic()
 
@@ -318,13 +367,30 @@ class EmbeddedStore:
         raw_horizon = _us(datetime.now(UTC) - timedelta(days=self.settings.embedded_raw_days))
         edges = [_us(boundary) for boundary in query.boundaries]
         lows = [edges[0] - query.lookback // _US, *edges[:-1]]
-        # One index seek per device and window: the newest row before the window's end, if inside it. The
-        # ids are integers from the series table, written into the statement, so that 10,000 devices need
-        # no 10,000 parameters.
+        # The ids are integers from the series table, written into the statements, so that 10,000 devices
+        # need no 10,000 parameters.
         ids = ",".join(f"({series_id})" for series_id in devices)
         db = await self._connection()
+        # The daily rollup holds what was rolled up: days before the raw rows not rolled up yet.
+        rolled = math.inf if self._dirty is None else self._dirty[0] // HOUR_US * HOUR_US
+        windows = [self._days(low, high) if high <= rolled else None for low, high in zip(lows, edges, strict=True)]
+        by_day = {index: days for index, days in enumerate(windows) if days is not None}
+        scanned = bool(by_day) and sum(end - first for first, end in by_day.values()) <= 3 * len(by_day)
+        if scanned:
+            # Windows of a day or so (a month's days): one scan of the daily rows, not a seek per window.
+            async with self._lock:
+                for series_id, index, value in await local_days.scan(db, ids, by_day):
+                    if type(value) is float:
+                        found[devices[series_id]][index] = value
         for index, (low, high) in enumerate(zip(lows, edges, strict=True)):
-            if low >= raw_horizon:
+            if scanned and index in by_day:
+                continue
+            # One index seek per device and window: the newest row before the window's end, if inside it.
+            days = windows[index]
+            if days is not None:
+                low, high = days
+                seek = "SELECT last FROM daily WHERE series = s.id AND day >= :low AND day < :high ORDER BY day DESC"
+            elif low >= raw_horizon:
                 seek = "SELECT value FROM raw WHERE series = s.id AND ts >= :low AND ts < :high ORDER BY ts DESC"
             elif high % HOUR_US == 0:
                 low = -(-low // HOUR_US) * HOUR_US  # a rollup counts when its hour starts inside the window
@@ -336,13 +402,18 @@ class EmbeddedStore:
                     f"raw readings are kept {self.settings.embedded_raw_days} days; "
                     "windows reaching further back must end on a whole hour"
                 )
-            sql = (
-                f"WITH s(id) AS (VALUES {ids}) SELECT id, v FROM "  # noqa: S608 - integers only
-                f"(SELECT s.id AS id, ({seek} LIMIT 1) AS v FROM s) WHERE v IS NOT NULL"
-            )
+            # (Not filtered for NULL in SQL: SQLite would run the subquery twice per row.)
+            sql = f"WITH s(id) AS (VALUES {ids}) SELECT s.id, ({seek} LIMIT 1) FROM s"  # noqa: S608 - integers only
             async with self._lock, db.execute(sql, {"low": low, "high": high}) as cursor:
                 rows = await cursor.fetchall()
             for series_id, value in rows:
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    found[devices[series_id]][index] = float(value)
+                if type(value) is float:  # numbers are stored as floats; a bool or a string is no counter
+                    found[devices[series_id]][index] = value
         return found
+
+    def _days(self, low: int, high: int) -> tuple[int, int] | None:
+        """The window [low, high) as local days of the daily rollup, if its edges are local midnights."""
+        if self.timezone is None:
+            return None
+        first, end = local_days.local_day(low, self.timezone), local_days.local_day(high, self.timezone)
+        return None if first is None or end is None else (first, end)

@@ -70,10 +70,11 @@ def _transient(status: int) -> bool:
 class InfluxClient:
     """One InfluxDB server, as the settings describe it."""
 
-    def __init__(self, settings: InfluxSettings, timeout: float = 10.0) -> None:
+    def __init__(self, settings: InfluxSettings, timeout: float = 10.0, query_timeout: float = 60.0) -> None:
         self.settings = settings
         self.url = settings.url.rstrip("/")
         self.timeout = timeout
+        self.query_timeout = query_timeout
         auth: httpx.Auth | None = None
         headers: dict[str, str] = {}
         if settings.api == "v2" and settings.token is not None:
@@ -151,7 +152,7 @@ class InfluxClient:
         if self.settings.retention_policy:
             params["rp"] = self.settings.retention_policy
         try:
-            response = await self._http.post("/query", data=params)
+            response = await self._http.post("/query", data=params, timeout=self.query_timeout)
         except httpx.HTTPError as exc:
             raise InfluxUnavailable(f"{type(exc).__name__}: {exc}") from None
         if _transient(response.status_code):

@@ -87,7 +87,9 @@ class InfluxStore:
         client: InfluxClient | None = None,
     ) -> None:
         self.settings = telemetry
-        self.client = client or InfluxClient(influx, timeout=telemetry.write_timeout_seconds)
+        self.client = client or InfluxClient(
+            influx, timeout=telemetry.write_timeout_seconds, query_timeout=telemetry.query_timeout_seconds
+        )
         self.create_database = influx.api == "v1"
         self.spool = spool
         self.garbage = GarbageLog(log)

@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import calendar
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from houqin.telemetry.model import BoundaryQuery, SeriesQuery, TelemetryStore
@@ -31,8 +30,9 @@ LOOKBACK = timedelta(days=2)  # how far before a window the last reading is look
 CONCURRENT_FIRSTS = 16  # queries in flight for meters read for the first time inside a period
 
 
-@dataclass(frozen=True, slots=True)
-class UsageWindow:
+class UsageWindow(NamedTuple):
+    """A meter's use in one window. A tuple: a campus report makes hundreds of thousands of them."""
+
     start: datetime
     end: datetime
     kwh: float | None  # None: no reading to measure from (the meter was silent, or the window is ahead)
@@ -97,27 +97,22 @@ async def energy_usages(
                     windows[index] = UsageWindow(start, stop, kwh, partial=first is not None)
 
         await asyncio.gather(*(first_readings(meter) for meter in unread))
-    return {meter: [window for window in windows if window is not None] for meter, windows in usages.items()}
+    return cast(dict[str, list[UsageWindow]], usages)  # every None was a meter read first in the period: filled
 
 
 def _windows(boundaries: list[datetime], found: list[float | None], now: datetime) -> list[UsageWindow | None]:
     """The windows between ``boundaries`` from the last reading in each (``None``: a window read for the
     first time, whose use counts from its first reading)."""
-    readings_before: list[float | None] = []
-    previous: float | None = None
-    for value in found:
-        if value is not None:
-            previous = value
-        readings_before.append(previous)
     windows: list[UsageWindow | None] = []
+    before = found[0]  # the last reading before the window
     for index in range(len(boundaries) - 1):
-        start, stop = boundaries[index], boundaries[index + 1]
-        before, after = readings_before[index], readings_before[index + 1]
-        read = found[index + 1] is not None
+        start, stop, value = boundaries[index], boundaries[index + 1], found[index + 1]
+        after, read = (before, False) if value is None else (value, True)
         if start > now or after is None:
-            windows.append(UsageWindow(start, stop, None, read=read))
+            windows.append(UsageWindow(start, stop, None, False, read))
         elif before is not None:
-            windows.append(UsageWindow(start, stop, max(0.0, after - before), read=read))
+            windows.append(UsageWindow(start, stop, after - before if after > before else 0.0, False, read))
         else:
             windows.append(None)
+        before = after
     return windows
