@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from houqin.energy.report import MeteredUse, tree_balance
 from houqin.inventory import Inventory
 from houqin.telemetry import TelemetryStore
-from houqin.telemetry.usage import energy_usage
+from houqin.telemetry.usage import energy_usages
 from rules.conditions import Verdict, Watch
 from rules.model import Balance
 
@@ -27,9 +27,9 @@ async def judge_balance(
     boundaries = [(midnight - timedelta(days=back)).astimezone(now.tzinfo) for back in range(condition.days, -1, -1)]
     parent = watch.device
     family = [parent, *(device for device in inventory.devices.values() if device.parent == parent.id)]
+    usages = await energy_usages(store, [device.id for device in family], boundaries, now, condition.field, measurement)
     uses = [MeteredUse(device.id, device.building, "", device.parent if device is not parent else None,
-                       await energy_usage(store, device.id, boundaries, now, condition.field, measurement))
-            for device in family]  # fmt: skip
+                       usages[device.id]) for device in family]  # fmt: skip
     # The same arithmetic as the energy page's balance, so the rule and the page agree.
     balances = tree_balance(uses, now)
     if not balances:

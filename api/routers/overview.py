@@ -77,7 +77,7 @@ async def read_overview(
     room_of_meter = {room.meter: room.id for room in inventory.rooms.values()}
     consumers = sorted(
         (use for use in report.uses if use.meter in room_of_meter),
-        key=lambda use: sum(w.kwh or 0.0 for w in use.windows), reverse=True,
+        key=lambda use: use.total(now)[0], reverse=True,
     )[:TOP]  # fmt: skip
 
     active = RepairOrder.status.in_(ACTIVE)
@@ -104,5 +104,5 @@ async def read_overview(
         rooms_tripped=await rooms(Wallet.tripped_until > now, not_cut),
         rooms_curfew=await rooms(Wallet.curfew.is_(True), not_cut, Wallet.locked.is_(False)),
         top_rooms=[ConsumerOut(meter=use.meter, room=room_of_meter[use.meter], building=use.building,
-                               kwh=round(sum(w.kwh or 0.0 for w in use.windows), 3)) for use in consumers],
+                               kwh=round(use.total(now)[0], 3)) for use in consumers],
     )  # fmt: skip

@@ -21,7 +21,7 @@ from houqin.inventory import Inventory
 from houqin.inventory.energy import CATEGORY_NAMES, CUMULATIVE_FIELD, SUB_ITEM_NAMES, category_of, sub_item_of
 from houqin.schedules.calendar import Term
 from houqin.telemetry.model import TelemetryStore
-from houqin.telemetry.usage import UsageWindow, energy_usages, usage_boundaries
+from houqin.telemetry.usage import Usage, UsageWindow, energy_usages, usage_boundaries
 
 EnergyPeriod = Literal["day", "month", "year", "term"]
 UNACCOUNTED = "unaccounted"
@@ -96,7 +96,17 @@ class MeteredUse:
     building: str
     code: str  # its energy code
     parent: str | None
-    windows: list[UsageWindow]
+    usage: Usage
+
+    @property
+    def windows(self) -> list[UsageWindow]:
+        return self.usage.windows()
+
+    def total(self, now: datetime) -> tuple[float, bool]:
+        """What it used in the windows begun by ``now``, and whether it was read in every one of them."""
+        started = sum(1 for start in self.usage.boundaries[:-1] if start <= now)
+        kwh, read = self.usage.kwh[:started], self.usage.read[:started]
+        return sum(k for k in kwh if k is not None), all(k is not None for k in kwh) and all(read)
 
 
 @dataclass
@@ -134,11 +144,11 @@ async def meter_uses(
         if code is None or (buildings is not None and device.building not in buildings):
             continue
         meters.append((device, code, inventory.model_of(device).kind))
-    windows: dict[str, list[UsageWindow]] = {}
+    usages: dict[str, Usage] = {}
     for kind in sorted({kind for _, _, kind in meters}):  # one query per measurement
         ids = [device.id for device, _, of in meters if of == kind]
-        windows.update(await energy_usages(store, ids, boundaries, now, CUMULATIVE_FIELD[kind], kind))
-    return [MeteredUse(device.id, device.building, code, device.parent, windows[device.id])
+        usages.update(await energy_usages(store, ids, boundaries, now, CUMULATIVE_FIELD[kind], kind))
+    return [MeteredUse(device.id, device.building, code, device.parent, usages[device.id])
             for device, code, _ in meters]  # fmt: skip
 
 
@@ -159,19 +169,23 @@ def code_name(code: str) -> str:
     return SUB_ITEM_NAMES.get(code) or CATEGORY_NAMES.get(code) or code
 
 
-def _add(line: Line, windows: list[UsageWindow], now: datetime) -> None:
+def _add(line: Line, usage: Usage, started: int) -> None:
     line.meters += 1
-    for index, window in enumerate(windows):
-        if window.start > now:
-            continue  # ahead: no gap, nothing yet
-        if window.kwh is None or not window.read:
-            line.gaps += 1  # silent: what it used shows in the window it is read again
-        if window.kwh is not None:
-            line.amounts[index] = (line.amounts[index] or 0.0) + window.kwh
+    amounts = line.amounts
+    for index in range(started):  # a window ahead has no gap, and nothing yet
+        kwh = usage.kwh[index]
+        if kwh is None:
+            line.gaps += 1
+        else:
+            if not usage.read[index]:
+                line.gaps += 1  # silent: what it used shows in the window it is read again
+            previous = amounts[index]
+            amounts[index] = kwh if previous is None else previous + kwh
 
 
 def summarize(period: EnergyPeriod, boundaries: list[datetime], uses: list[MeteredUse], now: datetime) -> EnergyReport:
     count = len(boundaries) - 1
+    started = sum(1 for start in boundaries[:-1] if start <= now)
     in_building = {(use.building, use.meter) for use in uses}
     parents = {use.parent for use in uses if use.parent is not None}
     totals: dict[tuple[str, str], Line] = {}
@@ -181,12 +195,12 @@ def summarize(period: EnergyPeriod, boundaries: list[datetime], uses: list[Meter
         category = category_of(use.code)
         if use.parent is None or (use.building, use.parent) not in in_building:
             _add(totals.setdefault((use.building, category), Line(use.building, category, [None] * count)),
-                 use.windows, now)  # fmt: skip
+                 use.usage, started)  # fmt: skip
         else:
             trees.add((use.building, category))
         if use.meter not in parents:
             item = sub_item_of(use.code)
-            _add(leaves.setdefault((use.building, item), Line(use.building, item, [None] * count)), use.windows, now)
+            _add(leaves.setdefault((use.building, item), Line(use.building, item, [None] * count)), use.usage, started)
     unaccounted = []
     for building, category in sorted(trees):
         total = totals[(building, category)]
@@ -249,14 +263,10 @@ def tree_balance(uses: list[MeteredUse], now: datetime) -> list[Balance]:
         if use.parent is not None and use.parent in by_meter:
             children.setdefault(use.parent, []).append(use)
 
-    def total(use: MeteredUse) -> tuple[float, bool]:
-        started = [window for window in use.windows if window.start <= now]
-        return sum(w.kwh or 0.0 for w in started), all(w.kwh is not None and w.read for w in started)
-
     balances = []
     for meter, below in sorted(children.items()):
-        parent_total, parent_complete = total(by_meter[meter])
-        sums = [total(child) for child in below]
+        parent_total, parent_complete = by_meter[meter].total(now)
+        sums = [child.total(now) for child in below]
         balances.append(Balance(meter, by_meter[meter].building, parent_total, sum(t for t, _ in sums), len(below),
                                 parent_complete and all(complete for _, complete in sums)))  # fmt: skip
     return balances

@@ -379,7 +379,7 @@ class EmbeddedStore:
         if scanned:
             # Windows of a day or so (a month's days): one scan of the daily rows, not a seek per window.
             async with self._lock:
-                for series_id, index, value in await local_days.scan(db, ids, by_day):
+                async for series_id, index, value in local_days.scan(db, ids, by_day):
                     if type(value) is float:
                         found[devices[series_id]][index] = value
         for index, (low, high) in enumerate(zip(lows, edges, strict=True)):

@@ -11,7 +11,7 @@ store answers from the hourly rollups as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +21,7 @@ import aiosqlite
 from houqin.telemetry.line_protocol import EPOCH
 
 HOUR_US = 3_600_000_000
+SCAN_CHUNK = 20_000
 _US = timedelta(microseconds=1)
 
 SCHEMA = """
@@ -70,19 +71,18 @@ def local_day(us: int, timezone: ZoneInfo) -> int | None:
 
 async def scan(
     db: aiosqlite.Connection, ids: str, windows: Mapping[int, tuple[int, int]]
-) -> list[tuple[int, int, Any]]:
-    """(series, window, value): the last daily row of each series in each window (days [first, end)),
-    by one ordered scan of the days the windows cover. ``ids``: the series as SQL ``VALUES`` rows."""
+) -> AsyncIterator[tuple[int, int, Any]]:
+    """(series, window, value) of every daily row in the windows (days [first, end)), by one scan of the
+    days they cover, in order: of a series' rows in one window, the last is its last reading there.
+    ``ids``: the series as SQL ``VALUES`` rows."""
     window_of = {day: index for index, (first, end) in windows.items() for day in range(first, end)}
     sql = (
         f"WITH s(id) AS (VALUES {ids}) SELECT series, day, last FROM daily "  # noqa: S608 - integers only
         "WHERE series IN s AND day >= :first AND day < :end ORDER BY series, day"
     )
     async with db.execute(sql, {"first": min(window_of), "end": max(window_of) + 1}) as cursor:
-        rows = await cursor.fetchall()
-    last: dict[tuple[int, int], Any] = {}
-    for series, day, value in rows:  # in order: a later day of the same window replaces an earlier one
-        index = window_of.get(day)
-        if index is not None:
-            last[(series, index)] = value
-    return [(series, index, value) for (series, index), value in last.items()]
+        while rows := await cursor.fetchmany(SCAN_CHUNK):  # in chunks: rows die young, no full collections
+            for series, day, value in rows:
+                index = window_of.get(day)
+                if index is not None:
+                    yield series, index, value

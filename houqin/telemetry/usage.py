@@ -15,10 +15,12 @@ meter's advance since it was first read.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import calendar
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal, NamedTuple, cast
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from houqin.telemetry.model import BoundaryQuery, SeriesQuery, TelemetryStore
@@ -62,7 +64,23 @@ async def energy_usage(
 ) -> list[UsageWindow]:
     """kWh used between consecutive ``boundaries`` by ``meter`` (an electricity device; or the advance of
     another cumulative ``field``, such as a water meter's total)."""
-    return (await energy_usages(store, [meter], boundaries, now, field, measurement))[meter]
+    return (await energy_usages(store, [meter], boundaries, now, field, measurement))[meter].windows()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A meter's use in each window between ``boundaries``, as columns: a campus report holds hundreds of
+    thousands of windows, and a column of floats costs the garbage collector nothing."""
+
+    boundaries: list[datetime]
+    kwh: list[float | None]  # None: no reading to measure from (the meter was silent, or the window is ahead)
+    read: list[bool]  # the meter was read inside the window (else its advance shows where it is read again)
+    partial: list[bool]  # counted from the first reading inside the window: none came before it
+
+    def windows(self) -> list[UsageWindow]:
+        edges = self.boundaries
+        return [UsageWindow(edges[k], edges[k + 1], kwh, self.partial[k], self.read[k])
+                for k, kwh in enumerate(self.kwh)]  # fmt: skip
 
 
 async def energy_usages(
@@ -72,47 +90,52 @@ async def energy_usages(
     now: datetime | None = None,
     field: str = ENERGY_FIELD,
     measurement: str = "electricity",
-) -> dict[str, list[UsageWindow]]:
+) -> dict[str, Usage]:
     """``energy_usage`` of many meters of one measurement, in one query of the store."""
     now = now or datetime.now(UTC)
     lasts = await store.lasts(BoundaryQuery(measurement, field, meters, boundaries, LOOKBACK))
-    usages = {meter: _windows(boundaries, found, now) for meter, found in lasts.items()}
-    unread = [meter for meter, windows in usages.items() if any(window is None for window in windows)]
-    if unread:  # meters first read inside the period: their first window counts from the first reading
+    started = bisect.bisect_right(boundaries, now, hi=len(boundaries) - 1)  # windows that have begun
+    usages: dict[str, Usage] = {}
+    unread: list[tuple[str, int]] = []  # windows of meters first read inside the period
+    for meter, found in lasts.items():
+        usage = usages[meter] = _usage(boundaries, found, started)
+        unread.extend((meter, index) for index in range(started) if usage.partial[index])
+    if unread:  # their use counts from the first reading inside the window
         limit = asyncio.Semaphore(CONCURRENT_FIRSTS)
 
-        async def first_readings(meter: str) -> None:
+        async def first_reading(meter: str, index: int) -> None:
+            start, stop = boundaries[index], boundaries[index + 1]
             # Hour windows aligned to the boundaries (a zone at UTC+5:30 has local hours on the half hour).
-            offset = timedelta(seconds=boundaries[0].timestamp() % 3600)
-            query = SeriesQuery(measurement, meter, field, boundaries[0], boundaries[-1], HOUR, "first", offset)
+            offset = timedelta(seconds=start.timestamp() % 3600)
+            query = SeriesQuery(measurement, meter, field, start, stop, HOUR, "first", offset)
             async with limit:
-                firsts = [(point.start, float(point.value)) for point in await store.series(query)]
-            windows = usages[meter]
-            for index, window in enumerate(windows):
-                if window is None:
-                    start, stop = boundaries[index], boundaries[index + 1]
-                    first = next((value for hour, value in firsts if start <= hour < stop), None)
-                    after = lasts[meter][index + 1]
-                    kwh = None if first is None or after is None else max(0.0, after - first)
-                    windows[index] = UsageWindow(start, stop, kwh, partial=first is not None)
+                firsts = await store.series(query)
+            after = lasts[meter][index + 1]
+            usage = usages[meter]
+            usage.partial[index] = bool(firsts)
+            if firsts and after is not None:
+                usage.kwh[index] = max(0.0, after - float(firsts[0].value))
 
-        await asyncio.gather(*(first_readings(meter) for meter in unread))
-    return cast(dict[str, list[UsageWindow]], usages)  # every None was a meter read first in the period: filled
+        await asyncio.gather(*(first_reading(meter, index) for meter, index in unread))
+    return usages
 
 
-def _windows(boundaries: list[datetime], found: list[float | None], now: datetime) -> list[UsageWindow | None]:
-    """The windows between ``boundaries`` from the last reading in each (``None``: a window read for the
-    first time, whose use counts from its first reading)."""
-    windows: list[UsageWindow | None] = []
+def _usage(boundaries: list[datetime], found: list[float | None], started: int) -> Usage:
+    """The windows between ``boundaries`` from the last reading in each; the first ``started`` have begun.
+    A window read for the first time is marked partial, its use still to be counted from its first
+    reading."""
+    count = len(boundaries) - 1
+    kwh: list[float | None] = [None] * count
+    read = [value is not None for value in found[1:]]
+    partial = [False] * count
     before = found[0]  # the last reading before the window
-    for index in range(len(boundaries) - 1):
-        start, stop, value = boundaries[index], boundaries[index + 1], found[index + 1]
-        after, read = (before, False) if value is None else (value, True)
-        if start > now or after is None:
-            windows.append(UsageWindow(start, stop, None, False, read))
-        elif before is not None:
-            windows.append(UsageWindow(start, stop, after - before if after > before else 0.0, False, read))
-        else:
-            windows.append(None)
+    for index in range(count):
+        value = found[index + 1]
+        after = before if value is None else value
+        if index < started and after is not None:
+            if before is not None:
+                kwh[index] = after - before if after > before else 0.0
+            else:
+                partial[index] = True
         before = after
-    return windows
+    return Usage(boundaries, kwh, read, partial)
