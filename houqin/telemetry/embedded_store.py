@@ -27,6 +27,7 @@ from houqin.settings import TelemetrySettings
 from houqin.telemetry import local_days
 from houqin.telemetry.line_protocol import EPOCH
 from houqin.telemetry.model import (
+    AHEAD,
     BoundaryQuery,
     LatestPoint,
     SeriesPoint,
@@ -382,8 +383,9 @@ class EmbeddedStore:
                 async for series_id, index, value in local_days.scan(db, ids, by_day):
                     if type(value) is float:
                         found[devices[series_id]][index] = value
+        ahead = _us(datetime.now(UTC) + AHEAD)
         for index, (low, high) in enumerate(zip(lows, edges, strict=True)):
-            if scanned and index in by_day:
+            if (scanned and index in by_day) or low > ahead:
                 continue
             # One index seek per device and window: the newest row before the window's end, if inside it.
             days = windows[index]

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
@@ -29,7 +29,7 @@ from houqin.readings import FieldValue, GarbageLog, Reading
 from houqin.settings import InfluxSettings, TelemetrySettings
 from houqin.telemetry.influx_client import InfluxClient, InfluxUnavailable, WriteRejected
 from houqin.telemetry.line_protocol import LineEncoder, from_timestamp_ns, timestamp_ns
-from houqin.telemetry.model import MEASUREMENTS, BoundaryQuery, LatestPoint, SeriesPoint, SeriesQuery
+from houqin.telemetry.model import AHEAD, MEASUREMENTS, BoundaryQuery, LatestPoint, SeriesPoint, SeriesQuery
 from houqin.telemetry.spool import Spool, SpooledBatch
 
 log = logging.getLogger(__name__)
@@ -371,13 +371,19 @@ class InfluxStore:
         if len(query.devices) <= FILTERED_DEVICES:  # else every device is read and the others dropped here
             where = " AND (" + " OR ".join(f'"device" = {quote_string(d)}' for d in query.devices) + ")"
         lows = [query.boundaries[0] - query.lookback, *query.boundaries[:-1]]
+        ahead = datetime.now(UTC) + AHEAD
+        windows = [(index, low, high) for index, (low, high) in enumerate(zip(lows, query.boundaries, strict=True))
+                   if low <= ahead]  # fmt: skip
+        if not windows:
+            return found
         # One statement per window, all in one request: InfluxQL's last() of each device in the window.
         statements = [
             f"SELECT last({quote_identifier(query.field)}) FROM {quote_identifier(query.measurement)} "
             f'WHERE time >= {timestamp_ns(low)} AND time < {timestamp_ns(high)}{where} GROUP BY "device"'
-            for low, high in zip(lows, query.boundaries, strict=True)
+            for _, low, high in windows
         ]
-        for index, answer in enumerate(await self.client.query_all(";".join(statements))):
+        answers = await self.client.query_all(";".join(statements))
+        for (index, _, _), answer in zip(windows, answers, strict=True):
             for series in answer:
                 values = found.get(series.get("tags", {}).get("device", ""))
                 for _, value in series.get("values", [])[-1:]:

@@ -43,6 +43,10 @@ class SeriesQuery:
     offset: timedelta = timedelta(0)
 
 
+# A window of ``lasts`` starting later than this from now has no readings to look for (not asked).
+AHEAD = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class BoundaryQuery:
     """For each of ``devices``, the last value of ``field`` before each of ``boundaries``, looked for since
