@@ -5,6 +5,7 @@ the API's answers and refusals."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,9 +17,12 @@ import pytest
 from houqin.energy.report import energy_report, tree_balance
 from houqin.inventory import Inventory, load_inventory
 from houqin.readings import Reading
-from houqin.settings import TelemetrySettings
+from houqin.settings import InfluxSettings, TelemetrySettings
 from houqin.telemetry.embedded_store import EmbeddedStore
+from houqin.telemetry.influx_store import InfluxStore
+from houqin.telemetry.spool import Spool
 from tests.api_client import sign_in
+from tests.servers import Influxd
 
 TZ = ZoneInfo("Asia/Shanghai")
 CAMPUS = """
@@ -56,6 +60,12 @@ def campus(tmp_path: Path) -> Inventory:
 async def store(tmp_path: Path, campus: Inventory) -> AsyncIterator[EmbeddedStore]:
     store = EmbeddedStore(tmp_path / "telemetry.sqlite3", TelemetrySettings(), timezone=TZ)
     await store.open()
+    await store.consume(campus_readings(campus))
+    yield store
+    await store.close()
+
+
+def campus_readings(campus: Inventory) -> list[Reading]:
     readings = []
     for hour in range(-1, 3 * 24):
         at = START + timedelta(hours=hour)
@@ -67,9 +77,29 @@ async def store(tmp_path: Path, campus: Inventory) -> AsyncIterator[EmbeddedStor
             readings.append(
                 Reading(meter, at.astimezone(UTC), {field: 1000.0 + rate * hour}, campus.device_tags(device))
             )
-    await store.consume(readings)
-    yield store
-    await store.close()
+    return readings
+
+
+async def test_the_same_report_from_influxdb(
+    store: EmbeddedStore, campus: Inventory, influxd: Influxd, tmp_path: Path
+) -> None:
+    """The readings written to a real influxd through houqin's InfluxDB store: the same report, line for
+    line, for a month (days) and a day (hours)."""
+    influx = InfluxStore(InfluxSettings(url=influxd.url, api="v1", database="energy"),
+                         TelemetrySettings(flush_seconds=0.05), Spool(tmp_path / "spool", 1 << 30))  # fmt: skip
+    stop = asyncio.Event()
+    running = asyncio.create_task(influx.run(stop))
+    await influx.consume(campus_readings(campus))
+    stop.set()
+    await running
+    try:
+        for period, day in (("month", date(2026, 11, 15)), ("day", date(2026, 11, 2))):
+            ours = await energy_report(store, campus, period, day, TZ, now=NOW.astimezone(UTC))  # type: ignore[arg-type]
+            theirs = await energy_report(influx, campus, period, day, TZ, now=NOW.astimezone(UTC))  # type: ignore[arg-type]
+            assert (ours.totals, ours.sub_items) == (theirs.totals, theirs.sub_items), period
+            assert sum(line.total for line in ours.totals) > 0 and any(line.gaps for line in ours.sub_items)
+    finally:
+        await influx.client.close()
 
 
 async def test_a_month_by_building_category_and_sub_item(store: EmbeddedStore, campus: Inventory) -> None:

@@ -1,7 +1,7 @@
 """Telling maintenance groups about repair orders: WeCom and DingTalk group robots, or a JSON webhook.
 
-Messages wait in a bounded queue and are sent by one task, each retried with exponential backoff (a
-robot answers HTTP 200 with a non-zero ``errcode`` when it refuses: that is a failure too, e.g. 45009 when
+Messages come from the order event log (see ``Notifier``), each retried with exponential backoff (a robot
+answers HTTP 200 with a non-zero ``errcode`` when it refuses: that is a failure too, e.g. 45009 when
 rate-limited). A message that still fails after ``max_attempts`` is logged with its text, so nobody has
 to guess what was not delivered.
 """
@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
 from prometheus_client import Counter
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from houqin.backoff import Backoff
 from houqin.repairs.faults import OrderChange
 from houqin.settings import NotifySettings, Webhook
 from houqin.store import Database
-from houqin.store.tables import User
+from houqin.store.tables import EventKind, NotificationDelivery, NotificationStart, RepairEvent, RepairOrder, User
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class Notice:
     team: str | None
     assignee: str | None
     due: str
+    event_id: int = 0  # the order event it tells of: a receiver that sees it twice can tell
 
     def lines(self) -> list[str]:
         return [
@@ -84,16 +89,34 @@ def dingtalk_signed_url(url: str, secret: str, now_ms: int) -> str:
     return f"{url}{separator}timestamp={now_ms}&sign={quote_plus(base64.b64encode(digest))}"
 
 
-class Notifier:
-    """A component of ``houqin run``; ``notify`` never blocks the caller."""
+# The order events that are news, and what a webhook calls them.
+NEWS = {EventKind.CREATED: "opened", EventKind.REOPENED: "reopened", EventKind.ASSIGNED: "assigned",
+        EventKind.ESCALATED: "escalated", EventKind.RESOLVED: "resolved"}  # fmt: skip
+CLAIM = timedelta(seconds=60)  # a claimed delivery whose sender died is tried again after this
+POLL_S = 1.0  # how often other processes' events are looked for (this process's wake the sender at once)
+BATCH = 50
+START_GRACE = timedelta(minutes=10)  # what a webhook seen for the first time still hears about
 
-    def __init__(
-        self, settings: NotifySettings, database: Database, backoff: float = 2.0, queue_size: int = 10_000
-    ) -> None:
+
+def hook_key(hook: Webhook) -> str:
+    """A webhook's identity across restarts and processes: its kind and a hash of its URL (a secret)."""
+    return f"{hook.kind}:{hashlib.sha256(hook.url.get_secret_value().encode()).hexdigest()[:24]}"
+
+
+class Notifier:
+    """Sends repair-order events to the configured robots and webhooks: a component of ``houqin run``.
+
+    The outbox is the order event log itself (``repair_events``, written with each change of an order), so
+    a crash between a change and its message loses nothing: whichever process sends next finds it. Each
+    (event, webhook) is claimed by inserting its delivery row — one process wins — sent, and marked sent;
+    a failed send waits its backoff, and after ``max_attempts`` is given up and logged. Only a crash
+    between a robot's answer and the mark can repeat a message. ``notify`` only wakes the sender."""
+
+    def __init__(self, settings: NotifySettings, database: Database, backoff: float = 2.0) -> None:
         self.settings = settings
         self.database = database
         self.retry = Backoff(backoff, 300.0)
-        self._queue: asyncio.Queue[tuple[Webhook, Notice]] = asyncio.Queue(queue_size)
+        self._wake = asyncio.Event()
         self.sent = 0
         self.lost = 0
 
@@ -102,57 +125,123 @@ class Notifier:
         return "notifier"
 
     async def notify(self, change: OrderChange) -> None:
-        news = change.change if change.change in HEADLINES else None
-        hooks = [hook for hook in self.settings.webhooks if news in hook.events]
-        if news is None or not hooks:
-            return
-        order = change.order
-        assignee = None
-        if order.assignee_id is not None:
-            async with self.database.session() as session:
-                user = await session.get(User, order.assignee_id)
-                assignee = user.username if user else None
-        location = " ".join(str(part) for part in (order.building, order.room) if part)
-        notice = Notice(news, order.number, order.title, order.priority, order.category, location, order.team,
-                        assignee, f"{order.due_at:%Y-%m-%d %H:%M} UTC")  # fmt: skip
-        for hook in hooks:
-            try:
-                self._queue.put_nowait((hook, notice))
-            except asyncio.QueueFull:
-                self.lost += 1
-                SENT.labels(hook.kind, "lost").inc()
-                log.error("notification queue full; not sent to %s: %s", hook.kind, " | ".join(notice.lines()))
+        """An order changed in this process: look for news now rather than at the next poll."""
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        if not self.settings.webhooks:
+            await stop.wait()
+            return
         async with httpx.AsyncClient(timeout=10) as client:
-            while not stop.is_set() or not self._queue.empty():
-                getting = asyncio.create_task(self._queue.get())
-                stopping = asyncio.create_task(stop.wait())
-                await asyncio.wait({getting, stopping}, return_when="FIRST_COMPLETED")
-                stopping.cancel()
-                if not getting.done():
-                    getting.cancel()
-                    continue
-                hook, notice = getting.result()
-                await self._deliver(client, hook, notice, stop)
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    busy = await self.send_due(client)
+                except Exception:  # the database away: try again at the next poll
+                    log.exception("notifications: cannot read the outbox")
+                    busy = False
+                if not busy:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(_first(stop, self._wake), POLL_S)
 
-    async def _deliver(self, client: httpx.AsyncClient, hook: Webhook, notice: Notice, stop: asyncio.Event) -> None:
-        for attempt in range(1, self.settings.max_attempts + 1):
+    async def send_due(self, client: httpx.AsyncClient) -> bool:
+        """Send what is due to every webhook; True if anything was tried (more may be waiting)."""
+        tried = False
+        for hook in self.settings.webhooks:
+            key = hook_key(hook)
+            after = await self._start_of(key)
+            for event_id, notice in await self._due(key, hook, after):
+                attempt = await self._claim(event_id, key)
+                if attempt is None:
+                    continue  # another process has it, or sent it
+                tried = True
+                await self._attempt(client, hook, key, event_id, notice, attempt)
+        return tried
+
+    async def _start_of(self, key: str) -> int:
+        """The last event before ``key`` was first seen: a webhook added today hears of the last minutes,
+        nothing older."""
+        async with self.database.session() as session:
+            start = await session.get(NotificationStart, key)
+            if start is not None:
+                return start.after_event
+            old = RepairEvent.at < datetime.now(UTC) - START_GRACE
+            latest = await session.scalar(select(func.max(RepairEvent.id)).where(old)) or 0
             try:
-                await self._send(client, hook, notice)
-                self.sent += 1
-                SENT.labels(hook.kind, "sent").inc()
-                return
-            except (httpx.HTTPError, RuntimeError) as exc:
-                if attempt == self.settings.max_attempts or stop.is_set():
-                    break
-                delay = self.retry.delay(attempt)
-                log.warning("%s notification failed (%s); retry %d in %.0f s", hook.kind, exc, attempt, delay)
-                await asyncio.sleep(delay)
-        self.lost += 1
-        SENT.labels(hook.kind, "lost").inc()
-        log.error("%s notification not delivered after %d attempts: %s", hook.kind, self.settings.max_attempts,
-                  " | ".join(notice.lines()))  # fmt: skip
+                session.add(NotificationStart(hook=key, after_event=latest))
+                await session.commit()
+            except IntegrityError:  # another process saw it first: its start holds
+                await session.rollback()
+                start = await session.get(NotificationStart, key)
+                return start.after_event if start is not None else latest
+            return latest
+
+    async def _due(self, key: str, hook: Webhook, after: int) -> list[tuple[int, Notice]]:
+        kinds = [kind for kind, news in NEWS.items() if news in hook.events]
+        now = datetime.now(UTC)
+        delivery = NotificationDelivery
+        done = delivery.sent_at.is_not(None) | delivery.gave_up | (delivery.not_before > now)
+        settled = select(delivery.id).where(delivery.event_id == RepairEvent.id, delivery.hook == key, done)
+        query = (
+            select(RepairEvent.id, RepairEvent.kind, RepairOrder, User.username)
+            .join(RepairOrder, RepairOrder.id == RepairEvent.order_id)
+            .outerjoin(User, User.id == RepairOrder.assignee_id)
+            .where(RepairEvent.id > after, RepairEvent.kind.in_(kinds), ~settled.exists())
+            .order_by(RepairEvent.id)
+            .limit(BATCH)
+        )
+        async with self.database.session() as session:
+            rows = (await session.execute(query)).all()
+        return [(event_id, _notice(NEWS[kind], order, assignee, event_id)) for event_id, kind, order, assignee in rows]
+
+    async def _claim(self, event_id: int, key: str) -> int | None:
+        """This process's attempt number at (event, webhook), or None if it is not this process's to send."""
+        now = datetime.now(UTC)
+        async with self.database.session() as session:
+            try:
+                async with session.begin():
+                    session.add(NotificationDelivery(event_id=event_id, hook=key, attempts=1, not_before=now + CLAIM))
+                return 1
+            except IntegrityError:
+                pass
+        async with self.database.session() as session, session.begin():
+            claimed = await session.execute(
+                update(NotificationDelivery)
+                .where(NotificationDelivery.event_id == event_id, NotificationDelivery.hook == key)
+                .where(NotificationDelivery.sent_at.is_(None), NotificationDelivery.gave_up.is_(False))
+                .where(NotificationDelivery.not_before <= now)
+                .values(attempts=NotificationDelivery.attempts + 1, not_before=now + CLAIM)
+                .returning(NotificationDelivery.attempts)
+            )
+            return claimed.scalar()
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, hook: Webhook, key: str, event_id: int, notice: Notice, attempt: int
+    ) -> None:
+        try:
+            await self._send(client, hook, notice)
+        except (httpx.HTTPError, RuntimeError) as exc:
+            last = attempt >= self.settings.max_attempts
+            retry_at = datetime.now(UTC) + timedelta(seconds=self.retry.delay(attempt))
+            error = str(exc)[:500] or type(exc).__name__
+            values: dict[str, object] = {"last_error": error, "gave_up": last, "not_before": retry_at}
+            if last:
+                self.lost += 1
+                SENT.labels(hook.kind, "lost").inc()
+                log.error("%s notification not delivered after %d attempts: %s", hook.kind, attempt,
+                          " | ".join(notice.lines()))  # fmt: skip
+            else:
+                log.warning("%s notification failed (%s); attempt %d", hook.kind, exc, attempt)
+        else:
+            self.sent += 1
+            SENT.labels(hook.kind, "sent").inc()
+            values = {"sent_at": datetime.now(UTC), "last_error": ""}
+        async with self.database.session() as session, session.begin():
+            await session.execute(
+                update(NotificationDelivery)
+                .where(NotificationDelivery.event_id == event_id, NotificationDelivery.hook == key)
+                .values(**values)
+            )
 
     async def _send(self, client: httpx.AsyncClient, hook: Webhook, notice: Notice) -> None:
         url = hook.url.get_secret_value()
@@ -170,3 +259,19 @@ class Notifier:
             answer = response.json()
             if answer.get("errcode", 0) != 0:
                 raise RuntimeError(f"robot refused: {answer.get('errcode')} {answer.get('errmsg', '')}")
+
+
+def _notice(news: str, order: RepairOrder, assignee: str | None, event_id: int) -> Notice:
+    location = " ".join(str(part) for part in (order.building, order.room) if part)
+    return Notice(news, order.number, order.title, order.priority, order.category, location, order.team,
+                  assignee, f"{order.due_at:%Y-%m-%d %H:%M} UTC", event_id)  # fmt: skip
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Returns when any of ``events`` is set."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from houqin.store.tables.base import Base, StateColumn, UtcDateTime, utcnow
@@ -153,3 +153,30 @@ class Fault(Base):
     repair_order_id: Mapped[int | None] = mapped_column(
         ForeignKey("repair_orders.id", ondelete="SET NULL"), index=True, default=None
     )
+
+
+class NotificationDelivery(Base):
+    """A repair-order event on its way to one robot or webhook: claimed by the process sending it (until
+    ``not_before``), then sent, or given up after the last attempt. The events themselves are the outbox:
+    they are written in the transaction that changes the order, so a crash loses no notification."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "hook"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("repair_events.id", ondelete="CASCADE"), index=True)
+    hook: Mapped[str] = mapped_column(String(64))  # the webhook's key: its kind and a hash of its URL
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime())  # claimed, or waiting for its next attempt
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    gave_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class NotificationStart(Base):
+    """The last event before a webhook was first configured: it hears about what happens from then on."""
+
+    __tablename__ = "notification_starts"
+
+    hook: Mapped[str] = mapped_column(String(64), primary_key=True)
+    after_event: Mapped[int] = mapped_column(Integer)
