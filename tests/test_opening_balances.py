@@ -6,21 +6,26 @@ the command as a real process."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from houqin.billing.ledger import balance_from_entries, ensure_wallets, post
+from houqin.billing.metering import RoomBilling
 from houqin.billing.opening import OpeningError, post_opening_balances, read_balances
-from houqin.inventory import Inventory
+from houqin.inventory import Inventory, load_inventory
+from houqin.readings import Reading
 from houqin.store import Database
-from houqin.store.tables import LedgerEntry, Wallet
+from houqin.store.tables import EntryKind, LedgerEntry, Wallet
 from tests.conftest import DEMO_INVENTORY
 from tests.test_cli import houqin
 from tests.test_room_policy import Room, policy_for
+
+TZ = ZoneInfo("Asia/Shanghai")
 
 
 def test_files_are_read_all_or_nothing_with_their_lines(tmp_path: Path, demo_inventory: Inventory) -> None:
@@ -136,3 +141,50 @@ def test_the_command_imports_as_a_process(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == ["bad.csv:3: room 'D9-999' is not in the inventory",
                                                    "nothing was imported"]  # fmt: skip
+
+
+async def test_the_free_allowance_used_moves_in_too(tmp_path: Path, database: Database) -> None:
+    """A room that used 18 of its 20 free kWh this month in the old system has 2 left in houqin; a room the
+    file says nothing about has all 20; the same figure again is fine, another is refused."""
+    text = DEMO_INVENTORY.read_text(encoding="utf-8").replace(
+        "    price_fen_per_kwh: 56\n", "    price_fen_per_kwh: 56\n    free_kwh_per_month: 20\n", 1
+    )
+    (tmp_path / "devices.yaml").write_text(text, encoding="utf-8")
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    await ensure_wallets(database, ["D1-101", "D1-102"])
+    policy = policy_for(database, inventory)
+    file = tmp_path / "old.csv"
+    file.write_text("房间,余额,已用免费电量\nD1-101,50,18\nD1-102,50,\n", encoding="utf-8")
+    balances = read_balances(file, inventory)
+    assert [balance.free_used_kwh for balance in balances] == [18.0, None]
+    now = datetime.now(UTC)
+    month = now.astimezone(TZ).strftime("%Y-%m")
+    async with database.session() as session:
+        await post_opening_balances(session, policy, balances, now, source=file.name, operator="zhou", month=month)
+        await session.commit()
+    billing = RoomBilling(database, inventory, TZ)
+    for hours_ago, kwh in ((2, 100.0), (1, 105.0)):  # 5 kWh in each room
+        await billing.consume([Reading(inventory.rooms[room].meter, now - timedelta(hours=hours_ago), {"energy": kwh},
+                                       {"kind": "electricity"}) for room in ("D1-101", "D1-102")])  # fmt: skip
+    async with database.session() as session:
+        charged = dict((await session.execute(
+            select(LedgerEntry.room, func.sum(LedgerEntry.amount_fen)).where(LedgerEntry.kind == EntryKind.CHARGE)
+            .group_by(LedgerEntry.room))).all())  # fmt: skip
+    assert charged.get("D1-101") == -3 * 56 and charged.get("D1-102", 0) == 0
+    async with database.session() as session:
+        again = await post_opening_balances(session, policy, balances, now, source=file.name, operator="zhou",
+                                            month=month)  # fmt: skip
+        assert again.posted == []
+        other = tmp_path / "other.csv"
+        other.write_text("room,balance_yuan,free_used_kwh\nD1-101,50,17\n", encoding="utf-8")
+        with pytest.raises(OpeningError, match=r"other.csv:2: room D1-101 was imported with 18.0 kWh of .*17.0"):
+            await post_opening_balances(session, policy, read_balances(other, inventory), now, source=other.name,
+                                        operator="zhou", month=month)  # fmt: skip
+    bad = tmp_path / "bad.csv"
+    bad.write_text("room,balance_yuan,free_used_kwh\nD1-101,50,lots\nD1-102,50,-1\n", encoding="utf-8")
+    with pytest.raises(OpeningError) as refused:
+        read_balances(bad, inventory)
+    assert str(refused.value).splitlines() == [
+        "bad.csv:2: free allowance used 'lots' is not a number of kWh",
+        "bad.csv:3: free allowance used '-1' is not between 0 and 100000 kWh",
+    ]

@@ -24,7 +24,8 @@ def import_balances(
     path: Annotated[
         Path,
         typer.Argument(
-            help="CSV (UTF-8 or GB18030) or XLSX: columns room and balance_yuan (or 房间, 余额) or balance_fen"
+            help="CSV (UTF-8 or GB18030) or XLSX: columns room and balance_yuan (or 房间, 余额) or balance_fen; "
+            "optionally free_used_kwh (已用免费电量): this month's free allowance used in the previous system"
         ),
     ],
     force_reason: Annotated[
@@ -54,8 +55,10 @@ def import_balances(
             # The policy's relay commands (a room in arrears is cut) go into the same transaction.
             policy = PowerPolicy(inventory, CommandQueue(database, inventory), settings.billing, settings.tz, database)
             async with database.session() as session:
-                result = await post_opening_balances(session, policy, balances, datetime.now(UTC), source=path.name,
-                                                     operator=who, force_reason=force_reason)  # fmt: skip
+                now = datetime.now(UTC)
+                result = await post_opening_balances(session, policy, balances, now, source=path.name, operator=who,
+                                                     force_reason=force_reason,
+                                                     month=now.astimezone(settings.tz).strftime("%Y-%m"))  # fmt: skip
                 await session.commit()
                 return result
         finally:

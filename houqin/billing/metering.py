@@ -30,7 +30,7 @@ from houqin.inventory.model import Room
 from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
 from houqin.store import Database
-from houqin.store.tables import BillingEvent, BillingEventKind, EntryKind, MeterBilling, Priority
+from houqin.store.tables import BillingEvent, BillingEventKind, EntryKind, MeterBilling, OpeningAllowance, Priority
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,11 @@ class RoomBilling:
         state = await session.get(MeterBilling, meter, with_for_update=True)
         month = ts.astimezone(self.timezone).strftime("%Y-%m")
         if state is None:
+            # A room moved from the previous system starts the month with the allowance it used there.
+            opening = await session.get(OpeningAllowance, room.id)
+            used = opening.free_used_kwh if opening is not None and opening.month == month else 0.0
             session.add(MeterBilling(meter=meter, room=room.id, last_ts=ts, last_kwh=kwh, carry_micro_fen=0,
-                                     month=month, free_used_kwh=0.0))  # fmt: skip
+                                     month=month, free_used_kwh=used))  # fmt: skip
             session.add(BillingEvent(room=room.id, meter=meter, kind=BillingEventKind.FIRST, at=ts, after_kwh=kwh,
                                      note="billing starts from this reading"))  # fmt: skip
             return None

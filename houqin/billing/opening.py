@@ -24,11 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.policy import PowerPolicy
 from houqin.inventory import Inventory
-from houqin.store.tables import EntryKind, LedgerEntry
+from houqin.store.tables import EntryKind, LedgerEntry, MeterBilling, OpeningAllowance
 
 ROOM_COLUMNS = ("room", "房间", "房间号", "宿舍")
 YUAN_COLUMNS = ("balance_yuan", "余额", "余额(元)", "余额（元）")
 FEN_COLUMNS = ("balance_fen",)
+# Optional: the free allowance the room has used this month in the previous system (kWh).
+FREE_COLUMNS = ("free_used_kwh", "已用免费电量", "本月已用免费电量", "已用免费电量(度)", "已用免费电量（度）")
+LIMIT_KWH = 100_000.0
 LIMIT_FEN = 10_000_000  # 100,000 yuan: beyond any dorm room's balance
 
 
@@ -41,6 +44,7 @@ class OpeningBalance:
     room: str
     fen: int
     line: int
+    free_used_kwh: float | None = None  # of this month's free allowance, where the file says
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ def read_balances(path: Path, inventory: Inventory) -> list[OpeningBalance]:
     header = [str(cell or "").strip().lower() for cell in rows[0][1]]
     room_at = _column(header, ROOM_COLUMNS)
     yuan_at, fen_at = _column(header, YUAN_COLUMNS), _column(header, FEN_COLUMNS)
+    free_at = _column(header, FREE_COLUMNS)
     if room_at is None or (yuan_at is None) == (fen_at is None):
         raise OpeningError(f"{source}:{rows[0][0]}: the header needs a room column ({', '.join(ROOM_COLUMNS)}) and "
                            f"one balance column ({', '.join(YUAN_COLUMNS + FEN_COLUMNS)})")  # fmt: skip
@@ -84,10 +89,11 @@ def read_balances(path: Path, inventory: Inventory) -> list[OpeningBalance]:
         seen[room] = line
         try:
             fen = _fen(amount, yuan=yuan_at is not None)
+            free = _kwh(_cell(cells, free_at)) if free_at is not None else None
         except ValueError as error:
             problems.append(f"{where}: {error}")
             continue
-        balances.append(OpeningBalance(room, fen, line))
+        balances.append(OpeningBalance(room, fen, line, free))
     if problems:
         raise OpeningError("\n".join(problems))
     return balances
@@ -102,8 +108,10 @@ async def post_opening_balances(
     source: str,
     operator: str,
     force_reason: str | None = None,
+    month: str | None = None,
 ) -> OpeningResult:
-    """Post every balance in the caller's transaction, or raise ``OpeningError`` having posted none."""
+    """Post every balance in the caller's transaction, or raise ``OpeningError`` having posted none. The
+    free allowance used, where the file gives it, counts for ``month`` (local ``YYYY-MM``, this month)."""
     rooms = [balance.room for balance in balances]
     keys = {f"opening:{room}": room for room in rooms}
     earlier = {row.key: row for row in (await session.execute(
@@ -111,8 +119,19 @@ async def post_opening_balances(
     charged = dict((await session.execute(
         select(LedgerEntry.room, func.count()).where(LedgerEntry.room.in_(rooms), LedgerEntry.key.not_in(list(keys)))
         .group_by(LedgerEntry.room))).all())  # fmt: skip
+    allowances = {row.room: row for row in (await session.execute(
+        select(OpeningAllowance).where(OpeningAllowance.room.in_(rooms)))).scalars()}  # fmt: skip
     problems: list[str] = []
     for balance in balances:
+        had = allowances.get(balance.room)
+        if (
+            balance.free_used_kwh is not None
+            and had is not None
+            and (had.free_used_kwh != balance.free_used_kwh or had.month != month)
+        ):
+            was, now_said = had.free_used_kwh, balance.free_used_kwh
+            problems.append(f"{source}:{balance.line}: room {balance.room} was imported with {was} kWh of "
+                            f"{had.month}'s free allowance used; this file says {now_said}")  # fmt: skip
         done = earlier.get(f"opening:{balance.room}")
         if done is not None and done.amount_fen != balance.fen:
             problems.append(f"{source}:{balance.line}: room {balance.room} was imported with {done.amount_fen} fen "
@@ -122,8 +141,12 @@ async def post_opening_balances(
                             "entries in houqin; force with a reason to add the opening balance anyway")  # fmt: skip
     if problems:
         raise OpeningError("\n".join(problems))
+    if month is None and any(balance.free_used_kwh is not None for balance in balances):
+        raise OpeningError(f"{source}: the free allowance used needs the month it counts for")
     posted, already = [], []
     for balance in balances:
+        if balance.free_used_kwh is not None and month is not None and balance.room not in allowances:
+            await _start_allowance(session, balance.room, month, balance.free_used_kwh, source)
         if f"opening:{balance.room}" in earlier:
             already.append(balance.room)
             continue
@@ -134,6 +157,30 @@ async def post_opening_balances(
                           key=f"opening:{balance.room}", cause=f"import:{operator}", note=note)  # fmt: skip
         posted.append(balance.room)
     return OpeningResult(posted, already)
+
+
+async def _start_allowance(session: AsyncSession, room: str, month: str, kwh: float, source: str) -> None:
+    """The month's free allowance starts at ``kwh`` used: in the room meter's billing state if billing has
+    begun this month (what houqin counted adds to it), else when it begins."""
+    session.add(OpeningAllowance(room=room, month=month, free_used_kwh=kwh, source=source))
+    states = (await session.execute(
+        select(MeterBilling).where(MeterBilling.room == room).with_for_update())).scalars()  # fmt: skip
+    for state in states:
+        if state.month == month:
+            state.free_used_kwh += kwh
+
+
+def _kwh(value: object) -> float | None:
+    text = str(value if value is not None else "").strip().replace(",", "")
+    if not text:
+        return None  # not known for this room
+    try:
+        kwh = float(Decimal(text))
+    except InvalidOperation:
+        raise ValueError(f"free allowance used {text!r} is not a number of kWh") from None
+    if not 0 <= kwh <= LIMIT_KWH:
+        raise ValueError(f"free allowance used {text!r} is not between 0 and {LIMIT_KWH:g} kWh")
+    return kwh
 
 
 def _column(header: list[str], names: tuple[str, ...]) -> int | None:

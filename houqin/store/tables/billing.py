@@ -176,3 +176,16 @@ class RoomStay(Base):
     moved_in_by: Mapped[str] = mapped_column(String(64))
     moved_out_by: Mapped[str | None] = mapped_column(String(64), default=None)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class OpeningAllowance(Base):
+    """The free allowance a room had used this month in the previous prepaid system, imported with its
+    balance: houqin's billing starts the month from it, so nobody gets the month's free kWh twice."""
+
+    __tablename__ = "opening_allowances"
+
+    room: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, local
+    free_used_kwh: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
