@@ -28,6 +28,15 @@ from houqin.store.tables import NotificationDelivery, Priority, RepairEvent, Rol
 from tests.api_client import PASSWORD
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    """``app`` on a free local port: its runner (to clean up) and the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
 class Robots:
     """Answers like the robots do; the first WeCom call fails with 45009 (rate limited)."""
 
@@ -45,11 +54,7 @@ class Robots:
         app.router.add_post("/cgi-bin/webhook/send", self.wecom)
         app.router.add_post("/robot/send", self.dingtalk)
         app.router.add_post("/hook", self.json_hook)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, self.port = await serve(app)
         return runner
 
     async def wecom(self, request: web.Request) -> web.Response:
@@ -121,11 +126,7 @@ class Receiver:
     async def start(self) -> web.AppRunner:
         app = web.Application()
         app.router.add_post("/hook", self.hook)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, self.port = await serve(app)
         return runner
 
     async def hook(self, request: web.Request) -> web.Response:
