@@ -25,6 +25,7 @@ from assembly.roles import ALL_ROLES, ProcessRole
 from assembly.sqlite_lock import sole_process
 from assembly.stores import open_database, readiness_checks, sqlite_file, telemetry_store
 from collectors.simulators.campus import SimulatedCampus
+from houqin.billing.alarms import RoomAlarms
 from houqin.billing.appliances import ApplianceGuard
 from houqin.billing.curfew import Curfew
 from houqin.billing.desk import PaymentDesk
@@ -187,8 +188,9 @@ def _shared_parts(
         zone_commander=ZoneCommander(database, inventory, commands, Curfew(policy)),
         power_policy=policy,
         payments=PaymentDesk(database, policy, enabled_providers(settings), counter=settings.payments.campus_card),
-        # Whatever role runs, order changes (a report, a fault, a failed command) are told to the teams.
-        components=[notifier],
+        # Whatever role runs, order changes (a report, a fault, a failed command) are told to the teams, and
+        # room alarms to the dorm system (each message claimed in the database: one process sends it).
+        components=[notifier, RoomAlarms(settings.notify, database, settings.tz)],
     )
 
 

@@ -6,7 +6,7 @@ import os
 import secrets
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -85,23 +85,39 @@ class RepairSettings(BaseModel):
         return value
 
 
-OrderNews = Literal["opened", "reopened", "assigned", "escalated", "resolved"]
+# What a robot or webhook hears of: repair-order news, and the daily summary of dorm rooms needing staff.
+OrderNews = Literal["opened", "reopened", "assigned", "escalated", "resolved", "daily_summary"]
+RoomAlarm = Literal[
+    "low_balance", "cut_off", "cut_deferred", "restored", "tripped", "trip_restored", "appliance", "locked", "unlocked"
+]
 
 
 class Webhook(BaseModel):
-    """A group robot or endpoint that hears about repair orders."""
+    """A group robot or endpoint that hears about repair orders (and, if it asks, the daily summary)."""
 
     kind: Literal["wecom", "dingtalk", "json"]
     url: SecretStr = Field(description="the robot's webhook URL, key or access token included")
-    secret: SecretStr | None = Field(default=None, description="DingTalk: the SEC... signing secret")
+    secret: SecretStr | None = Field(
+        default=None, description="DingTalk: the SEC... signing secret; json: HMAC-SHA256 key of X-Houqin-Signature"
+    )
     events: list[OrderNews] = Field(
         default_factory=lambda: list[OrderNews](["opened", "reopened", "escalated", "resolved"])
     )
 
 
+class DormWebhook(BaseModel):
+    """The school's dorm system: hears of every room alarm (the notices the students see) as signed JSON."""
+
+    url: SecretStr
+    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of the X-Houqin-Signature header")
+    kinds: list[RoomAlarm] = Field(default_factory=lambda: list(get_args(RoomAlarm)))
+
+
 class NotifySettings(BaseModel):
     webhooks: list[Webhook] = Field(default_factory=list, description="JSON list, e.g. [{kind: wecom, url: ...}]")
     max_attempts: int = Field(default=6, ge=1, le=50, description="Tries per message before it is logged as lost")
+    dorm_webhooks: list[DormWebhook] = Field(default_factory=list, description="JSON list: [{url, secret, kinds}]")
+    summary_at: time = Field(default=time(8, 0), description="Local time of the daily summary (daily_summary)")
 
 
 class BillingSettings(BaseModel):

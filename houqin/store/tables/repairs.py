@@ -156,15 +156,18 @@ class Fault(Base):
 
 
 class NotificationDelivery(Base):
-    """A repair-order event on its way to one robot or webhook: claimed by the process sending it (until
-    ``not_before``), then sent, or given up after the last attempt. The events themselves are the outbox:
-    they are written in the transaction that changes the order, so a crash loses no notification."""
+    """An event on its way to one robot or webhook: claimed by the process sending it (until
+    ``not_before``), then sent, or given up after the last attempt. The events themselves are the outbox
+    (``source``: ``repair`` for ``repair_events``, ``room`` for ``room_notices``, ``summary`` for a day's
+    summary, numbered by its date): they are written in the transaction that makes them, so a crash loses
+    no message."""
 
     __tablename__ = "notification_deliveries"
-    __table_args__ = (UniqueConstraint("event_id", "hook"),)
+    __table_args__ = (UniqueConstraint("source", "event_id", "hook"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("repair_events.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[int] = mapped_column(Integer)
     hook: Mapped[str] = mapped_column(String(64))  # the webhook's key: its kind and a hash of its URL
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UtcDateTime())  # claimed, or waiting for its next attempt
@@ -174,9 +177,9 @@ class NotificationDelivery(Base):
 
 
 class NotificationStart(Base):
-    """The last event before a webhook was first configured: it hears about what happens from then on."""
+    """The last event of a source before a webhook was first configured: it hears of what comes after."""
 
     __tablename__ = "notification_starts"
 
-    hook: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hook: Mapped[str] = mapped_column(String(96), primary_key=True)  # the source and the webhook's key
     after_event: Mapped[int] = mapped_column(Integer)

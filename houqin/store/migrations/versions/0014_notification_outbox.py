@@ -1,4 +1,5 @@
-"""repair-order notifications from the event log: notification_deliveries, notification_starts
+"""notifications from the event logs (repair events, room notices, daily summaries): notification_deliveries,
+notification_starts
 
 Revision ID: 0014_notification_outbox
 Revises: 0013_open_stay_unique
@@ -19,6 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table('notification_deliveries',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('event_id', sa.Integer(), nullable=False),
     sa.Column('hook', sa.String(length=64), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
@@ -26,14 +28,11 @@ def upgrade() -> None:
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('gave_up', sa.Boolean(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['event_id'], ['repair_events.id'], name=op.f('fk_notification_deliveries_event_id_repair_events'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notification_deliveries')),
-    sa.UniqueConstraint('event_id', 'hook', name=op.f('uq_notification_deliveries_event_id'))
+    sa.UniqueConstraint('source', 'event_id', 'hook', name=op.f('uq_notification_deliveries_source'))
     )
-    with op.batch_alter_table('notification_deliveries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_notification_deliveries_event_id'), ['event_id'], unique=False)
     op.create_table('notification_starts',
-    sa.Column('hook', sa.String(length=64), nullable=False),
+    sa.Column('hook', sa.String(length=96), nullable=False),
     sa.Column('after_event', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('hook', name=op.f('pk_notification_starts'))
     )
@@ -41,6 +40,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('notification_starts')
-    with op.batch_alter_table('notification_deliveries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_notification_deliveries_event_id'))
     op.drop_table('notification_deliveries')
