@@ -146,12 +146,13 @@ class EmbeddedStore:
                 self._series[(measurement, device, field)] = (series_id, kind)
         await self._db.commit()
         # Raw rows a crash left without their rollup: from the last hour rolled up to the newest raw row.
-        rolled = await self._edge("max", "hour", "hourly")
-        oldest, newest = await self._edge("min", "ts", "raw"), await self._edge("max", "ts", "raw")
+        db, edge = self._db, local_days.edge
+        rolled = await edge(db, "max", "hour", "hourly")
+        oldest, newest = await edge(db, "min", "ts", "raw"), await edge(db, "max", "ts", "raw")
         if oldest is not None and newest is not None:
             self._dirty = (oldest if rolled is None else max(oldest, min(rolled, newest)), newest)
         if self.timezone is not None:
-            await self._daily_for(self.timezone.key)
+            await self._daily_for(self.timezone)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -250,34 +251,17 @@ class EmbeddedStore:
             await db.commit()
 
     async def _roll_days(self, db: aiosqlite.Connection, start: int, end: int) -> None:
-        """The daily rows of the local days holding the hours [start, end)."""
-        if self.timezone is None:
-            return
-        for day, day_start, day_end in local_days.local_days(start, end, self.timezone):
-            await db.execute(local_days.DAY_SQL, {"day": day, "start": day_start, "end": day_end})
+        if self.timezone is not None:
+            await local_days.roll(db, start, end, self.timezone)
 
-    async def _edge(self, extreme: str, column: str, table: str) -> int | None:
-        """The min or max time in a table: a seek per series (over the whole table it would be a scan)."""
-        db = await self._connection()
-        sql = f"SELECT {extreme}(t) FROM (SELECT (SELECT {extreme}({column}) FROM {table} WHERE series = s.id) AS t FROM series s)"  # noqa: S608, E501 - names from this module
-        async with db.execute(sql) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
-    async def _daily_for(self, zone: str) -> None:
+    async def _daily_for(self, timezone: ZoneInfo) -> None:
         """Build the daily rollup anew when it was kept for another timezone (or never)."""
         db = await self._connection()
-        async with db.execute("SELECT value FROM meta WHERE key = 'daily_timezone'") as cursor:
-            row = await cursor.fetchone()
-        if row is not None and row[0] == zone:
+        if await local_days.kept_for(db) == timezone.key:
             return
         async with self._lock:
-            first, last = await self._edge("min", "hour", "hourly"), await self._edge("max", "hour", "hourly")
-            await db.execute("DELETE FROM daily")
-            if first is not None and last is not None:
-                log.info("telemetry: building the daily rollup in %s from the hourly rollups", zone)
-                await self._roll_days(db, first, last + HOUR_US)
-            await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('daily_timezone', ?)", (zone,))
+            log.info("telemetry: building the daily rollup in %s from the hourly rollups", timezone.key)
+            await local_days.rebuild(db, timezone)
             await db.commit()
 
     async def apply_retention(self, now: datetime | None = None) -> None:
@@ -374,7 +358,9 @@ class EmbeddedStore:
         db = await self._connection()
         # The daily rollup holds what was rolled up: days before the raw rows not rolled up yet.
         rolled = math.inf if self._dirty is None else self._dirty[0] // HOUR_US * HOUR_US
-        windows = [self._days(low, high) if high <= rolled else None for low, high in zip(lows, edges, strict=True)]
+        zone = self.timezone
+        windows = [local_days.window(low, high, zone) if zone is not None and high <= rolled else None
+                   for low, high in zip(lows, edges, strict=True)]  # fmt: skip
         by_day = {index: days for index, days in enumerate(windows) if days is not None}
         scanned = bool(by_day) and sum(end - first for first, end in by_day.values()) <= 3 * len(by_day)
         if scanned:
@@ -412,10 +398,3 @@ class EmbeddedStore:
                 if type(value) is float:  # numbers are stored as floats; a bool or a string is no counter
                     found[devices[series_id]][index] = value
         return found
-
-    def _days(self, low: int, high: int) -> tuple[int, int] | None:
-        """The window [low, high) as local days of the daily rollup, if its edges are local midnights."""
-        if self.timezone is None:
-            return None
-        first, end = local_days.local_day(low, self.timezone), local_days.local_day(high, self.timezone)
-        return None if first is None or end is None else (first, end)

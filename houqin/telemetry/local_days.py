@@ -69,6 +69,12 @@ def local_day(us: int, timezone: ZoneInfo) -> int | None:
     return day.toordinal() if midnight_us(day, timezone) == us else None
 
 
+def window(low: int, high: int, timezone: ZoneInfo) -> tuple[int, int] | None:
+    """The window [low, high) as local days (first, end) of the daily rollup, if its edges are midnights."""
+    first, end = local_day(low, timezone), local_day(high, timezone)
+    return None if first is None or end is None else (first, end)
+
+
 async def scan(
     db: aiosqlite.Connection, ids: str, windows: Mapping[int, tuple[int, int]]
 ) -> AsyncIterator[tuple[int, int, Any]]:
@@ -86,3 +92,36 @@ async def scan(
                 index = window_of.get(day)
                 if index is not None:
                     yield series, index, value
+
+
+async def roll(db: aiosqlite.Connection, start: int, end: int, timezone: ZoneInfo) -> None:
+    """The daily rows of the local days holding the hours [start, end)."""
+    for day, day_start, day_end in local_days(start, end, timezone):
+        await db.execute(DAY_SQL, {"day": day, "start": day_start, "end": day_end})
+
+
+async def edge(db: aiosqlite.Connection, extreme: str, column: str, table: str) -> int | None:
+    """The min or max time in a table: a seek per series (over the whole table it would be a scan)."""
+    sql = (
+        f"SELECT {extreme}(t) FROM (SELECT (SELECT {extreme}({column}) FROM {table} "  # noqa: S608 - names from here
+        "WHERE series = s.id) AS t FROM series s)"
+    )
+    async with db.execute(sql) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+async def kept_for(db: aiosqlite.Connection) -> str | None:
+    """The timezone the daily rollup was built in, if any."""
+    async with db.execute("SELECT value FROM meta WHERE key = 'daily_timezone'") as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def rebuild(db: aiosqlite.Connection, timezone: ZoneInfo) -> None:
+    """Every daily row from the hourly rollups, in ``timezone`` (the caller commits)."""
+    first, last = await edge(db, "min", "hour", "hourly"), await edge(db, "max", "hour", "hourly")
+    await db.execute("DELETE FROM daily")
+    if first is not None and last is not None:
+        await roll(db, first, last + HOUR_US, timezone)
+    await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('daily_timezone', ?)", (timezone.key,))
