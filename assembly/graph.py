@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -21,6 +22,7 @@ from api.app import create_app
 from api.server import ApiServer
 from api.services import ApiServices
 from assembly.collection import start_collection
+from assembly.peers import PeerBeat, fingerprints, register
 from assembly.roles import ALL_ROLES, ProcessRole
 from assembly.sqlite_lock import sole_process
 from assembly.stores import open_database, readiness_checks, sqlite_file, telemetry_store
@@ -136,6 +138,14 @@ async def _assembled(
 ) -> AsyncIterator[Houqin]:  # fmt: skip
     owned_database = database is None
     database = database or await open_database(settings)
+    beat = None
+    if owned_database and not database.is_sqlite:  # peers on one PostgreSQL: same clock, same files
+        try:
+            files = fingerprints(Path(inventory.source), rule_files(settings.rule_files))
+            beat = PeerBeat(database, await register(database, files, role_set, settings.max_clock_skew_s))
+        except BaseException:
+            await database.close()
+            raise
     owned_telemetry = telemetry is None
     store = telemetry or telemetry_store(settings)
     # The store stops after everything that feeds it, so what the pipeline drains at the end is kept.
@@ -145,6 +155,8 @@ async def _assembled(
     try:
         houqin = _shared_parts(settings, inventory, role_set, database, store, tuning)
         houqin.services = services
+        if beat is not None:
+            houqin.components.append(beat)
         await ensure_wallets(database, sorted(inventory.rooms))
         await _add_roles(houqin, rules, simulate, listen, tuning)
         yield houqin

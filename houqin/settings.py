@@ -276,6 +276,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("data"), description="Where SQLite files, the spool and secrets live")
     inventory: Path = Field(default=Path("devices.yaml"), description="The campus inventory file")
     rule_files: list[Path] = Field(default_factory=list, description="Site rule files besides the shipped set")
+    max_clock_skew_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="On PostgreSQL: a process whose clock is further off the database's is refused",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is a SQLite file in the data directory"
     )

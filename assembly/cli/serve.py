@@ -14,6 +14,7 @@ from assembly.cli.common import fail, inventory_or_exit, rules_or_exit, setup_lo
 from assembly.cli.demo_campus import demo_accounts, demo_balances
 from assembly.cli.demo_history import demo_history
 from assembly.graph import assemble
+from assembly.peers import PeerConflictError
 from assembly.roles import ALL_ROLES, ProcessRole, UnknownRoleError, parse_roles
 from assembly.sqlite_lock import SqliteInUseError
 from assembly.stores import SchemaBehindError
@@ -57,7 +58,15 @@ def _run_or_exit(
         event_loop.run(_serve(settings, inventory, rules, banner, simulate, roles))
     except ComponentFailedError as failure:
         raise fail(f"houqin stopped because a component failed: {failure}") from None
-    except (OSError, KeyFileError, ConfigError, ScheduleInvalidError, SchemaBehindError, SqliteInUseError) as error:
+    except (
+        OSError,
+        KeyFileError,
+        ConfigError,
+        ScheduleInvalidError,
+        SchemaBehindError,
+        SqliteInUseError,
+        PeerConflictError,
+    ) as error:
         raise fail(str(error)) from None
 
 

@@ -116,3 +116,17 @@ class SchedulerLease(Base):
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     fired_through: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+
+
+class HouqinProcess(Base):
+    """A houqin process on this database: what it runs and when it was last heard of."""
+
+    __tablename__ = "houqin_processes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    roles: Mapped[str] = mapped_column(String(255))
+    files: Mapped[str] = mapped_column(Text)  # JSON: file -> SHA-256
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
