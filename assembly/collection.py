@@ -121,7 +121,8 @@ async def _build(
         await broker.start()
         collection.services.append(broker)
         mqtt_url = broker.url
-    mqtt_link = MqttLink(mqtt_url, inventory, pipeline.publish, client_id=settings.mqtt_client_id)
+    mqtt_link = MqttLink(mqtt_url, inventory, pipeline.publish, client_id=settings.mqtt_client_id,
+                         shared_group=settings.mqtt_shared_group)  # fmt: skip
     mqtt_commands = MqttCommandDispatcher(commands, mqtt_link, inventory)
     pipeline.add_sink(mqtt_commands)  # it confirms commands by the devices' state messages
     components += [mqtt_link, mqtt_commands]

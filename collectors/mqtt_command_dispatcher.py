@@ -31,6 +31,9 @@ _ANY = object()  # the next state message confirms
 # while the campus's bells are going out, sending comes first; a command has seconds to be confirmed.
 CONFIRM_QUIET = 0.05
 CONFIRM_AT_MOST = 1.0
+# With a shared subscription: how often the commands this process waits on are checked for confirmations
+# that other processes wrote (the state message went to them).
+ELSEWHERE = timedelta(seconds=0.5)
 
 
 @dataclass
@@ -83,6 +86,7 @@ class MqttCommandDispatcher(CommandDispatcher):
         self._confirming: asyncio.Task[None] | None = None
         self._flush = asyncio.Event()  # set at stop: write what is gathered without waiting for a pause
         self._running = False
+        self._checked_elsewhere: datetime | None = None
         queue.send_directly(self)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -125,15 +129,40 @@ class MqttCommandDispatcher(CommandDispatcher):
 
     async def consume(self, readings: Sequence[Reading]) -> None:
         confirmed: list[int] = []
+        elsewhere: dict[str, Reading] = {}  # states that confirm nothing this process waits on
         for reading in readings:
             awaited = self._awaited.get(reading.device)
             if awaited is not None and awaited.confirmed_by(reading.fields):
                 del self._awaited[reading.device]
                 confirmed.append(awaited.command_id)
+            elif reading.device in self.devices:
+                # Not this process's command (or none): with a shared subscription, it may confirm one another
+                # process sent — also while this one still waits on an older command it does not yet know
+                # was confirmed elsewhere.
+                elsewhere[reading.device] = reading
+        if elsewhere and self.link.shared_group is not None:
+            # With a shared subscription, the state that confirms another process's command may come here.
+            confirmed += await self._confirm_for_others(elsewhere)
         if confirmed:
             self._confirmed += confirmed
             if self._confirming is None:
                 self._confirming = asyncio.create_task(self._confirm_when_quiet())
+
+    async def _confirm_for_others(self, states: Mapping[str, Reading]) -> list[int]:
+        """The commands sent by other processes that these state messages confirm."""
+        try:
+            rows = await self.queue.in_flight(list(states))
+        except Exception:  # the database away: their senders time out and retry, as before
+            log.warning("cannot look up commands in flight elsewhere", exc_info=True)
+            return []
+        confirmed = []
+        for row in rows:
+            reading = states[row.device]
+            if row.sent_at is not None and reading.ts < row.sent_at:
+                continue  # a state from before the command was sent says nothing of it
+            if self._awaiting(row).confirmed_by(reading.fields):
+                confirmed.append(row.id)
+        return confirmed
 
     async def _confirm_when_quiet(self) -> None:
         """Write the confirmations gathered, in one transaction, once no command has gone out for
@@ -172,6 +201,8 @@ class MqttCommandDispatcher(CommandDispatcher):
 
     async def dispatch_once(self) -> None:
         now = self.queue.clock()
+        if self.link.shared_group is not None and self._awaited:
+            await self._drop_confirmed_elsewhere(now)
         for device, awaited in list(self._awaited.items()):
             # A state message may have confirmed it while this loop awaited: pop, and only if it is still this one.
             if awaited.deadline <= now and self._awaited.get(device) is awaited:
@@ -188,6 +219,22 @@ class MqttCommandDispatcher(CommandDispatcher):
             if len(claimed) < CLAIM_BATCH:
                 return
 
+    async def _drop_confirmed_elsewhere(self, now: datetime) -> None:
+        """Stop waiting for commands another process confirmed (its share of the devices' messages held the
+        state), so the device is free for the next one. Asked of the database at most every ``ELSEWHERE``."""
+        if self._checked_elsewhere is not None and now - self._checked_elsewhere < ELSEWHERE:
+            return
+        self._checked_elsewhere = now
+        waiting = {awaited.command_id: device for device, awaited in self._awaited.items()}
+        try:
+            still = await self.queue.still_sent(list(waiting))
+        except Exception:
+            return  # the database away: the deadline decides, as before
+        for command_id, device in waiting.items():
+            awaited = self._awaited.get(device)
+            if command_id not in still and awaited is not None and awaited.command_id == command_id:
+                del self._awaited[device]
+
     def _start(self, row: Sendable) -> None:
         """Publish ``row`` (marked sent) in a task of its own: each QoS 1 publish waits for the broker's
         acknowledgement, and meanwhile more are claimed or delivered. The device is awaited from now on, so it
@@ -200,14 +247,17 @@ class MqttCommandDispatcher(CommandDispatcher):
     def _expect(self, row: Sendable) -> _Awaited:
         """What will confirm ``row``: noted before it is published, as the device's answer can arrive before
         the broker's acknowledgement."""
+        awaited = self._awaiting(row)
+        self._awaited[row.device] = awaited
+        return awaited
+
+    def _awaiting(self, row: Sendable) -> _Awaited:
         device = self.inventory.devices[row.device]
         command = self.inventory.model_of(device).commands[row.command]
-        awaited = _Awaited(
+        return _Awaited(
             row.id, command.state_field, expected_state(command, row.action), self.queue.clock() + self.confirm_within,
             echo_field=command.echo_field, correlation=row.correlation_id,
         )  # fmt: skip
-        self._awaited[row.device] = awaited
-        return awaited
 
     async def _publish(self, row: Sendable, awaited: _Awaited) -> None:
         device = self.inventory.devices[row.device]

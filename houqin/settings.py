@@ -298,6 +298,11 @@ class Settings(BaseSettings):
     mqtt_client_id: str = Field(
         default="houqin", description="Fixed MQTT client id: the broker keeps this session's messages while away"
     )
+    mqtt_shared_group: str | None = Field(
+        default=None,
+        description="Several processes: they split the devices' messages as this shared subscription group "
+        "($share/<group>/…); give each process its own mqtt_client_id",
+    )
     simulator_mqtt_url: str | None = Field(
         default=None, description="With --simulate on a broker with access rules: the simulated devices' own login"
     )

@@ -220,15 +220,33 @@ class CommandQueue:
             for command_id, device in confirmed:
                 await self.on_confirmed(DeviceCommand(id=command_id, device=device))
 
+    async def in_flight(self, devices: Collection[str]) -> list[DeviceCommand]:
+        """The commands sent to ``devices`` and not yet confirmed or failed (by whichever process sent them)."""
+        async with self.database.session() as session:
+            query = select(DeviceCommand).where(
+                DeviceCommand.state == CommandState.SENT, DeviceCommand.device.in_(list(devices))
+            )
+            return list((await session.execute(query)).scalars())
+
+    async def still_sent(self, command_ids: Collection[int]) -> set[int]:
+        """Of ``command_ids``, those still waiting for their confirmation."""
+        async with self.database.session() as session:
+            query = select(DeviceCommand.id).where(
+                DeviceCommand.id.in_(list(command_ids)), DeviceCommand.state == CommandState.SENT
+            )
+            return set((await session.execute(query)).scalars())
+
     async def failed_attempt(self, command_id: int, now: datetime, error: str, for_good: bool = False) -> str:
         """Record a failed attempt; the command is queued again after a backoff, or failed for good (after
         its attempts, when the next one would come after its deadline, or at once when ``for_good``: a
         device that refuses the password will refuse it again), or superseded when a newer command for the
         same output was queued meanwhile (retrying the older would undo it). Returns the new state."""
         async with self.database.session() as session:
-            row = await session.get(DeviceCommand, command_id)
+            row = await session.get(DeviceCommand, command_id, with_for_update=True)
             if row is None:
                 return CommandState.FAILED
+            if row.state != CommandState.SENT:
+                return row.state  # confirmed meanwhile (by another process's share of the state messages)
             row.last_error = error[:2000]
             retry_at = now + timedelta(seconds=self.retry.delay(row.attempts))
             if for_good or row.attempts >= self.max_attempts or (row.deadline is not None and retry_at > row.deadline):
