@@ -152,6 +152,18 @@ async def until(check: Callable[[], bool], seconds: float = 10) -> None:
         await asyncio.sleep(0.02)
 
 
+async def run_until(sender: Notifier, check: Callable[[], bool]) -> None:
+    """Run ``sender`` until ``check`` holds, and a poll longer: nothing more may come."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    try:
+        await until(check)
+        await asyncio.sleep(1.5)
+    finally:
+        stop.set()
+        await task
+
+
 async def test_the_event_log_is_the_outbox(database: Database, demo_inventory: Inventory) -> None:
     """Orders committed while no sender ran are told once it runs; two senders at once tell each event
     once; a restarted sender repeats nothing; a webhook that keeps failing is given up and logged, not
@@ -178,14 +190,7 @@ async def test_the_event_log_is_the_outbox(database: Database, demo_inventory: I
     again = Notifier(settings, database, backoff=0.05)
     receiver.fail = True
     await open_orders(database, demo_inventory, 1)
-    stop = asyncio.Event()
-    task = asyncio.create_task(again.run(stop))
-    try:
-        await until(lambda: again.lost == 1)
-        await asyncio.sleep(1.5)
-    finally:
-        stop.set()
-        await task
+    await run_until(again, lambda: again.lost == 1)
     assert again.lost == 1 and again.sent == 0 and len(receiver.events) == 8  # given up after two attempts
     async with database.session() as session:
         [delivery] = (await session.execute(
@@ -199,14 +204,9 @@ async def test_the_event_log_is_the_outbox(database: Database, demo_inventory: I
     late = Webhook(kind="json", url=SecretStr(f"http://127.0.0.1:{receiver.port}/hook?late=1"), events=["opened"])
     newcomer = Notifier(NotifySettings(webhooks=[hook, late]), database, backoff=0.05)
     await open_orders(database, demo_inventory, 1)
-    stop = asyncio.Event()
-    task = asyncio.create_task(newcomer.run(stop))
     try:
-        await until(lambda: newcomer.sent == 2)
-        await asyncio.sleep(1.5)
+        await run_until(newcomer, lambda: newcomer.sent == 2)
     finally:
-        stop.set()
-        await task
         await runner.cleanup()
     # The new order to both; nothing old to the late webhook, nothing again to the first.
     assert newcomer.sent == 2 and len(receiver.events) == 10 and receiver.events[-1] == receiver.events[-2]
