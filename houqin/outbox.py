@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 CLAIM = timedelta(seconds=60)  # a claimed delivery whose sender died is tried again after this
 START_GRACE = timedelta(minutes=10)  # what a webhook seen for the first time still hears about
+# Events older than this are no longer news: not sent (what happened while every sender was away longer).
+RETAIN = timedelta(days=1)
 
 
 def url_key(kind: str, url: str) -> str:

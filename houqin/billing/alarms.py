@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import func, select
 
 from houqin.backoff import Backoff
-from houqin.outbox import START_GRACE, Deliveries, Robot, attempt_post, poll_until
+from houqin.outbox import RETAIN, START_GRACE, Deliveries, Robot, attempt_post, poll_until
 from houqin.settings import NotifySettings
 from houqin.store import Database
 from houqin.store.tables import RoomNotice, Wallet, WalletState
@@ -66,7 +66,7 @@ class RoomAlarms:
             after = await self.notices.start_of(robot.key, select(func.max(RoomNotice.id)).where(old))
             query = (
                 select(RoomNotice)
-                .where(RoomNotice.id > after, RoomNotice.kind.in_(hook.kinds))
+                .where(RoomNotice.id > after, RoomNotice.created_at > now - RETAIN, RoomNotice.kind.in_(hook.kinds))
                 .where(self.notices.unsettled(RoomNotice.id, robot.key, now))
                 .order_by(RoomNotice.id)
                 .limit(BATCH)

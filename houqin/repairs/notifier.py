@@ -18,7 +18,7 @@ from prometheus_client import Counter
 from sqlalchemy import func, select
 
 from houqin.backoff import Backoff
-from houqin.outbox import START_GRACE, Deliveries, Robot, attempt_post, poll_until
+from houqin.outbox import RETAIN, START_GRACE, Deliveries, Robot, attempt_post, poll_until
 from houqin.repairs.faults import OrderChange
 from houqin.settings import NotifySettings, Webhook
 from houqin.store import Database
@@ -120,7 +120,8 @@ class Notifier:
             select(RepairEvent.id, RepairEvent.kind, RepairOrder, User.username)
             .join(RepairOrder, RepairOrder.id == RepairEvent.order_id)
             .outerjoin(User, User.id == RepairOrder.assignee_id)
-            .where(RepairEvent.id > after, RepairEvent.kind.in_(kinds), unsettled)
+            .where(RepairEvent.id > after, RepairEvent.at > datetime.now(UTC) - RETAIN)
+            .where(RepairEvent.kind.in_(kinds), unsettled)
             .order_by(RepairEvent.id)
             .limit(BATCH)
         )

@@ -133,7 +133,7 @@ class RoomNotice(Base):
     kind: Mapped[NoticeKind] = mapped_column(StateColumn(NoticeKind, 24))
     balance_fen: Mapped[int | None] = mapped_column(Integer, default=None)
     message: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)  # senders' window
 
 
 class RoomPowerEvent(Base):

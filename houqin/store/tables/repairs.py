@@ -94,7 +94,7 @@ class RepairEvent(Base):
     kind: Mapped[EventKind] = mapped_column(StateColumn(EventKind))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     actor: Mapped[str] = mapped_column(String(64))  # a username, or "houqin" for the system itself
-    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)  # the senders' window
     note: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[OrderStatus] = mapped_column(StateColumn(OrderStatus))  # the order's status after this event
 

@@ -31,6 +31,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notification_deliveries')),
     sa.UniqueConstraint('source', 'event_id', 'hook', name=op.f('uq_notification_deliveries_source'))
     )
+    # What the senders look through: the events of the last day (RETAIN in houqin/outbox.py).
+    op.create_index(op.f('ix_repair_events_at'), 'repair_events', ['at'], unique=False)
+    op.create_index(op.f('ix_room_notices_created_at'), 'room_notices', ['created_at'], unique=False)
     op.create_table('notification_starts',
     sa.Column('hook', sa.String(length=96), nullable=False),
     sa.Column('after_event', sa.Integer(), nullable=False),
@@ -40,4 +43,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('notification_starts')
+    op.drop_index(op.f('ix_room_notices_created_at'), table_name='room_notices')
+    op.drop_index(op.f('ix_repair_events_at'), table_name='repair_events')
     op.drop_table('notification_deliveries')
