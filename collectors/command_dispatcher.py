@@ -8,6 +8,7 @@ import collections
 import logging
 from collections import deque
 from collections.abc import Collection
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
@@ -20,6 +21,9 @@ from houqin.ticker import run_every
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 500
+# Longer than any process waits for a command's outcome: a command still ``sent`` after it has no sender left.
+STALE = timedelta(seconds=60)
+PEER_LIVE = timedelta(seconds=20)  # a registered process heard of within this is alive (assembly.peers)
 
 COMMANDS = Counter("houqin_commands_total", "Device commands sent", ["result"])
 
@@ -52,12 +56,14 @@ class CommandDispatcher:
         self._running = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        requeued = await self.queue.requeue_unfinished(self.devices, self.queue.clock())
-        if requeued:
-            log.info("sending again %d commands whose outcome was not known at the last stop", requeued)
+        shared = await self.resume()
         self._running = True
         try:
+            if shared:
+                sweeping = asyncio.create_task(run_every(stop, STALE.total_seconds() / 2, self._sweep, "stale sweep"))
             await run_every(stop, self.every, self.dispatch_once, "command dispatch", wake=self._wake)
+            if shared:
+                await sweeping
         finally:
             self._running = False
             # Claimed commands not sent yet stay ``sent``: the next start sends them again.
@@ -65,6 +71,24 @@ class CommandDispatcher:
                 sender.cancel()
             await asyncio.gather(*self._senders.values(), return_exceptions=True)
             await self._recorded()
+
+    async def resume(self) -> bool:
+        """At a start, send again what was left sent with no sender; True with several processes possible."""
+        # Alone on the database (SQLite always), what is left sent is this process's from before its stop,
+        # all of it. With live peers on PostgreSQL, one may be waiting on a command it just sent: only a
+        # command sent longer ago than anyone waits (STALE) is anybody's to send again — now and from then on.
+        shared = not self.queue.database.is_sqlite
+        alone = not shared or await self.queue.processes_alive(PEER_LIVE) <= 1
+        await self._requeue_stale(None if alone else self.queue.clock() - STALE)
+        return shared
+
+    async def _requeue_stale(self, sent_before: datetime | None) -> None:
+        requeued = await self.queue.requeue_unfinished(self.devices, self.queue.clock(), sent_before)
+        if requeued:
+            log.info("sending again %d commands whose outcome nobody knows (their sender stopped)", requeued)
+
+    async def _sweep(self) -> None:
+        await self._requeue_stale(self.queue.clock() - STALE)
 
     async def dispatch_once(self) -> None:
         """Claim what is due and hand each command to its bus's sender. Buses are independent: each sends its

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
-from collectors.command_dispatcher import ModbusCommandDispatcher
+from collectors.command_dispatcher import STALE, ModbusCommandDispatcher
 from collectors.modbus_link import ModbusLink
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory, load_inventory
 from houqin.schedules.commander import Firing, ZoneCommander
 from houqin.store import Database
-from houqin.store.tables import CommandSource, DeviceCommand, ScheduleFiring
+from houqin.store.tables import CommandSource, DeviceCommand, HouqinProcess, ScheduleFiring
 
 INVENTORY = """
 site: {name: Command test}
@@ -151,3 +151,43 @@ async def test_firings_are_recorded_once_in_batches_even_by_two_writers_at_once(
     async with database.session() as session:
         written = (await session.execute(select(func.count()).select_from(ScheduleFiring))).scalar_one()
     assert written == len(firings)
+
+
+async def test_a_start_sends_again_only_what_no_live_process_waits_on(database: Database, tmp_path: Path) -> None:
+    """Left ``sent`` at a stop: alone on the database (SQLite; PostgreSQL with no live peer: the test before)
+    all of it is sent again at the start; with a live peer on PostgreSQL only what was sent longer ago than
+    anyone waits — a newer one may be the peer's — and the rest once it is that old."""
+    (tmp_path / "devices.yaml").write_text(INVENTORY.replace("PORT", "1"), encoding="utf-8")
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    queue = CommandQueue(database, inventory)
+    now = datetime.now(UTC)
+    ids = []
+    for device, sent_ago in (("r1-relay", timedelta(seconds=5)), ("r2-relay", timedelta(minutes=5))):
+        row = await queue.enqueue(CommandRequest(device, "relay", "on", CommandSource.USER), now)
+        async with database.session() as session:
+            await session.execute(update(DeviceCommand).where(DeviceCommand.id == row.id)
+                                  .values(state="sent", sent_at=now - sent_ago, attempts=1))  # fmt: skip
+            await session.commit()
+        ids.append(row.id)
+    link = ModbusLink(inventory.gateways["floor"])  # never connected: only its start is run
+    dispatcher = ModbusCommandDispatcher(queue, {"floor": link}, inventory, every=0.05)
+    if not database.is_sqlite:  # this process and a live peer
+        for n in range(2):
+            session_rows = HouqinProcess(id=f"p{n}", host="h", pid=n, roles="collect", files="{}", started_at=now,
+                                         seen_at=now)  # fmt: skip
+            async with database.session() as session:
+                session.add(session_rows)
+                await session.commit()
+    await dispatcher.resume()  # what its start does
+
+    async def states() -> list[str]:
+        async with database.session() as session:
+            rows = (await session.execute(select(DeviceCommand).order_by(DeviceCommand.id))).scalars().all()
+        return [row.state for row in rows if row.id in ids]
+
+    if database.is_sqlite:
+        assert await states() == ["queued", "queued"]
+    else:
+        assert await states() == ["sent", "queued"]  # the fresh one may be a live peer's
+        await queue.requeue_unfinished(inventory.devices.keys(), now, sent_before=now + STALE - timedelta(seconds=4))
+        assert await states() == ["queued", "queued"]  # a minute on, the sweep's turn: nobody waits that long

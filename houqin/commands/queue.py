@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +34,7 @@ from houqin.commands.handover import DirectSender, Handover, write_commands
 from houqin.commands.request import CommandError, CommandRequest
 from houqin.inventory import Inventory
 from houqin.store import Database
-from houqin.store.tables import CommandSource, CommandState, DeviceCommand
+from houqin.store.tables import CommandSource, CommandState, DeviceCommand, HouqinProcess
 
 OPEN = (CommandState.QUEUED, CommandState.SENT)
 LATE = "not sent by its deadline"
@@ -300,16 +300,29 @@ class CommandQueue:
                 query = query.where(DeviceCommand.created_at < until)
             return list((await session.execute(query)).scalars())
 
-    async def requeue_unfinished(self, devices: Collection[str], now: datetime) -> int:
+    async def processes_alive(self, within: timedelta) -> int:
+        """How many houqin processes on this database were heard of within ``within`` (this one included,
+        once it has registered; see ``assembly.peers``)."""
+        async with self.database.session() as session:
+            since = select(func.now()).scalar_subquery() - within
+            count = await session.scalar(select(func.count()).where(HouqinProcess.seen_at > since))
+            return int(count or 0)
+
+    async def requeue_unfinished(
+        self, devices: Collection[str], now: datetime, sent_before: datetime | None = None
+    ) -> int:
         """Commands left ``sent`` by a process that stopped before it knew the outcome are sent again
-        (setting an output to the state it should have is safe to repeat)."""
+        (setting an output to the state it should have is safe to repeat). ``sent_before``: only those sent
+        before it — with several processes, a newer one may be another live process's, waiting for its
+        confirmation."""
         if not devices:
             return 0
+        stale = [DeviceCommand.state == CommandState.SENT, DeviceCommand.device.in_(list(devices))]
+        if sent_before is not None:
+            stale.append(DeviceCommand.sent_at < sent_before)
         async with self.database.session() as session:
             result = await session.execute(
-                update(DeviceCommand)
-                .where(DeviceCommand.state == CommandState.SENT, DeviceCommand.device.in_(list(devices)))
-                .values(state=CommandState.QUEUED, next_attempt_at=now)
+                update(DeviceCommand).where(*stale).values(state=CommandState.QUEUED, next_attempt_at=now)
             )
             await session.commit()
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
