@@ -5,14 +5,13 @@ are written in the transaction that makes the event (repair events, room notices
 delivery (one process wins, so any number of processes may send), then it is marked sent, or waits its
 backoff, or is given up after the last attempt. A claim whose sender died is taken again after ``CLAIM``.
 Only a crash between the receiver's answer and the mark can repeat a message: JSON bodies carry
-``event_id`` so a receiver can drop a repeat. ``Robot`` posts a headline and lines in each robot's format.
+``event_id`` so a receiver can drop a repeat. ``Robot`` posts a ``Message`` in each robot's format.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -21,16 +20,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote_plus
 
 import httpx
+from pydantic import SecretStr
 from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
+from houqin.backoff import Backoff
 from houqin.store import Database
 from houqin.store.tables import NotificationDelivery, NotificationStart
+from houqin.ticker import run_every
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,18 @@ def url_key(kind: str, url: str) -> str:
     return f"{kind}:{hashlib.sha256(url.encode()).hexdigest()[:24]}"
 
 
+Outcome = Literal["sent", "failed", "lost"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a robot shows (a headline and lines) and what a JSON webhook gets (``body``)."""
+
+    headline: str
+    lines: list[str]
+    body: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Robot:
     """Where a message goes: ``wecom`` or ``dingtalk`` (markdown), or ``json`` (the body as given, signed
@@ -53,6 +67,11 @@ class Robot:
     kind: str
     url: str
     secret: str | None = None
+
+    @classmethod
+    def of(cls, kind: str, url: SecretStr, secret: SecretStr | None) -> Robot:
+        """From settings, where the URL and the secret are kept secret."""
+        return cls(kind, url.get_secret_value(), secret.get_secret_value() if secret is not None else None)
 
     @property
     def key(self) -> str:
@@ -148,31 +167,37 @@ class Deliveries:
             )
             return claimed.scalar()
 
-    async def finish(self, event_id: int, hook: str, error: str | None, retry_in: float, last: bool) -> None:
-        """Record the attempt: sent (``error`` None), or failed — retried after ``retry_in`` s or given up."""
+    async def attempt(
+        self, client: httpx.AsyncClient, robot: Robot, event_id: int, attempt: int, message: Message,
+        max_attempts: int, retry: Backoff,
+    ) -> Outcome:  # fmt: skip
+        """Post ``message`` (claimed: this is ``attempt``) and record how it went: sent; failed, to be tried
+        again after its backoff; or lost, after the last attempt (logged with its text)."""
+        try:
+            await robot.post(client, message.headline, message.lines, message.body)
+            error = None
+        except (httpx.HTTPError, RuntimeError) as exc:
+            error = str(exc) or type(exc).__name__
         now = datetime.now(UTC)
-        values: dict[str, object] = (
-            {"sent_at": now, "last_error": ""} if error is None
-            else {"last_error": error[:500], "gave_up": last, "not_before": now + timedelta(seconds=retry_in)}
-        )  # fmt: skip
+        outcome: Outcome = "sent" if error is None else "lost" if attempt >= max_attempts else "failed"
+        if error is None:
+            values: dict[str, object] = {"sent_at": now, "last_error": ""}
+        else:
+            values = {"last_error": error[:500], "gave_up": outcome == "lost",
+                      "not_before": now + timedelta(seconds=retry.delay(attempt))}  # fmt: skip
+        if outcome == "lost":
+            log.error("%s message (%s) not delivered after %d attempts: %s", robot.kind, self.source, attempt,
+                      " | ".join(message.lines))  # fmt: skip
+        elif outcome == "failed":
+            log.warning("%s message (%s) failed (%s); attempt %d", robot.kind, self.source, error, attempt)
         row = NotificationDelivery
         async with self.database.session() as session, session.begin():
             await session.execute(
                 update(row)
-                .where(row.source == self.source, row.event_id == event_id, row.hook == hook)
+                .where(row.source == self.source, row.event_id == event_id, row.hook == robot.key)
                 .values(**values)
             )
-
-
-async def attempt_post(
-    client: httpx.AsyncClient, robot: Robot, headline: str, lines: list[str], body: dict[str, Any]
-) -> str | None:
-    """One attempt: None if delivered, else what went wrong."""
-    try:
-        await robot.post(client, headline, lines, body)
-    except (httpx.HTTPError, RuntimeError) as exc:
-        return str(exc) or type(exc).__name__
-    return None
+        return outcome
 
 
 async def poll_until(
@@ -181,23 +206,9 @@ async def poll_until(
     """Call ``send`` until ``stop``: again at once while it finds work, else after ``every`` seconds or when
     ``wake`` is set. A failing database is logged and tried again at the next poll."""
     async with httpx.AsyncClient(timeout=10) as client:
-        while not stop.is_set():
-            wake.clear()
-            try:
-                busy = await send(client)
-            except Exception:
-                log.exception("outbox: cannot read what is due")
-                busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(stop, wake), every)
 
+        async def tick() -> None:
+            if await send(client):
+                wake.set()  # more may be waiting
 
-async def _first(*events: asyncio.Event) -> None:
-    """Returns when any of ``events`` is set."""
-    waits = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
+        await run_every(stop, every, tick, "outbox", wake=wake)

@@ -10,7 +10,6 @@ at a crash. The summary is an event of its own per local day: one process sends 
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,17 +18,16 @@ import httpx
 from sqlalchemy import func, select
 
 from houqin.backoff import Backoff
-from houqin.outbox import RETAIN, START_GRACE, Deliveries, Robot, attempt_post, poll_until
+from houqin.outbox import RETAIN, START_GRACE, Deliveries, Message, Robot, poll_until
 from houqin.settings import NotifySettings
 from houqin.store import Database
 from houqin.store.tables import RoomNotice, Wallet, WalletState
-
-log = logging.getLogger(__name__)
 
 POLL_S = 2.0
 BATCH = 100
 LISTED = 20  # rooms named in a summary line; the rest are counted
 SUMMARY = "宿舍用电日报 Dorm power daily summary"
+ALARM = "宿舍用电提醒 Dorm power alarm"
 
 
 class RoomAlarms:
@@ -51,9 +49,6 @@ class RoomAlarms:
     def name(self) -> str:
         return "room-alarms"
 
-    def wake(self) -> None:
-        self._wake.set()
-
     async def run(self, stop: asyncio.Event) -> None:
         await poll_until(stop, self._wake, POLL_S, self.send_due)
 
@@ -61,7 +56,7 @@ class RoomAlarms:
         now = now or datetime.now(UTC)
         tried = False
         for hook in self.settings.dorm_webhooks:
-            robot = Robot("json", hook.url.get_secret_value(), hook.secret.get_secret_value() if hook.secret else None)
+            robot = Robot.of("json", hook.url, hook.secret)
             old = RoomNotice.created_at < now - START_GRACE
             after = await self.notices.start_of(robot.key, select(func.max(RoomNotice.id)).where(old))
             query = (
@@ -80,7 +75,8 @@ class RoomAlarms:
                     body = {"event": f"room.{notice.kind}", "event_id": notice.id, "room": notice.room,
                             "kind": str(notice.kind), "balance_fen": notice.balance_fen, "message": notice.message,
                             "at": notice.created_at.isoformat()}  # fmt: skip
-                    await self._attempt(client, self.notices, robot, notice.id, body, [notice.message], attempt)
+                    message = Message(ALARM, [notice.message], body)
+                    await self._attempt(client, self.notices, robot, notice.id, message, attempt)
         await self._summary(client, now)
         return tried
 
@@ -89,8 +85,8 @@ class RoomAlarms:
         if local.time() < self.settings.summary_at:
             return
         day = local.date()
-        robots = [Robot(hook.kind, hook.url.get_secret_value(), hook.secret.get_secret_value() if hook.secret else None)
-                  for hook in self.settings.webhooks if "daily_summary" in hook.events]  # fmt: skip
+        robots = [Robot.of(hook.kind, hook.url, hook.secret) for hook in self.settings.webhooks
+                  if "daily_summary" in hook.events]  # fmt: skip
         for robot in robots:
             if (day.toordinal(), robot.key) in self._summarized:
                 continue
@@ -99,7 +95,8 @@ class RoomAlarms:
                 self._summarized.add((day.toordinal(), robot.key))  # sent, given up, or another process's
                 continue
             lines, body = await self.summary(day)
-            if await self._attempt(client, self.summaries, robot, day.toordinal(), body, lines, attempt, SUMMARY):
+            message = Message(SUMMARY, lines, body)
+            if await self._attempt(client, self.summaries, robot, day.toordinal(), message, attempt):
                 self._summarized.add((day.toordinal(), robot.key))
 
     async def summary(self, day: date) -> tuple[list[str], dict[str, Any]]:
@@ -128,17 +125,11 @@ class RoomAlarms:
         return lines, body
 
     async def _attempt(
-        self, client: httpx.AsyncClient, deliveries: Deliveries, robot: Robot, event_id: int, body: dict[str, Any],
-        lines: list[str], attempt: int, headline: str = "宿舍用电提醒 Dorm power alarm",
+        self, client: httpx.AsyncClient, deliveries: Deliveries, robot: Robot, event_id: int, message: Message,
+        attempt: int,
     ) -> bool:  # fmt: skip
-        error = await attempt_post(client, robot, headline, lines, body)
-        last = error is not None and attempt >= self.settings.max_attempts
-        if error is None:
-            self.sent += 1
-        elif last:
-            self.lost += 1
-            log.error("%s alarm not delivered after %d attempts: %s", robot.kind, attempt, " | ".join(lines))
-        else:
-            log.warning("%s alarm failed (%s); attempt %d", robot.kind, error, attempt)
-        await deliveries.finish(event_id, robot.key, error, self.retry.delay(attempt), last)
-        return error is None
+        outcome = await deliveries.attempt(client, robot, event_id, attempt, message, self.settings.max_attempts,
+                                           self.retry)  # fmt: skip
+        self.sent += outcome == "sent"
+        self.lost += outcome == "lost"
+        return outcome == "sent"

@@ -9,7 +9,6 @@ to guess what was not delivered.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,13 +17,11 @@ from prometheus_client import Counter
 from sqlalchemy import func, select
 
 from houqin.backoff import Backoff
-from houqin.outbox import RETAIN, START_GRACE, Deliveries, Robot, attempt_post, poll_until
+from houqin.outbox import RETAIN, START_GRACE, Deliveries, Message, Robot, poll_until
 from houqin.repairs.faults import OrderChange
 from houqin.settings import NotifySettings, Webhook
 from houqin.store import Database
 from houqin.store.tables import EventKind, RepairEvent, RepairOrder, User
-
-log = logging.getLogger(__name__)
 
 SENT = Counter("houqin_notifications_total", "Repair-order notifications", ["kind", "result"])
 
@@ -57,10 +54,6 @@ class Notice:
             f"优先级 Priority: {self.priority} · 类别 Category: {self.category}",
             f"处理 Assigned: {self.assignee or self.team or '-'} · 期限 Due: {self.due}",
         ]
-
-
-def robot_of(hook: Webhook) -> Robot:
-    return Robot(hook.kind, hook.url.get_secret_value(), hook.secret.get_secret_value() if hook.secret else None)
 
 
 # The order events that are news, and what a webhook calls them.
@@ -102,7 +95,7 @@ class Notifier:
         """Send what is due to every webhook; True if anything was tried (more may be waiting)."""
         tried = False
         for hook in hooks:
-            robot = robot_of(hook)
+            robot = Robot.of(hook.kind, hook.url, hook.secret)
             old = RepairEvent.at < datetime.now(UTC) - START_GRACE
             after = await self.deliveries.start_of(robot.key, select(func.max(RepairEvent.id)).where(old))
             for event_id, notice in await self._due(robot.key, hook, after):
@@ -133,20 +126,14 @@ class Notifier:
         self, client: httpx.AsyncClient, robot: Robot, kind: str, event_id: int, notice: Notice, attempt: int
     ) -> None:
         headline = HEADLINES[notice.news]
-        body = {"event": f"repair_order.{notice.news}", **notice.__dict__}
         title = f"{headline} {notice.number}" if kind == "dingtalk" else headline
-        error = await attempt_post(client, robot, title, notice.lines(), body)
-        last = error is not None and attempt >= self.settings.max_attempts
-        if error is None:
-            self.sent += 1
-            SENT.labels(kind, "sent").inc()
-        elif last:
-            self.lost += 1
-            SENT.labels(kind, "lost").inc()
-            log.error("%s notification not delivered after %d attempts: %s", kind, attempt, " | ".join(notice.lines()))
-        else:
-            log.warning("%s notification failed (%s); attempt %d", kind, error, attempt)
-        await self.deliveries.finish(event_id, robot.key, error, self.retry.delay(attempt), last)
+        message = Message(title, notice.lines(), {"event": f"repair_order.{notice.news}", **notice.__dict__})
+        outcome = await self.deliveries.attempt(client, robot, event_id, attempt, message,
+                                                self.settings.max_attempts, self.retry)  # fmt: skip
+        if outcome != "failed":
+            SENT.labels(kind, outcome).inc()
+        self.sent += outcome == "sent"
+        self.lost += outcome == "lost"
 
 
 def _notice(news: str, order: RepairOrder, assignee: str | None, event_id: int) -> Notice:
