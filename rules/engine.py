@@ -248,14 +248,17 @@ class RulesEngine:
     async def _relay(self, watch: Watch, action: str, now: datetime, reason: str) -> None:
         """Cut or restore the power of the watched device's room (idempotent per fault and action)."""
         room = self.inventory.rooms.get(watch.device.room or "")
-        relay = self.inventory.relay_of(room) if room is not None else None
-        if relay is None or self.commands is None:
+        switches = self.inventory.switches(room) if room is not None else []
+        if not switches or self.commands is None:
             log.error("rule %s wants to switch the relay of %s, which has none houqin can command",
                       watch.rule.id, watch.device.id)  # fmt: skip
             return
-        request = CommandRequest(relay.id, "relay", action, CommandSource.RULE, reason=reason,
-                                 key=f"fault:{watch.fault_id}:relay:{action}")  # fmt: skip
-        await self.commands.enqueue(request, now)
+        # A safety cut takes every circuit of the room, whatever its cut policy says.
+        for switch in switches:
+            suffix = "" if switch.circuit is None else f":{switch.circuit}"
+            request = CommandRequest(switch.device, switch.command, action, CommandSource.RULE, reason=reason,
+                                     key=f"fault:{watch.fault_id}:relay:{action}{suffix}")  # fmt: skip
+            await self.commands.enqueue(request, now)
 
     def _undo(self, watch: Watch, transition: Transition) -> None:
         back = {Transition.BEGIN: "ok", Transition.ACTIVATE: "pending", Transition.DISCARD: "pending",

@@ -125,7 +125,7 @@ def _check(document: LocatedDocument, index: int, rule: Rule, inventory: Invento
     # (the engine says so if a fault asks). A site's own rule asking for it is a mistake worth stopping.
     if "cut_relay" in rule.actions and not shipped:
         rooms = [inventory.rooms.get(device.room or "") for device in watched]
-        if watched and not any(room is not None and inventory.relay_of(room) is not None for room in rooms):
+        if watched and not any(room is not None and inventory.switches(room) for room in rooms):
             message = "cut_relay: none of the devices it watches is in a room with a relay houqin can command"
             issues.append(document.issue(("rules", index, "actions"), message))
     return issues

@@ -17,8 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.policy import PowerPolicy
+from houqin.billing.switching import active_causes
 from houqin.commands import CommandRequest, Handover, write_commands
-from houqin.store.tables import Wallet, WalletState
+from houqin.inventory.circuits import CutCause
+from houqin.store.tables import Wallet
 
 
 class Curfew:
@@ -67,12 +69,13 @@ class Curfew:
                 .values(curfew=under).returning(Wallet.room, Wallet.state, Wallet.locked, Wallet.tripped_until)
             )  # fmt: skip
             for room, state, locked, tripped_until in changed.all():
-                # Only a room that has power for every other reason is switched: the others are off already.
-                if state != WalletState.CUT_OFF and not locked and (tripped_until is None or tripped_until <= now):
+                # Only what has power for every other reason is switched: the rest is off already.
+                others = active_causes(state, locked, False, tripped_until, now)
+                room_requests = self.policy.switches.requests(room, CutCause.CURFEW, action, others, why,
+                                                              f"{cause}:{key}")  # fmt: skip
+                if room_requests:
                     switched.append(room)
-                    request = self.policy.relay_request(room, action, why, f"{cause}:{key}")
-                    if request is not None:
-                        requests.append(request)
+                    requests.extend(room_requests)
         if requests:
             connection = await session.connection()
             if handover is not None:

@@ -83,6 +83,7 @@ async def post(
     cause: str,
     note: str = "",
     kwh: float | None = None,
+    circuit: str | None = None,
 ) -> tuple[LedgerEntry, WalletAfter] | None:
     """Add an entry and move the balance, in the caller's transaction: the entry and the wallet it left
     (what the power policy decides on), or None when ``key`` was posted before.
@@ -94,7 +95,8 @@ async def post(
         raise ValueError(f"unknown ledger entry kind {kind!r}")
     wallet = await _move(session, room, amount_fen, now)
     values = {"room": room, "kind": kind, "amount_fen": amount_fen, "balance_after_fen": wallet.balance_fen,
-              "kwh": kwh, "cause": cause[:255], "note": note, "key": key, "created_at": now}  # fmt: skip
+              "kwh": kwh, "cause": cause[:255], "note": note, "key": key, "created_at": now,
+              "circuit": circuit}  # fmt: skip
     connection = await session.connection()
     entry_id = (await connection.execute(_INSERT[connection.dialect.name], values)).scalar()
     if entry_id is None:

@@ -22,15 +22,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from houqin.billing.allowances import allowance_pool
 from houqin.billing.ledger import post
 from houqin.billing.policy import PowerPolicy
 from houqin.billing.pricing import MICRO, price_usage
 from houqin.inventory import Inventory
+from houqin.inventory.circuits import ENERGY_REGISTER, BilledRegister
 from houqin.inventory.model import Room
 from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, FaultSpec, OrderChange
 from houqin.store import Database
-from houqin.store.tables import BillingEvent, BillingEventKind, EntryKind, MeterBilling, OpeningAllowance, Priority
+from houqin.store.tables import BillingEvent, BillingEventKind, EntryKind, MeterBilling, Priority
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,8 @@ JUMP_RULE = "billing_jump"
 
 
 class RoomBilling:
-    """A pipeline sink: room meter readings in, ledger charges out."""
+    """A pipeline sink: room meter readings in, ledger charges out (one charge per billed register: a room's
+    meter, or each of its circuits)."""
 
     def __init__(
         self,
@@ -55,11 +58,15 @@ class RoomBilling:
         self.faults = faults
         self.on_order_change = on_order_change
         self._jump_faults: dict[str, int] | None = None  # meter -> open billing_jump fault, loaded once
+        self._jumping: dict[str, set[str]] = {}  # meter -> its registers that jumped and have not billed since
         self.database = database
         self.inventory = inventory
         self.timezone = timezone
         self.max_room_kw = max_room_kw
-        self.rooms: dict[str, Room] = {room.meter: room for room in inventory.rooms.values()}
+        self.registers: dict[str, list[BilledRegister]] = {}
+        for room in inventory.rooms.values():
+            for register in inventory.registers(room):
+                self.registers.setdefault(register.meter, []).append(register)
         self.charged_fen = 0
 
     @property
@@ -68,52 +75,60 @@ class RoomBilling:
 
     async def consume(self, readings: Sequence[Reading]) -> None:
         for reading in readings:
-            room = self.rooms.get(reading.device)
-            energy = reading.number(ENERGY)
-            if room is None or energy is None:
-                continue
-            async with self.database.session() as session:
-                jump = await self._bill(session, room, reading.ts, energy)
-                await session.commit()
-            if self.faults is not None:
-                await self._jump_fault(room, reading.ts, jump)
+            for register in self.registers.get(reading.device, ()):
+                energy = reading.number(register.register)
+                if energy is None:
+                    continue
+                room = self.inventory.rooms[register.room]
+                async with self.database.session() as session:
+                    jump = await self._bill(session, room, register, reading.ts, energy)
+                    await session.commit()
+                if self.faults is not None:
+                    await self._jump_fault(room, register, reading.ts, jump)
 
-    async def _jump_fault(self, room: Room, ts: datetime, jump: str | None) -> None:
-        """Raise the meter's jump fault (and its repair order), or clear it after a normal window."""
+    async def _jump_fault(self, room: Room, register: BilledRegister, ts: datetime, jump: str | None) -> None:
+        """Raise the meter's jump fault (and its repair order), or clear it once every register of the meter
+        that jumped has billed a normal window."""
         assert self.faults is not None
+        meter = register.meter
         if self._jump_faults is None:
             self._jump_faults = {fault.device: fault.id for fault in await self.faults.open_faults()
                                  if fault.rule_id == JUMP_RULE}  # fmt: skip
-        open_fault = self._jump_faults.get(room.meter)
+            self._jumping = {device: {r.key for r in self.registers.get(device, ())} for device in self._jump_faults}
+        open_fault = self._jump_faults.get(meter)
         if jump is None:
-            if open_fault is not None:
-                del self._jump_faults[room.meter]
+            jumping = self._jumping.get(meter, set())
+            jumping.discard(register.key)
+            if open_fault is not None and not jumping:
+                del self._jump_faults[meter]
                 await self.faults.clear(open_fault, ts, auto_resolve=False)
             return
+        self._jumping.setdefault(meter, set()).add(register.key)
         if open_fault is not None:
             return
-        spec = FaultSpec(rule_id=JUMP_RULE, device=room.meter, severity="warning", category="meter",
-                         priority=Priority.NORMAL, title=f"Room {room.id}: meter {room.meter} jumped; {jump}",
+        where = f"Room {room.id}" if register.circuit is None else f"Room {room.id} ({register.circuit})"
+        spec = FaultSpec(rule_id=JUMP_RULE, device=meter, severity="warning", category="meter",
+                         priority=Priority.NORMAL, title=f"{where}: meter {meter} jumped; {jump}",
                          building=room.building, floor=room.floor, room=room.id)  # fmt: skip
         fault = await self.faults.pending(spec, ts, None)
-        self._jump_faults[room.meter] = fault.id
+        self._jump_faults[meter] = fault.id
         change = await self.faults.activate(fault.id, spec, ts, None, timedelta(days=7))
         if change is not None and self.on_order_change is not None:
             await self.on_order_change(change)
 
-    async def _bill(self, session: AsyncSession, room: Room, ts: datetime, kwh: float) -> str | None:
+    async def _bill(
+        self, session: AsyncSession, room: Room, register: BilledRegister, ts: datetime, kwh: float
+    ) -> str | None:
         """Charge the reading; what was wrong if it was a jump (not charged), else None."""
-        meter = room.meter
-        state = await session.get(MeterBilling, meter, with_for_update=True)
+        key = register.key
+        state = await session.get(MeterBilling, key, with_for_update=True)
         month = ts.astimezone(self.timezone).strftime("%Y-%m")
         if state is None:
-            # A room moved from the previous system starts the month with the allowance it used there.
-            opening = await session.get(OpeningAllowance, room.id)
-            used = opening.free_used_kwh if opening is not None and opening.month == month else 0.0
-            session.add(MeterBilling(meter=meter, room=room.id, last_ts=ts, last_kwh=kwh, carry_micro_fen=0,
-                                     month=month, free_used_kwh=used))  # fmt: skip
-            session.add(BillingEvent(room=room.id, meter=meter, kind=BillingEventKind.FIRST, at=ts, after_kwh=kwh,
-                                     note="billing starts from this reading"))  # fmt: skip
+            session.add(MeterBilling(meter=key, room=room.id, last_ts=ts, last_kwh=kwh, carry_micro_fen=0,
+                                     month=month))  # fmt: skip
+            what = "" if register.circuit is None else f" ({_what(register)})"
+            session.add(BillingEvent(room=room.id, meter=register.meter, kind=BillingEventKind.FIRST, at=ts,
+                                     after_kwh=kwh, note=f"billing starts from this reading{what}"))  # fmt: skip
             return None
         if ts <= state.last_ts:
             return None  # late or repeated: this energy was charged (or skipped) already
@@ -125,34 +140,46 @@ class RoomBilling:
                 note = "the register went down: meter reset or replaced"
             else:
                 note = f"{delta:.3f} kWh in {_duration(hours)} is more than {self.max_room_kw:g} kW could draw"
-            session.add(BillingEvent(room=room.id, meter=meter, kind=kind, at=ts, before_kwh=state.last_kwh,
+            if register.circuit is not None:
+                note += f" ({_what(register)})"
+            session.add(BillingEvent(room=room.id, meter=register.meter, kind=kind, at=ts, before_kwh=state.last_kwh,
                                      after_kwh=kwh, note=note))  # fmt: skip
-            log.warning("billing %s (%s): %s; not charged, billing continues from %.3f kWh", room.id, meter, note, kwh)
+            log.warning("billing %s (%s): %s; not charged, billing continues from %.3f kWh", room.id, key, note, kwh)
             state.last_ts, state.last_kwh = ts, kwh
             return note if kind == BillingEventKind.JUMP else None
-        tariff = self.inventory.tariffs[room.tariff]
+        tariff = self.inventory.tariffs[register.tariff]
         allowance = tariff.free_kwh(room.beds)
-        stamp = f"{meter}:{ts.isoformat()}"
-        window = f"meter {meter} {state.last_ts.isoformat()}..{ts.isoformat()}"
+        # Circuits on one tariff share the room's allowance of it; the room's own tariff is pool "".
+        pool = None
+        if allowance > 0:
+            pool = await allowance_pool(session, room.id, "" if register.tariff == room.tariff else register.tariff,
+                                        state.month)  # fmt: skip
+        stamp = f"{key}:{ts.isoformat()}"
+        window = f"{_what(register)} {state.last_ts.isoformat()}..{ts.isoformat()}"
         free_before = 0.0
         if state.month != month:
             # The window crosses into a new month: the part before the boundary (in proportion to time)
             # may still use the old month's allowance, the rest starts the new month's.
             local = ts.astimezone(self.timezone)
             boundary = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-            if state.last_ts < boundary and allowance > 0:
+            if state.last_ts < boundary and pool is not None:
                 before = delta * (boundary - state.last_ts) / (ts - state.last_ts)
-                free_before = min(before, max(0.0, allowance - state.free_used_kwh))
+                free_before = min(before, max(0.0, allowance - pool.used_in(state.month)))
                 if free_before > 0:
+                    pool.add(state.month, free_before)
                     # Stamped just before the boundary, so each month's statement counts its own allowance.
                     await post(session, room.id, EntryKind.ALLOWANCE, 0, boundary - timedelta(milliseconds=1),
-                               key=f"allowance-prev:{stamp}", cause=window, kwh=free_before,
+                               key=f"allowance-prev:{stamp}", cause=window, kwh=free_before, circuit=register.circuit,
                                note=f"{free_before:.3f} kWh of {state.month}'s free allowance")  # fmt: skip
-            state.month, state.free_used_kwh = month, 0.0
             delta_now = delta - delta * max(0.0, (boundary - state.last_ts) / (ts - state.last_ts))
+            state.month = month
         else:
             delta_now = delta
-        free_now = min(delta_now, max(0.0, allowance - state.free_used_kwh))
+        free_now = 0.0
+        if pool is not None:
+            pool.advance(month)
+            free_now = min(delta_now, max(0.0, allowance - pool.used_in(month)))
+            pool.add(month, free_now)
         free = free_before + free_now
         slices = price_usage(tariff, state.last_ts, ts, delta, self.timezone)
         cost_micro = sum(piece.cost_micro_fen for piece in slices)
@@ -162,20 +189,32 @@ class RoomBilling:
         fen, carry = divmod(total, MICRO)
         if free_now > 0:
             await post(session, room.id, EntryKind.ALLOWANCE, 0, ts, key=f"allowance:{stamp}", cause=window,
-                       kwh=free_now, note=f"{free_now:.3f} kWh of the free monthly allowance")  # fmt: skip
+                       kwh=free_now, circuit=register.circuit,
+                       note=f"{free_now:.3f} kWh of the free monthly allowance")  # fmt: skip
         if fen > 0:
             periods = ", ".join(f"{p.period} {p.kwh:.3f} kWh × {p.price_fen_per_kwh} fen" for p in slices)
-            if self.policy is not None:
-                await self.policy.post(session, room.id, EntryKind.CHARGE, -fen, ts, key=f"charge:{stamp}",
-                                       cause=window, kwh=delta - free, note=periods)  # fmt: skip
-            else:
-                await post(session, room.id, EntryKind.CHARGE, -fen, ts, key=f"charge:{stamp}", cause=window,
-                           kwh=delta - free, note=periods)  # fmt: skip
+            poster = self.policy.post if self.policy is not None else _post_plain
+            await poster(session, room.id, EntryKind.CHARGE, -fen, ts, key=f"charge:{stamp}", cause=window,
+                         kwh=delta - free, note=periods, circuit=register.circuit)  # fmt: skip
             self.charged_fen += fen
         state.last_ts, state.last_kwh = ts, kwh
         state.carry_micro_fen = carry
-        state.free_used_kwh += free_now
         return None
+
+
+async def _post_plain(session: AsyncSession, room: str, kind: EntryKind, amount_fen: int, now: datetime, *,
+                      key: str, cause: str, note: str = "", kwh: float | None = None,
+                      circuit: str | None = None) -> None:  # fmt: skip
+    await post(session, room, kind, amount_fen, now, key=key, cause=cause, note=note, kwh=kwh, circuit=circuit)
+
+
+def _what(register: BilledRegister) -> str:
+    """The register as the ledger names it: ``meter m``, or ``meter m energy_ac (circuit ac)``."""
+    if register.circuit is None:
+        return f"meter {register.meter}"
+    if register.register == ENERGY_REGISTER:
+        return f"meter {register.meter} (circuit {register.circuit})"
+    return f"meter {register.meter} {register.register} (circuit {register.circuit})"
 
 
 def _duration(hours: float) -> str:

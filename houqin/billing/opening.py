@@ -22,9 +22,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from houqin.billing.allowances import ROOM_POOL, allowance_pool
 from houqin.billing.policy import PowerPolicy
 from houqin.inventory import Inventory
-from houqin.store.tables import EntryKind, LedgerEntry, MeterBilling, OpeningAllowance
+from houqin.store.tables import EntryKind, LedgerEntry, OpeningAllowance
 
 ROOM_COLUMNS = ("room", "房间", "房间号", "宿舍")
 YUAN_COLUMNS = ("balance_yuan", "余额", "余额(元)", "余额（元）")
@@ -160,14 +161,12 @@ async def post_opening_balances(
 
 
 async def _start_allowance(session: AsyncSession, room: str, month: str, kwh: float, source: str) -> None:
-    """The month's free allowance starts at ``kwh`` used: in the room meter's billing state if billing has
-    begun this month (what houqin counted adds to it), else when it begins."""
+    """The month's free allowance of the room's own tariff starts at ``kwh`` used (what houqin counted this
+    month, if billing has begun, adds to it)."""
     session.add(OpeningAllowance(room=room, month=month, free_used_kwh=kwh, source=source))
-    states = (await session.execute(
-        select(MeterBilling).where(MeterBilling.room == room).with_for_update())).scalars()  # fmt: skip
-    for state in states:
-        if state.month == month:
-            state.free_used_kwh += kwh
+    pool = await allowance_pool(session, room, ROOM_POOL, month)
+    pool.advance(month)
+    pool.add(month, kwh)
 
 
 def _kwh(value: object) -> float | None:

@@ -28,14 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from houqin.billing.ledger import WalletAfter
 from houqin.billing.ledger import post as post_entry
-from houqin.commands import CommandQueue, CommandRequest
+from houqin.billing.switching import RoomSwitches, active_causes
+from houqin.commands import CommandQueue
 from houqin.daily_span import within
 from houqin.inventory import Inventory
+from houqin.inventory.circuits import CutCause
 from houqin.inventory.power import AppliancePolicy
 from houqin.settings import BillingSettings
 from houqin.store import Database
 from houqin.store.tables import (
-    CommandSource,
     EntryKind,
     LedgerEntry,
     NoticeKind,
@@ -96,6 +97,7 @@ class PowerPolicy:
         self.restore_fen = max(billing.restore_fen, billing.cutoff_fen)
         self.thresholds = sorted({fen for fen in billing.low_balance_fen if fen > billing.cutoff_fen}, reverse=True)
         self.window = billing.window
+        self.switches = RoomSwitches(inventory)
 
     def protected(self, now: datetime) -> bool:
         return self.window is not None and within(now.astimezone(self.timezone).time(), *self.window)
@@ -112,10 +114,11 @@ class PowerPolicy:
         cause: str,
         note: str = "",
         kwh: float | None = None,
+        circuit: str | None = None,
     ) -> LedgerEntry | None:
         """Post a ledger entry (``ledger.post``) and apply the policy to the balance it leaves."""
         posted = await post_entry(session, room_id, kind, amount_fen, now, key=key, cause=cause, note=note,
-                                        kwh=kwh)  # fmt: skip
+                                  kwh=kwh, circuit=circuit)  # fmt: skip
         if posted is None:
             return None
         entry, wallet = posted
@@ -137,6 +140,7 @@ class PowerPolicy:
                 notice(session, room_id, NoticeKind.LOW_BALANCE, now, f"Balance {yuan(balance)}: at or below "
                        f"{yuan(crossed)}. Top up to keep the power on.", balance)  # fmt: skip
         state = wallet.state
+        others = active_causes(None, wallet.locked, wallet.curfew, wallet.tripped_until, now)
         if state != WalletState.CUT_OFF and balance <= self.cutoff_fen:
             if self.protected(now):
                 if not wallet.cut_deferred:
@@ -150,7 +154,8 @@ class PowerPolicy:
                 values["cut_deferred"] = False
                 notice(session, room_id, NoticeKind.CUT_OFF, now, f"Balance {yuan(balance)}: power cut. It returns as "
                        "soon as the room is topped up.", balance)  # fmt: skip
-                await self._relay(session, room_id, "off", now, f"balance {balance} fen", f"cut:{entry.id}")
+                await self._switch(session, room_id, CutCause.BALANCE, "off", others, now, f"balance {balance} fen",
+                                   f"cut:{entry.id}")  # fmt: skip
         elif state == WalletState.CUT_OFF and balance > self.restore_fen:
             state = WalletState.NORMAL
             if wallet.locked:
@@ -163,8 +168,8 @@ class PowerPolicy:
             else:
                 notice(session, room_id, NoticeKind.RESTORED, now, f"Balance {yuan(balance)}: power restored.",
                        balance)  # fmt: skip
-            if not self._tripped(wallet, now) and not wallet.locked and not wallet.curfew:
-                await self._relay(session, room_id, "on", now, f"balance {balance} fen", f"restore:{entry.id}")
+            await self._switch(session, room_id, CutCause.BALANCE, "on", others, now, f"balance {balance} fen",
+                               f"restore:{entry.id}")  # fmt: skip
         elif wallet.cut_deferred and balance > self.cutoff_fen:
             values["cut_deferred"] = False
         if state != WalletState.CUT_OFF:
@@ -187,19 +192,18 @@ class PowerPolicy:
                 update(Wallet)
                 .where(Wallet.room == room_id, (Wallet.tripped_until.is_(None)) | (Wallet.tripped_until <= now))
                 .values(tripped_until=now + restore_after, trips=Wallet.trips + 1)
-                .returning(Wallet.trips, Wallet.state)
+                .returning(Wallet.trips, Wallet.state, Wallet.locked, Wallet.curfew)
             )
             row = tripped.first()
             if row is None:
                 return False
-            trips, state = row
+            trips, state, locked, curfew = row
             minutes = restore_after.total_seconds() / 60
             notice(session, room_id, NoticeKind.TRIPPED, now,
                    f"Overload: {drawn_w:.0f} W drawn, the limit is {limit_w:.0f} W. "
                    f"Power is off for {minutes:g} min (trip {trips}).", None)  # fmt: skip
-            if state != WalletState.CUT_OFF:
-                await self._relay(session, room_id, "off", now, f"overload {drawn_w:.0f} W > {limit_w:.0f} W",
-                                  f"trip:{trips}")  # fmt: skip
+            await self._switch(session, room_id, CutCause.TRIP, "off", active_causes(state, locked, curfew, None, now),
+                               now, f"overload {drawn_w:.0f} W > {limit_w:.0f} W", f"trip:{trips}")  # fmt: skip
             await session.commit()
             return True
 
@@ -220,11 +224,12 @@ class PowerPolicy:
                 .where(Wallet.room == room_id, Wallet.locked.is_(False),
                        (Wallet.tripped_until.is_(None)) | (Wallet.tripped_until <= now))
                 .values(tripped_until=None if lock else restore_at, trips=Wallet.trips + 1, locked=lock)
-                .returning(Wallet.state)
+                .returning(Wallet.state, Wallet.curfew)
             )  # fmt: skip
-            state = tripped.scalar()
-            if state is None:
+            row = tripped.first()
+            if row is None:
                 return False
+            state, curfew = row
             what = f"a high-power appliance (+{seen.step_w:.0f} W{seen.describe_pf()})"
             session.add(RoomPowerEvent(room=room_id, kind=PowerEventKind.APPLIANCE_TRIP, at=now, reason=what,
                                        step_w=seen.step_w, power_factor=seen.power_factor,
@@ -241,8 +246,9 @@ class PowerPolicy:
                        f"Power off: {what}; kettles, heaters and cookers are not allowed in dorm rooms. It comes "
                        f"back at {local:%H:%M} (trip {count} of {rule.lock_after} before the room is locked).",
                        None)  # fmt: skip
-            if state != WalletState.CUT_OFF:
-                await self._relay(session, room_id, "off", now, what, f"appliance:{now:%Y%m%d%H%M%S}")
+            await self._switch(session, room_id, CutCause.LOCK if lock else CutCause.TRIP, "off",
+                               active_causes(state, False, curfew, None, now), now, what,
+                               f"appliance:{now:%Y%m%d%H%M%S}")  # fmt: skip
             await session.commit()
             return True
 
@@ -253,16 +259,17 @@ class PowerPolicy:
         async with self.database.session() as session:
             locked = await session.execute(
                 update(Wallet).where(Wallet.room == room_id, Wallet.locked.is_(False))
-                .values(locked=True, tripped_until=None).returning(Wallet.state)
+                .values(locked=True, tripped_until=None).returning(Wallet.state, Wallet.curfew, Wallet.tripped_until)
             )  # fmt: skip
-            state = locked.scalar()
-            if state is None:
+            row = locked.first()
+            if row is None:
                 return False
+            state, curfew, _ = row
             session.add(RoomPowerEvent(room=room_id, kind=PowerEventKind.LOCKED, at=now, reason=reason, by=by))
             notice(session, room_id, NoticeKind.LOCKED, now, f"Power off: the dorm office locked the room ({reason}).",
                    None)  # fmt: skip
-            if state != WalletState.CUT_OFF:
-                await self._relay(session, room_id, "off", now, f"locked by {by}: {reason}", f"lock:{now:%Y%m%d%H%M%S}")
+            await self._switch(session, room_id, CutCause.LOCK, "off", active_causes(state, False, curfew, None, now),
+                               now, f"locked by {by}: {reason}", f"lock:{now:%Y%m%d%H%M%S}")  # fmt: skip
             await session.commit()
             return True
 
@@ -280,12 +287,11 @@ class PowerPolicy:
                 return False
             state, tripped_until, curfew = row
             session.add(RoomPowerEvent(room=room_id, kind=PowerEventKind.UNLOCKED, at=now, reason=reason, by=by))
-            back = state != WalletState.CUT_OFF and (tripped_until is None or tripped_until <= now) and not curfew
-            then = ": power restored." if back else "; power returns once the balance allows it."
+            others = active_causes(state, False, curfew, tripped_until, now)
+            then = ": power restored." if not others else "; power returns once the balance allows it."
             notice(session, room_id, NoticeKind.UNLOCKED, now, "Unlocked by the dorm office" + then, None)
-            if back:
-                await self._relay(session, room_id, "on", now, f"unlocked by {by}: {reason}",
-                                  f"unlock:{now:%Y%m%d%H%M%S}")  # fmt: skip
+            await self._switch(session, room_id, CutCause.LOCK, "on", others, now, f"unlocked by {by}: {reason}",
+                               f"unlock:{now:%Y%m%d%H%M%S}")  # fmt: skip
             await session.commit()
             return True
 
@@ -300,14 +306,16 @@ class PowerPolicy:
                     .where(Wallet.cut_deferred.is_(True), Wallet.state != WalletState.CUT_OFF,
                            Wallet.balance_fen <= self.cutoff_fen)
                     .values(cut_deferred=False, state=WalletState.CUT_OFF, updated_at=now)
-                    .returning(Wallet.room, Wallet.balance_fen, Wallet.updated_at)
+                    .returning(Wallet.room, Wallet.balance_fen, Wallet.locked, Wallet.curfew, Wallet.tripped_until)
                 )  # fmt: skip
-                for room_id, balance, _ in cut.all():
+                for room_id, balance, locked, curfew, tripped_until in cut.all():
                     notice(session, room_id, NoticeKind.CUT_OFF, now,
                            f"Balance {yuan(balance)}: power cut at the end of "
                            "the protected hours. It returns as soon as the room is topped up.", balance)  # fmt: skip
-                    await self._relay(session, room_id, "off", now, f"balance {balance} fen (deferred)",
-                                      f"deferred-cut:{now:%Y%m%d%H%M%S}")  # fmt: skip
+                    others = active_causes(None, locked, curfew, tripped_until, now)
+                    await self._switch(session, room_id, CutCause.BALANCE, "off", others, now,
+                                       f"balance {balance} fen (deferred)",
+                                       f"deferred-cut:{now:%Y%m%d%H%M%S}")  # fmt: skip
             ended = await session.execute(
                 update(Wallet)
                 .where(Wallet.tripped_until.is_not(None), Wallet.tripped_until <= now)
@@ -315,28 +323,25 @@ class PowerPolicy:
                 .returning(Wallet.room, Wallet.state, Wallet.trips, Wallet.locked, Wallet.curfew)
             )
             for room_id, state, trips, locked, curfew in ended.all():
-                if state == WalletState.CUT_OFF or locked or curfew:
-                    continue  # money keeps it off (a top-up restores it), a lock (staff), the curfew (its end)
-                notice(session, room_id, NoticeKind.TRIP_RESTORED, now, "Power restored after the overload trip.", None)
-                await self._relay(session, room_id, "on", now, "trip over", f"trip-restore:{trips}")
+                # Money keeps its switches off (a top-up restores them), a lock (staff), the curfew (its end).
+                others = active_causes(state, locked, curfew, None, now)
+                if not others:
+                    notice(session, room_id, NoticeKind.TRIP_RESTORED, now, "Power restored after the overload trip.",
+                           None)  # fmt: skip
+                await self._switch(session, room_id, CutCause.TRIP, "on", others, now, "trip over",
+                                   f"trip-restore:{trips}")  # fmt: skip
             await session.commit()
 
     async def run(self, stop: asyncio.Event) -> None:
         await run_every(stop, SWEEP_S, lambda: self.sweep(self.clock()), "power policy sweep")
 
-    def relay_request(self, room_id: str, action: str, why: str, key: str) -> CommandRequest | None:
-        """The command that switches the room's relay ``on`` or ``off`` (key: what caused it); None, and an
-        error logged, for a room without a relay houqin can command."""
-        relay = self.inventory.relay_of(self.inventory.rooms[room_id])
-        if relay is None or self.commands is None:
-            log.error("room %s should be switched %s (%s) but has no relay houqin can command", room_id, action, why)
-            return None
-        return CommandRequest(relay.id, "relay", action, CommandSource.BILLING, reason=why,
-                              key=f"billing:{room_id}:{key}")  # fmt: skip
-
-    async def _relay(self, session: AsyncSession, room_id: str, action: str, now: datetime, why: str, key: str) -> None:
-        request = self.relay_request(room_id, action, why, key)
-        if request is None or self.commands is None:
+    async def _switch(
+        self, session: AsyncSession, room_id: str, cause: CutCause, action: str, others: frozenset[CutCause],
+        now: datetime, why: str, key: str,
+    ) -> None:  # fmt: skip
+        """Switch what ``cause`` beginning (``off``) or ending (``on``) switches, in the caller's transaction."""
+        if self.commands is None:
             return
-        await self.commands.enqueue_in(session, request, now)
-        log.info("room %s: power %s (%s)", room_id, "off" if action == "off" else "on", why)
+        for request in self.switches.requests(room_id, cause, action, others, why, key):
+            await self.commands.enqueue_in(session, request, now)
+        log.info("room %s: %s power %s (%s)", room_id, cause, action, why)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from houqin.inventory.circuits import ALL_CAUSES, ENERGY_REGISTER, BilledRegister, Switch
 from houqin.inventory.energy import category_of, metered_category
 from houqin.inventory.model import Building, Device, DeviceModel, Gateway, Room, Site, Tariff, Team, Zone
 from houqin.inventory.power import DEFAULT_POLICY, AppliancePolicy
@@ -74,6 +75,22 @@ class Inventory:
         meter = self.devices[room.meter]
         return meter if "relay" in self.model_of(meter).commands else None
 
+    def switches(self, room: Room) -> list[Switch]:
+        """The relays that cut ``room``: one per circuit that has one, else the room's relay (cut for every
+        cause); empty for a room houqin cannot switch."""
+        if room.circuits:
+            return [Switch(room.id, circuit.id, circuit.relay_device, circuit.relay_command, frozenset(circuit.cut_on))
+                    for circuit in room.circuits if circuit.relay_device is not None]  # fmt: skip
+        relay = self.relay_of(room)
+        return [] if relay is None else [Switch(room.id, None, relay.id, "relay", ALL_CAUSES)]
+
+    def registers(self, room: Room) -> list[BilledRegister]:
+        """The energy registers ``room`` is billed for: each circuit's, else its meter's."""
+        if not room.circuits:
+            return [BilledRegister(room.id, None, room.meter, ENERGY_REGISTER, room.tariff)]
+        return [BilledRegister(room.id, circuit.id, circuit.meter or room.meter, circuit.energy_field,
+                               circuit.tariff or room.tariff) for circuit in room.circuits]  # fmt: skip
+
     def room_of(self, device: Device) -> str | None:
         """The room a device serves: the one it is placed in, or the one it meters or switches; None for a
         device of a public place (a corridor's lights, a building's water main)."""
@@ -81,6 +98,8 @@ class Inventory:
             return device.room
         for room in self.rooms.values():
             if device.id in (room.meter, room.relay):
+                return room.id
+            if any(device.id in (circuit.meter, circuit.relay_device) for circuit in room.circuits):
                 return room.id
         return None
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from houqin.inventory.circuits import Circuit, CutCause
 from houqin.inventory.devices import (
     Command,
     Device,
@@ -69,6 +70,22 @@ class Room(Entry):
     relay: Ident | None = None  # device that cuts the room; default: the meter, if its model has a relay
     tariff: Ident
     power_limit_w: Annotated[float, _between(1, 100_000)] | None = None  # default: billing.power_limit_w
+    # Circuits metered, switched and priced apart (lights, sockets, AC); none: the room is one circuit. The
+    # room's meter is still the one whose power the overload and appliance guards watch.
+    circuits: list[Circuit] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _circuits(self) -> Room:
+        if not self.circuits:
+            return self
+        if self.relay is not None:
+            raise ValueError("relay: a room with circuits is switched by its circuits' relays")
+        seen: set[str] = set()
+        for circuit in self.circuits:
+            if circuit.id in seen:
+                raise ValueError(f"circuits: circuit {circuit.id!r} is listed twice")
+            seen.add(circuit.id)
+        return self
 
 
 def _zone_member(value: str) -> str:
@@ -222,7 +239,9 @@ __all__ = [
     "AllowedLoad",
     "AppliancePolicy",
     "Building",
+    "Circuit",
     "Command",
+    "CutCause",
     "DataType",
     "Device",
     "DeviceKind",

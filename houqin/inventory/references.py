@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from houqin.config_file import ConfigIssue, LocatedDocument
+from houqin.inventory.circuits import Circuit, CutCause
 from houqin.inventory.metering_tree import check_metering_tree
 from houqin.inventory.model import AppliancePolicy, Device, DeviceModel, Entry, Gateway, Room, Team, Zone, entry_key
 
@@ -125,6 +126,7 @@ def check_references(
 
     tariffs = declared["tariffs"]
     meters: dict[str, str] = {}
+    billed: dict[tuple[str, str], str] = {}  # (meter, register) -> "room/circuit"
     for index, room in _entries(sections, "rooms", Room):
         at = ("rooms", index)
         if room.meter not in declared["devices"]:
@@ -149,6 +151,9 @@ def check_references(
                 report((*at, "relay"), f"device {room.relay!r} (model {relay_model.name!r}) has no 'relay' command")
         if room.tariff not in tariffs:
             report((*at, "tariff"), f"unknown tariff {room.tariff!r}{_suggest(room.tariff, tariffs)}")
+        for position, circuit in enumerate(room.circuits):
+            _check_circuit(room, circuit, (*at, "circuits", position), declared, devices, all_models, meters,
+                           billed, report)  # fmt: skip
 
     for index, zone in _entries(sections, "zones", Zone):
         for position, (device_id, command) in enumerate(zone.members()):
@@ -179,6 +184,8 @@ def check_references(
     _check_appliance_policies(document, _entries(sections, "appliance_policies", AppliancePolicy), rooms, issues)
 
     def switchable(room: Room) -> bool:
+        if room.circuits:
+            return any(CutCause.CURFEW in circuit.cut_on for circuit in room.circuits)
         relay = devices.get(room.relay or room.meter)
         model = all_models.get(relay.model) if relay is not None else None
         return model is None or "relay" in model.commands  # an unknown model is reported on its device
@@ -187,6 +194,47 @@ def check_references(
     dorm_zones = [(index, zone) for index, zone in _entries(sections, "zones", Zone) if zone.kind == "dorm_power"]
     _check_dorm_power_zones(document, dorm_zones, rooms, switchable, issues)
     return issues
+
+
+def _check_circuit(
+    room: Room, circuit: Circuit, at: tuple[str | int, ...], declared: dict[str, set[str]],
+    devices: dict[str, Device], models: dict[str, DeviceModel], meters: dict[str, str],
+    billed: dict[tuple[str, str], str], report: Callable[[tuple[str | int, ...], str], None],
+) -> None:  # fmt: skip
+    """A circuit's meter, register, relay and tariff exist and fit; no register is billed twice."""
+    known = declared["devices"]
+    meter_id = circuit.meter or room.meter
+    meter = devices.get(meter_id)
+    meter_model = models.get(meter.model) if meter is not None else None
+    if circuit.meter is not None:
+        if circuit.meter not in known:
+            report((*at, "meter"), f"unknown device {circuit.meter!r}{_suggest(circuit.meter, known)}")
+            return
+        if meter_model is not None and meter_model.kind != "electricity":
+            report((*at, "meter"), f"device {circuit.meter!r} is a {meter_model.kind} device, not an electricity meter")
+        other = meters.setdefault(circuit.meter, room.id)
+        if other != room.id:
+            report((*at, "meter"), f"meter {circuit.meter!r} already belongs to room {other!r}")
+    fields = meter_model.measured_fields() if meter_model is not None else {}
+    if meter_model is not None and (circuit.energy_field not in fields or fields[circuit.energy_field][0] != "number"):
+        numbers = sorted(name for name, (kind, _) in fields.items() if kind == "number")
+        report((*at, "energy_field"), f"meter {meter_id!r} (model {meter_model.name!r}) reads no number "
+               f"{circuit.energy_field!r}{_suggest(circuit.energy_field, set(numbers))}")  # fmt: skip
+    other_circuit = billed.setdefault((meter_id, circuit.energy_field), f"{room.id}/{circuit.id}")
+    if other_circuit != f"{room.id}/{circuit.id}":
+        report((*at, "energy_field"), f"{meter_id}'s {circuit.energy_field!r} is already billed for circuit "
+               f"{other_circuit}")  # fmt: skip
+    if circuit.relay_device is not None:
+        relay = devices.get(circuit.relay_device)
+        relay_model = models.get(relay.model) if relay is not None else None
+        if circuit.relay_device not in known:
+            report((*at, "relay"), f"unknown device {circuit.relay_device!r}{_suggest(circuit.relay_device, known)}")
+        elif relay_model is not None and circuit.relay_command not in relay_model.commands:
+            have = ", ".join(sorted(relay_model.commands)) or "none"
+            report((*at, "relay"), f"device {circuit.relay_device!r} has no command {circuit.relay_command!r}; "
+                   f"it has {have}")  # fmt: skip
+    if circuit.tariff is not None and circuit.tariff not in declared["tariffs"]:
+        report((*at, "tariff"), f"unknown tariff {circuit.tariff!r}{_suggest(circuit.tariff, declared['tariffs'])}")
 
 
 def _check_dorm_power_zones(
@@ -212,7 +260,8 @@ def _check_dorm_power_zones(
                 if other != zone.id:
                     issues.append(document.issue(at, f"room {room.id!r} is already in dorm_power zone {other!r}"))
                 elif not switchable(room):
-                    why = "give it a relay device, or a meter with a 'relay' command"
+                    why = ("no circuit of it is cut on curfew" if room.circuits
+                           else "give it a relay device, or a meter with a 'relay' command")  # fmt: skip
                     issues.append(document.issue(at, f"room {room.id!r} has no relay houqin can switch ({why})"))
 
 

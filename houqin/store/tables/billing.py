@@ -87,23 +87,40 @@ class LedgerEntry(Base):
     kwh: Mapped[float | None] = mapped_column(Float, default=None)
     cause: Mapped[str] = mapped_column(String(255))
     note: Mapped[str] = mapped_column(Text, default="")
-    key: Mapped[str] = mapped_column(String(160), unique=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    # The room's circuit a charge or allowance is for (lights, sockets, AC); None: the room as a whole.
+    circuit: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class MeterBilling(Base):
-    """Where billing stands on a room meter: the reading charged last, the sub-fen remainder carried to the
-    next charge, and the free allowance used this month."""
+    """Where billing stands on an energy register of a room (``meter``: the meter, or ``meter#field`` for
+    one circuit of a multi-circuit meter): the reading charged last, the sub-fen remainder carried to the
+    next charge, and the local month of that reading."""
 
     __tablename__ = "meter_billing"
 
-    meter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meter: Mapped[str] = mapped_column(String(160), primary_key=True)
     room: Mapped[str] = mapped_column(String(64))
     last_ts: Mapped[datetime] = mapped_column(UtcDateTime())
     last_kwh: Mapped[float] = mapped_column(Float)
     carry_micro_fen: Mapped[int] = mapped_column(Integer, default=0)
     month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, local
-    free_used_kwh: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RoomAllowance(Base):
+    """A room's free allowance used, per pool: ``""`` for the room's own tariff, else a circuit's tariff.
+    Circuits on one tariff share one allowance; the previous month's figure is kept for a window that
+    crosses the month after another circuit already moved the pool on."""
+
+    __tablename__ = "room_allowances"
+
+    room: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pool: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, local
+    used_kwh: Mapped[float] = mapped_column(Float, default=0.0)
+    last_month: Mapped[str | None] = mapped_column(String(7), nullable=True, default=None)
+    last_used_kwh: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class BillingEvent(Base):
