@@ -45,7 +45,20 @@ class SimulatedCampus:
         self.cjt188_buses: dict[str, SimulatedCjt188Bus] = {}
         self._mqtt: SimulatedMqttDevices | None = None
         self.dtus: dict[str, SimulatedDtu] = {}  # the DTUs of dial-in gateways, once houqin listens
-        room_of_meter = {room.meter: room for room in inventory.rooms.values()}
+        # Each room meter and its switch (device, the field saying it is closed): the room's relay, or for a
+        # circuit with a meter of its own, the circuit's relay channel.
+        room_of_meter: dict[str, tuple[Room, str | None, str]] = {}
+        for room in inventory.rooms.values():
+            room_of_meter[room.meter] = (room, room.relay, "relay_closed")
+            for circuit in room.circuits:
+                relay = circuit.relay_device
+                command = (
+                    inventory.models[inventory.devices[relay].model].commands.get(circuit.relay_command)
+                    if relay
+                    else None
+                )
+                field = command.state_field if command is not None and command.state_field else "relay_closed"
+                room_of_meter[circuit.meter or room.meter] = (room, relay, field)
         rooms_per_building: dict[str, int] = {}
         for room in inventory.rooms.values():
             rooms_per_building[room.building] = rooms_per_building.get(room.building, 0) + 1
@@ -87,22 +100,25 @@ class SimulatedCampus:
         self,
         device: Device,
         sim: SimulatedDevice,
-        room_of_meter: dict[str, Room],
+        room_of_meter: dict[str, tuple[Room, str | None, str]],
         rooms_per_building: dict[str, int],
         load: Callable[[float], float],
     ) -> None:
         fields = set(sim.model.measured_fields())
         faults = self.faults[device.id]
+        for name, command in sim.model.commands.items():
+            if name == "relay" or (command.state_field or "").startswith("relay"):
+                sim.values[command.state_field or "relay_closed"] = True  # rooms start powered
         if "relay_closed" in fields:
-            sim.values["relay_closed"] = True  # rooms start powered
+            sim.values["relay_closed"] = True
         if "energy" in fields:
-            room = room_of_meter.get(device.id)
-            relay = self.devices.get(room.relay) if room is not None and room.relay else None
+            room, relay_id, closed = room_of_meter.get(device.id, (None, None, "relay_closed"))
+            relay = self.devices.get(relay_id) if relay_id else None
             switch = relay or sim
             count = rooms_per_building.get(device.building, 0)
 
-            def powered(switch: SimulatedDevice = switch) -> bool:
-                return bool(switch.values.get("relay_closed", True))
+            def powered(switch: SimulatedDevice = switch, closed: str = closed) -> bool:
+                return bool(switch.values.get(closed, True))
 
             def building_demand(now: float, count: int = count) -> float:
                 # A building main meter carries the building's rooms and its common areas.
