@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from houqin.inventory.circuits import CutCause
+
 
 class TokenOut(BaseModel):
     access_token: str
@@ -28,6 +30,16 @@ class MeOut(BaseModel):
 RoomState = Literal["normal", "low", "cut_off", "tripped", "locked", "curfew"]
 
 
+class CircuitOut(BaseModel):
+    id: str
+    name: str
+    meter: str | None = Field(description="none: the room's meter")
+    energy_field: str
+    relay: str | None
+    tariff: str | None = Field(description="none: the room's tariff")
+    cut_on: list[CutCause] = Field(description="what switches it off: balance, curfew, trip, lock")
+
+
 class RoomOut(BaseModel):
     id: str
     building: str
@@ -36,6 +48,7 @@ class RoomOut(BaseModel):
     meter: str
     relay: str | None
     tariff: str
+    circuits: list[CircuitOut] = Field(default_factory=list, description="circuits metered and switched apart")
     balance_fen: int | None = Field(default=None, description="with ?wallets=true")
     state: RoomState | None = Field(default=None, description="with ?wallets=true")
 
@@ -216,6 +229,16 @@ class CommandOut(BaseModel):
     last_error: str
 
 
+class CircuitStateOut(BaseModel):
+    id: str
+    name: str
+    tariff: str
+    powered: bool = Field(description="whether the circuit has power now, by the room's state and its cut policy")
+    billed: bool = Field(description="false: its tariff costs nothing (e.g. the lights), so billing records none of it")
+    month_kwh: float = Field(description="kWh billed this month (charged and free)")
+    month_spend_fen: int
+
+
 class WalletOut(BaseModel):
     room: str
     balance_fen: int
@@ -232,6 +255,7 @@ class WalletOut(BaseModel):
     month_kwh: float
     month_spend_fen: int
     free_kwh_left: float
+    circuits: list[CircuitStateOut] = Field(default_factory=list, description="a room with circuits: each one")
 
 
 class RoomDetailOut(RoomOut):

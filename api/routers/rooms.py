@@ -27,6 +27,7 @@ from api.deps import (
 )
 from api.schemas import (
     AdjustmentIn,
+    CircuitStateOut,
     LedgerEntryOut,
     LockedRoomOut,
     NoticeOut,
@@ -43,7 +44,8 @@ from api.schemas import (
 )
 from houqin.billing.credits import credit
 from houqin.billing.policy import PowerPolicy
-from houqin.billing.statement import month_statement
+from houqin.billing.statement import CircuitTotals, MonthStatement, month_statement
+from houqin.billing.switching import active_causes
 from houqin.inventory import Inventory
 from houqin.inventory.model import Room
 from houqin.settings import Settings
@@ -186,7 +188,26 @@ async def _wallet(room: Room, session: AsyncSession, inventory: Inventory, setti
         curfew=bool(wallet and wallet.curfew), night_limit_w=wallet.night_limit_w if wallet else None,
         tariff=room.tariff, month=month, month_kwh=round(statement.kwh_charged + statement.kwh_free, 3),
         month_spend_fen=statement.charged_fen, free_kwh_left=statement.free_kwh_left,
+        circuits=_circuits(room, inventory, statement, wallet, now),
     )  # fmt: skip
+
+
+def _circuits(
+    room: Room, inventory: Inventory, statement: MonthStatement, wallet: Wallet | None, now: datetime
+) -> list[CircuitStateOut]:
+    active = (
+        active_causes(wallet.state, wallet.locked, wallet.curfew, wallet.tripped_until, now) if wallet else frozenset()
+    )
+    out = []
+    for circuit in room.circuits:
+        totals = statement.circuits.get(circuit.id, CircuitTotals())
+        tariff = inventory.tariffs[circuit.tariff or room.tariff]
+        billed = bool(tariff.price_fen_per_kwh) or any(period.price_fen_per_kwh for period in tariff.periods)
+        out.append(CircuitStateOut(id=circuit.id, name=circuit.name or circuit.id, tariff=circuit.tariff or room.tariff,
+                                   powered=not (set(circuit.cut_on) & active), billed=billed,
+                                   month_kwh=round(totals.kwh_charged + totals.kwh_free, 3),
+                                   month_spend_fen=totals.charged_fen))  # fmt: skip
+    return out
 
 
 @router.get("/{room_id}/notices", response_model=list[NoticeOut], summary="What the room was told, newest first")

@@ -28,6 +28,15 @@ class DayTotals:
 
 
 @dataclass
+class CircuitTotals:
+    """A circuit's month: what was charged on its tariff, and taken from the free allowance."""
+
+    kwh_charged: float = 0.0
+    kwh_free: float = 0.0
+    charged_fen: int = 0
+
+
+@dataclass
 class MonthStatement:
     room: str
     month: str  # YYYY-MM, local
@@ -36,6 +45,7 @@ class MonthStatement:
     closing_fen: int
     free_kwh_allowance: float
     days: list[DayTotals] = field(default_factory=list)
+    circuits: dict[str, CircuitTotals] = field(default_factory=dict)  # a room with circuits: by circuit id
 
     def total(self, name: str) -> float:
         return float(sum(getattr(day, name) for day in self.days))
@@ -77,19 +87,26 @@ async def month_statement(
                                closing_fen=opening, free_kwh_allowance=tariff.free_kwh(room.beds))  # fmt: skip
     rows = await session.execute(
         select(LedgerEntry.created_at, LedgerEntry.kind, LedgerEntry.amount_fen, LedgerEntry.kwh,
-               LedgerEntry.balance_after_fen)
+               LedgerEntry.balance_after_fen, LedgerEntry.circuit)
         .where(LedgerEntry.room == room.id, LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
         .order_by(LedgerEntry.id)
     )  # fmt: skip
     days: dict[date, DayTotals] = {}
-    for created_at, kind, amount, kwh, balance_after in rows:
+    statement.circuits = {circuit.id: CircuitTotals() for circuit in room.circuits}
+    for created_at, kind, amount, kwh, balance_after, circuit_id in rows:
         day = created_at.astimezone(timezone).date()
         totals = days.get(day) or days.setdefault(day, DayTotals(day))
+        circuit = statement.circuits.get(circuit_id or "")
         if kind == EntryKind.CHARGE:
             totals.charged_fen -= amount
             totals.kwh_charged += kwh or 0.0
+            if circuit is not None:
+                circuit.charged_fen -= amount
+                circuit.kwh_charged += kwh or 0.0
         elif kind == EntryKind.ALLOWANCE:
             totals.kwh_free += kwh or 0.0
+            if circuit is not None:
+                circuit.kwh_free += kwh or 0.0
         elif kind == EntryKind.TOPUP:
             totals.topups_fen += amount
         elif kind == EntryKind.REFUND:

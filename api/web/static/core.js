@@ -341,3 +341,19 @@ export function reading(value) {
 export function number(value, digits = 1) {
   return value === null || value === undefined ? "—" : Number(value).toFixed(digits);
 }
+
+// A room metered and switched by circuit: which have power (a room out of money keeps its lights) and each
+// one's month on its own tariff.
+export function circuitList(circuits) {
+  if (!circuits.length) return [];
+  return [
+    el("h3", { class: "circuits-title" }, t("wallet.circuits")),
+    el("ul", { class: "circuits", "data-testid": "circuits" }, ...circuits.map((circuit) =>
+      el("li", { "data-circuit": circuit.id },
+        el("span", { class: "circuit-name" }, circuit.name),
+        badge(circuit.powered ? "normal" : "cut_off", t(circuit.powered ? "wallet.circuit_on" : "wallet.circuit_off")),
+        el("span", { class: "circuit-month" }, circuit.billed
+          ? t("wallet.circuit_month", { kwh: number(circuit.month_kwh, 1), spend: yuan(circuit.month_spend_fen) })
+          : t("wallet.circuit_free"))))),
+  ];
+}

@@ -1,7 +1,7 @@
 // The facilities staff's pages (desktop): the repair-order board, rooms and their money, devices and
 // their commands, zones with schedules, overrides and emergency broadcast, the calendar, and Grafana.
 import {
-  ApiError, announce, api, badge, campusDate, campusOffset, clock, confirmDialog, dateTime, el, errorBox, field,
+  ApiError, announce, api, badge, campusDate, campusOffset, circuitList, clock, confirmDialog, dateTime, el, errorBox, field,
   header, idempotencyKey, label, lang, number, reading, render, router, select, session, setTimezone, t, timezone, yuan,
 } from "./core.js";
 import { photoList, reportTrail } from "./repairs.js";
@@ -142,7 +142,8 @@ async function roomDetail(roomId) {
       el("dl", { class: "facts" },
         ...[[t("wallet.month_kwh"), `${number(wallet.month_kwh, 1)} kWh`], [t("wallet.month_spend"), yuan(wallet.month_spend_fen)],
           [t("wallet.free_left"), `${number(wallet.free_kwh_left, 1)} kWh`], [t("tariff"), wallet.tariff], [t("rooms.trips"), wallet.trips],
-          [t("rooms.meter"), room.meter], [t("rooms.relay"), room.relay || "—"]].map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))))),
+          [t("rooms.meter"), room.meter], [t("rooms.relay"), room.relay || "—"]].map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
+      ...circuitList(wallet.circuits || [])),
     lockForm(room, wallet),
     await staysSection(room, wallet, () => roomDetail(room.id)),
     powerEvents(events),

@@ -2,7 +2,7 @@
 // reported. Every figure comes from the API as this student: another room's URL gets the API's refusal.
 import { barChart } from "./chart.js";
 import {
-  ApiError, announce, api, badge, campusDate, confirmDialog, dateTime, el, errorBox, errorPage, field,
+  ApiError, announce, api, badge, campusDate, circuitList, confirmDialog, dateTime, el, errorBox, errorPage, field,
   header, idempotencyKey, label, number, render, router, select, session, setTimezone, t, yuan,
 } from "./core.js";
 import { photoInput, photoList, reportTrail, uploadPhoto } from "./repairs.js";
@@ -76,6 +76,7 @@ function walletFigures(wallet, event) {
       el("div", {}, el("dt", {}, t("wallet.month_kwh")), el("dd", {}, `${number(wallet.month_kwh, 1)} kWh`)),
       el("div", {}, el("dt", {}, t("wallet.month_spend")), el("dd", {}, yuan(wallet.month_spend_fen))),
       el("div", {}, el("dt", {}, t("wallet.free_left")), el("dd", {}, `${number(wallet.free_kwh_left, 1)} kWh`))),
+    ...circuitList(wallet.circuits || []),
   ];
 }
 
