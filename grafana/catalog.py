@@ -142,8 +142,8 @@ def campus_energy(site: Site) -> Dashboard:
             (
                 influx(
                     """
-            SELECT top("kwh", "room", 10) AS "kWh" FROM (SELECT spread("energy") AS "kwh" FROM "electricity"
-            WHERE "room" != '' AND $timeFilter GROUP BY "room")""",
+            SELECT top("kwh", "room", 10) AS "kWh" FROM (SELECT sum("kwh") AS "kwh" FROM (SELECT spread("energy") AS
+            "kwh" FROM "electricity" WHERE "room" != '' AND $timeFilter GROUP BY "room", "device") GROUP BY "room")""",
                     table=True,
                 ),
             ),
@@ -277,7 +277,8 @@ def dorm_electricity(site: Site) -> Dashboard:
             (
                 influx(
                     """
-            SELECT mean("power") FROM "electricity" WHERE "room" =~ /^$room$/ AND $timeFilter
+            SELECT sum("power") FROM (SELECT mean("power") AS "power" FROM "electricity" WHERE "room" =~ /^$room$/
+            AND $timeFilter GROUP BY time($__interval), "room", "device" fill(none))
             GROUP BY time($__interval), "room" fill(none)""",
                     alias="$tag_room",
                 ),
@@ -292,7 +293,8 @@ def dorm_electricity(site: Site) -> Dashboard:
             (
                 influx(
                     f"""
-            SELECT spread("energy") FROM "electricity" WHERE "room" =~ /^$room$/ AND $timeFilter
+            SELECT sum("kwh") FROM (SELECT spread("energy") AS "kwh" FROM "electricity" WHERE "room" =~ /^$room$/
+            AND $timeFilter GROUP BY time(1d), "room", "device" fill(none) tz('{tz}'))
             GROUP BY time(1d), "room" fill(none) tz('{tz}')""",
                     alias="$tag_room",
                 ),

@@ -274,3 +274,11 @@ def test_circuit_mistakes_name_the_line_and_field(tmp_path: Path, original: str,
     line = int(message.split(f"{path}:")[1].split(":")[0])
     changed = broken.splitlines()[-1].strip()
     assert line == next(number for number, row in enumerate(text.splitlines(), 1) if changed in row), message
+
+
+def test_a_circuit_meter_is_tagged_with_its_room_and_circuit(inventory: Inventory) -> None:
+    # The dorm dashboard sums a room's meters per device, so a room metered by circuit shows its whole use.
+    tags = inventory.device_tags(inventory.devices["r101-ac"])
+    assert tags["room"] == "R101" and tags["room_circuit"] == "ac"
+    assert inventory.device_tags(inventory.devices["r101-sockets-relay"])["room"] == "R101"
+    assert "room_circuit" not in inventory.device_tags(inventory.devices["r102-meter"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from houqin.inventory.circuits import ALL_CAUSES, ENERGY_REGISTER, BilledRegister, Switch
 from houqin.inventory.energy import category_of, metered_category
@@ -96,12 +97,22 @@ class Inventory:
         device of a public place (a corridor's lights, a building's water main)."""
         if device.room is not None:
             return device.room
+        served = self._served.get(device.id)
+        return served[0] if served is not None else None
+
+    @cached_property
+    def _served(self) -> dict[str, tuple[str, str | None]]:
+        """Device -> (the room it meters or switches, the circuit if it is one circuit's own)."""
+        served: dict[str, tuple[str, str | None]] = {}
         for room in self.rooms.values():
-            if device.id in (room.meter, room.relay):
-                return room.id
-            if any(device.id in (circuit.meter, circuit.relay_device) for circuit in room.circuits):
-                return room.id
-        return None
+            for circuit in room.circuits:
+                for device_id in (circuit.meter, circuit.relay_device):
+                    if device_id is not None:
+                        served.setdefault(device_id, (room.id, circuit.id))
+            for device_id in (room.meter, room.relay):
+                if device_id is not None:
+                    served.setdefault(device_id, (room.id, None))
+        return served
 
     def team_for(self, category: str, building: str | None) -> Team | None:
         """The team that owns a repair category in a building (a building-scoped team wins)."""
@@ -121,8 +132,12 @@ class Inventory:
                 "building": device.building}  # fmt: skip
         if device.floor is not None:
             tags["floor"] = str(device.floor)
-        if device.room is not None:
-            tags["room"] = device.room
+        room = self.room_of(device)
+        if room is not None:
+            tags["room"] = room
+        circuit = self._served.get(device.id, ("", None))[1]
+        if circuit is not None:  # a circuit's own meter: the dashboards split a room's energy by it
+            tags["room_circuit"] = circuit
         if device.gateway is not None:
             tags["gateway"] = device.gateway
         code = self.energy_code(device)
