@@ -108,6 +108,11 @@ class UsageWindowOut(BaseModel):
     )
 
 
+class CircuitUsageOut(BaseModel):
+    id: str
+    total_kwh: float
+
+
 class UsageOut(BaseModel):
     room: str
     meter: str
@@ -115,6 +120,7 @@ class UsageOut(BaseModel):
     date: date
     total_kwh: float
     windows: list[UsageWindowOut]
+    circuits: list[CircuitUsageOut] = Field(default_factory=list, description="a room with circuits: each one's")
 
 
 class RepairOrderOut(BaseModel):

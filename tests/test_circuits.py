@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from assembly import ProcessRole, assemble
 from assembly.graph import Tuning
+from houqin.accounts import NewAccount, add_account
 from houqin.billing.curfew import Curfew
 from houqin.billing.ledger import ensure_wallets, post
 from houqin.billing.metering import RoomBilling
@@ -24,7 +25,10 @@ from houqin.inventory import Inventory, load_inventory
 from houqin.readings import Reading
 from houqin.settings import PaymentSettings, Settings
 from houqin.store import Database, upgrade_database
-from houqin.store.tables import DeviceCommand, LedgerEntry, Wallet
+from houqin.store.tables import DeviceCommand, LedgerEntry, Role, Wallet
+from houqin.telemetry.embedded_store import EmbeddedStore
+from tests.api_client import PASSWORD, sign_in
+from tests.conftest import in_process_api
 from tests.test_room_policy import SHANGHAI, Room, local, policy_for
 
 INVENTORY = """
@@ -282,3 +286,39 @@ def test_a_circuit_meter_is_tagged_with_its_room_and_circuit(inventory: Inventor
     assert tags["room"] == "R101" and tags["room_circuit"] == "ac"
     assert inventory.device_tags(inventory.devices["r101-sockets-relay"])["room"] == "R101"
     assert "room_circuit" not in inventory.device_tags(inventory.devices["r102-meter"])
+
+
+async def test_a_room_s_usage_adds_up_its_circuits(
+    database: Database, inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
+) -> None:
+    async with database.session() as session:
+        await add_account(session, NewAccount("chen", Role.STUDENT, PASSWORD, ("R101",)), inventory)
+        await add_account(session, NewAccount("zhou", Role.STUDENT, PASSWORD, ("R102",)), inventory)
+        await session.commit()
+    day = (datetime.now(SHANGHAI) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    readings = []
+    # Each hour: lights 0.1 kWh, sockets 0.2, AC 0.5 from 12:00; R102 counts the same on its three registers.
+    # A window's use is the last reading before its end less the last before its start: the day is 23:00's
+    # reading less the previous evening's.
+    meters = ("r101-lights", "r101-sockets", "r101-ac", "r102-meter")
+    tags = {device: inventory.device_tags(inventory.devices[device]) for device in meters}
+    for hour in range(-1, 25):
+        at = (day + timedelta(hours=hour)).astimezone(UTC)
+        lights, sockets, ac = 0.1 * hour, 0.2 * hour, 0.5 * max(0, hour - 12)
+        for device, kwh in (("r101-lights", lights), ("r101-sockets", sockets), ("r101-ac", ac)):
+            readings.append(Reading(device, at, {"energy": 100.0 + kwh}, tags[device]))
+        fields = {"energy_lights": 10 + lights, "energy_sockets": 10 + sockets, "energy_ac": 10 + ac}
+        readings.append(Reading("r102-meter", at, fields, tags["r102-meter"]))
+    await telemetry.consume(readings)
+    async with in_process_api(Settings(data_dir=tmp_path), inventory, database, telemetry) as client:
+        for room, student in (("R101", "chen"), ("R102", "zhou")):
+            headers = await sign_in(client, student)
+            params = {"period": "day", "date": day.date().isoformat()}
+            usage = (await client.get(f"/api/v1/rooms/{room}/usage", params=params, headers=headers)).json()
+            assert usage["total_kwh"] == pytest.approx(2.4 + 4.8 + 5.5), usage
+            assert {c["id"]: c["total_kwh"] for c in usage["circuits"]} == pytest.approx(
+                {"lights": 2.4, "sockets": 4.8, "ac": 5.5}
+            )
+            assert usage["windows"][13]["kwh"] == pytest.approx(0.8)  # 13:00-14:00: 0.1 + 0.2 + 0.5
+        other = await client.get("/api/v1/rooms/R101/usage", headers=await sign_in(client, "zhou"))
+        assert other.status_code in {403, 404}

@@ -28,6 +28,7 @@ from api.deps import (
 from api.schemas import (
     AdjustmentIn,
     CircuitStateOut,
+    CircuitUsageOut,
     LedgerEntryOut,
     LockedRoomOut,
     NoticeOut,
@@ -145,6 +146,7 @@ async def read_room(
 )
 async def read_usage(
     room: AccessibleRoom,
+    inventory: InventoryDep,
     telemetry: TelemetryDep,
     timezone: TimezoneDep,
     period: Annotated[Period, Query(description="day: per hour; month: per day")] = "day",
@@ -152,17 +154,33 @@ async def read_usage(
 ) -> UsageOut:
     day = on or datetime.now(timezone).date()
     boundaries = usage_boundaries(period, day, timezone)
+    # A room metered by circuit uses what its circuits' registers count, window by window.
+    registers = inventory.registers(room)
     try:
-        windows = await energy_usage(telemetry, room.meter, boundaries, now=datetime.now(UTC))
+        per_register = [await energy_usage(telemetry, register.meter, boundaries, now=datetime.now(UTC),
+                                           field=register.register) for register in registers]  # fmt: skip
     except SeriesUnavailable as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    windows = []
+    for index, window in enumerate(per_register[0]):
+        parts = [usage[index] for usage in per_register]
+        known = [part.kwh for part in parts if part.kwh is not None]
+        kwh = round(sum(known), 6) if known else None
+        partial = any(part.partial for part in parts) or (bool(known) and len(known) < len(parts))
+        windows.append(UsageWindowOut(start=window.start, end=window.end, kwh=kwh, partial=partial))
+    circuits = [
+        CircuitUsageOut(id=register.circuit, total_kwh=round(sum(w.kwh or 0.0 for w in usage), 6))
+        for register, usage in zip(registers, per_register, strict=True)
+        if register.circuit is not None
+    ]
     return UsageOut(
         room=room.id,
         meter=room.meter,
         period=period,
         date=day,
         total_kwh=round(sum(window.kwh or 0.0 for window in windows), 6),
-        windows=[UsageWindowOut(start=w.start, end=w.end, kwh=w.kwh, partial=w.partial) for w in windows],
+        windows=windows,
+        circuits=circuits,
     )
 
 
