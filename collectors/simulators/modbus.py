@@ -23,6 +23,7 @@ from houqin.inventory.model import DeviceModel, RegisterField
 
 _TABLE_OF_FC = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
                 4: "input"}  # fmt: skip
+_WRITES = frozenset({5, 6, 15, 16})
 OFFLINE_DELAY = 3600.0
 
 
@@ -80,7 +81,9 @@ class SimulatedModbusDevice:
         table = _TABLE_OF_FC.get(function_code)
         if table is None:
             return ExcCodes.ILLEGAL_FUNCTION
-        if self.bus is not None:
+        # pymodbus calls a write's hook twice: with the values, then without them to build its answer. One
+        # exchange is on the wire, so the bus is held once.
+        if self.bus is not None and not (function_code in _WRITES and set_values is None):
             # pymodbus hands bit requests over as 16-bit words; count them as 16 bits each.
             await self.bus.hold(table, count * 16 if table in {"coil", "discrete"} else count)
         if set_values is not None:
