@@ -104,6 +104,31 @@ async def test_overdue_orders_escalate_once_and_resolved_ones_close(
         assert again == [] and done.status == OrderStatus.CLOSED
 
 
+async def test_two_processes_keeping_house_at_once_escalate_and_close_once(
+    database: Database, demo_inventory: Inventory
+) -> None:
+    await workers(database, demo_inventory)
+    desk = RepairDesk(demo_inventory, RepairSettings(close_after_days=3), TZ)
+    async with database.session() as session:
+        late = await desk.open(session, NewOrder("late", "electrical", Priority.URGENT), NOW)
+        done = await desk.open(session, NewOrder("done", "electrical"), NOW)
+        desk.resolve(session, done, None, NOW)
+        await session.commit()
+    later = NOW + timedelta(days=4)
+    async with database.session() as first:
+        overdue, closed = await desk.housekeeping(first, later)
+        assert len(overdue) == len(closed) == 1
+        if database.url.get_backend_name() == "postgresql":  # SQLite: one writer at a time; the second would wait
+            async with database.session() as second:  # the first pass holds its orders: nothing twice
+                assert await desk.housekeeping(second, later) == ([], [])
+                await second.commit()
+        await first.commit()
+    async with database.session() as session:
+        kinds = (await session.execute(select(RepairEvent.kind).where(RepairEvent.order_id.in_([late.id, done.id]))
+                                       )).scalars().all()  # fmt: skip
+        assert kinds.count("escalated") == 1 and kinds.count("closed") == 1
+
+
 SPEC = FaultSpec(rule_id="night-water-flow", device="d1-water", severity="critical", category="plumbing",
                  priority=Priority.URGENT, title="dorm-1: water flowing at night", building="dorm-1",
                  auto_resolve=True)  # fmt: skip

@@ -231,11 +231,15 @@ class RepairDesk:
         overdue = list(
             (
                 await session.execute(
-                    select(RepairOrder).where(
+                    select(RepairOrder)
+                    .where(
                         RepairOrder.status.in_([str(status) for status in ACTIVE]),
                         RepairOrder.due_at < now,
                         RepairOrder.escalated.is_(False),
                     )
+                    # Every process may run the clock: one that finds an order locked by another's pass
+                    # leaves it to that pass, so an order escalates (and is told) once.
+                    .with_for_update(skip_locked=True)
                 )
             ).scalars()
         )
@@ -245,10 +249,12 @@ class RepairDesk:
         stale = list(
             (
                 await session.execute(
-                    select(RepairOrder).where(
+                    select(RepairOrder)
+                    .where(
                         RepairOrder.status == OrderStatus.RESOLVED,
                         RepairOrder.resolved_at < now - timedelta(days=self.settings.close_after_days),
                     )
+                    .with_for_update(skip_locked=True)
                 )
             ).scalars()
         )

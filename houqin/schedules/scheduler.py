@@ -49,8 +49,8 @@ PLANS = Counter("houqin_schedule_plans_total", "Times the scheduler worked out e
 ACTIVE = Gauge("houqin_scheduler_active", "1 while this process holds the scheduler lease")
 
 LEASE = "scheduler"
-LEASE_SECONDS = 15.0
-RENEW_SECONDS = 5.0
+LEASE_SECONDS = 8.0  # a dead holder is replaced within LEASE_SECONDS + RENEW_SECONDS (10 s)
+RENEW_SECONDS = 2.0
 HORIZON = timedelta(hours=36)
 REPLAN_SECONDS = 30.0  # picks up changes made through another process's API
 LONGEST_CATCH_UP = timedelta(days=2)  # missed programmes older than this are not listed one by one
