@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from collectors.cjt188.commands import Cjt188CommandDispatcher
 from collectors.cjt188.link import Cjt188Link
-from collectors.command_dispatcher import ModbusCommandDispatcher
+from collectors.command_dispatcher import CommandDispatcher, ModbusCommandDispatcher
 from collectors.dial_in.line import DialInLine
 from collectors.dial_in.listener import DialInListener
 from collectors.dlt645.clock import Dlt645Clock
@@ -19,12 +19,14 @@ from collectors.modbus_link import ModbusLink
 from collectors.modbus_poller import ModbusBusPoller
 from collectors.mqtt_command_dispatcher import MqttCommandDispatcher
 from collectors.mqtt_link import MqttLink
+from collectors.ownership import GatewayOwnership, Owned
 from collectors.pipeline import Pipeline
 from collectors.simulators.campus import SimulatedCampus
 from houqin.commands import CommandQueue
 from houqin.inventory import Inventory
 from houqin.readings import ReadingSink
 from houqin.settings import Settings
+from houqin.store import Database
 from houqin.supervisor import Component, Service
 from houqin.telemetry.self_report import SelfReport
 
@@ -45,12 +47,16 @@ async def start_collection(
     sinks: Sequence[ReadingSink],
     commands: CommandQueue,
     simulate: bool = False,
+    leases: tuple[Database, str] | None = None,
 ) -> Collection:
-    """Build the collection and start the services it needs; on a failure the started ones are stopped."""
+    """Build the collection and start the services it needs; on a failure the started ones are stopped.
+    ``leases``: the database and this process's id, when collecting processes share the gateways."""
     pipeline = Pipeline()
     collection = Collection(pipeline)
     try:
         await _build(collection, settings, inventory, sinks, commands, simulate)
+        if leases is not None:
+            _share_gateways(collection, *leases)
     except BaseException:
         for service in reversed(collection.services):
             await service.stop()
@@ -129,6 +135,22 @@ async def _build(
     if campus is not None:
         simulated_url = mqtt_url if settings.mqtt_embedded else settings.simulator_mqtt_url or mqtt_url
         components.append(campus.mqtt_devices(simulated_url))
+
+
+def _share_gateways(collection: Collection, database: Database, process_id: str) -> None:
+    """Poll and command only the gateways this process holds the lease of (``collectors.ownership``)."""
+    pollers = {component.link.name: component for component in collection.components
+               if isinstance(component, ModbusBusPoller)}  # fmt: skip
+    ownership = GatewayOwnership(database, process_id, sorted(pollers))
+    for index, component in enumerate(collection.components):
+        if isinstance(component, ModbusBusPoller):
+            collection.components[index] = Owned(component, component.link.name, ownership)
+            line = component.link.line
+            if line is not None:  # a DTU that dials in here makes this process its gateway's owner
+                line.on_connect(lambda gateway=component.link.name: ownership.claim(gateway))  # type: ignore[misc]
+        elif isinstance(component, CommandDispatcher) and not isinstance(component, MqttCommandDispatcher):
+            component.follow(ownership, list(pollers))  # MQTT devices are shared through the broker instead
+    collection.components.insert(0, ownership)
 
 
 def dial_in_listeners(lines: list[DialInLine]) -> list[DialInListener]:

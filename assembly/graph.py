@@ -158,7 +158,7 @@ async def _assembled(
         if beat is not None:
             houqin.components.append(beat)
         await ensure_wallets(database, sorted(inventory.rooms))
-        await _add_roles(houqin, rules, simulate, listen, tuning)
+        await _add_roles(houqin, rules, simulate, listen, tuning, beat.process_id if beat is not None else None)
         yield houqin
     finally:
         store_stop.set()
@@ -207,8 +207,9 @@ def _shared_parts(
 
 
 async def _add_roles(
-    houqin: Houqin, rules: Sequence[Rule] | None, simulate: bool, listen: bool, tuning: Tuning
-) -> None:
+    houqin: Houqin, rules: Sequence[Rule] | None, simulate: bool, listen: bool, tuning: Tuning,
+    process_id: str | None = None,
+) -> None:  # fmt: skip
     settings, inventory, roles = houqin.settings, houqin.inventory, houqin.roles
     sinks: list[ReadingSink] = []
     if ProcessRole.RULES in roles:
@@ -229,8 +230,10 @@ async def _add_roles(
                   ApplianceGuard(inventory, houqin.power_policy)]  # fmt: skip
         houqin.components.append(houqin.power_policy)  # its sweep: deferred cuts, the end of trips
     if ProcessRole.COLLECT in roles:
+        # Processes registered on PostgreSQL share the gateways by leases: each bus is polled by one of them.
+        leases = (houqin.database, process_id) if process_id is not None else None
         collection = await start_collection(
-            settings, inventory, [houqin.telemetry, *sinks], houqin.commands, simulate=simulate
+            settings, inventory, [houqin.telemetry, *sinks], houqin.commands, simulate=simulate, leases=leases
         )
         houqin.services += collection.services
         houqin.components += collection.components

@@ -14,6 +14,7 @@ from prometheus_client import Counter
 
 from collectors.link_errors import LinkError
 from collectors.modbus_link import ModbusLink
+from collectors.ownership import GatewayOwnership
 from houqin.commands import CommandQueue, Outgoing, Sendable
 from houqin.inventory import Inventory
 from houqin.ticker import run_every
@@ -25,6 +26,7 @@ CLAIM_BATCH = 500
 STALE = timedelta(seconds=60)
 PEER_LIVE = timedelta(seconds=20)  # a registered process heard of within this is alive (assembly.peers)
 
+HANDED_BACK = timedelta(seconds=10)  # longer than any send and its read-back takes
 COMMANDS = Counter("houqin_commands_total", "Device commands sent", ["result"])
 
 
@@ -71,6 +73,35 @@ class CommandDispatcher:
                 sender.cancel()
             await asyncio.gather(*self._senders.values(), return_exceptions=True)
             await self._recorded()
+
+    def follow(self, ownership: GatewayOwnership, gateways: Collection[str]) -> None:
+        """Send only for the gateways this process owns (several collecting processes): none until a lease
+        is taken; a gateway taken from a process that stopped has its commands left ``sent`` sent again."""
+        behind = {gateway: commanded_behind(self.inventory, [gateway]) for gateway in gateways}
+        self.devices = set()
+
+        def changed(gateway: str, owned: bool, from_stopped: bool) -> None:
+            if gateway not in behind:
+                return
+            if not owned:
+                self.devices -= behind[gateway]
+                return
+            self.devices |= behind[gateway]
+            task = asyncio.create_task(self._taken_over(behind[gateway], from_stopped))
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
+
+        ownership.watch(changed)
+
+    async def _taken_over(self, devices: set[str], from_stopped: bool) -> None:
+        # From a process that stopped renewing, nothing it sent is awaited; from one that gave the gateway
+        # back, what it sent in the last seconds may still be on the wire.
+        sent_before = None if from_stopped else self.queue.clock() - HANDED_BACK
+        if devices:
+            requeued = await self.queue.requeue_unfinished(devices, self.queue.clock(), sent_before)
+            if requeued:
+                log.info("sending again %d commands the gateway's previous owner left unconfirmed", requeued)
+        self._wake.set()
 
     async def resume(self) -> bool:
         """At a start, send again what was left sent with no sender; True with several processes possible."""

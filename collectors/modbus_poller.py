@@ -145,6 +145,7 @@ class ModbusBusPoller:
 
     async def run(self, stop: asyncio.Event) -> None:
         start = time.monotonic()
+        self._due = []  # a poller runs again when its gateway comes back to this process
         count = max(1, len(self.devices))
         for index, device in enumerate(self.devices):
             slot = _Slot(device, first_tick=start + device.poll_interval * index / count)

@@ -130,3 +130,14 @@ class HouqinProcess(Base):
     files: Mapped[str] = mapped_column(Text)  # JSON: file -> SHA-256
     started_at: Mapped[datetime] = mapped_column(UtcDateTime())
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class GatewayLease(Base):
+    """Which collecting process polls and commands a gateway (one at a time), until when (database time)."""
+
+    __tablename__ = "gateway_leases"
+
+    gateway: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32), default="")  # a houqin_processes id; "": nobody
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    since: Mapped[datetime] = mapped_column(UtcDateTime())
