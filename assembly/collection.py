@@ -148,6 +148,8 @@ def _share_gateways(collection: Collection, database: Database, process_id: str)
             line = component.link.line
             if line is not None:  # a DTU that dials in here makes this process its gateway's owner
                 line.on_connect(lambda gateway=component.link.name: ownership.claim(gateway))  # type: ignore[misc]
+        elif isinstance(component, Dlt645Clock):
+            component.owns = ownership.owns
         elif isinstance(component, CommandDispatcher) and not isinstance(component, MqttCommandDispatcher):
             component.follow(ownership, list(pollers))  # MQTT devices are shared through the broker instead
     collection.components.insert(0, ownership)

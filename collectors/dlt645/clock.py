@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -31,6 +32,8 @@ class Dlt645Clock:
         self.at = at
         self.timezone = timezone
         self.broadcasts = 0
+        # With several collecting processes, each syncs the buses it owns (``collectors.ownership``).
+        self.owns: Callable[[str], bool] = lambda gateway: True
 
     @property
     def name(self) -> str:
@@ -49,6 +52,8 @@ class Dlt645Clock:
         """Send the time now to every bus (the meters' clocks are the campus's local time)."""
         sent = 0
         for link in self.links:
+            if not self.owns(link.name):
+                continue
             try:
                 await link.broadcast_time(datetime.now(self.timezone).replace(tzinfo=None))
             except LinkError as exc:
