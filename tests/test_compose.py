@@ -36,6 +36,14 @@ def test_the_stack_is_valid_with_the_example_environment() -> None:
     simulated = resolved["services"]["houqin-simulated"]
     assert simulated["command"] == ["run", "--simulate"] and simulated["profiles"] == ["simulators"]
     assert resolved["services"]["houqin"]["profiles"] == ["site"]
+    # A site runs two processes: one database and broker, their own MQTT ids in one shared group, no port twice.
+    site = [resolved["services"][name] for name in ("houqin", "houqin-2")]
+    assert all(service["profiles"] == ["site"] for service in site)
+    assert len({service["environment"]["HOUQIN_MQTT_CLIENT_ID"] for service in site}) == 2
+    assert {service["environment"]["HOUQIN_MQTT_SHARED_GROUP"] for service in site} == {"houqin"}
+    assert len({service["environment"]["HOUQIN_DATABASE_URL"] for service in site}) == 1
+    published = [str(port["published"]) for service in site for port in service["ports"]]
+    assert len(published) == len(set(published)), published
 
 
 def test_every_secret_must_come_from_the_environment(tmp_path: Path) -> None:
