@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -55,6 +56,7 @@ class GatewayOwnership:
         self._events: dict[str, asyncio.Event] = {gateway: asyncio.Event() for gateway in self.gateways}
         self._wake = asyncio.Event()
         self._claims: set[str] = set()
+        self._renewed_at = time.monotonic()
 
     @property
     def name(self) -> str:
@@ -81,8 +83,16 @@ class GatewayOwnership:
                 wait = RENEW_S
                 try:
                     wait = min(wait, await self.round())
+                    self._renewed_at = time.monotonic()
                 except Exception:  # the database away: the leases run out, and another round tries again
                     log.warning("gateway leases: this round failed", exc_info=True)
+                    if self.owned and time.monotonic() - self._renewed_at > LEASE_S - RENEW_S:
+                        # Our leases are running out unrenewed: another process may hold them soon.
+                        log.warning(
+                            "gateway leases not renewed for %.0f s: polling none until they are", LEASE_S - RENEW_S
+                        )
+                        for gateway in sorted(self.owned):
+                            self._set(gateway, False, False)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(stop, self._wake), wait)
                 self._wake.clear()
@@ -151,10 +161,10 @@ class GatewayOwnership:
         for gateway in sorted(self.owned - held):
             log.warning("gateway %s: lease lost or given back; another process polls it now", gateway)
             self._set(gateway, False, False)
-        for gateway, from_stopped in gained:
-            if gateway in held and gateway not in self.owned:
-                log.info("gateway %s: polled and commanded by this process now", gateway)
-                self._set(gateway, True, from_stopped)
+        taken = dict(gained)
+        for gateway in sorted(held - self.owned):  # taken now, or renewed after a round that failed
+            log.info("gateway %s: polled and commanded by this process now", gateway)
+            self._set(gateway, True, taken.get(gateway, False))
         return RENEW_S if next_expiry is None else max(0.05, float(next_expiry) + 0.05)
 
     async def _take(self, session: AsyncSession, gateway: str) -> None:

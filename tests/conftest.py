@@ -60,6 +60,16 @@ async def create_pg_database(server: Postgres) -> str:
     return server.url(name)
 
 
+@pytest.fixture
+async def shared(postgres: Postgres) -> AsyncIterator[tuple[Database, str]]:
+    """A fresh PostgreSQL database for processes to share, migrated, and its URL."""
+    url = await create_pg_database(postgres)
+    database = Database(url)
+    await upgrade_database(database)
+    yield database, url
+    await database.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database URL: every store test runs once on SQLite and once on PostgreSQL."""

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,11 +21,10 @@ from sqlalchemy import select
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import load_inventory
-from houqin.store import Database, upgrade_database
+from houqin.store import Database
 from houqin.store.tables import CommandSource, DeviceCommand, GatewayLease, HouqinProcess
-from tests.conftest import create_pg_database
 from tests.live_demo import HOUQIN
-from tests.servers import Postgres, free_port
+from tests.servers import free_port
 
 GATEWAYS = 4
 RELAYS = 2  # per gateway
@@ -76,15 +75,6 @@ class Buses:
                     gap = now - self.last_asked[device_id]
                     self.longest_silence[device_id] = max(self.longest_silence.get(device_id, 0.0), gap)
                 self.last_asked[device_id] = now
-
-
-@pytest.fixture
-async def shared(postgres: Postgres) -> AsyncIterator[tuple[Database, str]]:
-    url = await create_pg_database(postgres)
-    database = Database(url)
-    await upgrade_database(database)
-    yield database, url
-    await database.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,21 +14,11 @@ import pytest
 from sqlalchemy import update
 
 from assembly.peers import PeerConflictError, fingerprints, register
-from houqin.store import Database, upgrade_database
+from houqin.store import Database
 from houqin.store.tables import HouqinProcess
 from rules.loader import rule_files
-from tests.conftest import DEMO_INVENTORY, create_pg_database
+from tests.conftest import DEMO_INVENTORY
 from tests.live_demo import HOUQIN
-from tests.servers import Postgres
-
-
-@pytest.fixture
-async def shared(postgres: Postgres) -> AsyncIterator[tuple[Database, str]]:
-    url = await create_pg_database(postgres)
-    database = Database(url)
-    await upgrade_database(database)
-    yield database, url
-    await database.close()
 
 
 async def test_peers_must_agree_on_files_and_time(shared: tuple[Database, str], tmp_path: Path) -> None:

@@ -87,33 +87,34 @@ async def test_the_lifecycle_records_every_step(database: Database, demo_invento
     assert events[0].actor == "alice" and events[1].actor == "houqin" and events[-1].note.startswith("duplicate")
 
 
-async def test_overdue_orders_escalate_once_and_resolved_ones_close(
-    database: Database, demo_inventory: Inventory
-) -> None:
-    await workers(database, demo_inventory)
-    desk = RepairDesk(demo_inventory, RepairSettings(close_after_days=3), TZ)
+async def late_and_resolved(database: Database, inventory: Inventory) -> tuple[RepairDesk, RepairOrder, RepairOrder]:
+    """A desk closing after 3 days, an urgent order (due within hours) and an order resolved at ``NOW``."""
+    await workers(database, inventory)
+    desk = RepairDesk(inventory, RepairSettings(close_after_days=3), TZ)
     async with database.session() as session:
         late = await desk.open(session, NewOrder("late", "electrical", Priority.URGENT), NOW)
         done = await desk.open(session, NewOrder("done", "electrical"), NOW)
         desk.resolve(session, done, None, NOW)
         await session.commit()
+    return desk, late, done
+
+
+async def test_overdue_orders_escalate_once_and_resolved_ones_close(
+    database: Database, demo_inventory: Inventory
+) -> None:
+    desk, late, done = await late_and_resolved(database, demo_inventory)
+    async with database.session() as session:
         overdue, closed = await desk.housekeeping(session, NOW + timedelta(days=4))
         await session.commit()
         assert [o.id for o in overdue] == [late.id] and [o.id for o in closed] == [done.id]
         again, _ = await desk.housekeeping(session, NOW + timedelta(days=5))
-        assert again == [] and done.status == OrderStatus.CLOSED
+        assert again == [] and closed[0].status == OrderStatus.CLOSED
 
 
 async def test_two_processes_keeping_house_at_once_escalate_and_close_once(
     database: Database, demo_inventory: Inventory
 ) -> None:
-    await workers(database, demo_inventory)
-    desk = RepairDesk(demo_inventory, RepairSettings(close_after_days=3), TZ)
-    async with database.session() as session:
-        late = await desk.open(session, NewOrder("late", "electrical", Priority.URGENT), NOW)
-        done = await desk.open(session, NewOrder("done", "electrical"), NOW)
-        desk.resolve(session, done, None, NOW)
-        await session.commit()
+    desk, late, done = await late_and_resolved(database, demo_inventory)
     later = NOW + timedelta(days=4)
     async with database.session() as first:
         overdue, closed = await desk.housekeeping(first, later)

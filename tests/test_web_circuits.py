@@ -24,9 +24,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data = tmp_path_factory.mktemp("web-circuits")
     inventory = data / "devices.yaml"
     inventory.write_text(INVENTORY, encoding="utf-8")
-    seed = data / "schedules.yaml"  # the demo's own schedules name the demo campus's zones
-    seed.write_text("schedules: []\n", encoding="utf-8")
-    env = {"HOUQIN_INVENTORY": str(inventory), "HOUQIN_SCHEDULES__SEED_FILE": str(seed)}
+    env = {"HOUQIN_INVENTORY": str(inventory)}  # the demo campus's schedules are left out: no zones for them
     with houqin_serving("demo", "--port", "0", "--history-days", "0", data=data, env=env, pipe_stderr=True) as process:
         url = served_url(process, log=data / "houqin.log")
         logins = json.loads((data / "data" / "demo" / "demo-logins.json").read_text())

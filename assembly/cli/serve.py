@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,7 +24,7 @@ from houqin.billing.providers.rsa_keys import KeyFileError
 from houqin.config_file import ConfigError
 from houqin.inventory import Inventory
 from houqin.schedules import DEMO_FILES
-from houqin.schedules.book import ScheduleInvalidError
+from houqin.schedules.book import ScheduleInvalidError, load_schedule_file
 from houqin.settings import Settings
 from houqin.supervisor import ComponentFailedError, install_stop_signals
 from rules.model import Rule
@@ -124,9 +125,9 @@ def demo(
     if settings.dlt645.password is None:  # the simulated DL/T 645 meters obey the demo's own password
         settings.dlt645.password = SecretStr(f"{secrets.randbelow(10**6):06d}")
     settings.schedules.calendar_file = base.schedules.calendar_file or DEMO_FILES / "calendar.yaml"
-    settings.schedules.seed_file = base.schedules.seed_file or DEMO_FILES / "schedules.yaml"
     setup_logging(settings.log_level)
     inventory = inventory_or_exit(settings.inventory)
+    settings.schedules.seed_file = base.schedules.seed_file or _demo_schedules(inventory)
     settings = site_settings_or_exit(settings, inventory)
     rules = rules_or_exit(base, inventory)
     logins = asyncio.run(demo_accounts(settings, inventory))
@@ -137,3 +138,14 @@ def demo(
     banner = ["demo logins (kept in " + str(settings.data_dir / "demo-logins.json") + "):"]
     banner += [f"  {name:<9} {password}" for name, password in logins.items()]
     _run_or_exit(settings, inventory, rules, banner, simulate=True)
+
+
+def _demo_schedules(inventory: Inventory) -> Path | None:
+    """The demo campus's schedules, where the inventory has their zones (a site trying the demo on its own
+    devices.yaml gets none rather than a refusal)."""
+    demo = DEMO_FILES / "schedules.yaml"
+    missing = sorted({spec.zone for spec in load_schedule_file(demo)} - set(inventory.zones))
+    if missing:
+        log.info("demo schedules not seeded: this inventory has no zone %s", ", ".join(missing))
+        return None
+    return demo

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from houqin.inventory.entries import Entry, Ident, _identifier
+from houqin.inventory.entries import Entry, Ident, _device_member
 
 ENERGY_REGISTER = "energy"
 
@@ -27,14 +27,6 @@ class CutCause(StrEnum):
 
 
 ALL_CAUSES: frozenset[CutCause] = frozenset(CutCause)
-
-
-def _relay_member(value: str) -> str:
-    device, _, command = value.partition(":")
-    _identifier(device)
-    if command:
-        _identifier(command)
-    return value
 
 
 class Circuit(Entry):
@@ -54,7 +46,7 @@ class Circuit(Entry):
     @model_validator(mode="after")
     def _consistent(self) -> Circuit:
         if self.relay is not None:
-            _relay_member(self.relay)
+            _device_member(self.relay)
         if len(set(self.cut_on)) != len(self.cut_on):
             raise ValueError("cut_on: a cause is listed twice")
         if self.cut_on and self.relay is None:

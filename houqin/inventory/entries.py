@@ -29,6 +29,17 @@ def _identifier(value: str) -> str:
 
 
 Ident = Annotated[str, AfterValidator(_identifier)]
+
+
+def _device_member(value: str) -> str:
+    """``device`` or ``device:command`` (one output of a multi-channel device)."""
+    device, _, command = value.partition(":")
+    _identifier(device)
+    if command:
+        _identifier(command)
+    return value
+
+
 UnitId = Annotated[int, _between(1, 247)]
 Address = Annotated[int, _between(0, 65535)]
 Port = Annotated[int, _between(1, 65535)]

@@ -39,7 +39,7 @@ from houqin.inventory.entries import (
     UnitId,
     WordOrder,
     _between,
-    _identifier,
+    _device_member,
 )
 from houqin.inventory.power import AllowedLoad, AppliancePolicy
 
@@ -88,14 +88,6 @@ class Room(Entry):
         return self
 
 
-def _zone_member(value: str) -> str:
-    device, _, command = value.partition(":")
-    _identifier(device)
-    if command:
-        _identifier(command)
-    return value
-
-
 ZoneKind = Literal["lighting", "broadcast", "dorm_power"]
 # Kinds whose zone holds a state (on, off, dim, a power limit) from one entry to the next; a broadcast zone
 # plays programmes at moments instead.
@@ -111,7 +103,7 @@ class Zone(Entry):
     id: Ident
     name: str = ""
     kind: ZoneKind
-    devices: list[Annotated[str, AfterValidator(_zone_member)]] = Field(default_factory=list)
+    devices: list[Annotated[str, AfterValidator(_device_member)]] = Field(default_factory=list)
     rooms: list[str] = Field(default_factory=list)
     buildings: list[str] = Field(default_factory=list)
     # What the zone is left at when no schedule, override or entry says otherwise (dorm power: on).
