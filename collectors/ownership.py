@@ -57,6 +57,7 @@ class GatewayOwnership:
         self._wake = asyncio.Event()
         self._claims: set[str] = set()
         self._renewed_at = time.monotonic()
+        self._rows_made = False
 
     @property
     def name(self) -> str:
@@ -113,8 +114,7 @@ class GatewayOwnership:
             lease = func.now() + timedelta(seconds=LEASE_S)
             mine = GatewayLease.holder == self.process_id
             renewed = await session.execute(
-                update(GatewayLease).where(mine, GatewayLease.gateway.in_(self.gateways))
-                .values(expires_at=lease).returning(GatewayLease.gateway)
+                update(GatewayLease).where(mine).values(expires_at=lease).returning(GatewayLease.gateway)
             )  # fmt: skip
             held = set(renewed.scalars())
             for gateway in sorted(self._claims):
@@ -145,7 +145,7 @@ class GatewayOwnership:
                 limit = share - len(held) if wanting else len(self.gateways)
                 free = await session.execute(
                     select(GatewayLease.gateway, GatewayLease.holder)
-                    .where(GatewayLease.gateway.in_(self.gateways), GatewayLease.expires_at < func.now())
+                    .where(GatewayLease.expires_at < func.now())  # every process runs the same inventory
                     .order_by(func.md5(GatewayLease.gateway + self.process_id))  # processes start apart
                     .limit(limit).with_for_update(skip_locked=True)
                 )  # fmt: skip
@@ -158,6 +158,7 @@ class GatewayOwnership:
                 .where(GatewayLease.holder != "", GatewayLease.holder != self.process_id,
                        GatewayLease.expires_at > func.now())
             )  # fmt: skip
+        self._rows_made = True  # committed
         for gateway in sorted(self.owned - held):
             log.warning("gateway %s: lease lost or given back; another process polls it now", gateway)
             self._set(gateway, False, False)
@@ -172,7 +173,10 @@ class GatewayOwnership:
             holder=self.process_id, expires_at=func.now() + timedelta(seconds=LEASE_S), since=func.now()))  # fmt: skip
 
     async def _ensure_rows(self, session: AsyncSession) -> None:
-        # Every gateway has a row (free at first), so taking one is always an UPDATE of a locked row.
+        # Every gateway has a row (free at first), so taking one is always an UPDATE of a locked row. Once
+        # per process: the rows stay.
+        if self._rows_made:
+            return
         rows = [{"gateway": gateway, "holder": "", "expires_at": func.now(), "since": func.now()}
                 for gateway in self.gateways]  # fmt: skip
         if rows:
