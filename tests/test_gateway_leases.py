@@ -172,8 +172,9 @@ async def test_gateways_move_to_a_live_process_when_their_owner_is_killed(
         buses.sample()
         worst = max(buses.longest_silence.get(f"relay-{gateway[3:]}-{r}", 0.0)
                     for gateway in orphaned for r in range(RELAYS))  # fmt: skip
-        # The lease (8 s) and one poll, with a little for the takeover's round trip to the database.
-        assert worst <= 8.0 + POLL_S + 0.5, (worst, buses.longest_silence)
+        # The lease (8 s) and one poll, and the takeover itself: its round at the lease's end, the poller's
+        # start and its first turn through the bus (measured 0.1-0.6 s; a loaded machine adds to it).
+        assert worst <= 8.0 + POLL_S + 1.0, (worst, buses.longest_silence)
         print(f"failover_s={failover:.2f} longest_silence_s={worst:.2f}")
         async with database.session() as session:
             sends = (await session.get(DeviceCommand, command.id)).attempts  # type: ignore[union-attr]
