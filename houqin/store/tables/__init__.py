@@ -36,6 +36,7 @@ from houqin.store.tables.repairs import (
     RepairPhoto,
 )
 from houqin.store.tables.schedules import (
+    PROCESS_LIVE,
     CalendarDay,
     CalendarTerm,
     EmergencyBroadcast,
@@ -52,6 +53,7 @@ from houqin.store.tables.schedules import (
 __all__ = [
     "FINISHED_COMMAND",
     "NAMING",
+    "PROCESS_LIVE",
     "Base",
     "BillingEvent",
     "BillingEventKind",
