@@ -24,11 +24,12 @@ import orjson
 from sqlalchemy import delete, func, select, text, update
 
 from houqin.store import Database
-from houqin.store.tables import PROCESS_LIVE, HouqinProcess
+from houqin.store.tables import HouqinProcess
 
 log = logging.getLogger(__name__)
 
 BEAT_S = 5.0
+LIVE = timedelta(seconds=20)  # a peer not heard of for this long is gone
 REGISTRY_LOCK = 0x686F7571  # "houq": the advisory lock registration holds
 
 
@@ -69,7 +70,7 @@ async def register(
                 f"processes must agree within {max_skew_s:g} s (the lease margin): set the clock (NTP) and start again"
             )
         peers = (await session.execute(
-            select(HouqinProcess).where(HouqinProcess.seen_at > db_now - PROCESS_LIVE))).scalars().all()  # fmt: skip
+            select(HouqinProcess).where(HouqinProcess.seen_at > db_now - LIVE))).scalars().all()  # fmt: skip
         for peer in peers:
             theirs: dict[str, str] = orjson.loads(peer.files)
             other = f"process {peer.pid} on {peer.host} (running since {peer.started_at:%Y-%m-%d %H:%M:%S} UTC)"

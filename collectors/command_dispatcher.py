@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 CLAIM_BATCH = 500
 # Longer than any process waits for a command's outcome: a command still ``sent`` after it has no sender left.
 STALE = timedelta(seconds=60)
+PEER_LIVE = timedelta(seconds=20)  # a registered process heard of within this is alive (assembly.peers)
 
 HANDED_BACK = timedelta(seconds=10)  # longer than any send and its read-back takes
 COMMANDS = Counter("houqin_commands_total", "Device commands sent", ["result"])
@@ -108,7 +109,7 @@ class CommandDispatcher:
         # all of it. With live peers on PostgreSQL, one may be waiting on a command it just sent: only a
         # command sent longer ago than anyone waits (STALE) is anybody's to send again — now and from then on.
         shared = not self.queue.database.is_sqlite
-        alone = not shared or await self.queue.processes_alive() <= 1
+        alone = not shared or await self.queue.processes_alive(PEER_LIVE) <= 1
         await self._requeue_stale(None if alone else self.queue.clock() - STALE)
         return shared
 

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from prometheus_client import Gauge
 from sqlalchemy import func, select, update
@@ -30,7 +31,6 @@ from houqin.store import Database
 from houqin.store.keyed import upsert_for
 from houqin.store.tables import GatewayLease, HouqinProcess
 from houqin.supervisor import Component
-from houqin.ticker import wait_first
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ class GatewayOwnership:
                         )
                         for gateway in sorted(self.owned):
                             self._set(gateway, False, False)
-                await wait_first(stop, self._wake, seconds=wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(stop, self._wake), wait)
                 self._wake.clear()
         finally:
             for gateway in sorted(self.owned):
@@ -206,6 +207,16 @@ class GatewayOwnership:
             watcher(gateway, owned, from_stopped)
 
 
+async def _first(*events: asyncio.Event, task: asyncio.Task[None] | None = None) -> None:
+    """Wait until one of ``events`` is set (or ``task`` ends)."""
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait([*waits, *([task] if task is not None else [])], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 class Owned:
     """A component that runs ``inner`` (a gateway's poller) only while this process owns the gateway."""
 
@@ -223,12 +234,12 @@ class Owned:
         while not stop.is_set():
             if not self.ownership.owns(self.gateway):
                 changed.clear()
-                await wait_first(stop, changed)
+                await _first(stop, changed)
                 continue
             inner_stop = asyncio.Event()
             running = asyncio.create_task(self.inner.run(inner_stop), name=f"owned:{self.inner.name}")
             while not stop.is_set() and self.ownership.owns(self.gateway) and not running.done():
                 changed.clear()
-                await wait_first(stop, changed, task=running)
+                await _first(stop, changed, task=running)
             inner_stop.set()
             await running  # a poller that failed fails the process, as it would unowned

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +25,9 @@ async def run_every(
             await tick()
         except Exception:
             log.exception("%s failed; trying again in %.0f s", what, seconds)
-        await wait_first(stop, *([wake] if wake is not None else []), seconds=seconds)
-
-
-async def wait_first(
-    *events: asyncio.Event, seconds: float | None = None, task: asyncio.Future[Any] | None = None
-) -> None:
-    """Wait until one of ``events`` is set, ``task`` ends, or ``seconds`` pass."""
-    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait([*waits, *([task] if task is not None else [])], timeout=seconds,
-                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-    finally:
+        waits = [asyncio.ensure_future(stop.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake.wait()))
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waits:
             waiter.cancel()

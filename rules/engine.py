@@ -255,8 +255,9 @@ class RulesEngine:
             return
         # A safety cut takes every circuit of the room, whatever its cut policy says.
         for switch in switches:
+            suffix = "" if switch.circuit is None else f":{switch.circuit}"
             request = CommandRequest(switch.device, switch.command, action, CommandSource.RULE, reason=reason,
-                                     key=switch.key(f"fault:{watch.fault_id}:relay:{action}"))  # fmt: skip
+                                     key=f"fault:{watch.fault_id}:relay:{action}{suffix}")  # fmt: skip
             await self.commands.enqueue(request, now)
 
     def _undo(self, watch: Watch, transition: Transition) -> None:

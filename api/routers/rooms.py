@@ -216,14 +216,13 @@ def _circuits(
     active = (
         active_causes(wallet.state, wallet.locked, wallet.curfew, wallet.tripped_until, now) if wallet else frozenset()
     )
-    # A circuit without a relay is cut for nothing: only a switch can be off.
-    off = {switch.circuit for switch in inventory.switches(room) if switch.off_for(active)}
     out = []
     for circuit in room.circuits:
         totals = statement.circuits.get(circuit.id, CircuitTotals())
-        tariff = circuit.tariff or room.tariff
-        out.append(CircuitStateOut(id=circuit.id, name=circuit.name or circuit.id, tariff=tariff,
-                                   powered=circuit.id not in off, billed=not inventory.tariffs[tariff].costs_nothing,
+        tariff = inventory.tariffs[circuit.tariff or room.tariff]
+        billed = bool(tariff.price_fen_per_kwh) or any(period.price_fen_per_kwh for period in tariff.periods)
+        out.append(CircuitStateOut(id=circuit.id, name=circuit.name or circuit.id, tariff=circuit.tariff or room.tariff,
+                                   powered=not (set(circuit.cut_on) & active), billed=billed,
                                    month_kwh=round(totals.kwh_charged + totals.kwh_free, 3),
                                    month_spend_fen=totals.charged_fen))  # fmt: skip
     return out

@@ -51,10 +51,13 @@ class SimulatedCampus:
         for room in inventory.rooms.values():
             room_of_meter[room.meter] = (room, room.relay, "relay_closed")
             for circuit in room.circuits:
-                relay, field = circuit.relay_device, "relay_closed"
-                if relay is not None:
-                    command = inventory.model_of(inventory.devices[relay]).commands.get(circuit.relay_command)
-                    field = command.state_field if command is not None and command.state_field else field
+                relay = circuit.relay_device
+                command = (
+                    inventory.models[inventory.devices[relay].model].commands.get(circuit.relay_command)
+                    if relay
+                    else None
+                )
+                field = command.state_field if command is not None and command.state_field else "relay_closed"
                 room_of_meter[circuit.meter or room.meter] = (room, relay, field)
         rooms_per_building: dict[str, int] = {}
         for room in inventory.rooms.values():

@@ -15,11 +15,6 @@ from houqin.store.tables import RoomAllowance
 ROOM_POOL = ""  # the room's own tariff
 
 
-def pool_of(room_tariff: str, tariff: str) -> str:
-    """The pool a register on ``tariff`` draws on, in a room whose own tariff is ``room_tariff``."""
-    return ROOM_POOL if tariff == room_tariff else tariff
-
-
 @dataclass
 class AllowancePool:
     """A locked ``room_allowances`` row, with the month arithmetic on it."""

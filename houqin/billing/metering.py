@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from houqin.billing.allowances import allowance_pool, pool_of
+from houqin.billing.allowances import allowance_pool
 from houqin.billing.ledger import post
 from houqin.billing.policy import PowerPolicy
 from houqin.billing.pricing import MICRO, price_usage
@@ -36,6 +36,7 @@ from houqin.store.tables import BillingEvent, BillingEventKind, EntryKind, Meter
 
 log = logging.getLogger(__name__)
 
+ENERGY = "energy"
 JUMP_RULE = "billing_jump"
 
 
@@ -148,10 +149,11 @@ class RoomBilling:
             return note if kind == BillingEventKind.JUMP else None
         tariff = self.inventory.tariffs[register.tariff]
         allowance = tariff.free_kwh(room.beds)
-        # Circuits on one tariff share the room's allowance of it.
+        # Circuits on one tariff share the room's allowance of it; the room's own tariff is pool "".
         pool = None
         if allowance > 0:
-            pool = await allowance_pool(session, room.id, pool_of(room.tariff, register.tariff), state.month)
+            pool = await allowance_pool(session, room.id, "" if register.tariff == room.tariff else register.tariff,
+                                        state.month)  # fmt: skip
         stamp = f"{key}:{ts.isoformat()}"
         window = f"{_what(register)} {state.last_ts.isoformat()}..{ts.isoformat()}"
         free_before = 0.0

@@ -179,6 +179,10 @@ class PowerPolicy:
         if values:
             await session.execute(update(Wallet).where(Wallet.room == room_id).values(**values))
 
+    @staticmethod
+    def _tripped(wallet: WalletAfter, now: datetime) -> bool:
+        return wallet.tripped_until is not None and wallet.tripped_until > now
+
     async def trip(self, room_id: str, now: datetime, limit_w: float, drawn_w: float, restore_after: timedelta) -> bool:
         """The room drew more than its limit for too long: power off until ``now + restore_after``. False
         when it is tripped already (another process, or a reading that came late)."""
@@ -255,12 +259,12 @@ class PowerPolicy:
         async with self.database.session() as session:
             locked = await session.execute(
                 update(Wallet).where(Wallet.room == room_id, Wallet.locked.is_(False))
-                .values(locked=True, tripped_until=None).returning(Wallet.state, Wallet.curfew)
+                .values(locked=True, tripped_until=None).returning(Wallet.state, Wallet.curfew, Wallet.tripped_until)
             )  # fmt: skip
             row = locked.first()
             if row is None:
                 return False
-            state, curfew = row
+            state, curfew, _ = row
             session.add(RoomPowerEvent(room=room_id, kind=PowerEventKind.LOCKED, at=now, reason=reason, by=by))
             notice(session, room_id, NoticeKind.LOCKED, now, f"Power off: the dorm office locked the room ({reason}).",
                    None)  # fmt: skip

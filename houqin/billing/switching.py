@@ -55,6 +55,11 @@ class RoomSwitches:
         for switch in switches:
             if cause not in switch.cut_on or switch.off_for(others):
                 continue  # not cut for this cause, or held off (and so already off) by another
+            suffix = "" if switch.circuit is None else f":{switch.circuit}"
             requests.append(CommandRequest(switch.device, switch.command, action, CommandSource.BILLING, reason=why,
-                                           key=switch.key(f"billing:{room}:{key}")))  # fmt: skip
+                                           key=f"billing:{room}:{key}{suffix}"))  # fmt: skip
         return requests
+
+    def powered(self, room: str, active: frozenset[CutCause]) -> dict[str, bool]:
+        """Per circuit (``room`` for a room without circuits), whether it has power while ``active`` hold."""
+        return {switch.circuit or "room": not switch.off_for(active) for switch in self.of(room)}

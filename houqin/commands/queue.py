@@ -34,7 +34,7 @@ from houqin.commands.handover import DirectSender, Handover, write_commands
 from houqin.commands.request import CommandError, CommandRequest
 from houqin.inventory import Inventory
 from houqin.store import Database
-from houqin.store.tables import PROCESS_LIVE, CommandSource, CommandState, DeviceCommand, HouqinProcess
+from houqin.store.tables import CommandSource, CommandState, DeviceCommand, HouqinProcess
 
 OPEN = (CommandState.QUEUED, CommandState.SENT)
 LATE = "not sent by its deadline"
@@ -300,7 +300,7 @@ class CommandQueue:
                 query = query.where(DeviceCommand.created_at < until)
             return list((await session.execute(query)).scalars())
 
-    async def processes_alive(self, within: timedelta = PROCESS_LIVE) -> int:
+    async def processes_alive(self, within: timedelta) -> int:
         """How many houqin processes on this database were heard of within ``within`` (this one included,
         once it has registered; see ``assembly.peers``)."""
         async with self.database.session() as session:

@@ -78,10 +78,6 @@ class Switch:
         """Whether this switch is off while ``active`` causes hold."""
         return bool(self.cut_on & active)
 
-    def key(self, change: str) -> str:
-        """The command key of ``change`` on this switch: one command per circuit's relay for one change."""
-        return change if self.circuit is None else f"{change}:{self.circuit}"
-
 
 @dataclass(frozen=True)
 class BilledRegister:

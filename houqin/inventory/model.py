@@ -176,11 +176,6 @@ class Tariff(Entry):
     max_topup_fen: Annotated[int, _between(1, 10_000_000)] = 100_000
     description: str = ""
 
-    @property
-    def costs_nothing(self) -> bool:
-        """A tariff at 0 fen in every period (a room's lights): billing records none of its energy."""
-        return not self.price_fen_per_kwh and not any(period.price_fen_per_kwh for period in self.periods)
-
     def free_kwh(self, beds: int) -> float:
         """The monthly free allowance of a room with ``beds`` beds."""
         return self.free_kwh_per_month + self.free_kwh_per_bed_per_month * beds

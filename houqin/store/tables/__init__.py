@@ -36,7 +36,6 @@ from houqin.store.tables.repairs import (
     RepairPhoto,
 )
 from houqin.store.tables.schedules import (
-    PROCESS_LIVE,
     CalendarDay,
     CalendarTerm,
     EmergencyBroadcast,
@@ -53,7 +52,6 @@ from houqin.store.tables.schedules import (
 __all__ = [
     "FINISHED_COMMAND",
     "NAMING",
-    "PROCESS_LIVE",
     "Base",
     "BillingEvent",
     "BillingEventKind",

@@ -3,7 +3,7 @@ fired, and which process runs it."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -116,10 +116,6 @@ class SchedulerLease(Base):
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     fired_through: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
-
-
-# A registered process not heard of for this long is gone (it beats every few seconds while it runs).
-PROCESS_LIVE = timedelta(seconds=20)
 
 
 class HouqinProcess(Base):
