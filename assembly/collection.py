@@ -73,8 +73,11 @@ async def _build(
     simulate: bool,
 ) -> None:
     pipeline = collection.pipeline
-    for sink in sinks:
-        pipeline.add_sink(sink)  # blocks when full: no reading is shed on its way to storage or the rules
+    for number, sink in enumerate(sinks):
+        # Blocks when full: no reading is shed on its way to storage or the rules. The first sink is the
+        # telemetry store; with ``telemetry.durable`` the sources wait until it has their readings on disk.
+        pipeline.add_sink(sink, settle=settings.telemetry.durable and number == 0)
+    settled = pipeline.settled if pipeline.settles else None
     components = collection.components
     components += [pipeline, SelfReport(pipeline.publish, settings.telemetry.self_report_seconds)]
     links: dict[str, ModbusLink] = {}  # one per bus, shared by its poller and the command dispatcher
@@ -97,14 +100,14 @@ async def _build(
         protocols = {inventory.model_of(device).protocol for device in devices}  # a bus speaks one protocol
         if "dlt645" in protocols:
             dlt645 = dlt645_links[gateway.id] = Dlt645Link(gateway, line=line)
-            components.append(ModbusBusPoller(dlt645, devices, inventory, pipeline.publish))
+            components.append(ModbusBusPoller(dlt645, devices, inventory, pipeline.publish, settled=settled))
             continue
         if "cjt188" in protocols:
             cjt188 = cjt188_links[gateway.id] = Cjt188Link(gateway, line=line)
-            components.append(ModbusBusPoller(cjt188, devices, inventory, pipeline.publish))
+            components.append(ModbusBusPoller(cjt188, devices, inventory, pipeline.publish, settled=settled))
             continue
         link = links[gateway.id] = ModbusLink(gateway, line=line)
-        components.append(ModbusBusPoller(link, devices, inventory, pipeline.publish))
+        components.append(ModbusBusPoller(link, devices, inventory, pipeline.publish, settled=settled))
     for listener in dial_in_listeners([line for line in lines.values() if line is not None]):
         await listener.start()  # a port in use stops the start here, naming it and its gateways
         collection.services.append(listener)  # closed at the end even if the components never ran
@@ -128,7 +131,7 @@ async def _build(
         collection.services.append(broker)
         mqtt_url = broker.url
     mqtt_link = MqttLink(mqtt_url, inventory, pipeline.publish, client_id=settings.mqtt_client_id,
-                         shared_group=settings.mqtt_shared_group)  # fmt: skip
+                         shared_group=settings.mqtt_shared_group, settled=settled)  # fmt: skip
     mqtt_commands = MqttCommandDispatcher(commands, mqtt_link, inventory)
     pipeline.add_sink(mqtt_commands)  # it confirms commands by the devices' state messages
     components += [mqtt_link, mqtt_commands]

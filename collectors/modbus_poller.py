@@ -23,7 +23,6 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -38,14 +37,12 @@ from collectors.registers import Value
 from houqin.backoff import Backoff
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device
-from houqin.readings import GarbageLog, Reading
+from houqin.readings import GarbageLog, Publish, Reading, Settled
 
 log = logging.getLogger(__name__)
 
 POLLS = Counter("houqin_modbus_polls_total", "Device polls", ["gateway", "result"])
 POLL_SECONDS = Histogram("houqin_modbus_poll_seconds", "Time to read all blocks of a device", ["gateway"])
-
-Publish = Callable[[Reading], Awaitable[None]]
 
 
 @dataclass
@@ -105,11 +102,14 @@ class ModbusBusPoller:
         probe_max: float = 300.0,
         capacity_window: float = 60.0,
         health_every: float = 60.0,
+        settled: Settled | None = None,
     ) -> None:
         self.link = link
         self.devices = [device for device in devices if device.enabled]
         self.inventory = inventory
         self.publish = publish
+        # When readings must survive a crash, a poll counts once its reading is on disk.
+        self.settled = settled
         self.failures_to_open = failures_to_open
         self.probe_max = probe_max
         self.health = {device.id: DeviceHealth() for device in self.devices}
@@ -294,6 +294,11 @@ class ModbusBusPoller:
     async def _succeed(self, poll: _Poll) -> None:
         device, health = poll.device, self.health[poll.device.id]
         latency = time.perf_counter() - poll.started
+        poll.reading = Reading(device.id, poll.ts, poll.fields, self._tags[device.id])
+        if poll.fields:
+            await self.publish(poll.reading)
+            if self.settled is not None:
+                await self.settled()
         self._poll_seconds.observe(latency)
         self._polls_ok.inc()
         self.polls += 1
@@ -304,9 +309,6 @@ class ModbusBusPoller:
         health.open_until = 0.0
         health.opened = 0
         health.last_success = time.monotonic()
-        poll.reading = Reading(device.id, poll.ts, poll.fields, self._tags[device.id])
-        if poll.fields:
-            await self.publish(poll.reading)
         await self._publish_health(device, poll.ts, latency)
 
     async def _fail(self, poll: _Poll, error: str) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,13 +26,12 @@ from collectors.mqtt_flow import FlowControlledClient
 from houqin.backoff import Backoff
 from houqin.inventory import Inventory
 from houqin.inventory.model import Device, PayloadMap, command_topic
-from houqin.readings import GarbageLog, Reading
+from houqin.readings import GarbageLog, Publish, Reading, Settled
 
 log = logging.getLogger(__name__)
 
 MESSAGES = Counter("houqin_mqtt_messages_total", "MQTT messages received", ["result"])
 
-Publish = Callable[[Reading], Awaitable[None]]
 FieldValue = float | bool | str
 
 
@@ -112,6 +111,7 @@ class MqttLink:
         shared_group: str | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        settled: Settled | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
@@ -148,6 +148,10 @@ class MqttLink:
         self._sending = 0
         self._drained = asyncio.Event()  # set while no publish awaits its acknowledgement
         self._drained.set()
+        # With ``settled``, a QoS 1 message is acknowledged to the broker only once its reading is on disk:
+        # one killed before that is delivered again (to this session when it is back, or to another member
+        # of the shared group), so a crash loses none; one delivered twice is stored twice, at its two times.
+        self.settled = settled
 
     def _new_client(self) -> FlowControlledClient:
         # Bounded: while the pipeline is blocked, what the broker sends waits at the broker (see mqtt_flow).
@@ -170,6 +174,10 @@ class MqttLink:
         # aiomqtt logs a warning for every publish made while more than 10 await their acknowledgement: at
         # the 08:00 bell that was hundreds of lines (and a tenth of the time it took to send them).
         client.pending_calls_threshold = INFLIGHT + 10
+        if self.settled is not None:
+            # From the first message on (a persistent session's arrive as soon as it connects), paho must
+            # not acknowledge a message as it hands it over.
+            client._client.manual_ack_set(True)
         return client
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -223,9 +231,39 @@ class MqttLink:
             await client.subscribe([(prefix + topic, 1) for topic in topics[start : start + 100]])
 
     async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            await self.handle(message.topic.value, bytes(message.payload) if isinstance(
-                message.payload, bytes | bytearray) else str(message.payload).encode())  # fmt: skip
+        if self.settled is None:
+            async for message in client.messages:
+                await self.handle(message.topic.value, _payload(message))
+            return
+        # The acknowledgements go out in arrival order (as MQTT asks), a group at a time, each group once its
+        # readings settled.
+        unacked: list[aiomqtt.Message] = []
+        waiting = asyncio.Event()
+        acking = asyncio.create_task(self._acknowledge(client, unacked, waiting))
+        try:
+            async for message in client.messages:
+                await self.handle(message.topic.value, _payload(message))
+                if message.qos > 0:
+                    unacked.append(message)
+                    waiting.set()
+                if acking.done():
+                    acking.result()
+        finally:
+            acking.cancel()
+            await asyncio.gather(acking, return_exceptions=True)
+
+    async def _acknowledge(
+        self, client: aiomqtt.Client, unacked: list[aiomqtt.Message], waiting: asyncio.Event
+    ) -> None:
+        assert self.settled is not None
+        while True:
+            await waiting.wait()
+            waiting.clear()
+            group = unacked[:]
+            del unacked[:]
+            await self.settled()
+            for message in group:
+                client._client.ack(message.mid, message.qos)
 
     async def handle(self, topic: str, payload: bytes) -> Reading | None:
         """Turn one message into a reading and publish it; garbage is counted, never raised."""
@@ -274,3 +312,8 @@ class MqttLink:
             self._sending -= 1
             if not self._sending:
                 self._drained.set()
+
+
+def _payload(message: aiomqtt.Message) -> bytes:
+    payload = message.payload
+    return bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload).encode()

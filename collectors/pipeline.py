@@ -5,6 +5,10 @@ queue sizes. When a sink falls behind, its policy decides: ``block`` (the defaul
 back — right for billing and rules, which must see every reading — while ``drop_oldest`` keeps the
 collectors at full rate and counts every reading it sheds (for sinks that can afford it). A sink that
 raises is counted and logged; the others go on.
+
+A sink added with ``settle=True`` (the telemetry store, when readings must survive a crash) has what it
+consumed on disk when ``consume`` returns; ``settled()`` waits until every reading published so far has
+been consumed by such sinks, so a source acknowledges a reading to its device or broker only then.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +43,17 @@ class _Lane:
     consumed: int = 0
     errors: int = 0
     last_drop_log: float = field(default=0.0)
+    settle: bool = False
+    taken: int = 0  # readings ever queued
+    handed: int = 0  # readings ever handed to the sink (consumed, or failed and counted)
+    waiters: deque[tuple[int, asyncio.Future[None]]] = field(default_factory=deque)
+
+    def hand_over(self, count: int) -> None:
+        self.handed += count
+        while self.waiters and self.waiters[0][0] <= self.handed:
+            waiter = self.waiters.popleft()[1]
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Pipeline:
@@ -57,9 +73,29 @@ class Pipeline:
         # wake-up costs a task switch per reading, which at MQTT rates is most of the pipeline's CPU.
         self.linger = linger
         self._lanes: list[_Lane] = []
+        self._settling: list[_Lane] = []
 
-    def add_sink(self, sink: ReadingSink, policy: Policy = "block") -> None:
-        self._lanes.append(_Lane(sink, policy, asyncio.Queue(self.queue_size)))
+    def add_sink(self, sink: ReadingSink, policy: Policy = "block", settle: bool = False) -> None:
+        if settle and policy != "block":
+            raise ValueError("a sink readings settle in cannot shed them")
+        lane = _Lane(sink, policy, asyncio.Queue(self.queue_size), settle=settle)
+        self._lanes.append(lane)
+        if settle:
+            self._settling.append(lane)
+
+    @property
+    def settles(self) -> bool:
+        """Whether readings are acknowledged to their sources only once a durable sink has them."""
+        return bool(self._settling)
+
+    async def settled(self) -> None:
+        """Return once every reading published before this call is consumed by the ``settle`` sinks."""
+        for lane in self._settling:
+            if lane.handed >= lane.taken:
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            lane.waiters.append((lane.taken, waiter))
+            await waiter
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {
@@ -80,6 +116,7 @@ class Pipeline:
                     await lane.queue.put(reading)
                 else:
                     lane.queue.put_nowait(reading)
+                lane.taken += 1
                 continue
             if lane.queue.full():
                 lane.queue.get_nowait()
@@ -134,3 +171,4 @@ class Pipeline:
             finally:
                 for _ in batch:
                     lane.queue.task_done()
+                lane.hand_over(len(batch))

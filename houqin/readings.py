@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -38,6 +38,12 @@ class Reading:
     def __post_init__(self) -> None:
         if self.ts.tzinfo is None:
             raise ValueError(f"reading of {self.device}: timestamp must be timezone-aware")
+
+
+# How a collector hands a reading on, and how it waits until what it handed on is stored durably (when
+# readings must survive a crash; see ``Pipeline.settled``).
+Publish = Callable[[Reading], Awaitable[None]]
+Settled = Callable[[], Awaitable[None]]
 
 
 class ReadingSink(Protocol):

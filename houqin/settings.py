@@ -51,6 +51,11 @@ class TelemetrySettings(BaseModel):
     query_timeout_seconds: float = Field(
         default=60.0, gt=0, le=600, description="Longest an InfluxDB query may take (a year's report of a campus)"
     )
+    durable: bool = Field(
+        default=False,
+        description="Readings survive a crash: each reaches the spool or the embedded store's disk before a "
+        "poll counts or an MQTT message is acknowledged (costs an fsync per batch)",
+    )
     spool_max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="Disk the spool may use (default 1 GiB)")
     replay_points_per_second: int = Field(
         default=50_000, ge=100, description="Pace of writing the spool back once InfluxDB answers again"

@@ -118,3 +118,28 @@ def test_device_tags_come_from_the_inventory(demo_inventory) -> None:  # type: i
                     "energy_code": "01A00"}  # fmt: skip
     relay = demo_inventory.device_tags(demo_inventory.devices["d2-305-relay"])
     assert "energy_code" not in relay  # a relay module meters no energy
+
+
+async def test_settled_returns_once_the_settling_sink_has_every_reading_published_before() -> None:
+    pipeline = Pipeline(queue_size=100, max_batch=3)
+    store, rules = Recorder("store"), Recorder("rules")
+    rules.gate.clear()  # a slow sink that does not settle holds nobody's acknowledgement
+    pipeline.add_sink(store, settle=True)
+    pipeline.add_sink(rules)
+    with pytest.raises(ValueError, match="cannot shed"):
+        pipeline.add_sink(Recorder("x"), policy="drop_oldest", settle=True)
+    assert pipeline.settles
+    store.gate.clear()
+    stop, task = await run_pipeline(pipeline)
+    for n in range(7):
+        await pipeline.publish(reading(n))
+    settled = asyncio.create_task(pipeline.settled())
+    await asyncio.sleep(0.05)
+    assert not settled.done()  # the store has none of them yet
+    store.gate.set()
+    await asyncio.wait_for(settled, 2)
+    assert store.seen == [float(n) for n in range(7)]
+    await asyncio.wait_for(pipeline.settled(), 0.1)  # nothing outstanding: at once
+    rules.gate.set()
+    stop.set()
+    await task

@@ -118,6 +118,9 @@ class InfluxStore:
         lines = self.encoder.lines(readings, self.garbage.report)
         if not lines:
             return
+        if self.settings.durable:
+            await self._consume_durably(lines)
+            return
         if self._oldest_line_at is None:
             self._oldest_line_at = time.monotonic()
             self._wake.set()  # the writer's next deadline is now this batch's age, not the retry timer
@@ -132,6 +135,21 @@ class InfluxStore:
             self._wake.set()
         # Backpressure: a few batches may wait for the writer; beyond that the pipeline waits (and its
         # bounded queue says so), instead of memory growing while InfluxDB is slow.
+        while len(self._ready) > 4:
+            self._room.clear()
+            await self._room.wait()
+
+    async def _consume_durably(self, lines: list[str]) -> None:
+        """Every batch the pipeline hands over is in the spool (fsynced) before ``consume`` returns, then
+        written like any other and its copy removed: a SIGKILL loses nothing the sources were told is
+        stored. Batches are not gathered up to ``batch_points`` first — under load the pipeline's own
+        batches grow while the writer is busy, which keeps the writes few."""
+        size = self.settings.batch_points
+        for start in range(0, len(lines), size):
+            batch = _Batch(time.monotonic(), lines[start : start + size])
+            await self._save(batch)  # before the writer can see it: one copy, made once
+            self._ready.append(batch)
+        self._wake.set()
         while len(self._ready) > 4:
             self._room.clear()
             await self._room.wait()
