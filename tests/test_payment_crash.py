@@ -1,7 +1,7 @@
-"""A houqin killed while it applies a payment notification (real PostgreSQL, a real process, SIGKILL):
-killed before the commit, nothing was credited and the provider's resend credits once; killed after the
-commit but before answering, the resend is answered as a success and credits nothing more. Either way the
-balance is the sum of the entries."""
+"""A houqin killed while it applies a payment notification (real PostgreSQL, real processes, SIGKILL):
+killed before the commit, nothing was credited and the provider's resend — answered by another process —
+credits once; killed after the commit but before answering, the resend is answered as a success and
+credits nothing more. Either way the balance is the sum of the entries."""
 
 from __future__ import annotations
 
@@ -59,22 +59,24 @@ async def test_a_killed_houqin_credits_the_resent_notification_once(
             return await http.post("/api/v1/payments/sandbox/notify", content=delivery["notification"].encode(),
                                    headers={"X-Sandbox-Signature": delivery["signature"]})  # fmt: skip
 
-    with Houqin(url, tmp_path, moment) as dying:
-        with pytest.raises(httpx.TransportError):  # the provider gets no answer, so it will resend
-            await deliver(dying.url)
-        assert dying.process.wait(10) == -9
-
     async def money() -> tuple[int, int]:
         async with database.session() as session:
             wallet = await session.get(Wallet, "D1-101")
             assert wallet is not None
             return wallet.balance_fen, await balance_from_entries(session, "D1-101")
 
-    assert await money() == ((0, 0) if moment == "before" else (2000, 2000))
-    with Houqin(url, tmp_path, "never") as restarted:
-        resent = await deliver(restarted.url)
+    # Two API processes on one database: the one the notification reaches dies in it; the provider's resend
+    # reaches the other (behind a load balancer), and a third delivery comes after the first is restarted.
+    with Houqin(url, tmp_path, "never") as survivor:
+        with Houqin(url, tmp_path, moment) as dying:
+            with pytest.raises(httpx.TransportError):  # the provider gets no answer, so it will resend
+                await deliver(dying.url)
+            assert dying.process.wait(10) == -9
+        assert await money() == ((0, 0) if moment == "before" else (2000, 2000))
+        resent = await deliver(survivor.url)
         assert resent.status_code == 200
         assert resent.json()["credited"] is (moment == "before")
+    with Houqin(url, tmp_path, "never") as restarted:
         again = await deliver(restarted.url)
         assert again.status_code == 200 and again.json()["credited"] is False
     assert await money() == (2000, 2000)
