@@ -85,6 +85,7 @@ class CommandDispatcher:
                 return
             if not owned:
                 self.devices -= behind[gateway]
+                self._hand_back_line(gateway)
                 return
             self.devices |= behind[gateway]
             task = asyncio.create_task(self._taken_over(behind[gateway], from_stopped))
@@ -92,6 +93,25 @@ class CommandDispatcher:
             task.add_done_callback(self._recording.discard)
 
         ownership.watch(changed)
+
+    def _hand_back_line(self, gateway: str) -> None:
+        """The gateway is another process's now: what is lined up for it here and not on the wire yet is
+        queued again for the new owner (the command being sent, if any, finishes here)."""
+        line = self._lines.get(gateway)
+        if not line:
+            return
+        handed = list(line)
+        line.clear()
+        for command in handed:
+            self.release(command.device)
+
+        async def unclaim() -> None:
+            await self.queue.unclaim([command.id for command in handed], self.queue.clock())
+
+        task = asyncio.create_task(unclaim())
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+        log.info("gateway %s handed over: %d lined-up commands left to its new owner", gateway, len(handed))
 
     async def _taken_over(self, devices: set[str], from_stopped: bool) -> None:
         # From a process that stopped renewing, nothing it sent is awaited; from one that gave the gateway

@@ -4,15 +4,19 @@ retried then failed when the device does not take it, idempotent by key, resumed
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from sqlalchemy import func, select, update
 
-from collectors.command_dispatcher import STALE, ModbusCommandDispatcher
+from collectors.command_dispatcher import STALE, CommandDispatcher, ModbusCommandDispatcher
 from collectors.modbus_link import ModbusLink
+from collectors.ownership import GatewayOwnership
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
 from houqin.commands import CommandQueue, CommandRequest
+from houqin.commands.handover import Sendable
 from houqin.inventory import Inventory, load_inventory
 from houqin.schedules.commander import Firing, ZoneCommander
 from houqin.store import Database
@@ -191,3 +195,59 @@ async def test_a_start_sends_again_only_what_no_live_process_waits_on(database: 
         assert await states() == ["sent", "queued"]  # the fresh one may be a live peer's
         await queue.requeue_unfinished(inventory.devices.keys(), now, sent_before=now + STALE - timedelta(seconds=4))
         assert await states() == ["queued", "queued"]  # a minute on, the sweep's turn: nobody waits that long
+
+
+class _Ownership:
+    """Stands in for ``GatewayOwnership``'s notices, so the test decides when a gateway changes hands."""
+
+    def __init__(self) -> None:
+        self.watchers: list[Callable[[str, bool, bool], None]] = []
+
+    def watch(self, callback: Callable[[str, bool, bool], None]) -> None:
+        self.watchers.append(callback)
+
+    def change(self, gateway: str, owned: bool) -> None:
+        for watcher in self.watchers:
+            watcher(gateway, owned, False)
+
+
+class _HeldDispatcher(CommandDispatcher):
+    """Sends nothing until ``wire`` opens; records what it sent."""
+
+    def __init__(self, queue: CommandQueue, inventory: Inventory) -> None:
+        super().__init__(queue, inventory, set(), every=60)
+        self.wire = asyncio.Event()
+        self.sent: list[str] = []
+
+    async def send(self, command: Sendable) -> None:
+        await self.wire.wait()
+        self.sent.append(command.device)
+
+
+async def test_a_gateway_handed_to_another_process_leaves_its_lined_up_commands_to_the_new_owner(
+    database: Database, demo_inventory: Inventory
+) -> None:
+    queue = CommandQueue(database, demo_inventory)
+    dispatcher = _HeldDispatcher(queue, demo_inventory)
+    ownership = _Ownership()
+    dispatcher.follow(cast(GatewayOwnership, ownership), ["dorm1-f1"])
+    ownership.change("dorm1-f1", owned=True)
+    await asyncio.gather(*dispatcher._recording)
+    relays = ["d1-101-relay", "d1-102-relay", "d1-103-relay"]
+    now = datetime.now(UTC)
+    for relay in relays:
+        await queue.enqueue(CommandRequest(relay, "relay", "off", CommandSource.USER, reason="test"), now)
+    await dispatcher.dispatch_once()  # the first is on the wire (held there), two wait in line
+    await asyncio.sleep(0.05)
+    ownership.change("dorm1-f1", owned=False)  # a rebalance gives the gateway to a newcomer
+    dispatcher.wire.set()
+    await asyncio.sleep(0.05)
+    await asyncio.gather(*dispatcher._recording)
+    assert dispatcher.sent == ["d1-101-relay"]  # the one on the wire finished; the line was not sent here
+    async with database.session() as session:
+        rows = (await session.execute(select(DeviceCommand).order_by(DeviceCommand.id))).scalars().all()
+    assert [(row.device, row.state, row.attempts) for row in rows] == [
+        ("d1-101-relay", "sent", 1), ("d1-102-relay", "queued", 0), ("d1-103-relay", "queued", 0)
+    ]  # fmt: skip
+    # The new owner claims them as any queued command.
+    assert [row.device for row in await queue.claim(set(relays), datetime.now(UTC))] == relays[1:]

@@ -308,6 +308,20 @@ class CommandQueue:
             count = await session.scalar(select(func.count()).where(HouqinProcess.seen_at > since))
             return int(count or 0)
 
+    async def unclaim(self, ids: Collection[int], now: datetime) -> int:
+        """Claimed commands this process will not send after all (its gateway went to another process):
+        queued again as if never claimed, for the gateway's new owner to send."""
+        if not ids:
+            return 0
+        async with self.database.session() as session:
+            result = await session.execute(
+                update(DeviceCommand)
+                .where(DeviceCommand.id.in_(list(ids)), DeviceCommand.state == CommandState.SENT)
+                .values(state=CommandState.QUEUED, attempts=DeviceCommand.attempts - 1, next_attempt_at=now)
+            )
+            await session.commit()
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def requeue_unfinished(
         self, devices: Collection[str], now: datetime, sent_before: datetime | None = None
     ) -> int:
