@@ -218,6 +218,7 @@ async def _add_roles(
         engine = houqin.rules_engine = RulesEngine(
             rules, inventory, houqin.faults, settings.repairs, settings.tz, on_order_change=houqin.notifier.notify,
             tick=tuning.rules_tick_s, telemetry=houqin.telemetry, commands=houqin.commands,
+            shared=not houqin.database.is_sqlite,
         )  # fmt: skip
         sinks.append(engine)
         houqin.components += [engine, RepairClock(houqin.database, houqin.repairs, houqin.notifier.notify)]

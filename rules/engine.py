@@ -32,6 +32,7 @@ from rules.balance import judge_balance
 from rules.conditions import Transition, Verdict, Watch, elapse, observe
 from rules.loader import applies
 from rules.model import HISTORY_CONDITIONS, Anomaly, Offline, Rule
+from rules.silence import SharedSilence
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class RulesEngine:
         tick: float = 1.0,
         telemetry: TelemetryStore | None = None,
         commands: CommandQueue | None = None,
+        shared: bool = False,
     ) -> None:
         self.rules = list(rules)
         self.inventory = inventory
@@ -89,6 +91,8 @@ class RulesEngine:
         self.tick = tick
         self.telemetry = telemetry
         self.commands = commands
+        # Several processes feed one telemetry store: a device silent here may be heard by another.
+        self.silence = SharedSilence(telemetry) if shared and telemetry is not None else None
         self._watches: dict[str, list[Watch]] = {}
         self._timed: list[Watch] = []
         self._history: list[Watch] = []  # anomaly watches, judged from the telemetry store
@@ -159,11 +163,16 @@ class RulesEngine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.tick)
             now = datetime.now(UTC)
-            for watch in self._timed:
-                verdict = elapse(watch, now)
-                if verdict is not None:
-                    await self._apply(watch, verdict, now)
+            await self.check_silence(now)
             await self.check_history(now)
+
+    async def check_silence(self, now: datetime) -> None:
+        """Let time speak: a device not heard of for its offline rule's limit is offline."""
+        silent = [(watch, verdict) for watch in self._timed if (verdict := elapse(watch, now)) is not None]
+        if silent and self.silence is not None:
+            silent = await self.silence.verdicts(silent, now)
+        for watch, verdict in silent:
+            await self._apply(watch, verdict, now)
 
     async def check_history(self, now: datetime) -> None:
         """Judge the anomaly watches whose time has come, from the telemetry store. While the store cannot

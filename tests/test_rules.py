@@ -18,14 +18,19 @@ from houqin.inventory import Inventory
 from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook
 from houqin.repairs.orders import RepairDesk
-from houqin.settings import RepairSettings
+from houqin.settings import InfluxSettings, RepairSettings, TelemetrySettings
 from houqin.store import Database
 from houqin.store.tables import Fault, RepairEvent, RepairOrder, Role
+from houqin.telemetry.embedded_store import EmbeddedStore
+from houqin.telemetry.influx_store import InfluxStore
+from houqin.telemetry.spool import Spool
 from rules.conditions import Transition, Verdict, Watch
 from rules.engine import RulesEngine, render_title
 from rules.loader import DEFAULT_RULES, load_rules
 from rules.model import Rule
+from rules.silence import SharedSilence
 from tests.api_client import PASSWORD
+from tests.servers import free_port
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -303,3 +308,39 @@ async def test_a_main_meter_its_sub_meters_do_not_account_for_opens_an_order(
     assert order.rule_id == "meter-tree-balance" and "28% of dorm1-main-meter" in order.title
     assert await engine_on(use, silent=rooms[3]) == []
     assert await engine_on({**use, "dorm1-main-meter": 80.0}) == []  # 10 %: within what the rule allows
+
+
+async def test_a_device_another_process_reads_is_not_offline_here(
+    database: Database, demo_inventory: Inventory, telemetry: EmbeddedStore, tmp_path: Path
+) -> None:
+    """Two processes: d1-101-meter's gateway moved to the other process, whose readings reach the shared
+    store only; d1-102-meter answers nobody. The faults this process opened while both were silent: d1-102's
+    stays, d1-101's clears once the store shows the meter answering; a store that cannot be read calls
+    nobody offline."""
+    silent = Rule.model_validate({"id": "silent", "select": {"devices": ["d1-101-meter", "d1-102-meter"]},
+                                  "condition": {"kind": "offline", "after": 30, "clear_for": 0},
+                                  "repair": {"category": "meter"}, "title": "{device} is silent",
+                                  "auto_resolve": True})  # fmt: skip
+    engine = await engine_with_orders(database, demo_inventory, [silent])
+    engine.silence = SharedSilence(telemetry)
+    now = datetime.now(UTC)
+    await engine.restore(now - timedelta(seconds=200))
+    watches = {w.device.id: w for watches in engine._watches.values() for w in watches}
+    await engine.check_silence(now - timedelta(seconds=150))  # nobody has heard of either
+    assert {w.phase for w in watches.values()} == {"active"}
+
+    other_process = [meter_reading(demo_inventory, now - timedelta(seconds=s), 220.0) for s in (25, 15, 5)]
+    await telemetry.consume(other_process)
+    await engine.check_silence(now)
+    assert watches["d1-101-meter"].phase == "ok" and watches["d1-102-meter"].phase == "active"
+    async with database.session() as session:
+        states = dict((await session.execute(select(Fault.device, Fault.state))).all())
+    assert states == {"d1-101-meter": "cleared", "d1-102-meter": "active"}
+
+    await engine.check_silence(now + timedelta(seconds=20))  # its last reading, 5 s old, holds for 30 s
+    assert watches["d1-101-meter"].phase == "ok"
+    # The store cannot be read (an InfluxDB nobody answers for): nobody is called offline meanwhile.
+    unreachable = InfluxSettings(url=f"http://127.0.0.1:{free_port()}", api="v1")
+    engine.silence.telemetry = InfluxStore(unreachable, TelemetrySettings(), Spool(tmp_path / "spool", 1 << 20))
+    await engine.check_silence(now + timedelta(seconds=200))
+    assert watches["d1-101-meter"].phase == "ok"
