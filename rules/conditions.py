@@ -178,14 +178,21 @@ def observe(watch: Watch, fields: Mapping[str, FieldValue], ts: datetime, timezo
     raise AssertionError(f"unhandled condition {condition!r}")
 
 
+def silence_limit(watch: Watch) -> timedelta:
+    """How long an ``offline`` watch's device may go unheard."""
+    condition = watch.rule.condition
+    assert isinstance(condition, Offline)
+    if condition.intervals is not None:
+        return timedelta(seconds=condition.intervals * watch.device.poll_interval)
+    return timedelta(seconds=condition.after if condition.after is not None else 0.0)
+
+
 def elapse(watch: Watch, now: datetime) -> Verdict | None:
     """The verdict the passing of time gives (no reading came): only ``offline`` has one."""
     condition = watch.rule.condition
     if not isinstance(condition, Offline) or watch.last_seen is None:
         return None
-    limit = timedelta(seconds=condition.after if condition.after is not None else 0.0)
-    if condition.intervals is not None:
-        limit = timedelta(seconds=condition.intervals * watch.device.poll_interval)
+    limit = silence_limit(watch)
     if now - watch.last_seen > limit:
         return Verdict(bad=True, good=False, since=watch.last_seen + limit)
     return None
