@@ -6,6 +6,10 @@ ModbusLink + ModbusBusPoller + pipeline, asking for slightly more polls than the
 measure (a) achieved polls/s per bus against the bus's theoretical limit and (b) houqin's CPU per poll
 against a bare pymodbus loop doing the same block reads over the same buses, measured in this run.
 
+Then the same houqin polling with ``telemetry.durable`` (houqin's InfluxDB store on a real influxd, each
+poll waiting until its reading is fsynced to the spool before its bus moves on), against the same with the
+default store: ``durable_bus_ratio`` is durable polls/s ÷ default polls/s.
+
     .venv/bin/python bench/modbus_poll.py [--buses 50] [--meters 30] [--seconds 20]
 """
 
@@ -15,23 +19,31 @@ import argparse
 import asyncio
 import multiprocessing
 import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from polling import CountingSink, measure  # bench/polling.py, beside this script
-from pymodbus import FramerType
-from pymodbus.client import AsyncModbusTcpClient
-
-from collectors.modbus_link import ModbusLink
-from collectors.modbus_poller import ModbusBusPoller
-from collectors.pipeline import Pipeline
-from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
-from collectors.simulators.rs485 import Rs485Bus, blocks_of
-from houqin.inventory import load_inventory, load_shipped_profiles
-from houqin.inventory.model import Device, Gateway
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.servers (a real influxd)
+
+from polling import CountingSink, measure  # bench/polling.py, beside this script  # noqa: E402
+from pymodbus import FramerType  # noqa: E402
+from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
+
+from collectors.modbus_link import ModbusLink  # noqa: E402
+from collectors.modbus_poller import ModbusBusPoller  # noqa: E402
+from collectors.pipeline import Pipeline  # noqa: E402
+from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice  # noqa: E402
+from collectors.simulators.rs485 import Rs485Bus, blocks_of  # noqa: E402
+from houqin.inventory import load_inventory, load_shipped_profiles  # noqa: E402
+from houqin.inventory.model import Device, Gateway  # noqa: E402
+from houqin.settings import InfluxSettings, TelemetrySettings  # noqa: E402
+from houqin.telemetry.influx_store import InfluxStore  # noqa: E402
+from houqin.telemetry.spool import Spool  # noqa: E402
+from tests.servers import influxd_server  # noqa: E402
+
 MODEL = "eastron-sdm120"
 
 
@@ -56,11 +68,18 @@ def serve_buses(buses: int, meters: int, ports: Any, stop: Any) -> None:
     asyncio.run(main())
 
 
-async def run_houqin(ports: list[int], meters: int, interval: float, seconds: float) -> tuple[list[float], float]:
+async def run_houqin(
+    ports: list[int], meters: int, interval: float, seconds: float, store: InfluxStore | None = None
+) -> tuple[list[float], float]:
+    """Polls/s per bus and CPU per poll; with ``store``, readings also go to it (settling if it is durable)."""
     inventory = load_inventory(ROOT / "devices.yaml")  # for the shipped profile and tag building
     pipeline = Pipeline()
     sink = CountingSink()
     pipeline.add_sink(sink)
+    durable = store is not None and store.settings.durable
+    if store is not None:
+        pipeline.add_sink(store, settle=durable)
+    settled = pipeline.settled if durable else None
     pollers = []
     for index, port in enumerate(ports):
         gateway = Gateway(id=f"bus{index}", type="rtu_over_tcp", host="127.0.0.1", port=port, timeout=2.0)
@@ -75,8 +94,28 @@ async def run_houqin(ports: list[int], meters: int, interval: float, seconds: fl
             )
             for unit in range(1, meters + 1)
         ]
-        pollers.append(ModbusBusPoller(ModbusLink(gateway), devices, inventory, pipeline.publish))
-    return await measure(pollers, pipeline, sink, interval, seconds)
+        pollers.append(ModbusBusPoller(ModbusLink(gateway), devices, inventory, pipeline.publish, settled=settled))
+    if store is None:
+        return await measure(pollers, pipeline, sink, interval, seconds)
+    stop = asyncio.Event()
+    writer = asyncio.create_task(store.run(stop))
+    try:
+        return await measure(pollers, pipeline, sink, interval, seconds)
+    finally:
+        stop.set()
+        await writer
+
+
+def stored_polls(ports: list[int], meters: int, interval: float, seconds: float) -> dict[bool, list[float]]:
+    """Polls/s per bus into the InfluxDB store on a real influxd, by default and durable."""
+    rates = {}
+    with influxd_server() as influxd, tempfile.TemporaryDirectory() as spools:
+        for durable in (False, True):
+            influx = InfluxSettings(url=influxd.url, api="v1", database=f"poll_{int(durable)}")
+            settings = TelemetrySettings(durable=durable)
+            store = InfluxStore(influx, settings, Spool(Path(spools) / str(durable), settings.spool_max_bytes))
+            rates[durable], _ = asyncio.run(run_houqin(ports, meters, interval, seconds, store))
+    return rates
 
 
 async def run_bare(
@@ -138,6 +177,7 @@ def main() -> None:
         rates, houqin_cpu = asyncio.run(run_houqin(ports, args.meters, interval, args.seconds))
         blocks = [(block.table, block.address, block.count) for block in plan]
         bare_rate, bare_cpu = asyncio.run(run_bare(ports, args.meters, blocks, args.seconds))
+        stored = stored_polls(ports, args.meters, interval, args.seconds)
     finally:
         stop.set()
         server.join(30)
@@ -149,8 +189,11 @@ def main() -> None:
     print(f"achieved polls/s per bus: min={low:.2f} median={mid:.2f} max={high:.2f}")
     print(f"bare pymodbus loop, back to back: {bare_rate:.2f} polls/s per bus ({bare_rate / limit:.3f} of the limit)")
     print(f"cpu per poll: houqin={houqin_cpu * 1e6:.0f} us  bare pymodbus={bare_cpu * 1e6:.0f} us")
+    for durable, polled in stored.items():
+        print(f"into InfluxDB, durable={durable}: median {statistics.median(polled):.2f} polls/s per bus")
     print(f"bus_ratio={statistics.mean(ratios):.3f} bus_ratio_min={min(ratios):.3f} "
-          f"bare_bus_ratio={bare_rate / limit:.3f} cpu_ratio={houqin_cpu / bare_cpu:.2f}")  # fmt: skip
+          f"bare_bus_ratio={bare_rate / limit:.3f} cpu_ratio={houqin_cpu / bare_cpu:.2f} "
+          f"durable_bus_ratio={statistics.mean(stored[True]) / statistics.mean(stored[False]):.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

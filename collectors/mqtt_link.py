@@ -261,7 +261,8 @@ class MqttLink:
             waiting.clear()
             group = unacked[:]
             del unacked[:]
-            await self.settled()
+            if not await self.settled():
+                return  # stopping: unacknowledged, the broker delivers them again
             for message in group:
                 client._client.ack(message.mid, message.qos)
 

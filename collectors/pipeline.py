@@ -32,6 +32,7 @@ DROPPED = Counter("houqin_pipeline_dropped_total", "Readings shed because a sink
 SINK_ERRORS = Counter("houqin_pipeline_sink_errors_total", "Batches a sink failed to consume", ["sink"])
 
 Policy = Literal["block", "drop_oldest"]
+SETTLE_LINGER = 0.002
 
 
 @dataclass
@@ -46,14 +47,21 @@ class _Lane:
     settle: bool = False
     taken: int = 0  # readings ever queued
     handed: int = 0  # readings ever handed to the sink (consumed, or failed and counted)
-    waiters: deque[tuple[int, asyncio.Future[None]]] = field(default_factory=deque)
+    waiters: deque[tuple[int, asyncio.Future[bool]]] = field(default_factory=deque)
 
     def hand_over(self, count: int) -> None:
         self.handed += count
         while self.waiters and self.waiters[0][0] <= self.handed:
             waiter = self.waiters.popleft()[1]
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(True)
+
+    def give_up(self) -> None:
+        """The pipeline stopped: whoever waits is told its readings did not settle."""
+        while self.waiters:
+            waiter = self.waiters.popleft()[1]
+            if not waiter.done():
+                waiter.set_result(False)
 
 
 class Pipeline:
@@ -74,6 +82,7 @@ class Pipeline:
         self.linger = linger
         self._lanes: list[_Lane] = []
         self._settling: list[_Lane] = []
+        self._stopped = False
 
     def add_sink(self, sink: ReadingSink, policy: Policy = "block", settle: bool = False) -> None:
         if settle and policy != "block":
@@ -88,14 +97,19 @@ class Pipeline:
         """Whether readings are acknowledged to their sources only once a durable sink has them."""
         return bool(self._settling)
 
-    async def settled(self) -> None:
-        """Return once every reading published before this call is consumed by the ``settle`` sinks."""
+    async def settled(self) -> bool:
+        """Wait until every reading published before this call is consumed by the ``settle`` sinks: True.
+        False if the pipeline stopped first (a source then must not acknowledge them)."""
         for lane in self._settling:
             if lane.handed >= lane.taken:
                 continue
-            waiter = asyncio.get_running_loop().create_future()
+            if self._stopped:
+                return False
+            waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             lane.waiters.append((lane.taken, waiter))
-            await waiter
+            if not await waiter:
+                return False
+        return True
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {
@@ -147,13 +161,18 @@ class Pipeline:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            self._stopped = True
+            for lane in self._settling:
+                lane.give_up()
 
     async def _work(self, lane: _Lane) -> None:
         name = lane.sink.name
         while True:
             batch = [await lane.queue.get()]
-            if self.linger and lane.queue.qsize() < self.max_batch:
-                await asyncio.sleep(self.linger)
+            # Sources wait on a settling lane: a shorter linger there (the fsync batches what came meanwhile).
+            linger = min(self.linger, SETTLE_LINGER) if lane.settle else self.linger
+            if linger and lane.queue.qsize() < self.max_batch:
+                await asyncio.sleep(linger)
             while len(batch) < self.max_batch and not lane.queue.empty():
                 batch.append(lane.queue.get_nowait())
             QUEUE_DEPTH.labels(name).set(lane.queue.qsize())
@@ -162,13 +181,16 @@ class Pipeline:
                 lane.consumed += len(batch)
                 CONSUMED.labels(name).inc(len(batch))
             except asyncio.CancelledError:
-                raise
+                raise  # cut short by the stop: not handed over (its waiters are told so)
             except Exception:
                 # The sink owns its durability (the telemetry store spools); the pipeline must go on.
                 lane.errors += 1
                 SINK_ERRORS.labels(name).inc()
                 log.exception("sink %s failed a batch of %d readings", name, len(batch))
+            else:
+                lane.hand_over(len(batch))
+                continue
             finally:
                 for _ in batch:
                     lane.queue.task_done()
-                lane.hand_over(len(batch))
+            lane.hand_over(len(batch))  # failed, counted and logged: later readings must not wait on these

@@ -43,7 +43,7 @@ class Reading:
 # How a collector hands a reading on, and how it waits until what it handed on is stored durably (when
 # readings must survive a crash; see ``Pipeline.settled``).
 Publish = Callable[[Reading], Awaitable[None]]
-Settled = Callable[[], Awaitable[None]]
+Settled = Callable[[], Awaitable[bool]]
 
 
 class ReadingSink(Protocol):

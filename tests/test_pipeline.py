@@ -137,9 +137,26 @@ async def test_settled_returns_once_the_settling_sink_has_every_reading_publishe
     await asyncio.sleep(0.05)
     assert not settled.done()  # the store has none of them yet
     store.gate.set()
-    await asyncio.wait_for(settled, 2)
+    assert await asyncio.wait_for(settled, 2) is True
     assert store.seen == [float(n) for n in range(7)]
-    await asyncio.wait_for(pipeline.settled(), 0.1)  # nothing outstanding: at once
+    assert await asyncio.wait_for(pipeline.settled(), 0.1) is True  # nothing outstanding: at once
     rules.gate.set()
     stop.set()
     await task
+
+
+async def test_a_source_waiting_to_settle_is_released_when_the_pipeline_stops() -> None:
+    """A stop while the store hangs: the waiting poller or MQTT link is told False (nothing acknowledged),
+    instead of holding the shutdown forever."""
+    pipeline = Pipeline(queue_size=10, max_batch=5, drain_timeout=0.1)
+    store = Recorder("store")
+    store.gate.clear()
+    pipeline.add_sink(store, settle=True)
+    stop, task = await run_pipeline(pipeline)
+    await pipeline.publish(reading(1))
+    settled = asyncio.create_task(pipeline.settled())
+    await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert await asyncio.wait_for(settled, 1) is False
+    assert await pipeline.settled() is False  # and so is anyone who asks afterwards
