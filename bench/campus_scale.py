@@ -62,7 +62,7 @@ from houqin.store.tables import (  # noqa: E402
     MeterBilling,
     Wallet,
 )
-from tests.servers import Influxd, Postgres, influxd_server, postgres_server  # noqa: E402
+from tests.servers import Influxd, Postgres, influxd_server, postgres_server, stop_all  # noqa: E402
 
 HOUQIN = [sys.executable, "-m", "assembly"]
 SAMPLE_S = 0.05
@@ -265,19 +265,10 @@ async def run(args: Any, postgres: Postgres, influxd: Influxd, ports: dict[str, 
             await asyncio.sleep(0.1)
         failover = time.monotonic() - killed
         await asyncio.sleep(args.interval * 2)  # the survivor polls and bills the dead one's meters
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
+        stop_all(processes, seconds=60)
         audit = await ledger_audit(database, influxd)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all(processes)
         await database.close()
     return phases, failover, audit
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from houqin.store.tables import Role
 from houqin.telemetry import TelemetryStore
 from houqin.telemetry.embedded_store import EmbeddedStore
 from tests.api_client import PASSWORD
-from tests.servers import Influxd, Mosquitto, Postgres, influxd_server, mosquitto_server, postgres_server
+from tests.servers import Influxd, Mosquitto, Postgres, influxd_server, mosquitto_server, postgres_server, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_INVENTORY = ROOT / "devices.yaml"
@@ -127,3 +128,11 @@ async def in_process_api(
         httpx.AsyncClient(transport=httpx.ASGITransport(app=houqin.app), base_url="http://houqin") as http,
     ):  # fmt: skip
         yield http
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Real houqin processes a test starts: whatever still runs at its end is stopped (SIGTERM, then killed)."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    stop_all(started)

@@ -12,14 +12,12 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
 import psutil
-import pytest
 from sqlalchemy import select
 
 from houqin.inventory import load_inventory
@@ -41,21 +39,6 @@ devices:
 zones:
   - {id: bells, kind: broadcast, devices: [pa-1]}
 """
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def houqin(tmp_path: Path, name: str, url: str, role: str = "scheduler", **extra: str) -> subprocess.Popen[bytes]:

@@ -11,11 +11,9 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from collectors.simulators.modbus import SimulatedGateway, SimulatedModbusDevice
@@ -75,21 +73,6 @@ class Buses:
                     gap = now - self.last_asked[device_id]
                     self.longest_silence[device_id] = max(self.longest_silence.get(device_id, 0.0), gap)
                 self.last_asked[device_id] = now
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def collector(tmp_path: Path, name: str, buses: Buses, url: str) -> subprocess.Popen[bytes]:
