@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Collection
@@ -166,8 +167,12 @@ class CommandDispatcher:
             command = line.popleft()
             try:
                 await self.send(command)
-            except Exception:
+            except Exception as exc:
                 log.exception("command %d to %s could not be sent", command.id, command.device)
+                # Recorded as a failed attempt, so it is tried again after its backoff instead of staying
+                # ``sent`` with nobody to send it.
+                with contextlib.suppress(Exception):
+                    await self.failed(command.id, command.device, f"could not be sent: {exc}")
             finally:
                 self.release(command.device)
 

@@ -177,7 +177,9 @@ class ModbusLink:
                 connection.client.close()
                 raise DeviceTimeout(f"unit {unit} on {self.gateway.id}: no answer within "
                                     f"{self.gateway.timeout:g} s") from exc  # fmt: skip
-            except ConnectionException as exc:
+            except (ConnectionException, OSError, RuntimeError) as exc:
+                # RuntimeError: the client kept a transport that had closed under it (uvloop refuses to write
+                # to it: "the handler is closed"); without closing it here every request would fail alike.
                 connection.client.close()
                 raise LinkDown(f"{self.gateway.id}: connection lost: {exc}") from None
             except ModbusException as exc:
