@@ -8,8 +8,9 @@ import collections
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -50,7 +51,7 @@ class CommandDispatcher:
         self.devices = devices
         self.every = every
         self._wake = queue.listen()  # a command queued in this process is sent now, not at the next tick
-        self._recording: set[asyncio.Task[None]] = set()
+        self._recording: set[asyncio.Task[object]] = set()
         self._lines: dict[str, deque[Sendable]] = {}  # per link: claimed or handed over, not sent yet
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._lined: collections.Counter[str] = (
@@ -89,9 +90,7 @@ class CommandDispatcher:
                 self._hand_back_line(gateway)
                 return
             self.devices |= behind[gateway]
-            task = asyncio.create_task(self._taken_over(behind[gateway], from_stopped))
-            self._recording.add(task)
-            task.add_done_callback(self._recording.discard)
+            self._in_background(self._taken_over(behind[gateway], from_stopped))
 
         ownership.watch(changed)
 
@@ -105,13 +104,7 @@ class CommandDispatcher:
         line.clear()
         for command in handed:
             self.release(command.device)
-
-        async def unclaim() -> None:
-            await self.queue.unclaim([command.id for command in handed], self.queue.clock())
-
-        task = asyncio.create_task(unclaim())
-        self._recording.add(task)
-        task.add_done_callback(self._recording.discard)
+        self._in_background(self.queue.unclaim([command.id for command in handed], self.queue.clock()))
         log.info("gateway %s handed over: %d lined-up commands left to its new owner", gateway, len(handed))
 
     async def _taken_over(self, devices: set[str], from_stopped: bool) -> None:
@@ -200,7 +193,11 @@ class CommandDispatcher:
         curfew, a bus's thousand relays would otherwise wait for the store between every two). A stop before
         it is written leaves the command ``sent``, and the next start sends it again: switching a relay to
         where it already is changes nothing."""
-        task = asyncio.create_task(self.confirmed(command))
+        self._in_background(self.confirmed(command))
+
+    def _in_background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run ``work`` beside the sending; a stop waits for it (``_recorded``)."""
+        task = asyncio.create_task(work)
         self._recording.add(task)
         task.add_done_callback(self._recording.discard)
 

@@ -183,14 +183,12 @@ class Pipeline:
             except asyncio.CancelledError:
                 raise  # cut short by the stop: not handed over (its waiters are told so)
             except Exception:
-                # The sink owns its durability (the telemetry store spools); the pipeline must go on.
+                # The sink owns its durability (the telemetry store spools); the pipeline must go on, and
+                # later readings must not wait on these: they count as handed over.
                 lane.errors += 1
                 SINK_ERRORS.labels(name).inc()
                 log.exception("sink %s failed a batch of %d readings", name, len(batch))
-            else:
-                lane.hand_over(len(batch))
-                continue
             finally:
                 for _ in batch:
                     lane.queue.task_done()
-            lane.hand_over(len(batch))  # failed, counted and logged: later readings must not wait on these
+            lane.hand_over(len(batch))
