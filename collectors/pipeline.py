@@ -22,7 +22,7 @@ from typing import Literal
 
 from prometheus_client import Counter, Gauge
 
-from houqin.readings import Reading, ReadingSink
+from houqin.readings import GatheringSink, Reading, ReadingSink
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class _Lane:
     errors: int = 0
     last_drop_log: float = field(default=0.0)
     settle: bool = False
+    linger: float = 0.0  # after the first reading of a batch, wait this long for more
     taken: int = 0  # readings ever queued
     handed: int = 0  # readings ever handed to the sink (consumed, or failed and counted)
     waiters: deque[tuple[int, asyncio.Future[bool]]] = field(default_factory=deque)
@@ -87,7 +88,10 @@ class Pipeline:
     def add_sink(self, sink: ReadingSink, policy: Policy = "block", settle: bool = False) -> None:
         if settle and policy != "block":
             raise ValueError("a sink readings settle in cannot shed them")
-        lane = _Lane(sink, policy, asyncio.Queue(self.queue_size), settle=settle)
+        linger = sink.gather_s if isinstance(sink, GatheringSink) else self.linger
+        if settle:
+            linger = min(linger, SETTLE_LINGER)  # sources wait on a settling lane: the fsync batches the rest
+        lane = _Lane(sink, policy, asyncio.Queue(self.queue_size), settle=settle, linger=linger)
         self._lanes.append(lane)
         if settle:
             self._settling.append(lane)
@@ -169,10 +173,8 @@ class Pipeline:
         name = lane.sink.name
         while True:
             batch = [await lane.queue.get()]
-            # Sources wait on a settling lane: a shorter linger there (the fsync batches what came meanwhile).
-            linger = min(self.linger, SETTLE_LINGER) if lane.settle else self.linger
-            if linger and lane.queue.qsize() < self.max_batch:
-                await asyncio.sleep(linger)
+            if lane.linger and lane.queue.qsize() < self.max_batch:
+                await asyncio.sleep(lane.linger)
             while len(batch) < self.max_batch and not lane.queue.empty():
                 batch.append(lane.queue.get_nowait())
             QUEUE_DEPTH.labels(name).set(lane.queue.qsize())

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import Counter
 
@@ -54,6 +54,16 @@ class ReadingSink(Protocol):
     def name(self) -> str: ...
 
     async def consume(self, readings: Sequence[Reading]) -> None: ...
+
+
+@runtime_checkable
+class GatheringSink(ReadingSink, Protocol):
+    """A sink whose cost is per batch more than per reading (a database transaction): it asks the pipeline
+    to gather its readings for ``gather_s`` seconds after the first of a batch, instead of the pipeline's
+    few milliseconds. Without it a process's batches shrink as its load does, and two processes each
+    reading half a campus ran twice the transactions of one reading all of it."""
+
+    gather_s: float
 
 
 DEVICE_GARBAGE = Counter(

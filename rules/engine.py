@@ -194,6 +194,10 @@ class RulesEngine:
             assert isinstance(condition, HISTORY_CONDITIONS)
             if watch.next_check is not None and watch.next_check > now:
                 continue
+            if self.silence is not None and not _heard_here(watch, now, condition.check_every):
+                # Processes share the devices: the one that reads this device judges it (each would run the
+                # same query and reach the same verdict). It is judged here once its readings arrive here.
+                continue
             kind = self.inventory.model_of(watch.device).kind
             try:
                 if isinstance(condition, Anomaly):
@@ -282,3 +286,11 @@ class RulesEngine:
         back = {Transition.BEGIN: "ok", Transition.ACTIVATE: "pending", Transition.DISCARD: "pending",
                 Transition.CLEAR: "active"}  # fmt: skip
         watch.phase = back[transition]
+
+
+def _heard_here(watch: Watch, now: datetime, period: float) -> bool:
+    """This process received a reading of the watch's device lately: within the watch's check period or
+    three of the device's poll intervals, whichever is longer (a meter read every half hour is still
+    this process's between two readings)."""
+    window = max(period, 3 * watch.device.poll_interval)
+    return watch.last_seen is not None and (now - watch.last_seen).total_seconds() <= window

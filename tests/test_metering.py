@@ -4,11 +4,12 @@ opens a repair order for the meter, which hears when billing is normal again."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from houqin.billing.ledger import ensure_wallets
 from houqin.billing.metering import JUMP_RULE, RoomBilling
@@ -18,8 +19,10 @@ from houqin.readings import Reading
 from houqin.repairs.faults import FaultBook, OrderChange
 from houqin.repairs.orders import RepairDesk
 from houqin.settings import RepairSettings
-from houqin.store import Database
-from houqin.store.tables import BillingEvent, Fault, LedgerEntry, RepairOrder
+from houqin.store import Database, upgrade_database
+from houqin.store.tables import BillingEvent, Fault, LedgerEntry, MeterBilling, RepairOrder
+from tests.conftest import create_pg_database
+from tests.servers import Postgres
 
 TZ = ZoneInfo("Asia/Shanghai")
 INVENTORY = """
@@ -106,3 +109,45 @@ async def test_a_jump_in_seconds_says_seconds(database: Database, tmp_path: Path
         notes = (await session.execute(select(BillingEvent.note).order_by(BillingEvent.id))).scalars().all()
     assert notes[-2:] == ["0.250 kWh in 2 s is more than 10 kW could draw",
                           "799.750 kWh in 1.5 h is more than 10 kW could draw"]  # fmt: skip
+
+
+async def test_a_meter_another_process_started_billing_meanwhile_is_billed_once(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    """Two processes billing one meter at once (a gateway taken over mid-batch): this batch's transaction
+    finds the meter's billing row missing and creates it while the other process creates it too. The loser
+    of that race is told (a unique violation), bills its charges again one at a time — now on the other's
+    row — and nothing is charged twice or lost."""
+    (tmp_path / "devices.yaml").write_text(INVENTORY, encoding="utf-8")
+    inventory = load_inventory(tmp_path / "devices.yaml")
+    url = await create_pg_database(postgres)
+    database, other = Database(url), Database(url)
+    try:
+        await upgrade_database(database)
+        await ensure_wallets(database, ["R1"])
+        billing = RoomBilling(database, inventory, TZ)
+        t0 = local(11, 23, 8)
+        async with other.session() as session:
+            session.add(MeterBilling(meter="m1", room="R1", last_ts=t0, last_kwh=100.0, carry_micro_fen=0,
+                                     month="2026-11"))  # fmt: skip
+            await session.flush()  # the other process's first reading, not committed yet
+            later = t0 + timedelta(hours=2)
+            readings = [Reading("m1", t0, {"energy": 100.0}), Reading("m1", later, {"energy": 112.0})]
+            batch = asyncio.create_task(billing.consume(readings))
+            await asyncio.sleep(1.0)
+            assert not batch.done(), "the batch should wait on the other process's row"
+            await session.commit()
+        await batch
+        async with database.session() as session:
+            entries = (await session.execute(select(LedgerEntry.kind, LedgerEntry.amount_fen, LedgerEntry.kwh)
+                                             .order_by(LedgerEntry.id))).all()  # fmt: skip
+            state = await session.get(MeterBilling, "m1")
+            firsts = await session.scalar(select(func.count()).select_from(BillingEvent))
+        # 12 kWh from the other process's start: 10 free this month, 2 at 100 fen — once.
+        assert [(kind, amount, round(kwh, 3)) for kind, amount, kwh in entries] == [("allowance", 0, 10.0),
+                                                                                   ("charge", -200, 2.0)]  # fmt: skip
+        assert state is not None and state.last_kwh == 112.0
+        assert firsts == 0  # the row is the other process's; this one's "billing starts" was rolled back
+    finally:
+        await database.close()
+        await other.close()

@@ -22,10 +22,12 @@ class Recorder:
         self.delay = delay
         self.fail_on = fail_on
         self.seen: list[float] = []
+        self.batches = 0
         self.gate = asyncio.Event()
         self.gate.set()
 
     async def consume(self, readings: Sequence[Reading]) -> None:
+        self.batches += 1
         await self.gate.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -160,3 +162,24 @@ async def test_a_source_waiting_to_settle_is_released_when_the_pipeline_stops() 
     await asyncio.wait_for(task, 2)
     assert await asyncio.wait_for(settled, 1) is False
     assert await pipeline.settled() is False  # and so is anyone who asks afterwards
+
+
+class Gatherer(Recorder):
+    """A sink that pays per batch (as billing's transaction does) and asks for its readings gathered."""
+
+    gather_s = 0.3
+
+
+async def test_a_gathering_sink_gets_its_readings_in_fewer_larger_batches() -> None:
+    pipeline = Pipeline()
+    plain, gathering = Recorder("plain"), Gatherer("billing")
+    pipeline.add_sink(plain)
+    pipeline.add_sink(gathering)
+    stop, task = await run_pipeline(pipeline)
+    for n in range(20):  # a reading every 20 ms, as a bus's meters answer one after another
+        await pipeline.publish(reading(n))
+        await asyncio.sleep(0.02)
+    stop.set()  # the stop still hands over what is gathering
+    await task
+    assert plain.seen == gathering.seen == [float(n) for n in range(20)]
+    assert plain.batches >= 10 and gathering.batches <= 3, (plain.batches, gathering.batches)
