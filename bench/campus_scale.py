@@ -1,8 +1,8 @@
 """A university at scale: N dorm rooms, each an SDM120 meter and a relay module, behind Modbus TCP gateways
 simulated in a process of their own (every device's requests counted there); houqin runs as real
 ``houqin run --role collect,rules,billing`` processes with the shipped rules, prepaid billing on PostgreSQL
-and telemetry into influxd — first one process, then two sharing the gateways by leases, then one of the
-two SIGKILLed.
+and telemetry into influxd — one process on half the campus, then one process on all of it, then two
+sharing the gateways by leases, then one of the two SIGKILLed.
 
 A room is polled every ``--interval`` seconds (meter and relay). The machine running this has few cores and
 also runs the simulators, PostgreSQL and influxd, so the campus is run at a shorter interval than the
@@ -15,8 +15,13 @@ Figures:
   older a meter's last charged reading is than one interval, sampled every 2 s from ``meter_billing``);
 - ``rooms_per_core`` — rooms at 60 s that one process keeps up with per core it used (its CPU seconds over
   the window ÷ the window);
-- ``scale_ratio`` — rooms two processes keep up with ÷ twice one process's: with the capacity of a process
-  its cores ÷ its CPU per room, that is one process's CPU for the campus ÷ the two processes' together;
+- ``scale_ratio`` — rooms two processes keep up with ÷ twice one process's. A process's capacity is taken
+  as its rooms ÷ its CPU at that load, compared at the same load per process: one process on half the
+  campus against two on all of it (2 × the first's CPU ÷ the two's together). Comparing one and two
+  processes on the same campus (``scale_ratio_same_campus``) instead sets a busy process against two half
+  as busy, and an event loop's CPU per unit of work falls as its load rises (more ready work per wake-up):
+  at their limits both would be busy. ``machine_slowdown`` is the simulators' CPU for the same work with
+  two processes ÷ with one: how much the 2-core machine itself slowed down when more processes ran;
 - ``failover_s`` — from the SIGKILL of one of the two until every gateway is leased to the survivor.
 
     .venv/bin/python bench/campus_scale.py [--rooms 2000] [--per-gateway 50] [--interval 10] [--window 60]
@@ -26,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -47,25 +50,21 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from collectors.simulators.campus import SimulatedCampus  # noqa: E402
 from houqin.billing.ledger import ensure_wallets, post  # noqa: E402
-from houqin.billing.pricing import MICRO  # noqa: E402
 from houqin.inventory import load_inventory  # noqa: E402
-from houqin.settings import Settings  # noqa: E402
 from houqin.store import Database, upgrade_database  # noqa: E402
 from houqin.store.tables import (  # noqa: E402
     EntryKind,
     Fault,
     GatewayLease,
     HouqinProcess,
-    LedgerEntry,
     MeterBilling,
-    Wallet,
 )
+from tests.campus_process import CampusProcess  # noqa: E402
+from tests.ledger_audit import ledger_audit  # noqa: E402
 from tests.servers import Influxd, Postgres, influxd_server, postgres_server, stop_all  # noqa: E402
 
 HOUQIN = [sys.executable, "-m", "assembly"]
-SAMPLE_S = 0.05
 
 
 def inventory_text(rooms: int, per_gateway: int, interval: float, ports: dict[str, int] | None = None) -> str:
@@ -87,47 +86,6 @@ def inventory_text(rooms: int, per_gateway: int, interval: float, ports: dict[st
     return "\n".join(lines + devices + rooms_out) + "\n"
 
 
-def simulate(path: str, ports: Any, control: Any, results: Any) -> None:
-    """In its own process: the campus's gateways, and when each device was asked (sampled every 50 ms)."""
-
-    async def main() -> None:
-        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # a killed client is not news here
-        campus = SimulatedCampus(load_inventory(Path(path)), Settings().tz)
-        await campus.start()
-        ports.put({gateway_id: gateway.port for gateway_id, gateway in campus.gateways.items()})
-        seen = {device_id: -1 for device_id in campus.devices}
-        last: dict[str, float] = {}
-        longest: dict[str, float] | None = None
-        window_start = 0.0
-        while True:
-            while not control.empty():
-                order = control.get()
-                if order == "measure":
-                    longest, window_start = {}, time.monotonic()
-                elif order == "report" and longest is not None:
-                    now = time.monotonic()
-                    # A device not asked since its last request is silent until now.
-                    gaps = {d: max(longest.get(d, 0.0), now - max(last.get(d, window_start), window_start))
-                            for d in campus.devices}  # fmt: skip
-                    results.put(gaps)
-                    longest = None
-                elif order == "stop":
-                    await campus.stop()
-                    return
-            now = time.monotonic()
-            for device_id, device in campus.devices.items():
-                requests = getattr(device, "requests", 0)
-                if requests != seen[device_id]:
-                    seen[device_id] = requests
-                    if longest is not None and device_id in last:
-                        gap = now - max(last[device_id], window_start)
-                        longest[device_id] = max(longest.get(device_id, 0.0), gap)
-                    last[device_id] = now
-            await asyncio.sleep(SAMPLE_S)
-
-    asyncio.run(main())
-
-
 @dataclass
 class Phase:
     processes: int
@@ -138,6 +96,9 @@ class Phase:
     billing_lag_max: float
     kept_up: bool
     faults: int  # faults opened on the campus so far (its devices all answer: any is a false alarm)
+    each: list[float]  # each process's cores
+    simulator_cores: float  # the same work in every phase: how much the machine itself slowed down
+    stored: int  # meter readings stored over the window (a device polled twice would show)
 
 
 def start_houqin(data: Path, inventory: Path, url: str, influxd: Influxd) -> subprocess.Popen[bytes]:
@@ -164,12 +125,8 @@ def spy_on(processes: list[subprocess.Popen[bytes]], args: Any) -> list[subproce
             for process in processes]  # fmt: skip
 
 
-def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
-    total = 0.0
-    for process in processes:
-        times = psutil.Process(process.pid).cpu_times()
-        total += times.user + times.system
-    return total
+def cpu_seconds(pids: list[int]) -> list[float]:
+    return [sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids]
 
 
 async def billing_lags(database: Database, interval: float) -> list[float]:
@@ -188,36 +145,43 @@ async def leases(database: Database) -> dict[str, str]:
 
 
 async def measure(
-    database: Database, processes: list[subprocess.Popen[bytes]], control: Any, results: Any, args: Any
-) -> Phase:
-    control.put("measure")
-    cpu_before, started = cpu_seconds(processes), time.monotonic()
+    database: Database, influxd: Influxd, processes: list[subprocess.Popen[bytes]], campus: CampusProcess, args: Any,
+    polled: set[str] | None = None,
+) -> Phase:  # fmt: skip
+    campus.measure()
+    pids = [process.pid for process in processes] + [campus.pid]
+    cpu_before, started, since = cpu_seconds(pids), time.monotonic(), datetime.now(UTC)
     spies = spy_on(processes, args)
     lags: list[float] = []
     while time.monotonic() - started < args.window:
         await asyncio.sleep(2)
         lags += await billing_lags(database, args.interval)
-    cores = (cpu_seconds(processes) - cpu_before) / (time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    *each, simulator = [(after - before) / elapsed for after, before in zip(cpu_seconds(pids), cpu_before, strict=True)]
+    until = datetime.now(UTC)
     for spy in spies:
         spy.wait()
-    control.put("report")
-    gaps: dict[str, float] = await asyncio.to_thread(results.get, True, 60)
-    gaps_list = sorted(gaps.values())
+    gaps = await campus.report()
+    gaps_list = sorted(gap for device, gap in gaps.items() if polled is None or device in polled)
     lags.sort()
     p99 = lags[int(0.99 * (len(lags) - 1))] if lags else float("inf")
     gap_p99 = gaps_list[int(0.99 * (len(gaps_list) - 1))]
     kept_up = gaps_list[-1] < 2 * args.interval and p99 < 5.0
     async with database.session() as session:
         faults = int(await session.scalar(select(func.count()).select_from(Fault)) or 0)
-    return Phase(len(processes), cores, gaps_list[-1], gap_p99, p99, lags[-1] if lags else float("inf"), kept_up,
-                 faults)  # fmt: skip
+    rfc3339 = "%Y-%m-%dT%H:%M:%S.%fZ"
+    counted = influxd.query("campus", f"SELECT count(energy) FROM electricity WHERE time > '{since:{rfc3339}}' "
+                                      f"AND time <= '{until:{rfc3339}}'")  # fmt: skip
+    stored = int(counted[0]["values"][0][1]) if counted else 0
+    return Phase(len(processes), sum(each), gaps_list[-1], gap_p99, p99, lags[-1] if lags else float("inf"), kept_up,
+                 faults, each, simulator, stored)  # fmt: skip
 
 
-async def run(args: Any, postgres: Postgres, influxd: Influxd, ports: dict[str, int], control: Any,
-              results: Any) -> tuple[list[Phase], float, tuple[int, int]]:  # fmt: skip
+async def run(args: Any, postgres: Postgres, influxd: Influxd, campus: CampusProcess
+              ) -> tuple[list[Phase], float, tuple[int, int]]:  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="houqin-scale-"))
     inventory = work / "devices.yaml"
-    inventory.write_text(inventory_text(args.rooms, args.per_gateway, args.interval, ports), encoding="utf-8")
+    inventory.write_text(inventory_text(args.rooms, args.per_gateway, args.interval, campus.ports), encoding="utf-8")
     connection = await asyncpg.connect(host=postgres.host, port=postgres.port, user=postgres.user, database="postgres")
     await connection.execute('CREATE DATABASE "scale"')
     await connection.close()
@@ -232,11 +196,18 @@ async def run(args: Any, postgres: Postgres, influxd: Influxd, ports: dict[str, 
                        cause="bench")  # fmt: skip
         await session.commit()
     gateways = {f"gw{g}" for g in range((args.rooms + args.per_gateway - 1) // args.per_gateway)}
+    half = work / "half.yaml"
+    half.write_text(inventory_text(args.rooms // 2, args.per_gateway, args.interval, campus.ports), encoding="utf-8")
     phases: list[Phase] = []
-    processes = [start_houqin(work / "one", inventory, url, influxd)]
+    processes = [start_houqin(work / "half", half, url, influxd)]
     try:
         await asyncio.sleep(args.interval * 3)  # started, every device polled, billing baselines made
-        phases.append(await measure(database, processes, control, results, args))
+        phases.append(await measure(database, influxd, processes, campus, args, set(load_inventory(half).devices)))
+        print(f"one process, half the campus: {phases[-1]}", flush=True)
+        stop_all(processes, seconds=60)  # its inventory is not the campus's: it leaves before they start
+        processes = [start_houqin(work / "one", inventory, url, influxd)]
+        await asyncio.sleep(args.interval * 3)
+        phases.append(await measure(database, influxd, processes, campus, args))
         print(f"one process: {phases[-1]}", flush=True)
         processes.append(start_houqin(work / "two", inventory, url, influxd))
         deadline = time.monotonic() + 120
@@ -248,7 +219,7 @@ async def run(args: Any, postgres: Postgres, influxd: Influxd, ports: dict[str, 
             assert time.monotonic() < deadline, f"the second process did not get its half: {counts}"
             await asyncio.sleep(1)
         await asyncio.sleep(args.interval * 2)
-        phases.append(await measure(database, processes, control, results, args))
+        phases.append(await measure(database, influxd, processes, campus, args))
         print(f"two processes: {phases[-1]}", flush=True)
         victim = processes.pop(0)
         async with database.session() as session:
@@ -266,36 +237,11 @@ async def run(args: Any, postgres: Postgres, influxd: Influxd, ports: dict[str, 
         failover = time.monotonic() - killed
         await asyncio.sleep(args.interval * 2)  # the survivor polls and bills the dead one's meters
         stop_all(processes, seconds=60)
-        audit = await ledger_audit(database, influxd)
+        audit = await ledger_audit(database, influxd, "campus", 56)
     finally:
         stop_all(processes)
         await database.close()
     return phases, failover, audit
-
-
-async def ledger_audit(database: Database, influxd: Influxd) -> tuple[int, int]:
-    """Across the takeover and the kill: rooms whose wallet is not the sum of their ledger, and meters whose
-    money charged (entries, and the fraction of a fen carried) is not their counter's advance since the
-    first reading stored, at the flat 56 fen: an interval charged twice or skipped (about 45,000 micro-fen
-    at 10 s) shows; the per-window rounding (under one micro-fen a window) does not."""
-    async with database.session() as session:
-        wallets = dict((await session.execute(select(Wallet.room, Wallet.balance_fen))).all())
-        sums = dict((await session.execute(select(LedgerEntry.room, func.sum(LedgerEntry.amount_fen))
-                                           .group_by(LedgerEntry.room))).all())  # fmt: skip
-        charged = dict((await session.execute(select(LedgerEntry.room, func.sum(LedgerEntry.amount_fen))
-                                              .where(LedgerEntry.kind == EntryKind.CHARGE)
-                                              .group_by(LedgerEntry.room))).all())  # fmt: skip
-        billed = (await session.execute(select(MeterBilling.meter, MeterBilling.last_kwh,
-                                               MeterBilling.carry_micro_fen))).all()  # fmt: skip
-    firsts = influxd.query("campus", 'SELECT first("energy") FROM electricity GROUP BY "device"')
-    first = {series["tags"]["device"]: series["values"][0][1] for series in firsts}
-    ledger_mismatches = sum(1 for room, balance in wallets.items() if balance != sums.get(room, 0))
-    money_mismatches = 0
-    for meter, last_kwh, carry in billed:
-        spent = -int(charged.get(meter.removesuffix("-m"), 0) or 0) * MICRO + carry
-        due = (last_kwh - first[meter]) * 56 * MICRO
-        money_mismatches += abs(spent - due) > 1000  # micro-fen: a few windows' rounding at most
-    return ledger_mismatches, money_mismatches
 
 
 def main() -> None:
@@ -308,30 +254,30 @@ def main() -> None:
     args = parser.parse_args()
     path = Path(tempfile.mkdtemp(prefix="houqin-scale-sim-")) / "devices.yaml"
     path.write_text(inventory_text(args.rooms, args.per_gateway, args.interval), encoding="utf-8")
-    context = multiprocessing.get_context("spawn")
-    ports, control, results = context.Queue(), context.Queue(), context.Queue()
-    simulator = context.Process(target=simulate, args=(str(path), ports, control, results), daemon=True)
-    simulator.start()
+    campus = CampusProcess(path)
     try:
+        campus.start()
         with postgres_server() as postgres, influxd_server() as influxd:
-            phases, failover, audit = asyncio.run(
-                run(args, postgres, influxd, ports.get(timeout=300), control, results)
-            )
+            phases, failover, audit = asyncio.run(run(args, postgres, influxd, campus))
     finally:
-        control.put("stop")
-        simulator.join(30)
-    one, two = phases
+        campus.stop()
+    halved, one, two = phases
     at_60 = args.rooms * 60 / args.interval
     rooms_per_core = at_60 / one.cores
-    scale_ratio = one.cores / two.cores
+    scale_ratio = 2 * halved.cores / two.cores
+    same_campus = one.cores / two.cores
+    slowdown = two.simulator_cores / one.simulator_cores
     for phase in phases:
         print(f"{phase.processes} process(es): {phase.cores:.2f} cores; poll gap max {phase.poll_gap_max:.1f} s "
               f"(p99 {phase.poll_gap_p99:.1f} s) at {args.interval:g} s; billing lag p99 {phase.billing_lag_p99:.1f} s "
               f"(max {phase.billing_lag_max:.1f} s); kept up: {phase.kept_up}; "
-              f"faults so far: {phase.faults}")  # fmt: skip
+              f"faults so far: {phase.faults}; each process {[round(cores, 3) for cores in phase.each]} cores, "
+              f"simulators {phase.simulator_cores:.3f}; meter readings stored {phase.stored}")  # fmt: skip
     print(f"rooms={args.rooms} interval_s={args.interval:g} rooms_at_60s={at_60:.0f} "
-          f"kept_up={int(one.kept_up and two.kept_up)} cores_one={one.cores:.2f} cores_two={two.cores:.2f} "
-          f"rooms_per_core={rooms_per_core:.0f} scale_ratio={scale_ratio:.2f} failover_s={failover:.2f} "
+          f"kept_up={int(halved.kept_up and one.kept_up and two.kept_up)} cores_half={halved.cores:.3f} "
+          f"cores_one={one.cores:.3f} cores_two={two.cores:.3f} rooms_per_core={rooms_per_core:.0f} "
+          f"scale_ratio={scale_ratio:.2f} scale_ratio_same_campus={same_campus:.2f} "
+          f"machine_slowdown={slowdown:.2f} failover_s={failover:.2f} "
           f"billing_lag_p99_s={one.billing_lag_p99:.2f} poll_gap_max_s={one.poll_gap_max:.1f} "
           f"false_faults={two.faults} ledger_mismatches={audit[0]} charge_mismatches={audit[1]}")  # fmt: skip
 
