@@ -20,8 +20,10 @@ Figures:
   campus against two on all of it (2 × the first's CPU ÷ the two's together). Comparing one and two
   processes on the same campus (``scale_ratio_same_campus``) instead sets a busy process against two half
   as busy, and an event loop's CPU per unit of work falls as its load rises (more ready work per wake-up):
-  at their limits both would be busy. ``machine_slowdown`` is the simulators' CPU for the same work with
-  two processes ÷ with one: how much the 2-core machine itself slowed down when more processes ran;
+  at their limits both would be busy. ``machine_slowdown`` is the simulators' CPU for the same work (the
+  same requests, counted) with two processes ÷ with one: how much the 2-core machine itself slowed down
+  when one more busy process shared it; ``scale_ratio_machine_adjusted`` is ``scale_ratio`` with houqin's
+  CPU taken as slowed down as much — what is left is what a second process costs houqin itself;
 - ``failover_s`` — from the SIGKILL of one of the two until every gateway is leased to the survivor.
 
     .venv/bin/python bench/campus_scale.py [--rooms 2000] [--per-gateway 50] [--interval 10] [--window 60]
@@ -99,6 +101,9 @@ class Phase:
     each: list[float]  # each process's cores
     simulator_cores: float  # the same work in every phase: how much the machine itself slowed down
     stored: int  # meter readings stored over the window (a device polled twice would show)
+    requests: int  # requests the simulated devices answered over the window
+    wakeups: int  # the houqin processes' voluntary context switches per second (their event loops waking)
+    preempted: int  # their involuntary ones per second (the machine's other processes taking the CPU)
 
 
 def start_houqin(data: Path, inventory: Path, url: str, influxd: Influxd) -> subprocess.Popen[bytes]:
@@ -129,6 +134,11 @@ def cpu_seconds(pids: list[int]) -> list[float]:
     return [sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids]
 
 
+def switches(pids: list[int]) -> tuple[int, int]:
+    counts = [psutil.Process(pid).num_ctx_switches() for pid in pids]
+    return sum(count.voluntary for count in counts), sum(count.involuntary for count in counts)
+
+
 async def billing_lags(database: Database, interval: float) -> list[float]:
     async with database.session() as session:
         now = await session.scalar(select(func.now()))
@@ -151,12 +161,15 @@ async def measure(
     campus.measure()
     pids = [process.pid for process in processes] + [campus.pid]
     cpu_before, started, since = cpu_seconds(pids), time.monotonic(), datetime.now(UTC)
+    switched = switches(pids[:-1])
     spies = spy_on(processes, args)
     lags: list[float] = []
     while time.monotonic() - started < args.window:
         await asyncio.sleep(2)
         lags += await billing_lags(database, args.interval)
     elapsed = time.monotonic() - started
+    wakeups, preempted = (round((after - before) / elapsed) for after, before in zip(switches(pids[:-1]), switched,
+                                                                                      strict=True))  # fmt: skip
     *each, simulator = [(after - before) / elapsed for after, before in zip(cpu_seconds(pids), cpu_before, strict=True)]
     until = datetime.now(UTC)
     for spy in spies:
@@ -174,7 +187,7 @@ async def measure(
                                       f"AND time <= '{until:{rfc3339}}'")  # fmt: skip
     stored = int(counted[0]["values"][0][1]) if counted else 0
     return Phase(len(processes), sum(each), gaps_list[-1], gap_p99, p99, lags[-1] if lags else float("inf"), kept_up,
-                 faults, each, simulator, stored)  # fmt: skip
+                 faults, each, simulator, stored, campus.requests, wakeups, preempted)  # fmt: skip
 
 
 async def run(args: Any, postgres: Postgres, influxd: Influxd, campus: CampusProcess
@@ -272,12 +285,15 @@ def main() -> None:
               f"(p99 {phase.poll_gap_p99:.1f} s) at {args.interval:g} s; billing lag p99 {phase.billing_lag_p99:.1f} s "
               f"(max {phase.billing_lag_max:.1f} s); kept up: {phase.kept_up}; "
               f"faults so far: {phase.faults}; each process {[round(cores, 3) for cores in phase.each]} cores, "
-              f"simulators {phase.simulator_cores:.3f}; meter readings stored {phase.stored}")  # fmt: skip
+              f"simulators {phase.simulator_cores:.3f}; meter readings stored {phase.stored}, "
+              f"requests answered {phase.requests}; houqin's wake-ups {phase.wakeups}/s, "
+              f"preemptions {phase.preempted}/s")  # fmt: skip
     print(f"rooms={args.rooms} interval_s={args.interval:g} rooms_at_60s={at_60:.0f} "
           f"kept_up={int(halved.kept_up and one.kept_up and two.kept_up)} cores_half={halved.cores:.3f} "
           f"cores_one={one.cores:.3f} cores_two={two.cores:.3f} rooms_per_core={rooms_per_core:.0f} "
           f"scale_ratio={scale_ratio:.2f} scale_ratio_same_campus={same_campus:.2f} "
-          f"machine_slowdown={slowdown:.2f} failover_s={failover:.2f} "
+          f"machine_slowdown={slowdown:.2f} scale_ratio_machine_adjusted={scale_ratio * slowdown:.2f} "
+          f"failover_s={failover:.2f} "
           f"billing_lag_p99_s={one.billing_lag_p99:.2f} poll_gap_max_s={one.poll_gap_max:.1f} "
           f"false_faults={two.faults} ledger_mismatches={audit[0]} charge_mismatches={audit[1]}")  # fmt: skip
 

@@ -27,6 +27,7 @@ class CampusProcess:
         self._process = context.Process(target=_simulate, args=(str(inventory), mqtt_url, self._ports,
                                                                 self._control, self._results), daemon=True)  # fmt: skip
         self.ports: dict[str, int] = {}
+        self.requests = 0  # requests the devices answered over the last window reported
 
     @property
     def pid(self) -> int:
@@ -46,7 +47,8 @@ class CampusProcess:
     async def report(self) -> dict[str, float]:
         """End the window: per device, the longest it went unasked in it (until now for one not asked since)."""
         self._control.put("report")
-        gaps: dict[str, float] = await asyncio.to_thread(self._results.get, True, 60)
+        gaps: dict[str, float]
+        gaps, self.requests = await asyncio.to_thread(self._results.get, True, 60)
         return gaps
 
     def stop(self) -> None:
@@ -75,18 +77,20 @@ async def _serve(path: str, mqtt_url: str | None, ports: Any, control: Any, resu
     seen = {device_id: -1 for device_id in campus.devices}
     last: dict[str, float] = {}
     longest: dict[str, float] | None = None
-    window_start = 0.0
+    window_start, requests_before = 0.0, 0
     while True:
         while not control.empty():
             order = control.get()
             if order == "measure":
                 longest, window_start = {}, time.monotonic()
+                requests_before = sum(getattr(device, "requests", 0) for device in campus.devices.values())
             elif order == "report" and longest is not None:
                 now = time.monotonic()
                 # A device not asked since its last request is silent until now.
                 gaps = {d: max(longest.get(d, 0.0), now - max(last.get(d, window_start), window_start))
                         for d in campus.devices}  # fmt: skip
-                results.put(gaps)
+                requests = sum(getattr(device, "requests", 0) for device in campus.devices.values())
+                results.put((gaps, requests - requests_before))
                 longest = None
             elif order == "stop":
                 stop.set()

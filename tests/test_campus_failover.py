@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import time
@@ -31,7 +30,7 @@ from sqlalchemy import select, text
 from collectors.ownership import LEASE_S
 from houqin.billing.providers.sandbox import SandboxProvider
 from houqin.commands import CommandQueue, CommandRequest
-from houqin.inventory import load_inventory
+from houqin.inventory import Inventory, load_inventory
 from houqin.repairs.orders import NewOrder, RepairDesk
 from houqin.schedules.book import ScheduleBook
 from houqin.schedules.calendar import BUILTIN_DAY_TYPES
@@ -54,7 +53,7 @@ from tests.campus_process import CampusProcess
 from tests.ledger_audit import ledger_audit
 from tests.live_demo import HOUQIN
 from tests.servers import Influxd, Mosquitto, Postgres, free_port
-from tests.test_failover import sender_of
+from tests.test_failover import Receiver
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 GATEWAYS, ROOMS = 3, 4  # rooms per gateway: a meter and a relay each
@@ -78,37 +77,6 @@ def inventory_text(ports: dict[str, int]) -> str:
             devices.append(f"  - {{id: {room}-r, model: generic-relay, unit: {n + 101}, room: {room}, {common}}}")
             rooms.append(f"  - {{id: {room}, building: A, floor: 1, meter: {room}-m, relay: {room}-r, tariff: flat}}")
     return "\n".join([*lines, *devices, "zones: [{id: bells, kind: broadcast, devices: [pa-1]}]", "rooms:", *rooms])
-
-
-class Receiver:
-    """A JSON webhook endpoint that answers 200, except that once ``arm``ed it holds the next request without
-    answering (its sender is killed meanwhile). It records each request's sender (pid) and body."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[int, dict[str, object]]] = []
-        self.held = asyncio.Event()
-        self.armed = False
-        self.port = 0
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        pid = sender_of(writer.get_extra_info("peername")[1], self.port)
-        try:
-            while True:  # one connection carries several requests (keep-alive)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
-                body = orjson.loads(await reader.readexactly(int(length.group(1)) if length else 0))
-                self.requests.append((pid, body))
-                if self.armed:
-                    self.armed = False
-                    self.held.set()
-                    await reader.read()  # until the sender is gone
-                    return
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
 
 
 class Campus:
@@ -190,7 +158,7 @@ async def test_a_campus_run_by_three_processes_survives_each_kind_of_kill(
     ports = devices.start()
     (tmp_path / "devices.yaml").write_text(inventory_text(ports), encoding="utf-8")
     inventory = load_inventory(tmp_path / "devices.yaml")
-    receiver = Receiver()
+    receiver = Receiver(armed=False)
     server = await asyncio.start_server(receiver.serve, "127.0.0.1", 0)
     receiver.port = server.sockets[0].getsockname()[1]
     campus = Campus(tmp_path, url, mosquitto, influxd, f"http://127.0.0.1:{receiver.port}/hook")
@@ -207,7 +175,7 @@ async def test_a_campus_run_by_three_processes_survives_each_kind_of_kill(
         await until(spread, 90, "the three processes did not share the gateways and elect a scheduler")
         await asyncio.sleep(2 * POLL_S)  # every device read and billed from
         await gateway_owner_killed(campus, database, devices, inventory)
-        await scheduler_leader_killed(campus, database, inventory, tmp_path)
+        await scheduler_leader_killed(campus, database, inventory)
         await top_up_killed_mid_notification(campus, database, postgres)
         await webhook_sender_killed(campus, database, receiver, inventory)
 
@@ -232,7 +200,9 @@ async def test_a_campus_run_by_three_processes_survives_each_kind_of_kill(
         devices.stop()
 
 
-async def gateway_owner_killed(campus: Campus, database: Database, devices: CampusProcess, inventory) -> None:  # type: ignore[no-untyped-def]
+async def gateway_owner_killed(
+    campus: Campus, database: Database, devices: CampusProcess, inventory: Inventory
+) -> None:
     """The owner of gw0 dies; a relay command for gw0 is queued at once: another process polls and commands
     the gateway within 10 s, no device went unasked longer than the lease and a poll, the command is
     confirmed and was sent once."""
@@ -272,7 +242,7 @@ async def gateway_owner_killed(campus: Campus, database: Database, devices: Camp
     assert row is not None and row.attempts == 1
 
 
-async def scheduler_leader_killed(campus: Campus, database: Database, inventory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def scheduler_leader_killed(campus: Campus, database: Database, inventory: Inventory) -> None:
     """The scheduler's leader dies a second before a bell: another leads within 10 s, and the bell's firing
     is recorded once — played (once) or missed."""
     now = datetime.now(SHANGHAI)
@@ -371,7 +341,7 @@ async def _answers(base: str) -> bool:
         return False
 
 
-async def webhook_sender_killed(campus: Campus, database: Database, receiver: Receiver, inventory) -> None:  # type: ignore[no-untyped-def]
+async def webhook_sender_killed(campus: Campus, database: Database, receiver: Receiver, inventory: Inventory) -> None:
     """A repair order's webhook is held by the receiver and its sender killed: another process sends it
     again once the claim runs out, with the same ``event_id``; every event reaches the receiver once,
     that one twice, nothing a third time."""

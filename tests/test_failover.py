@@ -107,12 +107,14 @@ async def test_a_bell_due_while_the_leader_is_killed_rings_once(
 
 
 class Receiver:
-    """A JSON webhook endpoint: it holds the first request it gets without answering (its sender is killed
-    meanwhile) and answers 200 to every other; it records each request's sender (pid) and body."""
+    """A JSON webhook endpoint: while ``armed`` (from the start unless told otherwise) it holds the next
+    request it gets without answering (its sender is killed meanwhile) and disarms; it answers 200 to every
+    other. It records each request's sender (pid) and body."""
 
-    def __init__(self) -> None:
+    def __init__(self, armed: bool = True) -> None:
         self.requests: list[tuple[int, dict[str, object]]] = []
-        self.holding = asyncio.Event()
+        self.held = asyncio.Event()
+        self.armed = armed
         self.port = 0
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -123,8 +125,9 @@ class Receiver:
                 length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
                 body = orjson.loads(await reader.readexactly(int(length.group(1)) if length else 0))
                 self.requests.append((pid, body))
-                if len(self.requests) == 1:
-                    self.holding.set()
+                if self.armed:
+                    self.armed = False
+                    self.held.set()
                     await reader.read()  # until the sender is gone
                     return
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
@@ -165,7 +168,7 @@ async def test_a_webhook_whose_sender_is_killed_mid_request_is_sent_by_another_p
                       for name in ("one", "two", "three")]  # fmt: skip
         await asyncio.sleep(5)  # the processes are up and have seen the webhook (it hears of what follows)
         await open_order(database, tmp_path, "PA silent in building A")
-        await asyncio.wait_for(receiver.holding.wait(), 60)
+        await asyncio.wait_for(receiver.held.wait(), 60)
         victim, first = receiver.requests[0]
         assert victim in {p.pid for p in processes}
         os.kill(victim, signal.SIGKILL)

@@ -1,7 +1,7 @@
 """Billing from the meters: a pipeline sink that charges each room for the energy its meter has counted.
 
 For each reading of a room meter's cumulative energy register, in a transaction with the meter's billing state
-(locked; a pipeline batch's readings share a transaction, each meter's in time order): a reading not newer
+(locked; a pipeline batch's readings share a transaction, in the order they came): a reading not newer
 than the last one charged is ignored (late or twice: charged once); the first reading only sets where billing
 starts; a register that went down (a reset or a new meter) rebases without a charge; a rise larger than the
 room could draw in the time (``max_room_kw``) rebases without a charge too, and both are recorded as billing
