@@ -25,9 +25,10 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from collectors.ownership import LEASE_S
+from houqin.billing.ledger import ensure_wallets, post
 from houqin.billing.providers.sandbox import SandboxProvider
 from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory, load_inventory
@@ -44,6 +45,7 @@ from houqin.store.tables import (
     GatewayLease,
     HouqinProcess,
     LedgerEntry,
+    MeterBilling,
     NotificationDelivery,
     PaymentOrder,
     ScheduleFiring,
@@ -84,7 +86,7 @@ class Campus:
 
     def __init__(self, tmp_path: Path, url: str, mosquitto: Mosquitto, influxd: Influxd, webhook: str) -> None:
         self.tmp_path, self.url = tmp_path, url
-        self.influx_database = f"campus_{uuid.uuid4().hex[:8]}"
+        self.influx_database = f"failover_{uuid.uuid4().hex[:8]}"
         self.env = {"HOUQIN_DATABASE_URL": url, "HOUQIN_INFLUX__URL": influxd.url, "HOUQIN_INFLUX__API": "v1",
                     "HOUQIN_INFLUX__DATABASE": self.influx_database,
                     "HOUQIN_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}", "HOUQIN_MQTT_SHARED_GROUP": "houqin",
@@ -158,6 +160,12 @@ async def test_a_campus_run_by_three_processes_survives_each_kind_of_kill(
     ports = devices.start()
     (tmp_path / "devices.yaml").write_text(inventory_text(ports), encoding="utf-8")
     inventory = load_inventory(tmp_path / "devices.yaml")
+    await ensure_wallets(database, list(inventory.rooms))
+    async with database.session() as session:
+        for room in inventory.rooms:  # money for the whole run: every meter counts and is charged throughout
+            await post(session, room, EntryKind.ADJUSTMENT, 100_000, datetime.now(UTC), key=f"open:{room}",
+                       cause="test")  # fmt: skip
+        await session.commit()
     receiver = Receiver(armed=False)
     server = await asyncio.start_server(receiver.serve, "127.0.0.1", 0)
     receiver.port = server.sockets[0].getsockname()[1]
@@ -186,6 +194,12 @@ async def test_a_campus_run_by_three_processes_survives_each_kind_of_kill(
             assert process.wait(60) == 0
         mismatched_wallets, mismatched_meters = await ledger_audit(database, influxd, campus.influx_database, PRICE_FEN)
         assert (mismatched_wallets, mismatched_meters) == (0, 0)
+        # The audit had money to check: every meter counted and was charged (in fen, or the carried fraction).
+        async with database.session() as session:
+            charged = dict((await session.execute(select(LedgerEntry.room, func.count()).where(
+                LedgerEntry.kind == EntryKind.CHARGE).group_by(LedgerEntry.room))).all())  # fmt: skip
+            carried = dict((await session.execute(select(MeterBilling.room, MeterBilling.carry_micro_fen))).all())
+        assert all(charged.get(room) or carried.get(room) for room in inventory.rooms), (charged, carried)
         async with database.session() as session:
             commands = (await session.execute(select(DeviceCommand))).scalars().all()
         assert commands and all(command.state == "confirmed" for command in commands), [
