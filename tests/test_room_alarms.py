@@ -71,7 +71,11 @@ async def test_alarms_reach_the_dorm_system_and_the_summary_the_robot(
     await rooms["D1-102"].move(-300, now)  # in overdraft: cut
     first, second = (RoomAlarms(settings, database, SHANGHAI, backoff=0.05) for _ in range(2))
     async with httpx.AsyncClient(timeout=10) as client:
-        morning = datetime.combine(now.astimezone(SHANGHAI).date(), time(7, 59), SHANGHAI).astimezone(UTC)
+        # The last 07:59 in Shanghai before the alarms: after midnight there (16:00 UTC on) today's is hours
+        # ahead, and a sender asked at a time before its notices were made rightly takes them for old.
+        local = now.astimezone(SHANGHAI)
+        day = local.date() - timedelta(days=1 if local.time() < time(7, 59) else 0)
+        morning = datetime.combine(day, time(7, 59), SHANGHAI).astimezone(UTC)
         await asyncio.gather(first.send_due(client, morning), second.send_due(client, morning))
         told = sorted((alarm["room"], alarm["kind"]) for alarm in system.alarms)
         assert told == [("D1-101", "low_balance"), ("D1-102", "cut_off")] and all(system.signed)
