@@ -58,13 +58,13 @@ from houqin.store import Database, upgrade_database  # noqa: E402
 from houqin.store.tables import (  # noqa: E402
     EntryKind,
     Fault,
-    GatewayLease,
     HouqinProcess,
     MeterBilling,
 )
 from tests.campus_process import CampusProcess  # noqa: E402
 from tests.ledger_audit import ledger_audit  # noqa: E402
 from tests.servers import Influxd, Postgres, influxd_server, postgres_server, stop_all  # noqa: E402
+from tests.test_gateway_leases import holders  # noqa: E402
 
 HOUQIN = [sys.executable, "-m", "assembly"]
 
@@ -147,13 +147,6 @@ async def billing_lags(database: Database, interval: float) -> list[float]:
     return [max(0.0, (now - last_ts).total_seconds() - interval) for last_ts in rows]
 
 
-async def leases(database: Database) -> dict[str, str]:
-    async with database.session() as session:
-        rows = await session.execute(select(GatewayLease.gateway, GatewayLease.holder, GatewayLease.expires_at))
-        now = datetime.now(UTC)
-        return {gateway: holder for gateway, holder, expires in rows.all() if holder and expires > now}
-
-
 async def measure(
     database: Database, influxd: Influxd, processes: list[subprocess.Popen[bytes]], campus: CampusProcess, args: Any,
     polled: set[str] | None = None,
@@ -225,7 +218,7 @@ async def run(args: Any, postgres: Postgres, influxd: Influxd, campus: CampusPro
         processes.append(start_houqin(work / "two", inventory, url, influxd))
         deadline = time.monotonic() + 120
         while True:  # the newcomer takes its half, one gateway a round
-            held = await leases(database)
+            held = await holders(database)
             counts = sorted(list(held.values()).count(holder) for holder in set(held.values()))
             if len(held) == len(gateways) and len(counts) == 2 and counts[0] >= len(gateways) // 2:
                 break
@@ -237,12 +230,12 @@ async def run(args: Any, postgres: Postgres, influxd: Influxd, campus: CampusPro
         victim = processes.pop(0)
         async with database.session() as session:
             victim_holder = await session.scalar(select(HouqinProcess.id).where(HouqinProcess.pid == victim.pid))
-        orphaned = {gateway for gateway, holder in (await leases(database)).items() if holder == victim_holder}
+        orphaned = {gateway for gateway, holder in (await holders(database)).items() if holder == victim_holder}
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(10)
         killed = time.monotonic()
         while True:
-            now_held = await leases(database)
+            now_held = await holders(database)
             if all(now_held.get(gateway) not in (None, victim_holder) for gateway in orphaned):
                 break
             assert time.monotonic() - killed < 60, "the survivor did not take the gateways over"

@@ -33,29 +33,24 @@ from houqin.billing.providers.sandbox import SandboxProvider
 from houqin.commands import CommandQueue, CommandRequest
 from houqin.inventory import Inventory, load_inventory
 from houqin.repairs.orders import NewOrder, RepairDesk
-from houqin.schedules.book import ScheduleBook
-from houqin.schedules.calendar import BUILTIN_DAY_TYPES
-from houqin.schedules.model import ScheduleIn
 from houqin.settings import RepairSettings
 from houqin.store import Database
 from houqin.store.tables import (
     CommandSource,
     DeviceCommand,
     EntryKind,
-    GatewayLease,
     HouqinProcess,
     LedgerEntry,
     MeterBilling,
     NotificationDelivery,
     PaymentOrder,
-    ScheduleFiring,
-    SchedulerLease,
 )
 from tests.campus_process import CampusProcess
 from tests.ledger_audit import ledger_audit
 from tests.live_demo import HOUQIN
 from tests.servers import Influxd, Mosquitto, Postgres, free_port
-from tests.test_failover import Receiver
+from tests.test_failover import Receiver, bell_outcome, leader, schedule_bell
+from tests.test_gateway_leases import holders
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 GATEWAYS, ROOMS = 3, 4  # rooms per gateway: a meter and a relay each
@@ -137,20 +132,6 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float, what: str)
     return time.monotonic() - started
 
 
-async def gateway_holders(database: Database) -> dict[str, str]:
-    async with database.session() as session:
-        rows = await session.execute(select(GatewayLease.gateway, GatewayLease.holder, GatewayLease.expires_at))
-        now = datetime.now(UTC)
-        return {gateway: holder for gateway, holder, expires in rows.all() if holder and expires > now}
-
-
-async def scheduler_leader(database: Database) -> str | None:
-    async with database.session() as session:
-        row = await session.get(SchedulerLease, "scheduler")
-        live = row is not None and row.expires_at is not None and row.expires_at > datetime.now(UTC)
-        return row.holder if live and row is not None else None
-
-
 async def test_a_campus_run_by_three_processes_survives_each_kind_of_kill(
     shared: tuple[Database, str], postgres: Postgres, mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
 ) -> None:
@@ -175,10 +156,8 @@ async def test_a_campus_run_by_three_processes_survives_each_kind_of_kill(
             campus.start(name)
 
         async def spread() -> bool:
-            held = await gateway_holders(database)
-            return (
-                len(held) == GATEWAYS and len(set(held.values())) == 3 and await scheduler_leader(database) is not None
-            )
+            held = await holders(database)
+            return len(held) == GATEWAYS and len(set(held.values())) == 3 and await leader(database) is not None
 
         await until(spread, 90, "the three processes did not share the gateways and elect a scheduler")
         await asyncio.sleep(2 * POLL_S)  # every device read and billed from
@@ -221,7 +200,7 @@ async def gateway_owner_killed(
     the gateway within 10 s, no device went unasked longer than the lease and a poll, the command is
     confirmed and was sent once."""
     devices.measure()
-    held = await gateway_holders(database)
+    held = await holders(database)
     victim = held["gw0"]
     orphaned = sorted(gateway for gateway, holder in held.items() if holder == victim)
     campus.kill(await campus.pid_of(database, victim))
@@ -231,7 +210,7 @@ async def gateway_owner_killed(
                                   datetime.now(UTC))  # fmt: skip
 
     async def taken_over() -> bool:
-        now = await gateway_holders(database)
+        now = await holders(database)
         return all(now.get(gateway) not in (None, victim) for gateway in orphaned)
 
     await until(taken_over, 15, "the dead process's gateways were not taken over")
@@ -259,32 +238,21 @@ async def gateway_owner_killed(
 async def scheduler_leader_killed(campus: Campus, database: Database, inventory: Inventory) -> None:
     """The scheduler's leader dies a second before a bell: another leads within 10 s, and the bell's firing
     is recorded once — played (once) or missed."""
-    now = datetime.now(SHANGHAI)
-    bell = (now + timedelta(seconds=80)).replace(second=0, microsecond=0)
-    if bell - now > timedelta(seconds=80):
-        bell -= timedelta(minutes=1)
-    book = ScheduleBook(database, inventory, SHANGHAI)
-    entry = {"at": bell.strftime("%H:%M"), "action": "play", "programme": "bell", "duration_s": 60}
-    spec = {"name": "bell", "zone": "bells", "day_types": list(BUILTIN_DAY_TYPES), "entries": [entry]}
-    await book.save(ScheduleIn.model_validate(spec), by="test", now=datetime.now(UTC))
+    bell = await schedule_bell(database, inventory)
     await asyncio.sleep(max(0.0, (bell - timedelta(seconds=1.0) - datetime.now(SHANGHAI)).total_seconds()))
-    holder = await scheduler_leader(database)
+    holder = await leader(database)
     assert holder is not None
     campus.kill(await campus.pid_of(database, holder))
     killed_at = time.monotonic()
 
     async def led_again() -> bool:
-        return await scheduler_leader(database) not in (None, holder)
+        return await leader(database) not in (None, holder)
 
     await until(led_again, 15, "no process took the dead leader's lease")
     failover = time.monotonic() - killed_at
     campus.start("five")
     await asyncio.sleep(3)  # the new leader's first passes
-    async with database.session() as session:
-        firings = (await session.execute(select(ScheduleFiring).where(ScheduleFiring.zone == "bells"))).scalars()
-        due = [f for f in firings if f.due_at == bell.astimezone(UTC) and f.cause.startswith("schedule:")]
-        commands = (await session.execute(select(DeviceCommand).where(DeviceCommand.device == "pa-1"))).scalars()
-        plays = [command for command in commands if command.action == "play"]
+    due, plays = await bell_outcome(database, bell)
     print(f"scheduler failover_s={failover:.2f} outcome={[f.outcome for f in due]} plays={len(plays)}")
     assert failover <= 10.5, failover
     assert len(due) == 1 and due[0].outcome in ("fired", "missed"), [(f.key, f.outcome) for f in due]

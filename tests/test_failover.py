@@ -20,7 +20,7 @@ import orjson
 import psutil
 from sqlalchemy import select
 
-from houqin.inventory import load_inventory
+from houqin.inventory import Inventory, load_inventory
 from houqin.repairs.orders import NewOrder, RepairDesk
 from houqin.schedules.book import ScheduleBook
 from houqin.schedules.calendar import BUILTIN_DAY_TYPES
@@ -59,6 +59,30 @@ async def leader(database: Database) -> str | None:
         return row.holder
 
 
+async def schedule_bell(database: Database, inventory: Inventory) -> datetime:
+    """A bell for zone ``bells`` at the next whole minute at least 20 s away (a schedule's times are
+    minutes): when it is due, in Shanghai time."""
+    now = datetime.now(SHANGHAI)
+    bell = (now + timedelta(seconds=80)).replace(second=0, microsecond=0)
+    if bell - now > timedelta(seconds=80):
+        bell -= timedelta(minutes=1)
+    book = ScheduleBook(database, inventory, SHANGHAI)
+    entry = {"at": bell.strftime("%H:%M"), "action": "play", "programme": "bell", "duration_s": 60}
+    spec = {"name": "bell", "zone": "bells", "day_types": list(BUILTIN_DAY_TYPES), "entries": [entry]}
+    await book.save(ScheduleIn.model_validate(spec), by="test", now=datetime.now(UTC))
+    return bell
+
+
+async def bell_outcome(database: Database, bell: datetime) -> tuple[list[ScheduleFiring], list[DeviceCommand]]:
+    """The scheduled firings recorded for ``bell``, and the ``play`` commands sent to pa-1."""
+    async with database.session() as session:
+        firings = (await session.execute(select(ScheduleFiring).where(ScheduleFiring.zone == "bells"))).scalars()
+        due = [f for f in firings if f.due_at == bell.astimezone(UTC) and f.cause.startswith("schedule:")]
+        commands = (await session.execute(select(DeviceCommand).where(DeviceCommand.device == "pa-1"))).scalars()
+        plays = [c for c in commands if c.action == "play"]
+    return due, plays
+
+
 async def test_a_bell_due_while_the_leader_is_killed_rings_once(
     shared: tuple[Database, str], tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -70,16 +94,7 @@ async def test_a_bell_due_while_the_leader_is_killed_rings_once(
         assert time.monotonic() < deadline, "no scheduler took the lease"
         await asyncio.sleep(0.2)
 
-    # The bell: the next whole minute at least 20 s away (a schedule's times are minutes).
-    now = datetime.now(SHANGHAI)
-    bell = (now + timedelta(seconds=80)).replace(second=0, microsecond=0)
-    if bell - now > timedelta(seconds=80):
-        bell -= timedelta(minutes=1)
-    book = ScheduleBook(database, load_inventory(tmp_path / "devices.yaml"), SHANGHAI)
-    entry = {"at": bell.strftime("%H:%M"), "action": "play", "programme": "bell", "duration_s": 60}
-    spec = {"name": "bell", "zone": "bells", "day_types": list(BUILTIN_DAY_TYPES), "entries": [entry]}
-    await book.save(ScheduleIn.model_validate(spec), by="test", now=datetime.now(UTC))
-
+    bell = await schedule_bell(database, load_inventory(tmp_path / "devices.yaml"))
     await asyncio.sleep(max(0.0, (bell - timedelta(seconds=1.0) - datetime.now(SHANGHAI)).total_seconds()))
     holder = await leader(database)
     assert holder is not None
@@ -94,11 +109,7 @@ async def test_a_bell_due_while_the_leader_is_killed_rings_once(
     assert failover <= 10.5, failover
 
     await asyncio.sleep(3)  # the new leader's first passes
-    async with database.session() as session:
-        firings = (await session.execute(select(ScheduleFiring).where(ScheduleFiring.zone == "bells"))).scalars()
-        due = [f for f in firings if f.due_at == bell.astimezone(UTC) and f.cause.startswith("schedule:")]
-        commands = (await session.execute(select(DeviceCommand).where(DeviceCommand.device == "pa-1"))).scalars()
-        plays = [c for c in commands if c.action == "play"]
+    due, plays = await bell_outcome(database, bell)
     print(f"scheduler_failover_s={failover:.2f} outcome={[f.outcome for f in due]} plays={len(plays)}")
     assert len(due) == 1, [(f.key, f.outcome) for f in due]
     assert due[0].outcome in ("fired", "missed")
